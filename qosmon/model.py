@@ -1,0 +1,300 @@
+"""The data model every part of qosmon speaks: probe -> collector -> store ->
+detection -> diagnosis -> alerts / report.
+
+This module imports no other part of qosmon; every other part imports it.
+Units are in the field names (``_ms``, ``_kbps``, ``_pct``, ``_s``). Times are
+Unix seconds as floats (UTC). A value that was not measured is ``None``
+(unknown), never a number that looks fine.
+
+The classes are pydantic models so that the collector's validation, the probe's
+JSON lines and the store all use one definition; unknown fields are rejected so
+a typo in a producer is an error, not silently dropped data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Identifiers and labels: short, printable, no control characters. They end up
+# as tags in line protocol, as labels in Alertmanager and as text in reports.
+Label = str
+_LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+_OPT_LABEL = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class ConnectionState(StrEnum):
+    """The viewer's connection, as ICE/DTLS/RTCPeerConnection report it."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"
+    CLOSED = "closed"
+    JOIN_FAILED = "join_failed"  # signalling failed: no session at all
+
+
+class ProbeLabels(_Model):
+    """Who a probe is and where it watches from."""
+
+    probe_id: Label = _LABEL
+    region: Label = _LABEL
+    isp: Label = _OPT_LABEL
+    edge_node: Label = _OPT_LABEL
+
+
+class ProbeSample(_Model):
+    """What one probe saw of one stream during one second.
+
+    ``ts`` is the probe's clock at the end of the second. Counters (``_count``,
+    ``packets_*``, ``chat_*``) are for that second only, so samples add up.
+    """
+
+    ts: float = Field(gt=0)
+    show_id: Label = _LABEL
+    stream_id: Label = _LABEL
+    probe_id: Label = _LABEL
+    region: Label = _LABEL
+    isp: Label = _OPT_LABEL
+    edge_node: Label = _OPT_LABEL
+    state: ConnectionState
+    # Time from starting to join until the first complete video frame; set on
+    # every sample of a session once known.
+    ttff_ms: float | None = Field(default=None, ge=0)
+    rtt_ms: float | None = Field(default=None, ge=0)
+    packets_expected: int = Field(default=0, ge=0)
+    packets_received: int = Field(default=0, ge=0)
+    # Loss on the path (before retransmission) and what was still missing
+    # after retransmission, in % of packets expected in this second.
+    loss_pct: float | None = Field(default=None, ge=0, le=100)
+    residual_loss_pct: float | None = Field(default=None, ge=0, le=100)
+    jitter_ms: float | None = Field(default=None, ge=0)
+    bitrate_kbps: float | None = Field(default=None, ge=0)
+    fps: float | None = Field(default=None, ge=0)
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    # W3C webrtc-stats freezes/pauses that ended in this second, and their
+    # total duration; ``no_frame_ms`` is the time since the last frame at
+    # ``ts``, so a freeze still in progress is visible while it lasts.
+    freeze_count: int = Field(default=0, ge=0)
+    freeze_ms: float = Field(default=0.0, ge=0)
+    pause_count: int = Field(default=0, ge=0)
+    pause_ms: float = Field(default=0.0, ge=0)
+    no_frame_ms: float | None = Field(default=None, ge=0)
+    # Interaction (chat) channel: messages sent this second, messages that
+    # were not seen back within the deadline, and the mean delivery time.
+    chat_sent: int = Field(default=0, ge=0)
+    chat_lost: int = Field(default=0, ge=0)
+    chat_rtt_ms: float | None = Field(default=None, ge=0)
+    error: str | None = Field(default=None, max_length=500)
+    # Set by the collector on receipt (not by the probe).
+    received_ts: float | None = None
+
+
+class ProbeBatch(_Model):
+    """What a probe posts to the collector. A retried batch keeps its id."""
+
+    batch_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    probe_id: Label = _LABEL
+    sent_ts: float = Field(gt=0)
+    samples: list[ProbeSample] = Field(max_length=10_000)
+    dropped_samples: int = Field(default=0, ge=0)  # spool overflow, counted
+
+
+class Heartbeat(_Model):
+    probe: ProbeLabels
+    ts: float = Field(gt=0)
+    version: str = Field(default="", max_length=64)
+    streams: list[Label] = Field(default_factory=list)
+
+
+class BusinessSample(_Model):
+    """The commerce platform's view of one second (or one interval) of a show.
+
+    ``region`` empty means the whole show. Counters are for the interval
+    ending at ``ts``; ``viewers_online`` is a level.
+    """
+
+    ts: float = Field(gt=0)
+    show_id: Label = _LABEL
+    region: Label = _OPT_LABEL
+    viewers_online: int | None = Field(default=None, ge=0)
+    joins: int | None = Field(default=None, ge=0)
+    leaves: int | None = Field(default=None, ge=0)
+    orders: int | None = Field(default=None, ge=0)
+    chat_messages: int | None = Field(default=None, ge=0)
+    sku: Label = _OPT_LABEL  # orders broken down per SKU when known
+
+
+class StockRecord(_Model):
+    """Stock on hand of one SKU in one warehouse.
+
+    ``source_ts`` is the warehouse system's own timestamp for the figure (so
+    stale data can be seen); ``ts`` is when qosmon received it.
+    """
+
+    ts: float = Field(gt=0)
+    source_ts: float = Field(gt=0)
+    warehouse: Label = _LABEL
+    sku: Label = _LABEL
+    on_hand: int = Field(ge=0)
+    full_snapshot: bool = False
+
+
+class Sku(_Model):
+    sku: Label = _LABEL
+    name: str = Field(default="", max_length=300)
+    abc_class: str = Field(default="B", pattern=r"^[ABC]$")
+    price: float | None = Field(default=None, ge=0)
+
+
+class OnScreen(_Model):
+    """A SKU goes on or off screen in a show at ``ts``."""
+
+    ts: float = Field(gt=0)
+    show_id: Label = _LABEL
+    sku: Label = _LABEL
+    on: bool
+
+
+class Show(_Model):
+    show_id: Label = _LABEL
+    title: str = Field(default="", max_length=300)
+    start_ts: float = Field(gt=0)
+    end_ts: float | None = None  # set when the show ends
+    planned_end_ts: float | None = None
+    regions: list[Label] = Field(default_factory=list)
+    skus: list[Sku] = Field(default_factory=list)
+    # region -> warehouses serving it, in order of preference
+    region_warehouses: dict[Label, list[Label]] = Field(default_factory=dict)
+
+
+class Cause(StrEnum):
+    """What diagnosis names as the reason for an incident."""
+
+    NODE_FAILURE = "node_failure"  # edge or origin node stopped serving media
+    BANDWIDTH = "bandwidth"  # bitrate down + queueing RTT up + fps down
+    PACKET_LOSS = "packet_loss"  # loss on the path, latency normal
+    HIGH_LATENCY = "high_latency"  # RTT high, media otherwise flowing
+    CHAT_CHANNEL = "chat_channel"  # interaction channel degraded, media fine
+    STOCK_OUT = "stock_out"  # a SKU on screen sold out where viewers buy
+    LOW_STOCK = "low_stock"
+    STALE_INVENTORY = "stale_inventory"  # warehouse data too old / sync fault
+    NETWORK_FINE = "network_fine"  # business moved, stream fine: content/audience
+    PROBE_LOCAL = "probe_local"  # one probe alone: its own problem
+    UNKNOWN = "unknown"
+
+
+# Causes that concern the media path / on-call, as opposed to merchandising.
+STREAM_CAUSES = frozenset(
+    {Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY,
+     Cause.CHAT_CHANNEL}
+)
+STOCK_CAUSES = frozenset({Cause.STOCK_OUT, Cause.LOW_STOCK, Cause.STALE_INVENTORY})
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Evidence(_Model):
+    """One signal that decided a diagnosis, as a person would check it."""
+
+    metric: str
+    observed: float | None = None
+    baseline: float | None = None
+    threshold: float | None = None
+    unit: str = ""
+    text: str  # one line: "bitrate 210 kbps vs 820 kbps before (-74%)"
+
+
+class Incident(_Model):
+    incident_id: str
+    show_id: Label = _LABEL
+    start_ts: float
+    end_ts: float | None = None  # None while it lasts
+    detected_ts: float | None = None  # when the engine first reported it
+    severity: Severity
+    cause: Cause
+    # The narrowest dimension combination that explains it, e.g.
+    # {"region": "ID", "edge_node": "jkt-1"}; {} means the whole show.
+    scope: dict[str, str] = Field(default_factory=dict)
+    probes: list[Label] = Field(default_factory=list)
+    skus: list[Label] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    summary: str = ""
+    viewers_lost: float | None = None
+    orders_lost: float | None = None
+
+
+class StockLevel(StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    ORANGE = "orange"
+    RED = "red"
+    # Data states, not stock levels: the figure itself cannot be trusted.
+    STALE = "stale"
+    SYNC_FAULT = "sync_fault"
+    UNKNOWN = "unknown"
+
+
+class StockState(_Model):
+    """The alert state of one SKU in one warehouse at ``ts``."""
+
+    ts: float
+    show_id: Label = _LABEL
+    sku: Label = _LABEL
+    warehouse: Label = _LABEL
+    level: StockLevel
+    on_hand: int | None = None
+    velocity_per_min: float | None = None
+    forecast_units: float | None = None  # expected sales until the show ends
+    minutes_left: float | None = None  # at current velocity
+    data_age_s: float | None = None
+    on_screen: bool = False
+    action: str = ""
+    refill_units: int | None = None
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Alert(_Model):
+    """One notification about one incident (firing or resolved)."""
+
+    key: str  # stable de-duplication key
+    status: AlertStatus
+    show_id: Label = _LABEL
+    region: str = ""
+    node: str = ""
+    cause: Cause
+    severity: Severity
+    route: str = "oncall"  # "oncall" or "merchandising"
+    starts_at: float
+    ends_at: float | None = None
+    summary: str
+    evidence: str = ""
+    url: str = ""
+    incident_id: str = ""
+
+
+class AlertDelivery(_Model):
+    """The delivery log: one attempt to send an alert to one notifier."""
+
+    ts: float
+    alert_key: str
+    status: AlertStatus
+    notifier: str
+    ok: bool
+    attempt: int
+    error: str = ""

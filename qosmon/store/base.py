@@ -1,0 +1,88 @@
+"""The storage interface: the collector writes through it, diagnosis, reports
+and the CLI read through it. Implementations: ``sqlite`` (embedded, default)
+and ``influx`` (influxdb-client, for teams that run a time-series server).
+
+The interface is synchronous on purpose: both backends are blocking libraries,
+and the collector calls them from a worker thread so the event loop never
+waits on a disk or a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from qosmon.model import (
+    AlertDelivery,
+    BusinessSample,
+    Incident,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+)
+
+
+class StoreError(Exception):
+    """A backend failed; the data passed in was not (fully) stored."""
+
+
+class Store(Protocol):
+    # --- writes; each returns only once the data is durable -----------------
+    def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
+        """Store a probe batch once. Returns False (and stores nothing) if a
+        batch with this id was stored before."""
+        ...
+
+    def write_business(self, samples: Sequence[BusinessSample]) -> None: ...
+
+    def write_stock(self, records: Sequence[StockRecord]) -> None: ...
+
+    def write_stock_states(self, states: Sequence[StockState]) -> None: ...
+
+    def put_show(self, show: Show) -> None:
+        """Create or replace a show's metadata."""
+        ...
+
+    def write_on_screen(self, events: Sequence[OnScreen]) -> None: ...
+
+    def put_incidents(self, show_id: str, incidents: Sequence[Incident]) -> None:
+        """Create or update incidents by ``incident_id``."""
+        ...
+
+    def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None: ...
+
+    # --- reads ------------------------------------------------------------
+    def get_show(self, show_id: str) -> Show | None: ...
+
+    def list_shows(self) -> list[Show]: ...
+
+    def probe_samples(
+        self,
+        show_id: str,
+        start_ts: float | None = None,
+        end_ts: float | None = None,
+        region: str | None = None,
+        probe_id: str | None = None,
+    ) -> list[ProbeSample]:
+        """Samples ordered by ``ts``."""
+        ...
+
+    def business(
+        self, show_id: str, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[BusinessSample]: ...
+
+    def stock(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[StockRecord]: ...
+
+    def stock_states(self, show_id: str) -> list[StockState]: ...
+
+    def on_screen(self, show_id: str) -> list[OnScreen]: ...
+
+    def incidents(self, show_id: str) -> list[Incident]: ...
+
+    def alert_deliveries(self, show_id: str) -> list[AlertDelivery]: ...
+
+    def close(self) -> None: ...
