@@ -6,13 +6,47 @@ plug in behind it (see ``qosmon.live``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from qosmon.model import BusinessSample, OnScreen, ProbeSample, Show, StockRecord
+from qosmon.model import BusinessSample, OnScreen, ProbeSample, Show, StockRecord, StockState
+
+
+class StockFeed:
+    """Fan-out of stock state changes to live subscribers (e.g. the SSE
+    endpoint behind a live-room screen). A slow subscriber loses its oldest
+    pending changes rather than holding up the pipeline."""
+
+    def __init__(self, max_pending: int = 1000) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[StockState]]] = {}
+        self._max_pending = max_pending
+
+    def publish(self, states: Sequence[StockState]) -> None:
+        for state in states:
+            for q in self._subscribers.get(state.show_id, ()):
+                if q.full():
+                    q.get_nowait()
+                q.put_nowait(state)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, show_id: str) -> AsyncIterator[asyncio.Queue[StockState]]:
+        q: asyncio.Queue[StockState] = asyncio.Queue(self._max_pending)
+        self._subscribers.setdefault(show_id, set()).add(q)
+        try:
+            yield q
+        finally:
+            self._subscribers[show_id].discard(q)
 
 
 class Pipeline(Protocol):
+    stock_feed: StockFeed
+
+    def current_stock(self, show_id: str) -> list[StockState]:
+        """The latest stock state per SKU x warehouse for a live show."""
+        ...
+
     def on_show(self, show: Show) -> None: ...
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None: ...
@@ -32,6 +66,12 @@ class Pipeline(Protocol):
 
 class NullPipeline:
     """A collector with no live analysis (store only)."""
+
+    def __init__(self) -> None:
+        self.stock_feed = StockFeed()
+
+    def current_stock(self, show_id: str) -> list[StockState]:
+        return []
 
     def on_show(self, show: Show) -> None:
         pass
