@@ -35,6 +35,10 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "value_error" and not err["loc"]:
+            # Cross-field checks name their own key: "faults[2].region: ...".
+            lines.append(f"  {msg.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {_key_path(tuple(err['loc']))}: {msg}")
     return "\n".join(lines)
 

@@ -1,0 +1,42 @@
+"""``qosmon demo``: run a complete short live show on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from importlib import resources
+from pathlib import Path
+
+from qosmon.demo.scenario import load_scenario
+from qosmon.demo.show import DemoShow, print_summary
+
+
+def default_scenario() -> Path:
+    """The scenario shipped with the repository, or inside the package when
+    installed without it."""
+    repo = Path(__file__).resolve().parents[2] / "config" / "demo-scenario.toml"
+    if repo.exists():
+        return repo
+    return Path(str(resources.files("qosmon.demo") / "demo-scenario.toml"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", type=Path, default=None,
+                        help="scenario file (default: config/demo-scenario.toml)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="show length in seconds (faults after it are dropped)")
+    parser.add_argument("--out", type=Path, default=Path("reports/demo"), metavar="DIR",
+                        help="where the report, database and alert log go")
+
+
+def main(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario or default_scenario())
+    if args.duration is not None:
+        if args.duration < 20:
+            print("qosmon demo: --duration must be at least 20 s", flush=True)
+            return 2
+        scenario.show.duration_s = args.duration
+        scenario.faults = [f for f in scenario.faults if f.at_s < args.duration]
+    result = asyncio.run(DemoShow(scenario, args.out).run())
+    print_summary(result)
+    return 0

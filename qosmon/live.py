@@ -1,0 +1,187 @@
+"""The live pipeline behind the collector: per show, a diagnosis engine and an
+inventory tracker fed with everything accepted; once a second their results
+go to the store, to live subscribers and to alerting.
+
+This is the only place that knows all three; each of them stays pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from qosmon.alerting.alerter import Alerter
+from qosmon.diagnosis.engine import DiagnosisEngine
+from qosmon.inventory.tracker import InventoryTracker
+from qosmon.model import (
+    AlertDelivery,
+    BusinessSample,
+    Incident,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+)
+from qosmon.pipeline import StockFeed
+from qosmon.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ShowState:
+    show: Show
+    engine: DiagnosisEngine
+    tracker: InventoryTracker
+    latest: dict[str, ProbeSample] = field(default_factory=dict)  # probe_id -> last sample
+    finished: bool = False
+
+
+class LivePipeline:
+    def __init__(
+        self,
+        store: Store,
+        alerter: Alerter | None = None,
+        engine_config: object | None = None,
+        inventory_config: object | None = None,
+    ) -> None:
+        self.store = store
+        self.alerter = alerter
+        self.stock_feed = StockFeed()
+        self._engine_config = engine_config
+        self._inventory_config = inventory_config
+        self.shows: dict[str, _ShowState] = {}
+        self._pending_deliveries: list[AlertDelivery] = []
+        self._warehouse_shows: dict[str, set[str]] = {}
+
+    # --- hooks the collector calls with accepted data ----------------------
+    def on_show(self, show: Show) -> None:
+        state = self.shows.get(show.show_id)
+        if state is None:
+            state = _ShowState(
+                show=show,
+                engine=DiagnosisEngine(show, self._engine_config),  # type: ignore[arg-type]
+                tracker=InventoryTracker(show, self._inventory_config),  # type: ignore[arg-type]
+            )
+            self.shows[show.show_id] = state
+        else:
+            state.show = show
+        for warehouses in show.region_warehouses.values():
+            for wh in warehouses:
+                self._warehouse_shows.setdefault(wh, set()).add(show.show_id)
+
+    def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None:
+        by_show: dict[str, list[ProbeSample]] = {}
+        for s in samples:
+            by_show.setdefault(s.show_id, []).append(s)
+        for show_id, group in by_show.items():
+            state = self.shows.get(show_id)
+            if state is None or state.finished:
+                continue
+            state.engine.add_probe_samples(group)
+            for s in group:
+                prev = state.latest.get(s.probe_id)
+                if prev is None or s.ts >= prev.ts:
+                    state.latest[s.probe_id] = s
+
+    def on_business(self, samples: Sequence[BusinessSample]) -> None:
+        by_show: dict[str, list[BusinessSample]] = {}
+        for s in samples:
+            by_show.setdefault(s.show_id, []).append(s)
+        for show_id, group in by_show.items():
+            state = self.shows.get(show_id)
+            if state is None or state.finished:
+                continue
+            state.engine.add_business(group)
+            state.tracker.add_business(group)
+
+    def on_stock(self, records: Sequence[StockRecord]) -> None:
+        # Stock belongs to warehouses, not shows: every live show served by
+        # the warehouse sees it.
+        for state in self.shows.values():
+            if state.finished:
+                continue
+            served = {w for ws in state.show.region_warehouses.values() for w in ws}
+            mine = [r for r in records if r.warehouse in served]
+            if mine:
+                state.tracker.add_stock(mine)
+
+    def on_on_screen(self, events: Sequence[OnScreen]) -> None:
+        for e in events:
+            state = self.shows.get(e.show_id)
+            if state is not None and not state.finished:
+                state.tracker.add_on_screen([e])
+
+    def current_stock(self, show_id: str) -> list[StockState]:
+        state = self.shows.get(show_id)
+        return state.tracker.states() if state is not None else []
+
+    def latest_samples(self, show_id: str) -> list[ProbeSample]:
+        state = self.shows.get(show_id)
+        return list(state.latest.values()) if state is not None else []
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        state = self.shows.get(show_id)
+        return state.engine.incidents if state is not None else []
+
+    # --- once a second ------------------------------------------------------
+    async def tick(self, now: float) -> None:
+        for show_id, state in list(self.shows.items()):
+            if state.finished:
+                continue
+            stock_changes = state.tracker.step(now)
+            if stock_changes:
+                state.engine.add_stock_states(stock_changes)
+                self.stock_feed.publish(stock_changes)
+                await asyncio.to_thread(self.store.write_stock_states, stock_changes)
+            changed = state.engine.step(now)
+            ended = state.show.end_ts is not None and now >= state.show.end_ts
+            if ended:
+                closed = {i.incident_id: i for i in changed}
+                end_ts = state.show.end_ts or now
+                closed.update((i.incident_id, i) for i in self._close_open(state, end_ts))
+                changed = list(closed.values())
+                state.finished = True
+            if changed:
+                await asyncio.to_thread(self.store.put_incidents, show_id, changed)
+            if self.alerter is not None:
+                incidents = state.engine.incidents
+                if ended:
+                    incidents = self._ended(incidents, state.show.end_ts or now)
+                self.alerter.update(show_id, incidents, now)
+        await self._write_deliveries()
+
+    def record_delivery(self, delivery: AlertDelivery) -> None:
+        """The alerter's delivery log goes to the store on the next tick."""
+        self._pending_deliveries.append(delivery)
+
+    async def _write_deliveries(self) -> None:
+        if not self._pending_deliveries:
+            return
+        pending, self._pending_deliveries = self._pending_deliveries, []
+        by_show: dict[str, list[AlertDelivery]] = {}
+        for d in pending:
+            show_id = d.alert_key.split("|", 1)[0]
+            by_show.setdefault(show_id, []).append(d)
+        for show_id, group in by_show.items():
+            await asyncio.to_thread(self.store.write_alert_deliveries, show_id, group)
+
+    @staticmethod
+    def _ended(incidents: list[Incident], end_ts: float) -> list[Incident]:
+        return [
+            i if i.end_ts is not None else i.model_copy(update={"end_ts": end_ts})
+            for i in incidents
+        ]
+
+    def _close_open(self, state: _ShowState, end_ts: float) -> list[Incident]:
+        """At show end, incidents still open end with the show."""
+        return [i.model_copy(update={"end_ts": end_ts}) for i in state.engine.incidents
+                if i.end_ts is None]
+
+    async def close(self) -> None:
+        if self.alerter is not None:
+            await self.alerter.flush(timeout_s=10)
+        await self._write_deliveries()
