@@ -38,7 +38,7 @@ def test_chat_stall_silences_chat_in_its_region_only() -> None:
 
 
 def test_sell_out_empties_the_warehouse_with_matching_orders() -> None:
-    sc, feeds, steps = _run(160)
+    _, feeds, steps = _run(160)
     assert feeds.stock["WH-US-LAX"]["SKU-EARBUDS"] == 0
     sold = sum(b.orders or 0 for s in steps for b in s.business
                if b.region == "US-W" and b.sku == "SKU-EARBUDS")
