@@ -13,6 +13,10 @@ APT_PACKAGES := janus ffmpeg nftables iproute2 victoria-metrics prometheus-alert
 .PHONY: demo test lint venv sysdeps clean
 
 $(BIN)/qosmon: pyproject.toml
+	@# A bare Debian python3 lacks ensurepip; install it when we can.
+	@$(PY) -m venv --help >/dev/null 2>&1 && $(PY) -c 'import ensurepip' 2>/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -43,7 +43,7 @@ class DemoResult:
     faults: list[FaultResult]
     false_incidents: list[Incident]
     incidents: list[Incident]
-    alerts_received: int
+    alerts: list[dict[str, Any]]  # what the local webhook received, in order
     out_dir: Path
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -235,7 +235,7 @@ class DemoShow:
             faults=results,
             false_incidents=false,
             incidents=incidents,
-            alerts_received=len(webhook.received),
+            alerts=list(webhook.received),
             out_dir=out,
         )
 
@@ -317,7 +317,7 @@ def summary_lines(result: DemoResult) -> list[str]:
     found = sum(1 for f in result.faults if f.ok)
     lines.append(f"{found}/{len(result.faults)} faults found, "
                  f"{len(result.false_incidents)} incidents not injected, "
-                 f"{result.alerts_received} alert notifications received.")
+                 f"{len(result.alerts)} alert notifications received.")
     lines.append(f"Report: {result.report_path.resolve()}")
     return lines
 
