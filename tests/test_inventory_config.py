@@ -29,6 +29,13 @@ def test_partial_config_keeps_other_defaults(tmp_path: Path) -> None:
     assert cfg.red_at_x == 0.5
 
 
+def test_time_form_and_lag_check_switch_off_with_zero(tmp_path: Path) -> None:
+    p = tmp_path / "inv.toml"
+    p.write_text("yellow_minutes_left = 0\nred_minutes_left = 20\nmax_sync_lag_s = 0\n")
+    cfg = load_model(p, InventoryConfig)
+    assert (cfg.yellow_minutes_left, cfg.red_minutes_left, cfg.max_sync_lag_s) == (0, 20, 0)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -36,6 +43,7 @@ def test_partial_config_keeps_other_defaults(tmp_path: Path) -> None:
         ("yellow_at_x = 4\n", "bands must satisfy"),
         ("red_minutes_left = 90\n", "red_minutes_left must not exceed yellow_minutes_left"),
         ('gap_level = "orange"\n', "gap_level: Input should be 'yellow', 'green' or 'hold'"),
+        ("red_minutes_left = -1\n", "red_minutes_left: Input should be greater than or equal to 0"),
         ("stale_after_s = 0\n", "stale_after_s: Input should be greater than 0"),
         ("traffic_weight = 1.5\n", "traffic_weight: Input should be less than or equal to 1"),
         ("stale_after = 30\n", "stale_after: unknown key"),

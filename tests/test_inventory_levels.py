@@ -87,6 +87,8 @@ def test_time_thresholds_can_be_switched_off() -> None:
     assert time_level(10.0, cfg) == Y
     cfg = InventoryConfig(red_minutes_left=None, yellow_minutes_left=None)
     assert time_level(1.0, cfg) == G
+    cfg = InventoryConfig(red_minutes_left=0, yellow_minutes_left=0)  # how TOML says "off"
+    assert time_level(1.0, cfg) == G
 
 
 @pytest.mark.parametrize(

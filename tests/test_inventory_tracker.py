@@ -300,7 +300,7 @@ def test_stale_recovers_when_the_warehouse_speaks_again() -> None:
 
 
 def test_stale_age_is_configurable() -> None:
-    t = tracker_with(InventoryConfig(traffic_weight=0.0, stale_after_s=10, max_sync_lag_s=None))
+    t = tracker_with(InventoryConfig(traffic_weight=0.0, stale_after_s=10, max_sync_lag_s=0))
     selling(t, "US", "A1", 2)
     t.add_stock([stock("US-W", "A1", 500, NOW - 11, lag_s=30)])
     t.step(NOW)

@@ -52,15 +52,15 @@ class InventoryConfig(_Config):
     # (hysteresis, so a noisy forecast does not flap between the two).
     gap_level: GapLevel = "yellow"
     # Time-based form: minutes the stock lasts at the current sales velocity.
-    # None switches a threshold off.
-    yellow_minutes_left: float | None = Field(default=60.0, gt=0)
-    red_minutes_left: float | None = Field(default=30.0, gt=0)
+    # 0 (or None) switches a threshold off; TOML has no null.
+    yellow_minutes_left: float | None = Field(default=60.0, ge=0)
+    red_minutes_left: float | None = Field(default=30.0, ge=0)
 
     # Data states. A warehouse is stale when its newest figure is older than
     # stale_after_s (by the warehouse's own clock, source_ts, against now), or
     # when its newest record took longer than max_sync_lag_s to reach us.
     stale_after_s: float = Field(default=60.0, gt=0)
-    max_sync_lag_s: float | None = Field(default=10.0, gt=0)
+    max_sync_lag_s: float | None = Field(default=10.0, ge=0)  # 0 = off
     # A figure that drops from at least sync_fault_min_drop units to 0 in one
     # record is a sync fault unless the orders received since the previous
     # figure cover at least sync_fault_explained_share of the drop.
@@ -100,10 +100,8 @@ class InventoryConfig(_Config):
             raise ValueError(
                 "bands must satisfy red_at_x <= orange_at_x <= yellow_at_x <= green_above_x"
             )
-        if (
-            self.yellow_minutes_left is not None
-            and self.red_minutes_left is not None
-            and self.red_minutes_left > self.yellow_minutes_left
+        if self.yellow_minutes_left and self.red_minutes_left and (
+            self.red_minutes_left > self.yellow_minutes_left
         ):
             raise ValueError("red_minutes_left must not exceed yellow_minutes_left")
         if any(v < 0 for v in self.daily_units.values()):

@@ -83,9 +83,9 @@ def time_level(left_min: float | None, config: InventoryConfig) -> StockLevel:
     = yellow (at least)."""
     if left_min is None:
         return StockLevel.GREEN
-    if config.red_minutes_left is not None and left_min < config.red_minutes_left:
+    if config.red_minutes_left and left_min < config.red_minutes_left:
         return StockLevel.RED
-    if config.yellow_minutes_left is not None and left_min < config.yellow_minutes_left:
+    if config.yellow_minutes_left and left_min < config.yellow_minutes_left:
         return StockLevel.YELLOW
     return StockLevel.GREEN
 

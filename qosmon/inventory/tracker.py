@@ -246,7 +246,10 @@ class InventoryTracker:
             return False
         if now - src > cfg.stale_after_s:
             return True
-        return cfg.max_sync_lag_s is not None and self._wh_lag_s.get(wh, 0.0) > cfg.max_sync_lag_s
+        lag_limit = cfg.max_sync_lag_s
+        if not lag_limit:
+            return False
+        return self._wh_lag_s.get(wh, 0.0) > lag_limit
 
     def step(self, now: float) -> list[StockState]:
         """Re-judge every SKU x warehouse at ``now``. Returns the states whose
