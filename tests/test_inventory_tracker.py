@@ -466,3 +466,52 @@ def test_show_end_drops_demand() -> None:
     t.step(NOW)
     st = state(t, "A1", "US-W")
     assert st.forecast_units == 0 and st.level == StockLevel.GREEN
+
+
+# --- a hot SKU sells out mid-show ---------------------------------------------------
+
+def test_hot_sku_sells_out_mid_show() -> None:
+    """A one-hour show; HOT goes on screen after a minute and sells 24/min
+    from ID's warehouse (1000 units) while SG's warehouse still holds 300.
+    Fed every 5 s as the pipeline would: orders and viewers from the
+    platform, stock increments from the WMS a second late."""
+    show = Show(show_id="show-1", start_ts=T0, planned_end_ts=T0 + 3600, regions=["ID"],
+                skus=[Sku(sku="HOT", abc_class="A")],
+                region_warehouses={"ID": ["ID-WH", "SG-WH"]})
+    t = InventoryTracker(show, InventoryConfig(daily_units={"HOT": 100}))
+    t.add_stock([stock("ID-WH", "HOT", 1000, T0), stock("SG-WH", "HOT", 300, T0)])
+    on_hand = 1000
+    seen: list[StockState] = []
+    for i in range(1, 3600 // 5):
+        now = T0 + 5 * i
+        if now == T0 + 60:
+            t.add_on_screen([OnScreen(ts=now, show_id="show-1", sku="HOT", on=True)])
+        sold = min(2, on_hand) if now > T0 + 60 else 0
+        on_hand -= sold
+        t.add_business([viewers("ID", 5000, now),
+                        orders("ID", "HOT", sold, now)])
+        t.add_stock([stock("ID-WH", "HOT", on_hand, now - 1),
+                     stock("SG-WH", "HOT", 300, now - 1)])
+        seen += [s for s in t.step(now) if s.warehouse == "ID-WH"]
+        if on_hand == 0 and seen[-1].on_hand == 0:
+            break
+    levels_seen = [s.level for s in seen]
+    # Never mistaken for a data fault on the way down.
+    assert StockLevel.SYNC_FAULT not in levels_seen and StockLevel.STALE not in levels_seen
+    # Green before it sells; yellow then orange as the velocity window fills
+    # (the first minute had no sales); red once it lasts under 30 min at
+    # 24/min (about 720 units); then sold out, still red, new action.
+    assert levels_seen == [StockLevel.GREEN, StockLevel.GREEN, StockLevel.YELLOW,
+                           StockLevel.ORANGE, StockLevel.RED, StockLevel.RED]
+    assert not seen[0].on_screen and seen[1].on_screen
+    first_red = next(s for s in seen if s.level == StockLevel.RED)
+    assert first_red.on_hand is not None and 690 <= first_red.on_hand <= 720
+    assert first_red.minutes_left is not None and first_red.minutes_left < 30
+    last = seen[-1]
+    assert (last.on_hand, last.on_screen) == (0, True)
+    assert last.action.startswith("sold out")
+    assert paging_route(last) == "oncall"
+    assert last.refill_units is not None and last.refill_units > 3 * 7 * 100
+    # Sold out where ID's viewers buy, though the company still has stock.
+    [view] = t.region_view("ID")
+    assert view.serving_empty_elsewhere_stocked and view.total_on_hand == 300
