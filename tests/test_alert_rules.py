@@ -281,3 +281,14 @@ def test_shows_are_independent() -> None:
     assert rules.evaluate("A", [b], T0 + 11) == []
     assert alert_key("A", "ID", "", Cause.PACKET_LOSS) != alert_key("B", "ID", "",
                                                                      Cause.PACKET_LOSS)
+
+
+def test_lingering_old_incident_does_not_backdate_a_new_alerts_end() -> None:
+    rules = AlertRules(SETTINGS)
+    old = incident("i1", Cause.PACKET_LOSS, T0, end=T0 + 10, region="ID")
+    new = incident("i2", Cause.PACKET_LOSS, T0 + 100, region="ID")
+    sent = alerts_of(run(rules, {T0: [old], T0 + 100: [old, new], T0 + 130: [old]},
+                         T0 + 160, start=T0 + 20))
+    assert [(x.status, x.starts_at) for _, x in sent] == [
+        (AlertStatus.FIRING, T0 + 100), (AlertStatus.RESOLVED, T0 + 100)]
+    assert sent[1][1].ends_at == T0 + 130

@@ -133,6 +133,7 @@ class _AlertState:
     sent_severity: Severity | None = None  # None: no firing sent yet
     last_sent: float | None = None
     inhibited: bool = False
+    incident_ids: set[str] = dataclasses.field(default_factory=set)
 
     def to_alert(self, status: AlertStatus) -> Alert:
         return Alert(
@@ -205,7 +206,7 @@ class AlertRules:
         """
         cfg = self.settings
         active: dict[str, list[Incident]] = {}
-        ended_at: dict[str, float] = {}
+        ended_at: dict[str, float] = {}  # incident id -> end
         for inc in incidents:
             if inc.show_id != show_id:
                 continue
@@ -217,7 +218,7 @@ class AlertRules:
             if inc.end_ts is None and not show_ended:
                 active.setdefault(key, []).append(inc)
             elif inc.end_ts is not None:
-                ended_at[key] = max(ended_at.get(key, 0.0), inc.end_ts)
+                ended_at[inc.incident_id] = inc.end_ts
 
         for key, incs in active.items():
             state = self._alerts.get(key)
@@ -238,6 +239,7 @@ class AlertRules:
                 self._alerts[key] = state
             primary = _primary(incs)
             state.ended_at = None
+            state.incident_ids.update(i.incident_id for i in incs)
             state.incident_id = primary.incident_id
             state.summary = primary.summary
             state.evidence = primary.evidence[0].text if primary.evidence else ""
@@ -249,7 +251,10 @@ class AlertRules:
         mine = [s for s in self._alerts.values() if s.show_id == show_id]
         for state in mine:
             if state.key not in active and state.ended_at is None:
-                state.ended_at = min(now, ended_at.get(state.key, now))
+                # Only this alert's own incidents date its end (an older one
+                # of the same scope may linger in the list); gone ones end now.
+                ends = [ended_at[i] for i in state.incident_ids if i in ended_at]
+                state.ended_at = min(now, max(ends)) if ends else now
 
         failures = [s for s in mine if s.cause == Cause.NODE_FAILURE and s.ended_at is None]
         for state in mine:
