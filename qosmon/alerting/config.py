@@ -29,7 +29,7 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int = Field(default=8, ge=1, le=100)
+    max_attempts: int = Field(default=12, ge=1, le=100)
     initial_backoff_s: float = Field(default=0.5, gt=0, le=600)
     max_backoff_s: float = Field(default=30.0, gt=0, le=3600)
     multiplier: float = Field(default=2.0, ge=1, le=10)
