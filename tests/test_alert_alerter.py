@@ -103,7 +103,7 @@ async def test_receiver_down_is_retried_and_update_never_blocks(
             alerter.update("show1", [incident()], 1001.0 + k)
             worst = max(worst, time.perf_counter() - t0)
             await asyncio.sleep(0.1)
-        assert worst < 0.05, f"update() took {worst:.3f} s"
+        assert worst < 0.1, f"update() took {worst:.3f} s"
         assert rx.requests == []
         await rx.start()
         try:
@@ -151,23 +151,24 @@ async def test_server_error_is_retried_client_error_is_not() -> None:
 
 
 async def test_slow_receiver_times_out_and_does_not_hold_other_routes() -> None:
-    async with receiver(delay_s=1.0) as slow, receiver() as fast:
-        slow_route = webhook(slow.url, name="slow", timeout_s=0.3,
-                             retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.1))
+    async with receiver(delay_s=1.5) as slow, receiver() as fast:
+        slow_route = webhook(slow.url, name="slow", timeout_s=0.6,
+                             retry=RetryPolicy(max_attempts=1))
         alerter = Alerter(config(slow_route, webhook(fast.url, name="fast")))
         await alerter.start()
         try:
             t0 = time.perf_counter()
             alerter.update("show1", [incident()], 1001.0)
-            assert time.perf_counter() - t0 < 0.05
+            assert time.perf_counter() - t0 < 0.1
             got = await fast.wait_for(1, timeout_s=5)
             assert len(got) == 1
             # The fast route delivered while the slow one was still waiting.
-            assert time.perf_counter() - t0 < 0.3
+            assert [d for d in alerter.deliveries if d.notifier == "slow"] == []
             await alerter.flush(5)
             slow_log = [d for d in alerter.deliveries if d.notifier == "slow"]
-            assert [d.ok for d in slow_log] == [False, False]
-            assert "within 0.3 s" in slow_log[0].error
+            assert [d.ok for d in slow_log] == [False]
+            assert "no answer from http://127.0.0.1:" in slow_log[0].error
+            assert "within 0.6 s" in slow_log[0].error
         finally:
             await alerter.close()
 
