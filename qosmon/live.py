@@ -152,6 +152,10 @@ class LivePipeline:
                 if ended:
                     incidents = self._ended(incidents, state.show.end_ts or now)
                 self.alerter.update(show_id, incidents, now)
+                if ended:
+                    # Resolve at once rather than after the flap cool-off:
+                    # the show is over, nothing can re-fire.
+                    self.alerter.end_show(show_id, now)
         await self._write_deliveries()
 
     def record_delivery(self, delivery: AlertDelivery) -> None:
@@ -164,8 +168,7 @@ class LivePipeline:
         pending, self._pending_deliveries = self._pending_deliveries, []
         by_show: dict[str, list[AlertDelivery]] = {}
         for d in pending:
-            show_id = d.alert_key.split("|", 1)[0]
-            by_show.setdefault(show_id, []).append(d)
+            by_show.setdefault(d.show_id, []).append(d)
         for show_id, group in by_show.items():
             await asyncio.to_thread(self.store.write_alert_deliveries, show_id, group)
 

@@ -292,6 +292,7 @@ class AlertDelivery(_Model):
     """The delivery log: one attempt to send an alert to one notifier."""
 
     ts: float
+    show_id: str = ""
     alert_key: str
     status: AlertStatus
     notifier: str

@@ -195,7 +195,8 @@ class Alerter:
     ) -> None:
         ts = time.time()
         for alert in n.alerts:
-            entry = AlertDelivery(ts=ts, alert_key=alert.key, status=alert.status,
+            entry = AlertDelivery(ts=ts, show_id=alert.show_id, alert_key=alert.key,
+                                  status=alert.status,
                                   notifier=notifier.name, ok=ok, attempt=attempt, error=error)
             self.deliveries.append(entry)
             if self._on_delivery is not None:
