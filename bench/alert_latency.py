@@ -59,10 +59,10 @@ def oncall_firing_times(alerts: list[dict]) -> list[float]:
     for entry in alerts:
         if entry["route"] != "oncall":
             continue
-        text = json.dumps(entry["payload"])
-        if '"resolved"' in text and '"firing"' not in text:
-            continue
-        out.append(float(entry["received_ts"]))
+        payload = entry["payload"]
+        alerts = payload.get("alerts", []) if isinstance(payload, dict) else []
+        if any(a.get("status") == "firing" for a in alerts):
+            out.append(float(entry["received_ts"]))
     return out
 
 

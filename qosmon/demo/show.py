@@ -135,13 +135,14 @@ class DemoShow:
 
         tokens = {p.id: secrets.token_urlsafe(16) for r in sc.regions for p in r.probes}
         feed_token = secrets.token_urlsafe(16)
+        hook_secret = secrets.token_urlsafe(16)
         pipeline: LivePipeline
         alerter = Alerter(
             AlertingConfig.model_validate({
                 "routes": [
                     {"name": "oncall-webhook", "kind": "webhook", "url": f"{webhook.url}/oncall",
-                     "serves": ["oncall"]},
-                    {"name": "merch-webhook", "kind": "webhook",
+                     "secret": hook_secret, "serves": ["oncall"]},
+                    {"name": "merch-webhook", "kind": "webhook", "secret": hook_secret,
                      "url": f"{webhook.url}/merchandising", "serves": ["merchandising"]},
                 ],
             }),
