@@ -20,8 +20,6 @@ from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.probes import second_of
 from qosmon.model import BusinessSample
 
-_ALIVE_S = 10
-
 
 @dataclass(frozen=True)
 class BusinessStatus:
@@ -74,9 +72,8 @@ class RegionBusiness:
         self._orders_det = counts()
         self._chat_det = counts()
         self._persist = Persistence(b.min_duration_s, b.clear_s)
-        self._last_orders: int | None = None
-        self._last_chat: int | None = None
-        self._last_viewers: int | None = None
+        self._seen_orders = False
+        self._seen_chat = False
 
     def add(self, x: BusinessSample) -> None:
         s = second_of(x.ts)
@@ -105,17 +102,20 @@ class RegionBusiness:
         viewers = None
         v = self.viewers.get(s)
         if v is not None:
-            self._last_viewers = s
             viewers = self._viewers_det.update(float(s), float(v))
+        # Counters are judged only for seconds the region reported at all: a
+        # second with no row is unknown (late or lost), not zero orders. Within
+        # a reported second a missing counter is zero (sparse per-SKU rows).
+        reported = s in self.viewers or self._has_orders(s) or s in self.chat
         orders = None
         if self._has_orders(s):
-            self._last_orders = s
-        if self._last_orders is not None and s - self._last_orders <= _ALIVE_S:
+            self._seen_orders = True
+        if reported and self._seen_orders:
             orders = self._orders_det.update(float(s), self.orders_at(s) or 0)
         chat = None
         if s in self.chat:
-            self._last_chat = s
-        if self._last_chat is not None and s - self._last_chat <= _ALIVE_S:
+            self._seen_chat = True
+        if reported and self._seen_chat:
             chat = self._chat_det.update(float(s), self.chat.get(s, 0))
         raw: bool | None = None
         parts = [r for r in (viewers, orders, chat) if r is not None]

@@ -57,7 +57,7 @@ class BusinessThresholds(_Section):
     rebaseline_s: int = Field(default=180, ge=10)  # a lasting new level becomes normal
     orders_window_s: int = Field(default=15, ge=1)
     orders_reference_s: int = Field(default=120, ge=10)
-    orders_p_value: float = Field(default=1e-3, gt=0, lt=1)
+    orders_p_value: float = Field(default=1e-6, gt=0, lt=1)
     orders_drop_rel: float = Field(default=0.5, gt=0, lt=1)
     orders_min_expected: float = Field(default=8.0, gt=0)
     min_duration_s: int = Field(default=3, ge=1)
@@ -84,7 +84,7 @@ class IncidentTimings(_Section):
     # probes that fail within a second of each other land in one incident.
     confirm_s: int = Field(default=2, ge=0)
     # A probe alone must stay bad this long before it is called its own problem.
-    probe_local_min_s: int = Field(default=10, ge=1)
+    probe_local_min_s: int = Field(default=6, ge=1)
     clear_s: int = Field(default=5, ge=1)
     escalate_after_s: int = Field(default=120, ge=1)
     # Evaluate this many seconds behind wall clock so late samples are in.

@@ -280,6 +280,7 @@ class DiagnosisEngine:
                         g.common,
                         evidence=ev,
                         summary=summary,
+                        live=members[0].chat_raw,
                     )
                 )
             else:
@@ -295,6 +296,7 @@ class DiagnosisEngine:
                         regions=self._regions_of(g.scope),
                         evidence=ev,
                         summary=summary,
+                        live=any(m.chat_raw for m in members),
                     )
                 )
         return out
@@ -455,15 +457,11 @@ class DiagnosisEngine:
             if p is None or p.last != s - 1:
                 p = self._pending[f.key] = _Pending(s, s, 0)
             p.last = s
-            p.count += 1
-            if f.family == _PROBE:
-                # Alone for long enough, counted from when it went bad.
-                ready = s - max(f.start_ts, p.first - 1) >= self._required(_PROBE) - 1 and (
-                    p.count >= max(1, self.cfg.incident.confirm_s)
-                )
-            else:
-                ready = p.count >= self._required(f.family)
-            if ready:
+            # Only seconds that show the fault now count towards opening: a
+            # probe fading out of a blip does not build up an incident.
+            if f.live:
+                p.count += 1
+            if p.count >= self._required(f.family):
                 del self._pending[f.key]
                 self._open_incident(f, s, now)
         for key in [k for k, p in self._pending.items() if p.last != s]:

@@ -96,6 +96,7 @@ class ProbeStatus:
     stream_since: float | None
     chat_known: bool
     chat_bad: bool  # chat degraded while media is fine
+    chat_raw: bool  # this very window shows chat degraded
     chat_since: float | None
 
 
@@ -207,7 +208,11 @@ class ProbeTracker:
         return MediaView(
             second=second,
             state=last.state,
-            no_frame_ms=last.no_frame_ms,
+            # The longest gap seen in the window: a freeze stays visible while
+            # the window slides over it (the probe reports time since last frame).
+            no_frame_ms=max(
+                (x.no_frame_ms for x in win if x.no_frame_ms is not None), default=None
+            ),
             fps=_median([x.fps for x in win if x.fps is not None]),
             bitrate_kbps=_median([x.bitrate_kbps for x in win if x.bitrate_kbps is not None]),
             rtt_ms=_median(rtt_win),
@@ -237,13 +242,16 @@ class ProbeTracker:
                 self._learn(second)
         elif self._last_data is None or second - self._last_data > _SILENT_S:
             self._reset()
-        stream_cause = self._current_class() if self._stream.active else None
+        # No data for this window: unknown, neither bad nor fine.
+        stream_cause = self._current_class() if self._stream.active and view is not None else None
         if not self._stream.active and raw is None:
             self._classes.clear()
         chat_known = False
+        chat_raw = False
         if view is not None and media_known and stream_cause is None and raw is None:
             bad = chat_degraded(view, self.cfg)
             chat_known = bad is not None
+            chat_raw = bool(bad)
             self._chat.update(bad, second)
         elif stream_cause is not None or raw is not None:
             # Chat suffers with media; only chat failing on its own is a chat fault.
@@ -252,12 +260,13 @@ class ProbeTracker:
             labels=self.labels,
             view=view,
             baseline=base,
-            media_known=media_known or self._stream.active,
+            media_known=media_known or stream_cause is not None,
             stream_cause=stream_cause,
             raw_cause=raw,
             stream_since=self._stream.since,
             chat_known=chat_known or self._chat.active,
-            chat_bad=self._chat.active and stream_cause is None,
+            chat_bad=self._chat.active and stream_cause is None and view is not None,
+            chat_raw=chat_raw,
             chat_since=self._chat.since,
         )
 
