@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qosmon.diagnosis.engine import DiagnosisEngine  # noqa: E402
-from qosmon.diagnosis.synthetic import Scenario, clean_shows, generate, scenarios  # noqa: E402
-from qosmon.model import Incident, ProbeSample  # noqa: E402
+from qosmon.diagnosis.engine import DiagnosisEngine
+from qosmon.diagnosis.synthetic import Scenario, clean_shows, generate, scenarios
+from qosmon.model import Incident, ProbeSample
 
 
 def run(sc: Scenario) -> list[Incident]:
@@ -75,8 +75,8 @@ def main() -> int:
         window = [i for i in incidents if lo <= (i.detected_ts or i.start_ts) <= hi]
         end = sc.onset_ts + sc.fault_s
 
-        def overlap(i: Incident) -> float:
-            return min(i.end_ts or end + 60, end) - max(i.start_ts, sc.onset_ts)
+        def overlap(i: Incident, end: float = end, onset: float = sc.onset_ts) -> float:
+            return min(i.end_ts or end + 60, end) - max(i.start_ts, onset)
 
         primary = max(window, key=overlap) if window else None
         extra += max(0, len(window) - 1)

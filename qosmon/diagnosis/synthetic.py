@@ -128,7 +128,7 @@ def scenarios(
 ) -> list[Scenario]:
     """Every cause, in every region, at every strength, for several seeds."""
     regions = regions or list(REGIONS)
-    out = []
+    out: list[Scenario] = []
     for seed in range(seeds):
         for strength in strengths:
             for cause in REGIONAL_CAUSES:
@@ -280,16 +280,16 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
                 velocity = rate_orders * (0.5, 0.3, 0.2)[s_i] * 60
                 remaining_min = max(1.0, (sc.duration_s - k) / 60)
                 forecast = velocity * remaining_min
-                level = _level(on_hand, forecast)
+                stock_level = _level(on_hand, forecast)
                 age = rnd.uniform(1, 5)
                 if r == sc.region and sku == HOT_SKU and sc.onset_s <= k:
                     if sc.cause == Cause.STOCK_OUT:
-                        on_hand, level = 0, StockLevel.RED
+                        on_hand, stock_level = 0, StockLevel.RED
                     elif sc.cause == Cause.LOW_STOCK and in_fault:
                         on_hand = max(1, int(forecast * 0.3 * (1 - sc.strength) + 3))
-                        level = StockLevel.RED
+                        stock_level = StockLevel.RED
                     elif sc.cause == Cause.STALE_INVENTORY and in_fault:
-                        level = StockLevel.STALE if sc.seed % 2 else StockLevel.SYNC_FAULT
+                        stock_level = StockLevel.STALE if sc.seed % 2 else StockLevel.SYNC_FAULT
                         age = 600 + since
                 sec.stock.append(
                     StockState(
@@ -297,7 +297,7 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
                         show_id=SHOW_ID,
                         sku=sku,
                         warehouse=wh,
-                        level=level,
+                        level=stock_level,
                         on_hand=on_hand,
                         velocity_per_min=round(velocity, 2),
                         forecast_units=round(forecast, 1),
