@@ -362,8 +362,10 @@ class DiagnosisEngine:
             if self._explained(r, s, grace):
                 continue
             in_region = [st for st in statuses.values() if not r or st.labels.region == r]
-            if any(st.stream_cause is not None or st.chat_bad for st in in_region):
-                continue  # a stream finding is forming here: it will explain this
+            bad = sum(1 for st in in_region if st.stream_cause is not None or st.chat_bad)
+            known = sum(1 for st in in_region if st.media_known)
+            if bad >= 2 or (bad and bad >= known):
+                continue  # a regional stream finding is forming: it will explain this
             candidates.append(b)
         if not candidates:
             return []
@@ -469,7 +471,6 @@ class DiagnosisEngine:
         clear = {
             _STOCK: self.cfg.stock.clear_s,
             _STALE: self.cfg.stock.clear_s,
-            _BUSINESS: 1,  # business persistence already held it for clear_s
         }
         for key, tr in list(self._open.items()):
             if tr.last_seen != s and s - tr.last_seen >= clear.get(
@@ -491,8 +492,11 @@ class DiagnosisEngine:
 
     def _open_incident(self, f: _Finding, s: int, now: float) -> None:
         start = f.start_ts if f.start_ts > 0 else float(s)
+        # Deterministic, so a re-run over stored data names incidents as live
+        # did; the count separates a finding that comes back with the same start.
+        again = sum(1 for t in self._all if t.key == f.key)
         digest = hashlib.sha1(
-            f"{self.show.show_id}|{'/'.join(f.key)}|{math.floor(start)}".encode()
+            f"{self.show.show_id}|{'/'.join(f.key)}|{math.floor(start)}|{again}".encode()
         ).hexdigest()[:10]
         tr = _Tracked(
             family=f.family,
