@@ -193,8 +193,7 @@ class Cause(StrEnum):
 
 # Causes that concern the media path / on-call, as opposed to merchandising.
 STREAM_CAUSES = frozenset(
-    {Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY,
-     Cause.CHAT_CHANNEL}
+    {Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL}
 )
 STOCK_CAUSES = frozenset({Cause.STOCK_OUT, Cause.LOW_STOCK, Cause.STALE_INVENTORY})
 

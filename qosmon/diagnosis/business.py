@@ -1,0 +1,156 @@
+"""The commerce series of one region (or of the whole show, region ""):
+viewers online, orders, chat messages, orders per SKU; baseline-relative
+detection of drops, and the history impact estimates read from.
+
+Totals come from rows with an empty ``sku``; when a second has only per-SKU
+rows, their orders are summed. A counter missing for a second while the series
+is alive counts as 0 (the platform reports every interval); a series silent
+for longer is unknown.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from qosmon.detection.counts import CountDrop, CountDropResult
+from qosmon.detection.levelshift import LevelShift, LevelShiftResult
+from qosmon.detection.persistence import Persistence
+from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.diagnosis.probes import second_of
+from qosmon.model import BusinessSample
+
+
+@dataclass(frozen=True)
+class BusinessStatus:
+    region: str
+    second: int
+    viewers: LevelShiftResult | None
+    orders: CountDropResult | None
+    chat: CountDropResult | None
+    anomalous: bool  # after persistence
+    since: float | None
+
+    def what_moved(self) -> list[str]:
+        out = []
+        if self.viewers is not None and self.viewers.anomalous:
+            out.append("viewers")
+        if self.orders is not None and self.orders.anomalous:
+            out.append("orders")
+        if self.chat is not None and self.chat.anomalous:
+            out.append("chat")
+        return out
+
+
+class RegionBusiness:
+    def __init__(self, region: str, cfg: DiagnosisConfig) -> None:
+        b = cfg.business
+        self.region = region
+        self.viewers: dict[int, int] = {}
+        self.orders_total: dict[int, int] = {}
+        self.chat: dict[int, int] = {}
+        self.sku_orders: dict[str, dict[int, int]] = {}
+        self._viewers_det = LevelShift(
+            rel=b.viewers_drop_rel,
+            k_sigma=b.viewers_k_sigma,
+            current_s=b.current_s,
+            gap_s=b.gap_s,
+            reference_s=b.reference_s,
+            rebaseline_s=b.rebaseline_s,
+        )
+
+        def counts() -> CountDrop:
+            return CountDrop(
+                window_s=b.orders_window_s,
+                reference_s=b.orders_reference_s,
+                p_value=b.orders_p_value,
+                drop_rel=b.orders_drop_rel,
+                min_expected=b.orders_min_expected,
+                rebaseline_s=b.rebaseline_s,
+            )
+
+        self._orders_det = counts()
+        self._chat_det = counts()
+        self._persist = Persistence(b.min_duration_s, b.clear_s)
+        self._seen_orders = False
+        self._seen_chat = False
+
+    def add(self, x: BusinessSample) -> None:
+        s = second_of(x.ts)
+        if x.sku:
+            if x.orders is not None:
+                per = self.sku_orders.setdefault(x.sku, {})
+                per[s] = per.get(s, 0) + x.orders
+            return
+        if x.viewers_online is not None:
+            self.viewers[s] = x.viewers_online
+        if x.orders is not None:
+            self.orders_total[s] = self.orders_total.get(s, 0) + x.orders
+        if x.chat_messages is not None:
+            self.chat[s] = self.chat.get(s, 0) + x.chat_messages
+
+    def orders_at(self, s: int) -> int | None:
+        if s in self.orders_total:
+            return self.orders_total[s]
+        per = [d[s] for d in self.sku_orders.values() if s in d]
+        return sum(per) if per else None
+
+    def _has_orders(self, s: int) -> bool:
+        return s in self.orders_total or any(s in d for d in self.sku_orders.values())
+
+    def evaluate(self, s: int) -> BusinessStatus:
+        viewers = None
+        v = self.viewers.get(s)
+        if v is not None:
+            viewers = self._viewers_det.update(float(s), float(v))
+        # Counters are judged only for seconds the region reported at all: a
+        # second with no row is unknown (late or lost), not zero orders. Within
+        # a reported second a missing counter is zero (sparse per-SKU rows).
+        reported = s in self.viewers or self._has_orders(s) or s in self.chat
+        orders = None
+        if self._has_orders(s):
+            self._seen_orders = True
+        if reported and self._seen_orders:
+            orders = self._orders_det.update(float(s), self.orders_at(s) or 0)
+        chat = None
+        if s in self.chat:
+            self._seen_chat = True
+        if reported and self._seen_chat:
+            chat = self._chat_det.update(float(s), self.chat.get(s, 0))
+        raw: bool | None = None
+        parts = [r for r in (viewers, orders, chat) if r is not None]
+        if parts:
+            raw = any(r.anomalous for r in parts)
+        active = self._persist.update(raw, s)
+        return BusinessStatus(self.region, s, viewers, orders, chat, active, self._persist.since)
+
+    # --- history for impact --------------------------------------------------
+    def viewers_before(self, start: float, span_s: int = 60, gap_s: int = 5) -> float | None:
+        hi = second_of(start) - gap_s
+        vals = [self.viewers[s] for s in range(hi - span_s, hi) if s in self.viewers]
+        return float(statistics.median(vals)) if vals else None
+
+    def viewers_now(self, s: int, span_s: int = 5) -> float | None:
+        vals = [self.viewers[t] for t in range(s - span_s + 1, s + 1) if t in self.viewers]
+        return float(statistics.median(vals)) if vals else None
+
+    def orders_lost(
+        self, start: float, end: float, sku: str | None = None, span_s: int = 120
+    ) -> float | None:
+        """Expected orders (rate before ``start``) minus orders seen until ``end``."""
+        series = self.sku_orders.get(sku, {}) if sku else None
+        s0, s1 = second_of(start), second_of(end)
+
+        def at(t: int) -> int | None:
+            if series is not None:
+                return series.get(t, 0) if series else None
+            return self.orders_at(t)
+
+        before = [at(t) for t in range(s0 - span_s, s0)]
+        known = [x for x in before if x is not None]
+        if len(known) < span_s // 4:
+            return None
+        rate = sum(known) / len(known)
+        during = [at(t) for t in range(s0, s1 + 1)]
+        seen = sum(x for x in during if x is not None)
+        return max(0.0, rate * len(during) - seen)

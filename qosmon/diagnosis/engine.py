@@ -1,0 +1,652 @@
+"""The diagnosis engine: samples in, incidents out, one second at a time.
+
+Pure: no I/O, no clock. ``step(now)`` evaluates every whole second up to
+``now - lag_s`` (samples may arrive a second or two late and out of order
+across probes; the lag lets them in before their second is judged). Each
+second it
+
+1. asks every probe tracker for its verdict (``probes.py``),
+2. localizes the bad probes to the narrowest scope (``scope.py``) and names
+   the cause of each group from what its probes show together,
+3. applies the stock rules to the latest stock states (``stock.py``),
+4. checks each region's commerce series against its own baseline
+   (``business.py``) and, if they moved while stream and stock are fine,
+   calls it ``network_fine``,
+5. opens an incident when a finding has held long enough, keeps it while it
+   holds, and closes it after ``clear_s`` without it (hysteresis).
+
+See ``docs/diagnosis.md`` for every rule, its evidence and its thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from qosmon.diagnosis.business import BusinessStatus, RegionBusiness
+from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.diagnosis.evidence import (
+    business_evidence,
+    chat_evidence,
+    media_evidence,
+    stock_evidence,
+)
+from qosmon.diagnosis.probes import CAUSE_PRIORITY, Labels, ProbeStatus, ProbeTracker, second_of
+from qosmon.diagnosis.scope import localize_probes
+from qosmon.diagnosis.stock import StockFinding, stock_findings
+from qosmon.model import (
+    BusinessSample,
+    Cause,
+    Evidence,
+    Incident,
+    ProbeSample,
+    Severity,
+    Show,
+    StockState,
+)
+
+# Families of incidents: a finding of one family never extends an incident of
+# another. Stream and single-probe findings share absorption (a region
+# incident that is recovering one probe at a time stays one incident).
+_STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
+    "stream",
+    "probe",
+    "chat",
+    "stock",
+    "stale",
+    "business",
+)
+_EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
+
+
+@dataclass
+class _Finding:
+    """What one second shows for one incident key."""
+
+    family: str
+    key: tuple[str, ...]
+    scope: dict[str, str]
+    cause: Cause
+    start_ts: float
+    probes: frozenset[str] = frozenset()
+    common: dict[str, str] = field(default_factory=dict)
+    skus: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    evidence: list[Evidence] = field(default_factory=list)
+    summary: str = ""
+    # False while the fault is fading (members inside their clear time): the
+    # evidence of that second would show recovered values, so it is not kept.
+    live: bool = True
+
+
+@dataclass
+class _Pending:
+    first: int
+    last: int
+    count: int
+
+
+@dataclass
+class _Tracked:
+    family: str
+    key: tuple[str, ...]
+    incident_id: str
+    start_ts: float
+    detected_ts: float
+    scope: dict[str, str]
+    probes: set[str]
+    cause: Cause
+    common: dict[str, str] = field(default_factory=dict)
+    skus: list[str] = field(default_factory=list)
+    regions: tuple[str, ...] = ()
+    votes: Counter[Cause] = field(default_factory=Counter)
+    evidence: list[Evidence] = field(default_factory=list)
+    summaries: dict[Cause, str] = field(default_factory=dict)
+    last_seen: int = 0
+    end_ts: float | None = None
+    viewers_expected: float | None = None
+    viewers_lost: float | None = None
+    emitted: tuple[object, ...] | None = None
+
+
+class DiagnosisEngine:
+    def __init__(self, show: Show, config: DiagnosisConfig | None = None) -> None:
+        self.show = show
+        self.cfg = config or DiagnosisConfig()
+        self._probes: dict[str, ProbeTracker] = {}
+        self._labels: dict[str, Labels] = {}
+        self._business: dict[str, RegionBusiness] = {}
+        self._stock: dict[tuple[str, str], StockState] = {}
+        self._last_second: int | None = None
+        self._first_data: int | None = None
+        self._pending: dict[tuple[str, ...], _Pending] = {}
+        self._open: dict[tuple[str, ...], _Tracked] = {}
+        self._all: list[_Tracked] = []
+
+    # --- input -------------------------------------------------------------
+    def add_probe_samples(self, samples: Iterable[ProbeSample]) -> None:
+        for x in samples:
+            if x.show_id != self.show.show_id:
+                continue
+            tr = self._probes.get(x.probe_id)
+            if tr is None:
+                labels = Labels(x.probe_id, x.region, x.isp, x.edge_node)
+                self._labels[x.probe_id] = labels
+                tr = self._probes[x.probe_id] = ProbeTracker(labels, self.cfg)
+            tr.add(x)
+            self._note_data(x.ts)
+
+    def add_business(self, samples: Iterable[BusinessSample]) -> None:
+        for x in samples:
+            if x.show_id != self.show.show_id:
+                continue
+            rb = self._business.get(x.region)
+            if rb is None:
+                rb = self._business[x.region] = RegionBusiness(x.region, self.cfg)
+            rb.add(x)
+            self._note_data(x.ts)
+
+    def add_stock_states(self, states: Iterable[StockState]) -> None:
+        for x in states:
+            if x.show_id != self.show.show_id:
+                continue
+            k = (x.sku, x.warehouse)
+            prev = self._stock.get(k)
+            if prev is None or x.ts >= prev.ts:
+                self._stock[k] = x
+
+    def _note_data(self, ts: float) -> None:
+        s = second_of(ts)
+        if self._first_data is None or s < self._first_data:
+            self._first_data = s
+
+    # --- output ------------------------------------------------------------
+    @property
+    def incidents(self) -> list[Incident]:
+        return [self._snapshot(t) for t in self._all]
+
+    def step(self, now: float) -> list[Incident]:
+        """Evaluate up to ``now - lag_s``; return incidents opened, changed or closed."""
+        target = math.floor(now - self.cfg.incident.lag_s)
+        if self._last_second is None:
+            if self._first_data is None:
+                return []
+            self._last_second = min(self._first_data, target) - 1
+        start = max(self._last_second + 1, target - self.cfg.incident.max_catch_up_s + 1)
+        for s in range(start, target + 1):
+            self._evaluate(s, now)
+        self._last_second = max(self._last_second, target)
+        out = []
+        for t in self._all:
+            if t.emitted is not None and t.end_ts is not None and t.emitted[3] is not None:
+                continue  # closed and already reported closed
+            snap = self._snapshot(t)
+            sig = (
+                snap.cause,
+                snap.severity,
+                tuple(sorted(snap.scope.items())),
+                snap.end_ts,
+                tuple(snap.probes),
+                tuple(snap.skus),
+            )
+            if sig != t.emitted:
+                t.emitted = sig
+                out.append(snap)
+        return out
+
+    # --- one second ----------------------------------------------------------
+    def _evaluate(self, s: int, now: float) -> None:
+        statuses = {pid: tr.evaluate(s) for pid, tr in self._probes.items()}
+        findings: list[_Finding] = []
+        findings += self._stream_findings(statuses)
+        findings += self._chat_findings(statuses)
+        findings += self._stock_findings(s)
+        business = {r: rb.evaluate(s) for r, rb in self._business.items()}
+        findings += self._business_findings(s, business, statuses)
+        self._apply(s, now, findings)
+        for tr in self._probes.values():
+            tr.prune(s)
+
+    def _stream_findings(self, statuses: dict[str, ProbeStatus]) -> list[_Finding]:
+        bad = {p for p, st in statuses.items() if st.stream_cause is not None}
+        known = {p for p, st in statuses.items() if st.media_known}
+        out = []
+        for g in localize_probes(bad, known, self._labels):
+            members = [statuses[p] for p in sorted(g.probes)]
+            start = min(
+                (m.stream_since for m in members if m.stream_since is not None), default=0.0
+            )
+            if g.is_single_probe:
+                (m,) = members
+                under = m.stream_cause or Cause.UNKNOWN
+                peers = self._peers(m, statuses)
+                ev, summary = media_evidence(under, g, members, peers, len(known), self.cfg)
+                out.append(
+                    _Finding(
+                        _PROBE,
+                        (_PROBE, m.labels.probe_id),
+                        g.scope,
+                        Cause.PROBE_LOCAL,
+                        start,
+                        g.probes,
+                        g.common,
+                        evidence=ev,
+                        summary=summary,
+                        live=m.raw_cause is not None,
+                    )
+                )
+                continue
+            cause = _group_cause([m.stream_cause for m in members])
+            peers = [statuses[p] for p in known - g.probes]
+            ev, summary = media_evidence(cause, g, members, peers, len(known), self.cfg)
+            out.append(
+                _Finding(
+                    _STREAM,
+                    (_STREAM, g.key),
+                    g.scope,
+                    cause,
+                    start,
+                    g.probes,
+                    g.common,
+                    regions=self._regions_of(g.scope),
+                    evidence=ev,
+                    summary=summary,
+                    live=any(m.raw_cause is not None for m in members),
+                )
+            )
+        return out
+
+    def _chat_findings(self, statuses: dict[str, ProbeStatus]) -> list[_Finding]:
+        bad = {p for p, st in statuses.items() if st.chat_bad}
+        known = {p for p, st in statuses.items() if st.chat_known and st.stream_cause is None}
+        out = []
+        for g in localize_probes(bad, known, self._labels):
+            members = [statuses[p] for p in sorted(g.probes)]
+            start = min((m.chat_since for m in members if m.chat_since is not None), default=0.0)
+            ev, summary = chat_evidence(g, members, len(known), self.cfg)
+            if g.is_single_probe:
+                pid = members[0].labels.probe_id
+                out.append(
+                    _Finding(
+                        _PROBE,
+                        (_PROBE, pid),
+                        g.scope,
+                        Cause.PROBE_LOCAL,
+                        start,
+                        g.probes,
+                        g.common,
+                        evidence=ev,
+                        summary=summary,
+                        live=members[0].chat_raw,
+                    )
+                )
+            else:
+                out.append(
+                    _Finding(
+                        _CHAT,
+                        (_CHAT, g.key),
+                        g.scope,
+                        Cause.CHAT_CHANNEL,
+                        start,
+                        g.probes,
+                        g.common,
+                        regions=self._regions_of(g.scope),
+                        evidence=ev,
+                        summary=summary,
+                        live=any(m.chat_raw for m in members),
+                    )
+                )
+        return out
+
+    def _stock_findings(self, s: int) -> list[_Finding]:
+        found = stock_findings(self.show, self._stock, self.cfg)
+        by_kind: dict[tuple[str, str], list[StockFinding]] = {}
+        for f in found:
+            family = _STALE if f.cause == Cause.STALE_INVENTORY else _STOCK
+            by_kind.setdefault((family, f.sku), []).append(f)
+        all_regions = set(self.show.region_warehouses)
+        out = []
+        for (family, sku), fs in sorted(by_kind.items()):
+            regional = [f for f in fs if f.region is not None]
+            # The same SKU out everywhere: one show-wide incident.
+            if len(all_regions) >= 2 and {f.region for f in regional} == all_regions:
+                cause = _worst_stock(f.cause for f in regional)
+                states = tuple(
+                    {(st.sku, st.warehouse): st for f in regional for st in f.states}.values()
+                )
+                merged = StockFinding(cause, sku, None, states)
+                scopes: list[tuple[dict[str, str], StockFinding]] = [({}, merged)]
+            else:
+                scopes = [({"region": f.region}, f) for f in regional if f.region is not None]
+            scopes += [({"warehouse": f.states[0].warehouse}, f) for f in fs if f.region is None]
+            for scope, f in scopes:
+                regions = (
+                    (scope["region"],)
+                    if "region" in scope
+                    else (tuple(sorted(all_regions)) if not scope else ())
+                )
+                ev, summary = stock_evidence(f, scope, self._business, self.cfg)
+                start = min(st.ts for st in f.states)
+                key = (family, sku, ",".join(f"{k}={v}" for k, v in sorted(scope.items())) or "*")
+                out.append(
+                    _Finding(
+                        family,
+                        key,
+                        scope,
+                        f.cause,
+                        float(max(start, s - 3600)),
+                        skus=(sku,),
+                        regions=regions,
+                        evidence=ev,
+                        summary=summary,
+                    )
+                )
+        return out
+
+    def _business_findings(
+        self, s: int, business: dict[str, BusinessStatus], statuses: dict[str, ProbeStatus]
+    ) -> list[_Finding]:
+        regional = {r: b for r, b in business.items() if r}
+        moved = {r: b for r, b in regional.items() if b.anomalous}
+        if not regional and "" in business and business[""].anomalous:
+            moved = {"": business[""]}
+        if not moved:
+            return []
+        grace = self.cfg.business.attribution_grace_s
+        out: list[_Finding] = []
+        candidates: list[BusinessStatus] = []
+        for r, b in sorted(moved.items()):
+            if self._explained(r, s, grace):
+                continue
+            in_region = [st for st in statuses.values() if not r or st.labels.region == r]
+            bad = sum(1 for st in in_region if st.stream_cause is not None or st.chat_bad)
+            known = sum(1 for st in in_region if st.media_known)
+            if bad >= 2 or (bad and bad >= known):
+                continue  # a regional stream finding is forming: it will explain this
+            candidates.append(b)
+        if not candidates:
+            return []
+        whole = ("" in moved and not regional) or (
+            len(regional) >= 2 and {b.region for b in candidates} == set(regional)
+        )
+        groups = (
+            [("*", {}, candidates)]
+            if whole
+            else [(b.region, {"region": b.region}, [b]) for b in candidates]
+        )
+        for key, scope, members in groups:
+            regions = tuple(b.region for b in members)
+            probes_here = [
+                st
+                for st in statuses.values()
+                if st.media_known and (not scope or st.labels.region in regions)
+            ]
+            cause = Cause.NETWORK_FINE if probes_here else Cause.UNKNOWN
+            start = min((b.since for b in members if b.since is not None), default=float(s))
+            ev, summary = business_evidence(
+                cause, scope, members, len(probes_here), self._business, self.cfg
+            )
+            out.append(
+                _Finding(
+                    _BUSINESS,
+                    (_BUSINESS, key),
+                    scope,
+                    cause,
+                    start,
+                    regions=regions,
+                    evidence=ev,
+                    summary=summary,
+                )
+            )
+        return out
+
+    # --- helpers -------------------------------------------------------------
+    def _peers(self, m: ProbeStatus, statuses: dict[str, ProbeStatus]) -> list[ProbeStatus]:
+        return [
+            st
+            for p, st in statuses.items()
+            if st.labels.region == m.labels.region
+            and p != m.labels.probe_id
+            and st.media_known
+            and st.stream_cause is None
+        ]
+
+    def _regions_of(self, scope: dict[str, str]) -> tuple[str, ...]:
+        if "region" in scope:
+            return (scope["region"],)
+        if not scope:
+            regions = {lab.region for lab in self._labels.values()} | set(self.show.regions)
+            return tuple(sorted(regions))
+        return ()
+
+    def _explained(self, region: str, s: int, grace: int) -> bool:
+        """Is a business move in ``region`` already explained by an incident?"""
+        for t in self._all:
+            if t.family not in _EXPLAINING:
+                continue
+            if t.end_ts is not None and s - t.end_ts > grace:
+                continue
+            if not t.scope or t.scope.get("region") == region or not region:
+                return True
+        return False
+
+    def _required(self, family: str) -> int:
+        t = self.cfg.incident
+        if family == _PROBE:
+            return t.probe_local_min_s
+        if family in (_STOCK, _STALE):
+            return max(1, self.cfg.stock.min_duration_s)
+        if family == _BUSINESS:
+            return 1  # the business series already passed their own persistence
+        return max(1, t.confirm_s)
+
+    def _apply(self, s: int, now: float, findings: list[_Finding]) -> None:
+        seen: set[tuple[str, ...]] = set()
+        for f in findings:
+            if f.key in seen:
+                continue  # a probe flagged for media and chat: media first
+            seen.add(f.key)
+            tr = self._open.get(f.key)
+            if tr is None:
+                tr = self._absorber(f)
+            if tr is not None:
+                self._refresh(tr, f, s)
+                continue
+            p = self._pending.get(f.key)
+            if p is None or p.last != s - 1:
+                p = self._pending[f.key] = _Pending(s, s, 0)
+            p.last = s
+            # Only seconds that show the fault now count towards opening: a
+            # probe fading out of a blip does not build up an incident.
+            if f.live:
+                p.count += 1
+            if p.count >= self._required(f.family):
+                del self._pending[f.key]
+                self._open_incident(f, s, now)
+        for key in [k for k, p in self._pending.items() if p.last != s]:
+            del self._pending[key]
+        clear = {
+            _STOCK: self.cfg.stock.clear_s,
+            _STALE: self.cfg.stock.clear_s,
+        }
+        for key, tr in list(self._open.items()):
+            if tr.last_seen != s and s - tr.last_seen >= clear.get(
+                tr.family, self.cfg.incident.clear_s
+            ):
+                tr.end_ts = float(tr.last_seen + 1)
+                del self._open[key]
+
+    def _absorber(self, f: _Finding) -> _Tracked | None:
+        if f.family not in (_STREAM, _PROBE, _CHAT) or not f.probes:
+            return None
+        families = {_CHAT} if f.family == _CHAT else {_STREAM, _PROBE}
+        if f.family == _CHAT:
+            families = {_CHAT}
+        for tr in self._open.values():
+            if tr.family in families and f.probes <= tr.probes:
+                return tr
+        return None
+
+    def _open_incident(self, f: _Finding, s: int, now: float) -> None:
+        start = f.start_ts if f.start_ts > 0 else float(s)
+        # Deterministic, so a re-run over stored data names incidents as live
+        # did; the count separates a finding that comes back with the same start.
+        again = sum(1 for t in self._all if t.key == f.key)
+        digest = hashlib.sha1(
+            f"{self.show.show_id}|{'/'.join(f.key)}|{math.floor(start)}|{again}".encode()
+        ).hexdigest()[:10]
+        tr = _Tracked(
+            family=f.family,
+            key=f.key,
+            incident_id=f"inc-{digest}",
+            start_ts=start,
+            detected_ts=now,
+            scope=dict(f.scope),
+            probes=set(f.probes),
+            cause=f.cause,
+            common=dict(f.common),
+            skus=list(f.skus),
+            regions=f.regions,
+        )
+        tr.viewers_expected = self._viewers_expected(tr)
+        self._open[f.key] = tr
+        self._all.append(tr)
+        self._refresh(tr, f, s)
+
+    def _refresh(self, tr: _Tracked, f: _Finding, s: int) -> None:
+        tr.last_seen = s
+        if f.family != tr.family or f.key != tr.key:
+            return  # absorbed: keeps the incident alive, does not redefine it
+        tr.votes[f.cause] += 1
+        best = max(tr.votes.values())
+        if tr.family in (_STREAM, _PROBE):
+            order = (*CAUSE_PRIORITY, Cause.PROBE_LOCAL)
+            tr.cause = next(c for c in (*order, *tr.votes) if tr.votes.get(c, 0) == best)
+        else:
+            tr.cause = f.cause if tr.votes[f.cause] == best else tr.cause
+        if f.live and (tr.cause == f.cause or not tr.evidence):
+            tr.evidence = f.evidence
+        if f.live or f.cause not in tr.summaries:
+            tr.summaries[f.cause] = f.summary
+        tr.probes |= f.probes
+        tr.common = f.common if f.probes == frozenset(tr.probes) else tr.common
+        for sku in f.skus:
+            if sku not in tr.skus:
+                tr.skus.append(sku)
+        lost = self._viewers_lost_now(tr, s)
+        if lost is not None:
+            tr.viewers_lost = max(tr.viewers_lost or 0.0, lost)
+
+    # --- impact --------------------------------------------------------------
+    def _impact_trackers(self, tr: _Tracked) -> list[RegionBusiness]:
+        if tr.family == _PROBE:
+            return []
+        regional = [self._business[r] for r in tr.regions if r and r in self._business]
+        if regional:
+            return regional
+        if not tr.scope and "" in self._business:
+            return [self._business[""]]
+        return []
+
+    def _viewers_expected(self, tr: _Tracked) -> float | None:
+        vals = [rb.viewers_before(tr.start_ts) for rb in self._impact_trackers(tr)]
+        known = [v for v in vals if v is not None]
+        return sum(known) if known else None
+
+    def _viewers_lost_now(self, tr: _Tracked, s: int) -> float | None:
+        if tr.viewers_expected is None:
+            return None
+        vals = [rb.viewers_now(s) for rb in self._impact_trackers(tr)]
+        known = [v for v in vals if v is not None]
+        if not known:
+            return None
+        return max(0.0, tr.viewers_expected - sum(known))
+
+    def _orders_lost(self, tr: _Tracked) -> float | None:
+        end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen)
+        total = None
+        for rb in self._impact_trackers(tr):
+            if tr.family in (_STOCK, _STALE) and tr.skus:
+                lost = rb.orders_lost(tr.start_ts, end, sku=tr.skus[0])
+            else:
+                lost = rb.orders_lost(tr.start_ts, end)
+            if lost is not None:
+                total = (total or 0.0) + lost
+        return total
+
+    # --- snapshots -----------------------------------------------------------
+    def _snapshot(self, tr: _Tracked) -> Incident:
+        scope = dict(tr.scope)
+        if (
+            tr.cause == Cause.NODE_FAILURE
+            and "region" in scope
+            and "edge_node" not in scope
+            and "isp" not in scope
+            and tr.common.get("edge_node")
+        ):
+            scope["edge_node"] = tr.common["edge_node"]
+        end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen + 1)
+        return Incident(
+            incident_id=tr.incident_id,
+            show_id=self.show.show_id,
+            start_ts=tr.start_ts,
+            end_ts=tr.end_ts,
+            detected_ts=tr.detected_ts,
+            severity=severity(tr.cause, scope, end - tr.start_ts, self.cfg),
+            cause=tr.cause,
+            scope=scope,
+            probes=sorted(tr.probes),
+            skus=list(tr.skus),
+            evidence=list(tr.evidence),
+            summary=tr.summaries.get(tr.cause, ""),
+            viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
+            orders_lost=_round(self._orders_lost(tr)),
+        )
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _group_cause(classes: list[Cause | None]) -> Cause:
+    """A group's cause from its probes' causes: a node failure only when every
+    probe lost media; otherwise the most common path fault."""
+    known = [c for c in classes if c is not None]
+    if known and all(c == Cause.NODE_FAILURE for c in known):
+        return Cause.NODE_FAILURE
+    counts: Counter[Cause] = Counter(c for c in known if c != Cause.NODE_FAILURE)
+    if not counts:
+        return Cause.NODE_FAILURE
+    best = max(counts.values())
+    return next(c for c in CAUSE_PRIORITY if counts.get(c, 0) == best)
+
+
+def _worst_stock(causes: Iterable[Cause]) -> Cause:
+    cs = set(causes)
+    for c in (Cause.STOCK_OUT, Cause.LOW_STOCK, Cause.STALE_INVENTORY):
+        if c in cs:
+            return c
+    return Cause.UNKNOWN
+
+
+def severity(
+    cause: Cause, scope: dict[str, str], duration_s: float, cfg: DiagnosisConfig
+) -> Severity:
+    """From what failed, how widely, and for how long (see docs/diagnosis.md)."""
+    long = duration_s >= cfg.incident.escalate_after_s
+    if cause == Cause.PROBE_LOCAL:
+        return Severity.INFO
+    if cause == Cause.NODE_FAILURE:
+        return Severity.CRITICAL
+    if cause in (Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL):
+        return Severity.CRITICAL if (not scope or long) else Severity.WARNING
+    if cause == Cause.STOCK_OUT:
+        return Severity.CRITICAL if long else Severity.WARNING
+    if cause in (Cause.LOW_STOCK, Cause.STALE_INVENTORY):
+        return Severity.WARNING
+    if cause == Cause.NETWORK_FINE:
+        return Severity.WARNING if (not scope or long) else Severity.INFO
+    return Severity.WARNING

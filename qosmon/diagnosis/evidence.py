@@ -1,0 +1,414 @@
+"""The evidence behind each verdict, and the one sentence a person reads.
+
+Each ``Evidence`` is a signal a person would check themselves: what was
+observed, what it was before (the probes' own healthy baseline or the
+series' expected course), the threshold that decided, and one line of text.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+from qosmon.diagnosis.business import BusinessStatus, RegionBusiness
+from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.diagnosis.probes import ProbeStatus
+from qosmon.diagnosis.scope import ProbeGroup
+from qosmon.diagnosis.stock import StockFinding
+from qosmon.model import Cause, ConnectionState, Evidence
+
+
+def _med(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    if x is None:
+        return "unknown"
+    return f"{x:,.{digits}f}"
+
+
+def _pct_change(obs: float | None, base: float | None) -> str:
+    if obs is None or base is None or base == 0:
+        return ""
+    return f" ({(obs - base) / base * 100:+.0f}%)"
+
+
+def where(scope: Mapping[str, str]) -> str:
+    if not scope:
+        return "every region"
+    if "probe_id" in scope:
+        return f"probe {scope['probe_id']}"
+    return str(scope.get("region", "?"))
+
+
+def _ev(
+    metric: str, obs: float | None, base: float | None, thr: float | None, unit: str, text: str
+) -> Evidence:
+    return Evidence(
+        metric=metric, observed=_r(obs), baseline=_r(base), threshold=_r(thr), unit=unit, text=text
+    )
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def media_evidence(
+    cause: Cause,
+    group: ProbeGroup,
+    members: Sequence[ProbeStatus],
+    peers: Sequence[ProbeStatus],
+    n_known: int,
+    cfg: DiagnosisConfig,
+) -> tuple[list[Evidence], str]:
+    m = cfg.media
+    views = [x.view for x in members if x.view is not None]
+    bases = [x.baseline for x in members]
+    bitrate = _med([v.bitrate_kbps for v in views])
+    bitrate0 = _med([b.bitrate_kbps for b in bases])
+    fps = _med([v.fps for v in views])
+    fps0 = _med([b.fps for b in bases])
+    rtt = _med([v.rtt_ms for v in views])
+    rtt0 = _med([b.rtt_ms for b in bases])
+    loss = _med([v.loss_pct for v in views])
+    no_frame = max((v.no_frame_ms or 0.0 for v in views), default=0.0)
+    down = sum(
+        1
+        for v in views
+        if v.state
+        in (ConnectionState.DISCONNECTED, ConnectionState.FAILED, ConnectionState.JOIN_FAILED)
+    )
+    k = len(members)
+    n = len(members) + len(peers) if group.is_single_probe else k
+    ev: list[Evidence] = []
+    e_bitrate = _ev(
+        "bitrate_kbps",
+        bitrate,
+        bitrate0,
+        None if bitrate0 is None else m.bitrate_drop_ratio * bitrate0,
+        "kbps",
+        f"bitrate {_fmt(bitrate)} kbps vs {_fmt(bitrate0)} kbps before"
+        f"{_pct_change(bitrate, bitrate0)}",
+    )
+    e_rtt = _ev(
+        "rtt_ms",
+        rtt,
+        rtt0,
+        m.rtt_ms,
+        "ms",
+        f"RTT {_fmt(rtt)} ms vs {_fmt(rtt0)} ms before (SLO {m.rtt_ms:.0f} ms)",
+    )
+    e_fps = _ev(
+        "fps",
+        fps,
+        fps0,
+        None if fps0 is None else m.fps_drop_ratio * fps0,
+        "fps",
+        f"{_fmt(fps, 1)} fps vs {_fmt(fps0, 1)} before{_pct_change(fps, fps0)}",
+    )
+    e_loss = _ev(
+        "loss_pct",
+        loss,
+        None,
+        m.loss_pct,
+        "%",
+        f"packet loss {_fmt(loss, 1)}% (SLO {m.loss_pct:g}%)",
+    )
+    label = where(group.scope)
+    if cause == Cause.NODE_FAILURE:
+        ev.append(
+            _ev(
+                "probes_without_media",
+                float(k),
+                None,
+                None,
+                "probes",
+                f"{k}/{n} probes lost media at once"
+                + (f", {len(peers)} others fine" if peers else ""),
+            )
+        )
+        ev.append(
+            _ev(
+                "no_frame_ms",
+                no_frame,
+                None,
+                m.no_frame_s * 1000,
+                "ms",
+                f"no frame for {no_frame / 1000:.0f} s (threshold {m.no_frame_s:g} s)",
+            )
+        )
+        ev.append(e_bitrate)
+        if down:
+            ev.append(
+                _ev(
+                    "disconnected_probes",
+                    float(down),
+                    None,
+                    None,
+                    "probes",
+                    f"{down} probe(s) in state disconnected/failed",
+                )
+            )
+        node = group.common.get("edge_node")
+        if not group.scope:
+            what = "the origin stopped serving"
+        elif node:
+            what = f"edge node {node} stopped serving"
+        else:
+            what = "their media stopped"
+        summary = (
+            f"Viewers in {label} are losing media: {what} "
+            f"({k}/{n} probes, no frames for {no_frame / 1000:.0f} s)"
+        )
+    elif cause == Cause.BANDWIDTH:
+        ev += [e_bitrate, e_rtt, e_fps, e_loss]
+        summary = (
+            f"Viewers in {label} get a squeezed stream: bandwidth shortage "
+            f"(bitrate {_fmt(bitrate)} vs {_fmt(bitrate0)} kbps, queueing RTT "
+            f"{_fmt(rtt)} vs {_fmt(rtt0)} ms, {_fmt(fps, 0)} fps; {k}/{n} probes)"
+        )
+    elif cause == Cause.PACKET_LOSS:
+        ev += [e_loss, e_rtt, e_bitrate]
+        summary = (
+            f"Viewers in {label} see stutter: {_fmt(loss, 1)}% packet loss on the path "
+            f"while latency is normal ({_fmt(rtt)} ms; {k}/{n} probes)"
+        )
+    elif cause == Cause.HIGH_LATENCY:
+        ev += [e_rtt, e_bitrate, e_loss]
+        summary = (
+            f"Viewers in {label} see high latency: RTT {_fmt(rtt)} ms vs {_fmt(rtt0)} ms "
+            f"before, media still flowing at {_fmt(bitrate)} kbps ({k}/{n} probes)"
+        )
+    else:
+        ev += [e_bitrate, e_rtt, e_loss]
+        summary = f"Viewers in {label} have stream problems ({k}/{n} probes)"
+    ttff = _med([v.ttff_ms for v in views])
+    if ttff is not None and ttff > m.ttff_s * 1000:
+        ev.append(
+            _ev(
+                "ttff_ms",
+                ttff,
+                None,
+                m.ttff_s * 1000,
+                "ms",
+                f"time to first frame {ttff / 1000:.1f} s (SLO {m.ttff_s:g} s)",
+            )
+        )
+    if group.is_single_probe:
+        p = group.scope["probe_id"]
+        inner = summary.split(": ", 1)[-1]
+        ev.append(
+            _ev(
+                "healthy_peers",
+                float(len(peers)),
+                None,
+                None,
+                "probes",
+                f"{len(peers)} other probe(s) in {members[0].labels.region} are fine",
+            )
+        )
+        summary = (
+            f"Probe {p} in {members[0].labels.region} has its own problem ({cause.value}: "
+            f"{inner}); its {len(peers)} peer(s) are fine, not a regional fault"
+        )
+    return ev, summary
+
+
+def chat_evidence(
+    group: ProbeGroup, members: Sequence[ProbeStatus], n_known: int, cfg: DiagnosisConfig
+) -> tuple[list[Evidence], str]:
+    c = cfg.chat
+    views = [x.view for x in members if x.view is not None]
+    sent = sum(v.chat_sent for v in views)
+    lost = sum(v.chat_lost for v in views)
+    rtt = _med([v.chat_rtt_ms for v in views])
+    fps = _med([v.fps for v in views])
+    ratio = lost / sent if sent else None
+    ev = [
+        _ev(
+            "chat_lost_ratio",
+            ratio,
+            None,
+            c.lost_ratio,
+            "",
+            f"{lost}/{sent} chat messages not delivered in {c.window_s} s",
+        ),
+        _ev(
+            "chat_rtt_ms",
+            rtt,
+            None,
+            c.rtt_ms,
+            "ms",
+            f"chat delivery time {_fmt(rtt)} ms (threshold {c.rtt_ms:.0f} ms)",
+        ),
+        _ev("fps", fps, None, None, "fps", f"media fine: {_fmt(fps, 1)} fps, no stream fault"),
+    ]
+    k = len(members)
+    if group.is_single_probe:
+        summary = (
+            f"Probe {group.scope['probe_id']} alone cannot chat ({lost}/{sent} messages "
+            f"lost); other probes are fine, not a chat-channel fault"
+        )
+    else:
+        summary = (
+            f"Chat is failing for viewers in {where(group.scope)}: {lost}/{sent} messages "
+            f"not delivered while media is fine ({k}/{max(n_known, k)} probes)"
+        )
+    return ev, summary
+
+
+def stock_evidence(
+    f: StockFinding,
+    scope: Mapping[str, str],
+    business: Mapping[str, RegionBusiness],
+    cfg: DiagnosisConfig,
+) -> tuple[list[Evidence], str]:
+    ev: list[Evidence] = []
+    for st in f.states:
+        if f.cause == Cause.STALE_INVENTORY:
+            ev.append(
+                _ev(
+                    "data_age_s",
+                    st.data_age_s,
+                    None,
+                    None,
+                    "s",
+                    f"warehouse {st.warehouse} data for {st.sku} is {st.level.value}"
+                    + (f", {st.data_age_s:.0f} s old" if st.data_age_s is not None else ""),
+                )
+            )
+        else:
+            ev.append(
+                _ev(
+                    "on_hand",
+                    None if st.on_hand is None else float(st.on_hand),
+                    None,
+                    st.forecast_units,
+                    "units",
+                    f"warehouse {st.warehouse}: {_fmt(st.on_hand)} on hand "
+                    f"({st.level.value}), forecast {_fmt(st.forecast_units)} until show end",
+                )
+            )
+    region = scope.get("region")
+    rb = business.get(region) if region else None
+    if rb is not None and rb.sku_orders.get(f.sku):
+        series = rb.sku_orders[f.sku]
+        last = max(series)
+        recent = sum(series.get(t, 0) for t in range(last - 29, last + 1))
+        before = sum(series.get(t, 0) for t in range(last - 149, last - 29)) / 4
+        ev.append(
+            _ev(
+                "sku_orders_30s",
+                float(recent),
+                before,
+                None,
+                "orders",
+                f"orders of {f.sku} in {region}: {recent} in the last 30 s vs "
+                f"{before:.1f} per 30 s before",
+            )
+        )
+    whs = ", ".join(sorted({st.warehouse for st in f.states}))
+    place = where(scope) if "warehouse" not in scope else f"warehouse {scope['warehouse']}"
+    if f.cause == Cause.STOCK_OUT:
+        summary = (
+            f"Orders in {place} are hit by stock: SKU {f.sku} on screen is sold out in "
+            f"{whs} (0 on hand); the stream is not the problem"
+        )
+    elif f.cause == Cause.LOW_STOCK:
+        left = sum(st.on_hand or 0 for st in f.states)
+        mins = _med([st.minutes_left for st in f.states])
+        summary = (
+            f"SKU {f.sku} on screen is about to sell out for {place}: {left} left in "
+            f"{whs}" + (f", {mins:.0f} min at current sales" if mins is not None else "")
+        )
+    else:
+        summary = (
+            f"Stock figures for SKU {f.sku} on screen cannot be trusted in {place}: "
+            f"warehouse {whs} data is stale or faulty"
+        )
+    return ev, summary
+
+
+def business_evidence(
+    cause: Cause,
+    scope: Mapping[str, str],
+    members: Sequence[BusinessStatus],
+    n_probes: int,
+    business: Mapping[str, RegionBusiness],
+    cfg: DiagnosisConfig,
+) -> tuple[list[Evidence], str]:
+    ev: list[Evidence] = []
+    obs_v = exp_v = 0.0
+    have_v = False
+    moved: list[str] = []
+    for b in members:
+        moved += [w for w in b.what_moved() if w not in moved]
+        v = b.viewers
+        if v is not None and v.expected is not None:
+            have_v = True
+            obs_v += v.observed
+            exp_v += v.expected
+        o = b.orders
+        if o is not None and o.expected is not None and o.anomalous:
+            ev.append(
+                _ev(
+                    "orders",
+                    float(o.observed),
+                    o.expected,
+                    None,
+                    "orders",
+                    f"orders in {b.region or 'the show'}: {o.observed} in "
+                    f"{cfg.business.orders_window_s} s vs {o.expected:.1f} expected",
+                )
+            )
+        ch = b.chat
+        if ch is not None and ch.expected is not None and ch.anomalous:
+            ev.append(
+                _ev(
+                    "chat_messages",
+                    float(ch.observed),
+                    ch.expected,
+                    None,
+                    "messages",
+                    f"chat messages in {b.region or 'the show'}: {ch.observed} vs "
+                    f"{ch.expected:.1f} expected",
+                )
+            )
+    if have_v:
+        ev.insert(
+            0,
+            _ev(
+                "viewers_online",
+                obs_v,
+                exp_v,
+                exp_v * (1 - cfg.business.viewers_drop_rel),
+                "viewers",
+                f"viewers {obs_v:,.0f} vs {exp_v:,.0f} expected{_pct_change(obs_v, exp_v)}",
+            ),
+        )
+    ev.append(
+        _ev(
+            "healthy_probes",
+            float(n_probes),
+            None,
+            None,
+            "probes",
+            f"{n_probes} probe(s) here see a healthy stream; no SKU on screen out of stock",
+        )
+    )
+    what = " and ".join(moved) or "business"
+    change = _pct_change(obs_v, exp_v) if have_v else ""
+    if cause == Cause.NETWORK_FINE:
+        summary = (
+            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course "
+            f"while stream and stock are fine ({n_probes} healthy probes): content or "
+            f"audience"
+        )
+    else:
+        summary = (
+            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course; "
+            f"no probe watches there, so the stream cannot be judged"
+        )
+    return ev, summary

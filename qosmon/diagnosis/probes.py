@@ -1,0 +1,300 @@
+"""What each probe says, second by second: its recent window, its own healthy
+baseline, and which media or chat fault (if any) it shows.
+
+A probe's verdict for second ``s`` uses the medians of its samples in the
+window ending at ``s``, so a single bad second does not count; it must then
+persist (``Persistence``) before the probe counts as bad. The per-probe media
+rule reads what the signals say together:
+
+- media stopped (connection down, no frame for ``no_frame_s``, or fps and
+  bitrate both ~0 while connected)            -> node_failure
+- RTT up (SLO or queueing rise over baseline) with bitrate or fps down
+                                                -> bandwidth
+- RTT at or above the SLO, bitrate holding     -> high_latency
+- loss above the SLO with RTT normal           -> packet_loss
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from qosmon.detection.persistence import Persistence
+from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.model import Cause, ConnectionState, ProbeSample
+
+# States in which the viewer certainly gets no media. CLOSED is a viewer that
+# left on purpose (end of show), NEW/CONNECTING is not yet known.
+_DOWN_STATES = frozenset(
+    {ConnectionState.DISCONNECTED, ConnectionState.FAILED, ConnectionState.JOIN_FAILED}
+)
+_UNKNOWN_STATES = frozenset(
+    {ConnectionState.NEW, ConnectionState.CONNECTING, ConnectionState.CLOSED}
+)
+
+# When the classes a probe showed are tied, the more specific explanation wins.
+CAUSE_PRIORITY = (Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.HIGH_LATENCY, Cause.PACKET_LOSS)
+
+# A probe silent this long is unknown: it neither keeps an incident open nor
+# counts as healthy.
+_SILENT_S = 10
+
+
+def second_of(ts: float) -> int:
+    return math.floor(ts)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True)
+class Labels:
+    probe_id: str
+    region: str
+    isp: str
+    edge_node: str
+
+    def get(self, dim: str) -> str:
+        return str(getattr(self, dim))
+
+
+@dataclass(frozen=True)
+class MediaView:
+    """A probe's window ending at ``second``: medians, latest state, chat sums."""
+
+    second: int
+    state: ConnectionState
+    no_frame_ms: float | None
+    fps: float | None
+    bitrate_kbps: float | None
+    rtt_ms: float | None
+    loss_pct: float | None
+    ttff_ms: float | None
+    chat_sent: int
+    chat_lost: int
+    chat_rtt_ms: float | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    bitrate_kbps: float | None
+    fps: float | None
+    rtt_ms: float | None
+
+
+@dataclass(frozen=True)
+class ProbeStatus:
+    labels: Labels
+    view: MediaView | None  # None: no data for this second (unknown)
+    baseline: Baseline
+    media_known: bool
+    stream_cause: Cause | None  # set while the probe is bad (after persistence)
+    raw_cause: Cause | None  # what this very window shows, before persistence
+    stream_since: float | None
+    chat_known: bool
+    chat_bad: bool  # chat degraded while media is fine
+    chat_raw: bool  # this very window shows chat degraded
+    chat_since: float | None
+
+
+def classify_media(view: MediaView, base: Baseline, cfg: DiagnosisConfig) -> Cause | None:
+    """The media fault one window shows, or None when it looks healthy."""
+    m = cfg.media
+    if view.state in _DOWN_STATES:
+        return Cause.NODE_FAILURE
+    if view.no_frame_ms is not None and view.no_frame_ms >= m.no_frame_s * 1000:
+        return Cause.NODE_FAILURE
+    if (
+        view.state == ConnectionState.CONNECTED
+        and view.fps is not None
+        and view.bitrate_kbps is not None
+        and view.fps <= m.stopped_fps
+        and view.bitrate_kbps <= m.stopped_bitrate_kbps
+    ):
+        return Cause.NODE_FAILURE
+    bitrate_low = _below(
+        view.bitrate_kbps, base.bitrate_kbps, m.bitrate_drop_ratio, m.min_bitrate_kbps
+    )
+    fps_low = _below(view.fps, base.fps, m.fps_drop_ratio, m.min_fps)
+    rtt = view.rtt_ms
+    rtt_slo = rtt is not None and rtt >= m.rtt_ms
+    rtt_up = rtt_slo or (
+        rtt is not None and base.rtt_ms is not None and rtt >= base.rtt_ms + m.rtt_rise_ms
+    )
+    if rtt_up and (bitrate_low or fps_low):
+        return Cause.BANDWIDTH
+    if rtt_slo:
+        return Cause.HIGH_LATENCY
+    if view.loss_pct is not None and view.loss_pct > m.loss_pct:
+        return Cause.PACKET_LOSS
+    return None
+
+
+def _below(value: float | None, base: float | None, ratio: float, floor: float) -> bool:
+    if value is None:
+        return False
+    if base is not None:
+        return value < ratio * base
+    return value < floor
+
+
+def chat_degraded(view: MediaView, cfg: DiagnosisConfig) -> bool | None:
+    c = cfg.chat
+    if view.chat_sent == 0 and view.chat_lost == 0:
+        return None
+    if view.chat_lost >= c.min_lost and view.chat_lost >= c.lost_ratio * max(view.chat_sent, 1):
+        return True
+    return view.chat_rtt_ms is not None and view.chat_rtt_ms >= c.rtt_ms
+
+
+class ProbeTracker:
+    def __init__(self, labels: Labels, cfg: DiagnosisConfig) -> None:
+        self.labels = labels
+        self.cfg = cfg
+        t = cfg.incident
+        self._samples: dict[int, ProbeSample] = {}
+        self._stream = Persistence(t.probe_min_bad_s, t.probe_clear_s)
+        self._chat = Persistence(t.probe_min_bad_s, t.probe_clear_s)
+        self._classes: deque[Cause] = deque(maxlen=10)
+        n = cfg.media.baseline_s
+        self._base_bitrate: deque[float] = deque(maxlen=n)
+        self._base_fps: deque[float] = deque(maxlen=n)
+        self._base_rtt: deque[float] = deque(maxlen=n)
+        self._last_data: int | None = None
+        self._keep_s = max(cfg.media.window_s, cfg.media.rtt_window_s, cfg.chat.window_s) + 30
+
+    def add(self, sample: ProbeSample) -> None:
+        s = second_of(sample.ts)
+        prev = self._samples.get(s)
+        # Two samples in one second (clock step, retry): keep the later one.
+        if prev is None or sample.ts >= prev.ts:
+            self._samples[s] = sample
+
+    def baseline(self) -> Baseline:
+        need = self.cfg.media.baseline_min_s
+
+        def med(d: deque[float]) -> float | None:
+            return statistics.median(d) if len(d) >= need else None
+
+        return Baseline(med(self._base_bitrate), med(self._base_fps), med(self._base_rtt))
+
+    def view(self, second: int) -> MediaView | None:
+        m, c = self.cfg.media, self.cfg.chat
+        if second not in self._samples and not any(
+            (second - i) in self._samples for i in range(1, m.window_s)
+        ):
+            return None
+        win = [
+            self._samples[s]
+            for s in range(second - m.window_s + 1, second + 1)
+            if s in self._samples
+        ]
+        rtt_win = [
+            x.rtt_ms
+            for s in range(second - m.rtt_window_s + 1, second + 1)
+            if (x := self._samples.get(s)) is not None and x.rtt_ms is not None
+        ]
+        chat_win = [
+            self._samples[s]
+            for s in range(second - c.window_s + 1, second + 1)
+            if s in self._samples
+        ]
+        last = win[-1]
+        chat_rtts = [x.chat_rtt_ms for x in chat_win if x.chat_rtt_ms is not None]
+        ttffs = [x.ttff_ms for x in win if x.ttff_ms is not None]
+        return MediaView(
+            second=second,
+            state=last.state,
+            # The longest gap seen in the window: a freeze stays visible while
+            # the window slides over it (the probe reports time since last frame).
+            no_frame_ms=max(
+                (x.no_frame_ms for x in win if x.no_frame_ms is not None), default=None
+            ),
+            fps=_median([x.fps for x in win if x.fps is not None]),
+            bitrate_kbps=_median([x.bitrate_kbps for x in win if x.bitrate_kbps is not None]),
+            rtt_ms=_median(rtt_win),
+            loss_pct=_median([x.loss_pct for x in win if x.loss_pct is not None]),
+            ttff_ms=ttffs[-1] if ttffs else None,
+            chat_sent=sum(x.chat_sent for x in chat_win),
+            chat_lost=sum(x.chat_lost for x in chat_win),
+            chat_rtt_ms=_median(chat_rtts),
+        )
+
+    def evaluate(self, second: int) -> ProbeStatus:
+        view = self.view(second)
+        base = self.baseline()
+        if view is not None:
+            self._last_data = second
+        media_known = view is not None and not (
+            view.state in _UNKNOWN_STATES
+            and (view.no_frame_ms is None or view.no_frame_ms < self.cfg.media.no_frame_s * 1000)
+        )
+        raw: Cause | None = None
+        if view is not None and media_known:
+            raw = classify_media(view, base, self.cfg)
+            self._stream.update(raw is not None, second)
+            if raw is not None:
+                self._classes.append(raw)
+            elif not self._stream.active:
+                self._learn(second)
+        elif self._last_data is None or second - self._last_data > _SILENT_S:
+            self._reset()
+        # No data for this window: unknown, neither bad nor fine.
+        stream_cause = self._current_class() if self._stream.active and view is not None else None
+        if not self._stream.active and raw is None:
+            self._classes.clear()
+        chat_known = False
+        chat_raw = False
+        if view is not None and media_known and stream_cause is None and raw is None:
+            bad = chat_degraded(view, self.cfg)
+            chat_known = bad is not None
+            chat_raw = bool(bad)
+            self._chat.update(bad, second)
+        elif stream_cause is not None or raw is not None:
+            # Chat suffers with media; only chat failing on its own is a chat fault.
+            self._chat.update(False, second)
+        return ProbeStatus(
+            labels=self.labels,
+            view=view,
+            baseline=base,
+            media_known=media_known or stream_cause is not None,
+            stream_cause=stream_cause,
+            raw_cause=raw,
+            stream_since=self._stream.since,
+            chat_known=chat_known or self._chat.active,
+            chat_bad=self._chat.active and stream_cause is None and view is not None,
+            chat_raw=chat_raw,
+            chat_since=self._chat.since,
+        )
+
+    def _current_class(self) -> Cause:
+        counts = Counter(self._classes)
+        if not counts:
+            return Cause.NODE_FAILURE
+        best = max(counts.values())
+        return next(c for c in CAUSE_PRIORITY if counts.get(c, 0) == best)
+
+    def _learn(self, second: int) -> None:
+        x = self._samples.get(second)
+        if x is None or x.state != ConnectionState.CONNECTED:
+            return
+        if x.bitrate_kbps is not None:
+            self._base_bitrate.append(x.bitrate_kbps)
+        if x.fps is not None:
+            self._base_fps.append(x.fps)
+        if x.rtt_ms is not None:
+            self._base_rtt.append(x.rtt_ms)
+
+    def _reset(self) -> None:
+        t = self.cfg.incident
+        self._stream = Persistence(t.probe_min_bad_s, t.probe_clear_s)
+        self._chat = Persistence(t.probe_min_bad_s, t.probe_clear_s)
+        self._classes.clear()
+
+    def prune(self, before_second: int) -> None:
+        cutoff = before_second - self._keep_s
+        for s in [s for s in self._samples if s < cutoff]:
+            del self._samples[s]

@@ -1,0 +1,78 @@
+"""Stock rules: which on-screen SKU is out, low or untrustworthy where viewers
+buy.
+
+A region buys from the warehouses ``Show.region_warehouses`` lists for it. For
+each SKU on screen (its latest ``StockState`` says ``on_screen``):
+
+- any serving warehouse ``stale`` or ``sync_fault``        -> stale_inventory
+- every serving warehouse with a figure has 0 on hand      -> stock_out
+- the best serving warehouse is at a low level (red)       -> low_stock
+
+A warehouse that serves no listed region is reported with scope
+``{"warehouse": W}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.model import Cause, Show, StockLevel, StockState
+
+_RANK = {
+    StockLevel.GREEN: 4,
+    StockLevel.YELLOW: 3,
+    StockLevel.ORANGE: 2,
+    StockLevel.RED: 1,
+}
+
+
+@dataclass(frozen=True)
+class StockFinding:
+    cause: Cause
+    sku: str
+    region: str | None  # None: a warehouse serving no listed region
+    states: tuple[StockState, ...]  # the serving warehouses' latest states
+
+
+def stock_findings(
+    show: Show, latest: dict[tuple[str, str], StockState], cfg: DiagnosisConfig
+) -> list[StockFinding]:
+    """``latest`` maps (sku, warehouse) to its most recent state."""
+    low_levels = {StockLevel(x) for x in cfg.stock.low_stock_levels}
+    on_screen = sorted({sku for (sku, _), st in latest.items() if st.on_screen})
+    out: list[StockFinding] = []
+    served: set[str] = set()
+    for region, warehouses in sorted(show.region_warehouses.items()):
+        served.update(warehouses)
+        for sku in on_screen:
+            states = tuple(latest[(sku, w)] for w in warehouses if (sku, w) in latest)
+            if not states:
+                continue
+            finding = _judge(sku, region, states, low_levels)
+            if finding is not None:
+                out.append(finding)
+    for (sku, warehouse), st in sorted(latest.items()):
+        if warehouse in served or not st.on_screen:
+            continue
+        finding = _judge(sku, None, (st,), low_levels)
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
+def _judge(
+    sku: str, region: str | None, states: tuple[StockState, ...], low_levels: set[StockLevel]
+) -> StockFinding | None:
+    if any(s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT) for s in states):
+        bad = tuple(s for s in states if s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT))
+        return StockFinding(Cause.STALE_INVENTORY, sku, region, bad)
+    figures = [s for s in states if s.on_hand is not None]
+    if figures and all(s.on_hand == 0 for s in figures):
+        return StockFinding(Cause.STOCK_OUT, sku, region, states)
+    ranked = [s for s in states if s.level in _RANK]
+    if ranked:
+        best = max(ranked, key=lambda s: _RANK[s.level])
+        if best.level in low_levels:
+            return StockFinding(Cause.LOW_STOCK, sku, region, states)
+    return None

@@ -1,0 +1,100 @@
+"""Detectors, without an event loop: hysteresis, level shifts, count drops, the
+online scorer."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from qosmon.detection.counts import CountDrop, poisson_cdf
+from qosmon.detection.levelshift import LevelShift
+from qosmon.detection.persistence import Persistence
+from qosmon.detection.score import OnlineScorer
+
+
+def test_persistence_needs_min_on_and_min_off() -> None:
+    p = Persistence(min_on=3, min_off=2)
+    seq = [True, True, False, True, True, True, None, False, True, False, False]
+    active = [p.update(c, float(i)) for i, c in enumerate(seq)]
+    # A 2-second blip does not activate; 3 in a row does, from when the run began.
+    assert active[:5] == [False] * 5
+    assert active[5] is True
+    # Unknown (None) keeps the state; one fine second does not end it.
+    assert active[6] is True and active[7] is True and active[8] is True
+    assert active[9] is True and active[10] is False
+
+
+def test_persistence_since_is_start_of_run() -> None:
+    p = Persistence(min_on=2, min_off=1)
+    p.update(True, 10.0)
+    p.update(True, 11.0)
+    assert p.active and p.since == 10.0
+
+
+def test_poisson_cdf_matches_direct_sum() -> None:
+    assert poisson_cdf(0, 2.0) == pytest.approx(math.exp(-2))
+    assert poisson_cdf(2, 2.0) == pytest.approx(math.exp(-2) * (1 + 2 + 2))
+    assert poisson_cdf(-1, 3.0) == 0.0
+    assert poisson_cdf(600, 600.0) == pytest.approx(0.51, abs=0.02)
+
+
+def _level(rnd: random.Random, n: int, f) -> list[float]:  # type: ignore[no-untyped-def]
+    return [f(t) * (1 + rnd.gauss(0, 0.005)) for t in range(n)]
+
+
+def test_levelshift_ignores_noise_ramps_and_swings() -> None:
+    rnd = random.Random(7)
+    det = LevelShift()
+    # +40 % over ~3 minutes then a slow decline: an audience, not an incident.
+    series = _level(
+        rnd,
+        900,
+        lambda t: (
+            3000 * (1 + 0.4 / (1 + math.exp(-(t - 300) / 45))) * (1 - 0.0003 * max(0, t - 600))
+        ),
+    )
+    assert not any(det.update(float(t), v).anomalous for t, v in enumerate(series))
+
+
+def test_levelshift_flags_a_sudden_drop_and_freezes_the_expected_level() -> None:
+    rnd = random.Random(8)
+    det = LevelShift()
+    series = _level(rnd, 300, lambda t: 4000 if t < 200 else 2600)
+    flags = [det.update(float(t), v) for t, v in enumerate(series)]
+    first = next(r for r in flags if r.anomalous)
+    assert 200 <= first.ts <= 206
+    assert first.expected == pytest.approx(4000, rel=0.03)
+    # The expected course stays at the pre-drop level while the drop lasts.
+    assert flags[280].anomalous and flags[280].expected == pytest.approx(4000, rel=0.03)
+
+
+def test_levelshift_accepts_a_lasting_new_level() -> None:
+    det = LevelShift(rebaseline_s=60)
+    flags = [det.update(float(t), 1000.0 if t < 100 else 700.0) for t in range(400)]
+    assert flags[110].anomalous
+    assert not any(r.anomalous for r in flags[200:])
+
+
+def test_count_drop_on_a_stop_not_on_poisson_noise() -> None:
+    rnd = random.Random(3)
+    det = CountDrop(p_value=1e-6)
+    noise = [rnd.choice([0, 1, 1, 2, 2, 3]) for _ in range(600)]
+    assert not any(det.update(float(t), c).anomalous for t, c in enumerate(noise))
+    stopped = [det.update(float(600 + t), 0) for t in range(30)]
+    first = next(i for i, r in enumerate(stopped) if r.anomalous)
+    assert first <= 15
+    assert stopped[-1].rate_per_s == pytest.approx(1.5, rel=0.2)
+
+
+def test_online_scorer_scores_spikes_high_and_noise_low() -> None:
+    rnd = random.Random(1)
+    sc = OnlineScorer()
+    scores = []
+    for t in range(2000):
+        v = 100 + 10 * math.sin(t / 200) + rnd.gauss(0, 1) + (25 if t == 1500 else 0)
+        scores.append(sc.update(v).score)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[1500] > 0.9
+    assert sum(s > 0.5 for s in scores) <= 5
