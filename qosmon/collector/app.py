@@ -185,8 +185,10 @@ async def _body(request: web.Request, media: str = "json") -> bytes:
 
 
 def _parse(model: type[M], body: bytes) -> M:
+    # Strict: the wire format is the documented JSON types; lax parsing would
+    # turn ``true`` into 1 and "12" into 12, hiding a producer's bug.
     try:
-        parsed = model.model_validate_json(body)
+        parsed = model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
     check_numbers(parsed)
@@ -356,7 +358,7 @@ async def post_on_screen(request: web.Request) -> web.Response:
     show_id = _show_id(request)
     body = await _body(request)
     try:
-        events = _ON_SCREEN_LIST.validate_json(body)
+        events = _ON_SCREEN_LIST.validate_json(body, strict=True)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
     now = time.time()
@@ -501,11 +503,15 @@ async def post_inventory_changes(request: web.Request) -> web.Response:
         raise ApiError(400, f"Invalid JSON: {exc}", "(body)") from None
     # ts is the receipt time (StockRecord's contract); a sender need not send it.
     if isinstance(raw, dict) and isinstance(raw.get("records"), list):
-        for rec in raw["records"]:
+        for i, rec in enumerate(raw["records"]):
             if isinstance(rec, dict):
+                sent = rec.get("ts", 0.0)
+                if isinstance(sent, bool) or not isinstance(sent, int | float):
+                    raise ApiError(400, "must be a number (it is replaced by the receipt time)",
+                                   f"records[{i}].ts")
                 rec["ts"] = now
     try:
-        changes = InventoryChanges.model_validate(raw)
+        changes = InventoryChanges.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
     check_numbers(changes)
@@ -640,7 +646,7 @@ def create_app(
         limiter=RateLimiter(config.rate_limit.requests_per_s, config.rate_limit.burst),
         fleet=fleet,
         metrics=CollectorMetrics(lambda: fleet.up_count(time.time())),
-        openapi=json.dumps(build_openapi(), indent=1).encode(),
+        openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
     )
     app = web.Application(middlewares=[_errors], client_max_size=config.max_body_bytes)
     app[STATE] = state

@@ -122,7 +122,9 @@ def _op(
     return op
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(reads_open: bool = True) -> dict[str, Any]:
+    """``reads_open``: the collector has no read tokens, so GET endpoints
+    need no Authorization (the document says so, as clients should know)."""
     _, defs = models_json_schema(
         [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
     )
@@ -132,7 +134,7 @@ def build_openapi() -> dict[str, Any]:
     stock["required"] = [r for r in stock.get("required", []) if r != "ts"]
     stock["properties"] = dict(stock["properties"])
     stock["properties"]["ts"] = {
-        **stock["properties"]["ts"], "description": "ignored: set by the collector on receipt",
+        "type": "number", "description": "optional, replaced by the collector's receipt time",
     }
     schemas["StockRecord"] = stock
     schemas["Error"] = _ERROR
@@ -266,6 +268,10 @@ def build_openapi() -> dict[str, Any]:
         )},
         "/healthz": {"get": _op("Liveness.", {"type": "object"}, (), secured=False)},
     }
+    if reads_open:
+        for ops in paths.values():
+            if "get" in ops:
+                ops["get"]["security"] = []
     return {
         "openapi": "3.1.0",
         "info": {
