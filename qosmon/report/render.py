@@ -442,6 +442,10 @@ def _stock_sections(
     return heat, stock_chart, actions, lanes_on
 
 
+# Levels whose suggestion asks someone to act now; "watch" ones are folded.
+URGENT_LEVELS = frozenset({"orange", "red", "stale", "sync_fault"})
+
+
 def _region_charts(
     table: ProbeTable, region: str, span: Span, bands: list[Band], th: ReportThresholds
 ) -> list[tuple[str, Markup]]:
@@ -654,7 +658,9 @@ def build_report(
         lost_viewers=lost_viewers, lost_orders=lost_orders,
         verdicts=verdicts, verdict_lanes=verdict_lanes, defs=charts.svg_defs(),
         viewers_chart=viewers_chart, orders_chart=orders_chart, stock_chart=stock_chart,
-        on_screen_lanes=on_screen_lanes, heat=heat, actions=actions,
+        on_screen_lanes=on_screen_lanes, heat=heat,
+        actions=[a for a in actions if a["level"] in URGENT_LEVELS],
+        watch_actions=[a for a in actions if a["level"] not in URGENT_LEVELS],
         regions=region_views, ttff_chart=ttff_chart, incidents=incident_views,
         probes=probe_rows, local_incidents=local_views, found=found,
         level_legend=[(lv, charts.LEVEL_FILL[lv]) for lv in LEVEL_ORDER],
