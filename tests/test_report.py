@@ -8,6 +8,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,13 +67,16 @@ def parse(html: str) -> _Page:
     return p
 
 
+Rendered = tuple[str, dict[str, Any], _Page]
+
+
 @pytest.fixture(scope="module")
 def show() -> ShowData:
     return generate_show(duration_s=1200)
 
 
 @pytest.fixture(scope="module")
-def rendered(show: ShowData) -> tuple[str, dict, _Page]:
+def rendered(show: ShowData) -> Rendered:
     html, headline = build_report(show)
     return html, headline, parse(html)
 
@@ -83,7 +87,7 @@ def _section(html: str, section_id: str) -> str:
     return html[start:end]
 
 
-def test_headline_figures_match_the_business_data(show: ShowData, rendered) -> None:
+def test_headline_figures_match_the_business_data(show: ShowData, rendered: Rendered) -> None:
     html, headline, page = rendered
     peak = max(b.viewers_online for b in show.business if b.viewers_online is not None)
     orders = sum(b.orders or 0 for b in show.business)
@@ -100,7 +104,9 @@ def test_headline_figures_match_the_business_data(show: ShowData, rendered) -> N
     assert page.text.startswith("Summer gadgets live") or "Summer gadgets live" in page.text
 
 
-def test_each_incident_shows_where_why_evidence_and_alerts(show: ShowData, rendered) -> None:
+def test_each_incident_shows_where_why_evidence_and_alerts(
+    show: ShowData, rendered: Rendered
+) -> None:
     html, _, _ = rendered
     incidents = parse(_section(html, "incidents")).text
     labels = {
@@ -128,7 +134,9 @@ def test_each_incident_shows_where_why_evidence_and_alerts(show: ShowData, rende
                 assert f'aria-label="{ev.metric} around incident {inc.incident_id}"' in html
 
 
-def test_timeline_inventory_probes_and_injected_sections(show: ShowData, rendered) -> None:
+def test_timeline_inventory_probes_and_injected_sections(
+    show: ShowData, rendered: Rendered
+) -> None:
     html, _, _ = rendered
     timeline = _section(html, "timeline")
     assert 'aria-label="viewers online"' in timeline
@@ -152,7 +160,7 @@ def test_timeline_inventory_probes_and_injected_sections(show: ShowData, rendere
     assert "fails at 250 ms" in regions  # each chart against its threshold
 
 
-def test_page_is_self_contained(rendered) -> None:
+def test_page_is_self_contained(rendered: Rendered) -> None:
     html, _, page = rendered
     assert "script" not in page.tags
     for name, value in page.attrs:

@@ -276,7 +276,9 @@ def _evidence_views(
     }
     out = []
     for ev in inc.evidence:
-        view: dict[str, Any] = {"text": ev.text, "metric": ev.metric, "chart": Markup("")}
+        view: dict[str, Any] = {"text": ev.text, "metric": ev.metric, "chart": Markup(""),
+                                "label": _PROBE_METRICS.get(ev.metric, (ev.metric, ""))[0],
+                                "window": ""}
         view["bullet"] = charts.bullet_chart(ev.metric, ev.observed, ev.baseline, ev.threshold,
                                              ev.unit)
         series: list[Series] = []
@@ -288,6 +290,7 @@ def _evidence_views(
         elif ev.metric in ("on_hand", "stock", "on_hand_units"):
             series = _stock_window_series(data.stock_states, inc, w0, w1)
             unit = "units"
+            view["label"] = "units on hand"
         if series:
             limit = ev.threshold if ev.threshold is not None else thresholds_for.get(ev.metric)
             ths = [Threshold(limit, f"limit {charts.fmt_num(limit)}")] if limit is not None else []
