@@ -1,0 +1,1 @@
+"""Ways to join a stream, one module each behind :class:`probes.joins.base.Joiner`."""

@@ -1,0 +1,50 @@
+"""The one small interface every way of joining a stream implements.
+
+A joiner does the signalling and hands back a :class:`Joined` session; the
+viewer (``probes.viewer``) owns the measuring. The joiner must call
+``hooks.on_receiver(receiver)`` as soon as the video receiver exists and
+before the remote description that starts it is applied, so the tap sees the
+first packet, and ``hooks.on_chat_text(text)`` for every chat text it gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
+
+from probes.config import StreamTarget
+
+
+class JoinError(Exception):
+    """Signalling failed; the message is the reason reported in samples."""
+
+
+@dataclass
+class JoinHooks:
+    rtc_config: RTCConfiguration
+    on_receiver: Callable[[RTCRtpReceiver], None]
+    on_chat_text: Callable[[str], None]
+    # Called once the chat channel can carry messages.
+    on_chat_ready: Callable[[], None] = lambda: None
+
+
+@dataclass
+class Joined:
+    pc: RTCPeerConnection  # the one carrying the video
+    send_chat: Callable[[str], None] | None = None  # None: no chat on this join
+    close: Callable[[], Awaitable[None]] = field(default=lambda: _noop())
+    other_pcs: list[RTCPeerConnection] = field(default_factory=list)
+
+
+async def _noop() -> None:
+    return None
+
+
+class Joiner(Protocol):
+    async def join(
+        self, target: StreamTarget, http: aiohttp.ClientSession, hooks: JoinHooks
+    ) -> Joined: ...

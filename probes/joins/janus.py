@@ -1,0 +1,238 @@
+"""Janus (1.x) over its REST API: the streaming plugin for the video
+(``watch`` a mountpoint, Janus offers, we answer, ``start``) and, for chat,
+the TextRoom plugin over a DataChannel (a message sent to the room is
+broadcast to everyone in it, the sender included).
+
+One Janus session with one handle per plugin; events arrive by long-polling
+the session, which also keeps it alive. Each plugin handle is its own
+PeerConnection in Janus, so chat has a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from probes.config import StreamTarget
+from probes.joins.base import Joined, JoinError, JoinHooks
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 25.0  # Janus drops a session after 60 s without a request
+EVENT_TIMEOUT_S = 8.0
+
+
+def _tid() -> str:
+    return secrets.token_hex(6)
+
+
+class JanusSession:
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url.rstrip("/")
+        self.http = http
+        self.session_id: int | None = None
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._handlers: dict[int, Any] = {}  # handle id -> callable(event)
+        self._poller: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+
+    async def _request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            async with self.http.post(
+                self.url + path, json=body, timeout=aiohttp.ClientTimeout(total=5)
+            ) as resp:
+                if resp.status != 200:
+                    raise JoinError(f"Janus {body.get('janus')} answered HTTP {resp.status}")
+                data: dict[str, Any] = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise JoinError(f"Janus {body.get('janus')} failed: {exc or type(exc).__name__}") \
+                from None
+        if data.get("janus") == "error":
+            err = data.get("error", {})
+            raise JoinError(f"Janus error {err.get('code')}: {err.get('reason')}")
+        return data
+
+    async def create(self) -> None:
+        data = await self._request("", {"janus": "create", "transaction": _tid()})
+        self.session_id = int(data["data"]["id"])
+        self._poller = asyncio.create_task(self._poll())
+        self._keepalive = asyncio.create_task(self._keep_alive())
+
+    async def attach(self, plugin: str) -> int:
+        data = await self._request(
+            f"/{self.session_id}", {"janus": "attach", "plugin": plugin, "transaction": _tid()}
+        )
+        return int(data["data"]["id"])
+
+    def on_event(self, handle: int, handler: Any) -> None:
+        self._handlers[handle] = handler
+
+    async def message(
+        self, handle: int, body: dict[str, Any], jsep: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send a plugin message and wait for its asynchronous event."""
+        tid = _tid()
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[tid] = fut
+        req: dict[str, Any] = {"janus": "message", "transaction": tid, "body": body}
+        if jsep is not None:
+            req["jsep"] = jsep
+        try:
+            data = await self._request(f"/{self.session_id}/{handle}", req)
+            if data.get("janus") == "success":  # synchronous answer
+                return data
+            try:
+                event = await asyncio.wait_for(fut, EVENT_TIMEOUT_S)
+            except TimeoutError:
+                raise JoinError(f"Janus sent no answer to {body.get('request')}") from None
+        finally:
+            self._waiters.pop(tid, None)
+        pdata = event.get("plugindata", {}).get("data", {})
+        if "error" in pdata:
+            raise JoinError(f"Janus {body.get('request')}: {pdata.get('error')}"
+                            f" (code {pdata.get('error_code')})")
+        return event
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                async with self.http.get(
+                    f"{self.url}/{self.session_id}?maxev=5",
+                    timeout=aiohttp.ClientTimeout(total=40),
+                ) as resp:
+                    body = await resp.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.debug("Janus long poll: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            events = body if isinstance(body, list) else [body]
+            for ev in events:
+                if not isinstance(ev, dict):
+                    continue
+                fut = self._waiters.get(str(ev.get("transaction")))
+                if fut is not None and not fut.done() and ev.get("janus") == "event":
+                    fut.set_result(ev)
+                    continue
+                handler = self._handlers.get(ev.get("sender", -1))
+                if handler is not None:
+                    handler(ev)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_S)
+            with contextlib.suppress(JoinError):
+                await self._request(f"/{self.session_id}",
+                                    {"janus": "keepalive", "transaction": _tid()})
+
+    async def destroy(self) -> None:
+        for task in (self._poller, self._keepalive):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.session_id is not None:
+            with contextlib.suppress(JoinError):
+                await self._request(f"/{self.session_id}",
+                                    {"janus": "destroy", "transaction": _tid()})
+
+
+def _jsep(event: dict[str, Any], what: str) -> RTCSessionDescription:
+    jsep = event.get("jsep")
+    if not isinstance(jsep, dict) or jsep.get("type") != "offer":
+        raise JoinError(f"Janus {what}: no SDP offer in its answer")
+    return RTCSessionDescription(jsep["sdp"], "offer")
+
+
+class JanusJoiner:
+    async def join(
+        self, target: StreamTarget, http: aiohttp.ClientSession, hooks: JoinHooks
+    ) -> Joined:
+        janus = JanusSession(target.url, http)
+        pcs: list[RTCPeerConnection] = []
+
+        async def close() -> None:
+            await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+            await janus.destroy()
+
+        try:
+            await janus.create()
+            handle = await janus.attach("janus.plugin.streaming")
+            event = await janus.message(handle, {"request": "watch", "id": target.mountpoint})
+            pc = RTCPeerConnection(hooks.rtc_config)
+            pcs.append(pc)
+            try:
+                await pc.setRemoteDescription(_jsep(event, "watch"))
+            except JoinError:
+                raise
+            except Exception as exc:  # aiortc: ValueError and others on SDP it cannot use
+                raise JoinError(f"Janus offer not usable: {exc}") from None
+            video = [t for t in pc.getTransceivers() if t.kind == "video"]
+            if not video:
+                raise JoinError(f"mountpoint {target.mountpoint} offers no video")
+            hooks.on_receiver(video[0].receiver)
+            await pc.setLocalDescription(await pc.createAnswer())
+            await janus.message(
+                handle,
+                {"request": "start"},
+                {"type": "answer", "sdp": pc.localDescription.sdp},
+            )
+            send_chat = None
+            if target.chat and target.textroom_room is not None:
+                send_chat = await self._textroom(janus, target.textroom_room, hooks, pcs)
+        except BaseException:
+            await close()
+            raise
+        return Joined(pc=pc, send_chat=send_chat, close=close, other_pcs=pcs[1:])
+
+    async def _textroom(
+        self,
+        janus: JanusSession,
+        room: int,
+        hooks: JoinHooks,
+        pcs: list[RTCPeerConnection],
+    ) -> Any:
+        handle = await janus.attach("janus.plugin.textroom")
+        event = await janus.message(handle, {"request": "setup"})
+        pc = RTCPeerConnection(hooks.rtc_config)
+        pcs.append(pc)
+        await pc.setRemoteDescription(_jsep(event, "textroom setup"))
+        channel = pc.createDataChannel("JanusDataChannel")
+        username = f"probe-{secrets.token_hex(4)}"
+
+        @channel.on("open")
+        def _open() -> None:
+            channel.send(json.dumps({"textroom": "join", "transaction": _tid(), "room": room,
+                                     "username": username}))
+
+        @channel.on("message")
+        def _message(message: str | bytes) -> None:
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return
+            if not isinstance(data, dict):
+                return
+            if data.get("textroom") == "success" and "participants" in data:
+                hooks.on_chat_ready()
+            elif data.get("textroom") == "message" and isinstance(data.get("text"), str):
+                hooks.on_chat_text(data["text"])
+            elif data.get("textroom") == "error":
+                log.warning("Janus TextRoom: %s", data.get("error"))
+
+        await pc.setLocalDescription(await pc.createAnswer())
+        await janus.message(handle, {"request": "ack"},
+                            {"type": "answer", "sdp": pc.localDescription.sdp})
+
+        def send_chat(text: str) -> None:
+            if channel.readyState == "open":
+                channel.send(json.dumps({"textroom": "message", "transaction": _tid(),
+                                         "room": room, "text": text, "ack": False}))
+
+        return send_chat

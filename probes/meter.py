@@ -1,0 +1,183 @@
+"""Everything measured about one viewing session, turned into per-second
+figures. Pure: fed with packets and frames by the receiver tap, times passed
+in (ms on a monotonic clock); knows nothing of aiortc or the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probes.chat import ChatLedger
+from probes.freeze import FreezeDetector
+from probes.jitter import InterarrivalJitter
+from probes.loss import LossAccounting
+
+# How long one RTT measurement stands in for seconds without a new answer.
+RTT_HOLD_MS = 3000.0
+
+
+@dataclass
+class SecondFigures:
+    """The measured fields of one ProbeSample (names and units as the model)."""
+
+    packets_expected: int
+    packets_received: int
+    loss_pct: float | None
+    residual_loss_pct: float | None
+    jitter_ms: float | None
+    bitrate_kbps: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    freeze_count: int
+    freeze_ms: float
+    pause_count: int
+    pause_ms: float
+    no_frame_ms: float | None
+    chat_sent: int
+    chat_lost: int
+    chat_rtt_ms: float | None
+    rtt_ms: float | None
+
+
+class _SsrcStats:
+    def __init__(self, settle_ms: float, clock_rate: int) -> None:
+        self.loss = LossAccounting(settle_ms=settle_ms)
+        self.jitter = InterarrivalJitter(clock_rate)
+        self.packets_this_interval = 0
+
+
+class StreamMeter:
+    def __init__(
+        self,
+        start_ms: float,
+        settle_ms: float = 1000.0,
+        chat_deadline_ms: float = 3000.0,
+        clock_rate: int = 90_000,
+    ) -> None:
+        self._settle_ms = settle_ms
+        self._clock_rate = clock_rate
+        self._ssrcs: dict[int, _SsrcStats] = {}
+        self._frames = FreezeDetector()
+        self._frames_this_interval = 0
+        self._frame_bytes_this_interval = 0
+        self._reported = (0, 0.0, 0, 0.0)  # freeze/pause totals already reported
+        self._last_take_ms = start_ms
+        self.start_ms = start_ms
+        self.first_frame_ms: float | None = None
+        self.width: int | None = None
+        self.height: int | None = None
+        self.chat = ChatLedger(deadline_ms=chat_deadline_ms)
+        self._rtts_ms: list[float] = []
+        self._last_rtt: tuple[float, float] | None = None  # (measured at, rtt)
+        self.packets_total = 0
+
+    def _ssrc(self, ssrc: int) -> _SsrcStats:
+        s = self._ssrcs.get(ssrc)
+        if s is None:
+            s = self._ssrcs[ssrc] = _SsrcStats(self._settle_ms, self._clock_rate)
+        return s
+
+    # -- inputs -----------------------------------------------------------
+
+    def media_packet(
+        self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float
+    ) -> None:
+        s = self._ssrc(ssrc)
+        s.loss.media(seq, payload_bytes, now_ms)
+        s.jitter.add(rtp_timestamp, now_ms)
+        s.packets_this_interval += 1
+        self.packets_total += 1
+
+    def rtx_packet(self, media_ssrc: int, original_seq: int, now_ms: float) -> None:
+        self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
+
+    def frame(
+        self,
+        now_ms: float,
+        size_bytes: int,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        if self.first_frame_ms is None:
+            self.first_frame_ms = now_ms
+        if width and height:
+            self.width, self.height = width, height
+        self._frames.frame(now_ms)
+        self._frames_this_interval += 1
+        self._frame_bytes_this_interval += size_bytes
+
+    def rtt(self, rtt_ms: float, now_ms: float) -> None:
+        self._rtts_ms.append(rtt_ms)
+        self._last_rtt = (now_ms, rtt_ms)
+
+    # -- outputs ----------------------------------------------------------
+
+    @property
+    def ttff_ms(self) -> float | None:
+        if self.first_frame_ms is None:
+            return None
+        return self.first_frame_ms - self.start_ms
+
+    def no_frame_ms(self, now_ms: float) -> float | None:
+        """Time since the last frame, or since the start when none came yet."""
+        since = self._frames.no_frame_ms(now_ms)
+        return since if since is not None else max(0.0, now_ms - self.start_ms)
+
+    def ongoing_stall(self, now_ms: float) -> str | None:
+        stall = self._frames.ongoing(now_ms)
+        return None if stall is None else str(stall)
+
+    def take(self, now_ms: float) -> SecondFigures:
+        """Close the interval ending at ``now_ms``."""
+        elapsed_s = max(1e-3, (now_ms - self._last_take_ms) / 1000.0)
+        self._last_take_ms = now_ms
+        expected = received = path_lost = residual = payload = 0
+        jitter: float | None = None
+        busiest = -1
+        for s in self._ssrcs.values():
+            li = s.loss.take(now_ms)
+            expected += li.expected
+            received += li.received
+            path_lost += li.path_lost
+            residual += li.residual_lost
+            payload += li.payload_bytes
+            # Report the jitter of the stream that carried this second's media.
+            if s.packets_this_interval > busiest and s.packets_this_interval > 0:
+                busiest = s.packets_this_interval
+                jitter = s.jitter.jitter_ms
+            s.packets_this_interval = 0
+        c = self._frames.counts
+        fc, fm, pc, pm = self._reported
+        self._reported = (c.freeze_count, c.freeze_ms, c.pause_count, c.pause_ms)
+        chat = self.chat.take(now_ms)
+        rtt = (sum(self._rtts_ms) / len(self._rtts_ms)) if self._rtts_ms else None
+        self._rtts_ms = []
+        if rtt is None and self._last_rtt is not None:
+            # A check still in flight: the last answer stands for a while, but
+            # a path that stopped answering must read as unknown, not as fine.
+            at, last = self._last_rtt
+            if now_ms - at <= RTT_HOLD_MS:
+                rtt = last
+        frames = self._frames_this_interval
+        self._frames_this_interval = 0
+        self._frame_bytes_this_interval = 0
+        return SecondFigures(
+            packets_expected=expected,
+            packets_received=min(received, expected) if expected else received,
+            loss_pct=(min(100.0, 100.0 * path_lost / expected) if expected else None),
+            residual_loss_pct=(min(100.0, 100.0 * residual / expected) if expected else None),
+            jitter_ms=jitter,
+            bitrate_kbps=payload * 8 / elapsed_s / 1000.0,
+            fps=frames / elapsed_s,
+            width=self.width,
+            height=self.height,
+            freeze_count=c.freeze_count - fc,
+            freeze_ms=c.freeze_ms - fm,
+            pause_count=c.pause_count - pc,
+            pause_ms=c.pause_ms - pm,
+            no_frame_ms=self.no_frame_ms(now_ms),
+            chat_sent=chat.sent,
+            chat_lost=chat.lost,
+            chat_rtt_ms=chat.mean_rtt_ms,
+            rtt_ms=rtt,
+        )

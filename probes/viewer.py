@@ -1,0 +1,269 @@
+"""One stream, watched for as long as the probe runs: join, measure, sample
+every second, and on failure report it, back off and join again.
+
+Every second yields one ``ProbeSample``, whatever happens: while joining
+(``connecting``), after signalling failed (``join_failed`` + reason), after a
+session died (``failed`` + reason). Nothing here raises out of :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError
+
+from probes.chat import chat_message, parse_chat_message
+from probes.config import ProbeConfig, StreamTarget
+from probes.joins.base import Joined, Joiner, JoinError, JoinHooks
+from probes.meter import StreamMeter
+from probes.rtt import run_rtt_checks
+from probes.sinks import SampleSink
+from probes.tap import ReceiverTap, monotonic_ms
+from qosmon.model import ConnectionState, ProbeLabels, ProbeSample
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+# A session that lasted this long was a success: the next failure starts the
+# backoff again from the beginning.
+HEALTHY_SESSION_S = 30.0
+
+_PC_STATES = {
+    "new": ConnectionState.NEW,
+    "connecting": ConnectionState.CONNECTING,
+    "connected": ConnectionState.CONNECTED,
+    "disconnected": ConnectionState.DISCONNECTED,
+    "failed": ConnectionState.FAILED,
+    "closed": ConnectionState.CLOSED,
+}
+
+
+def backoff_s(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Exponential with +-20 % jitter, so many probes do not retry in step."""
+    base = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** max(0, attempt)))
+    return base * (0.8 + 0.4 * rand())
+
+
+def rtc_configuration(config: ProbeConfig) -> RTCConfiguration:
+    # Never aiortc's default (a public STUN server): offline it costs time and
+    # leaks traffic.
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in config.ice_servers])
+
+
+class StreamWatcher:
+    def __init__(
+        self,
+        target: StreamTarget,
+        labels: ProbeLabels,
+        config: ProbeConfig,
+        joiner: Joiner,
+        sink: SampleSink,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.target = target
+        self.labels = labels
+        self.config = config
+        self.joiner = joiner
+        self.sink = sink
+        self.http = http
+        self._meter: StreamMeter | None = None
+        self._state = ConnectionState.NEW
+        self._error: str | None = None
+        self._joined: Joined | None = None
+        self._last_logged_error: str | None = None
+        self.samples_emitted = 0
+
+    # -- sampling ------------------------------------------------------------
+
+    def make_sample(self, now_ms: float, wall_ts: float) -> ProbeSample:
+        meter = self._meter
+        state = self._state
+        if state == ConnectionState.CONNECTED and self._joined is not None:
+            state = _PC_STATES.get(self._joined.pc.connectionState, state)
+        fields: dict[str, object] = {}
+        if meter is not None and state not in (
+            ConnectionState.JOIN_FAILED,
+            ConnectionState.FAILED,
+            ConnectionState.CLOSED,
+        ):
+            fields = vars(meter.take(now_ms))
+            fields["ttff_ms"] = meter.ttff_ms
+        return ProbeSample(
+            ts=wall_ts,
+            show_id=self.target.show_id,
+            stream_id=self.target.stream_id,
+            probe_id=self.labels.probe_id,
+            region=self.labels.region,
+            isp=self.labels.isp,
+            edge_node=self.labels.edge_node,
+            state=state,
+            error=self._error[:500] if self._error else None,
+            **fields,
+        )
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        next_at = time.monotonic() + 1.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+            if stop.is_set():
+                break
+            next_at += 1.0
+            if next_at < time.monotonic():  # fell behind (suspended): do not burst
+                next_at = time.monotonic() + 1.0
+            try:
+                await self.sink.put(self.make_sample(monotonic_ms(), time.time()))
+                self.samples_emitted += 1
+            except Exception:
+                log.exception("%s: could not emit a sample", self.target.stream_id)
+
+    # -- sessions ------------------------------------------------------------
+
+    def _fail(self, state: ConnectionState, reason: str) -> None:
+        self._state = state
+        self._error = reason
+        if reason != self._last_logged_error:
+            log.warning("%s/%s: %s: %s", self.target.show_id, self.target.stream_id,
+                        state.value, reason)
+            self._last_logged_error = reason
+
+    async def run(self, stop: asyncio.Event) -> None:
+        ticker = asyncio.create_task(self._tick(stop))
+        attempt = 0
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self._session(stop)
+                except Exception as exc:  # a bug in one session must not end the probe
+                    log.exception("%s: session crashed", self.target.stream_id)
+                    self._fail(ConnectionState.FAILED, f"probe error: {exc!r}"[:300])
+                if stop.is_set():
+                    break
+                attempt = 0 if time.monotonic() - started > HEALTHY_SESSION_S else attempt + 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s(attempt - 1))
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        meter = StreamMeter(
+            start_ms=monotonic_ms(), chat_deadline_ms=cfg.chat_deadline_s * 1000.0
+        )
+        self._meter = meter
+        self._state = ConnectionState.CONNECTING
+        self._error = None
+        self._joined = None
+        receivers: list[RTCRtpReceiver] = []
+        chat_ready = asyncio.Event()
+        chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
+
+        def on_receiver(receiver: RTCRtpReceiver) -> None:
+            ReceiverTap(receiver, meter, decode=cfg.decode_video)
+            receivers.append(receiver)
+
+        def on_chat_text(text: str) -> None:
+            seq = parse_chat_message(text, chat_id)
+            if seq is not None:
+                meter.chat.echo(seq, monotonic_ms())
+
+        hooks = JoinHooks(
+            rtc_config=rtc_configuration(cfg),
+            on_receiver=on_receiver,
+            on_chat_text=on_chat_text,
+            on_chat_ready=chat_ready.set,
+        )
+        try:
+            joined = await asyncio.wait_for(
+                self.joiner.join(self.target, self.http, hooks), cfg.join_timeout_s
+            )
+        except JoinError as exc:
+            self._fail(ConnectionState.JOIN_FAILED, str(exc))
+            return
+        except TimeoutError:
+            self._fail(ConnectionState.JOIN_FAILED,
+                       f"signalling took longer than {cfg.join_timeout_s:g} s")
+            return
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self._fail(ConnectionState.JOIN_FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        self._joined = joined
+        self._state = ConnectionState.CONNECTED  # refined from pc state per sample
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if receivers:
+                conn = receivers[0].transport.transport._connection
+                tasks.append(asyncio.create_task(
+                    run_rtt_checks(conn, lambda rtt: meter.rtt(rtt, monotonic_ms()))))
+                if cfg.decode_video:
+                    tasks.append(asyncio.create_task(_drain(receivers[0])))
+            if joined.send_chat is not None and self.target.chat:
+                tasks.append(asyncio.create_task(
+                    self._chat(joined, meter, chat_id, chat_ready)))
+            reason = await self._watch_session(joined, meter, stop)
+            if reason is not None:
+                self._fail(ConnectionState.FAILED, reason)
+            else:
+                self._state = ConnectionState.CLOSED
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(joined.close(), 5.0)
+            self._joined = None
+
+    async def _watch_session(
+        self, joined: Joined, meter: StreamMeter, stop: asyncio.Event
+    ) -> str | None:
+        """Wait until the session dies (its reason) or the probe stops (None)."""
+        dead_ms = self.config.dead_after_s * 1000.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+            pc_state = joined.pc.connectionState
+            if pc_state in ("failed", "closed"):
+                return f"peer connection {pc_state}"
+            no_frame = meter.no_frame_ms(monotonic_ms())
+            if no_frame is not None and no_frame > dead_ms:
+                what = "no video frame" if meter.first_frame_ms else "no first video frame"
+                return f"{what} for {no_frame / 1000:.0f} s (pc {pc_state})"
+        return None
+
+    async def _chat(
+        self, joined: Joined, meter: StreamMeter, chat_id: str, ready: asyncio.Event
+    ) -> None:
+        assert joined.send_chat is not None
+        await ready.wait()
+        interval = self.target.chat_interval_s
+        while True:
+            seq = meter.chat.send(monotonic_ms())
+            try:
+                joined.send_chat(chat_message(chat_id, seq, time.time() * 1000.0))
+            except Exception as exc:  # a closed channel: counted lost by the ledger
+                log.debug("chat send failed: %s", exc)
+            await asyncio.sleep(interval)
+
+
+async def _drain(receiver: RTCRtpReceiver) -> None:
+    """With decoding on, aiortc's frame queue is unbounded: keep it empty."""
+    track = receiver.track
+    while True:
+        try:
+            await track.recv()
+        except MediaStreamError:
+            return

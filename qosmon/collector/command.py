@@ -1,0 +1,80 @@
+"""``qosmon serve --config FILE``: run the collector until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from qosmon.collector.app import start_collector
+from qosmon.collector.config import CollectorConfig
+from qosmon.configfile import ConfigError, load_model
+from qosmon.pipeline import NullPipeline, Pipeline
+from qosmon.store import StoreURLError, open_store
+from qosmon.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="collector config (TOML), see config/collector.toml")
+    parser.add_argument("--port", type=int, default=None,
+                        help="override the config's port (0: any free port)")
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="override the config's store URL")
+
+
+def load_config(args: argparse.Namespace) -> CollectorConfig:
+    config = load_model(args.config, CollectorConfig)
+    update: dict[str, object] = {}
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port {args.port}: not a port number")
+        update["port"] = args.port
+    if getattr(args, "store", None):
+        update["store"] = args.store
+    return config.model_copy(update=update) if update else config
+
+
+def open_configured_store(config: CollectorConfig, source: str) -> Store:
+    try:
+        return open_store(config.store)
+    except StoreURLError as exc:
+        raise ConfigError(f"{source}: store: {exc}") from None
+    except StoreError as exc:
+        raise ConfigError(f"{source}: store: {exc}") from None
+
+
+async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    running = await start_collector(config, store, pipeline)
+    # The only line a supervisor or a test needs to find the collector.
+    print(f"collector listening on {running.url}", flush=True)
+    log.info("collector listening on %s (store %s)", running.url, config.store.split("?")[0])
+    try:
+        await stop.wait()
+    finally:
+        await running.stop()
+        await pipeline.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    store = open_configured_store(config, str(args.config))
+    try:
+        try:
+            asyncio.run(serve(config, store, NullPipeline()))
+        except OSError as exc:
+            # Typically the port is taken: a usage problem, not a crash.
+            raise ConfigError(f"{args.config}: cannot listen on {config.host}:{config.port}: "
+                              f"{exc.strerror or exc}") from None
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,86 @@
+"""The collector's configuration (``config/collector.toml``).
+
+Tokens are ``SecretStr``: they print as ``**********`` in reprs, logs and
+error messages.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from qosmon.store import DEFAULT_STORE_URL
+
+_LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+# Short tokens can be guessed; 16 characters of a random token is ~96 bits.
+_TOKEN = Field(min_length=16, max_length=512)
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProbeCredential(_Cfg):
+    probe_id: str = _LABEL
+    token: SecretStr = _TOKEN
+
+
+class RateLimit(_Cfg):
+    """A token bucket per API token: ``burst`` requests at once, refilled at
+    ``requests_per_s``."""
+
+    requests_per_s: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=40, ge=1)
+
+
+class Retention(_Cfg):
+    """Embedded store only: raw probe samples of shows whose newest sample is
+    older than ``raw_days`` are replaced by per-minute aggregates; with
+    ``keep_days`` set, shows older than that are deleted altogether."""
+
+    enabled: bool = True
+    raw_days: float = Field(default=30.0, gt=0)
+    keep_days: float | None = Field(default=None, gt=0)
+    check_interval_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _keep_after_raw(self) -> Retention:
+        if self.keep_days is not None and self.keep_days < self.raw_days:
+            raise ValueError("keep_days must be at least raw_days")
+        return self
+
+
+class CollectorConfig(_Cfg):
+    host: str = Field(default="127.0.0.1", min_length=1)
+    # 0 picks a free port (tests, the in-process demo).
+    port: int = Field(default=8480, ge=0, le=65535)
+    store: str = Field(default=DEFAULT_STORE_URL, min_length=1)
+    probes: list[ProbeCredential] = Field(default_factory=list)
+    # Commerce platform and warehouse feeds (shows, business, inventory).
+    feed_tokens: list[SecretStr] = Field(default_factory=list)
+    # Empty: the read endpoints (GET) are open, as on a loopback-only
+    # collector. Otherwise a GET needs one of these (or a feed token).
+    read_tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retention: Retention = Field(default_factory=Retention)
+    # Samples stamped further ahead of the collector's clock are rejected.
+    max_future_skew_s: float = Field(default=30.0, ge=0)
+    # A probe is up while its last heartbeat is younger than 3 intervals.
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Worker threads that wait on the store (writes are group-committed by
+    # the store itself, so more waiters mean bigger groups, not more locks).
+    store_threads: int = Field(default=16, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CollectorConfig:
+        ids = [p.probe_id for p in self.probes]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"probe_id listed twice: {', '.join(dup)}")
+        tokens = [p.token.get_secret_value() for p in self.probes]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("two probes share a token (each probe needs its own)")
+        for t in self.feed_tokens + self.read_tokens:
+            if len(t.get_secret_value()) < 16:
+                raise ValueError("feed and read tokens need at least 16 characters")
+        return self

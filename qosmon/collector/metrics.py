@@ -1,0 +1,60 @@
+"""The collector's own metrics, in a registry per collector instance (several
+collectors may run in one process: tests, the in-process demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class CollectorMetrics:
+    def __init__(self, probes_up: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.samples = Counter(
+            "qosmon_collector_samples_ingested",
+            "Probe samples acknowledged and stored",
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "qosmon_collector_batches",
+            "Probe batches acknowledged, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.records = Counter(
+            "qosmon_collector_records_ingested",
+            "Business samples, stock records and on-screen events stored",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rejects = Counter(
+            "qosmon_collector_requests_rejected",
+            "Requests refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.store_seconds = Histogram(
+            "qosmon_collector_store_seconds",
+            "Time for a store call to return (writes: until durable)",
+            ["op"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "qosmon_collector_store_errors",
+            "Store calls that failed",
+            ["op"],
+            registry=self.registry,
+        )
+        up = Gauge(
+            "qosmon_collector_probes_up",
+            "Probes whose last heartbeat is within 3 heartbeat intervals",
+            registry=self.registry,
+        )
+        up.set_function(lambda: float(probes_up()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

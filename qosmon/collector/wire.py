@@ -1,0 +1,156 @@
+"""What goes over the collector's HTTP API besides the data model itself:
+request envelopes, the error shape, and the checks the data model leaves to
+the boundary (finite numbers, integers that fit a 64-bit column).
+
+Errors are ``{"error": "<field>: <problem>", "field": "samples[3].rtt_ms",
+"problem": "...", "errors": [{"field": ..., "problem": ...}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qosmon.model import BusinessSample, ProbeSample, StockRecord
+
+INT64_MAX = 2**63 - 1
+MAX_ERRORS_LISTED = 20
+
+
+class ApiError(Exception):
+    """An answer other than success, with the field it is about."""
+
+    def __init__(
+        self,
+        status: int,
+        problem: str,
+        field: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(problem)
+        self.status = status
+        self.problem = problem
+        self.field = field
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "error": f"{self.field}: {self.problem}" if self.field else self.problem,
+        }
+        if self.field is not None:
+            out["field"] = self.field
+            out["problem"] = self.problem
+        out.update(self.extra)
+        return out
+
+
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(body)"
+
+
+def from_validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False)[:MAX_ERRORS_LISTED]:
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        errors.append({"field": field_path(tuple(err["loc"]), prefix), "problem": problem})
+    first = errors[0] if errors else {"field": "(body)", "problem": "invalid"}
+    return ApiError(400, first["problem"], first["field"], errors=errors)
+
+
+def _check_value(value: Any, path: str) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ApiError(400, "must be a finite number", path)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ApiError(400, "integer out of range (64-bit)", path)
+    elif isinstance(value, BaseModel):
+        check_numbers(value, path)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_value(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_value(v, f"{path}.{k}" if path else str(k))
+
+
+def check_numbers(model: BaseModel, path: str = "") -> None:
+    """Reject infinities, NaN and integers a store column cannot hold, which
+    the data model's JSON parsing lets through."""
+    for name, value in model.__dict__.items():
+        _check_value(value, f"{path}.{name}" if path else name)
+
+
+# The probe hot path: a flat loop over the numeric fields of a sample.
+_SAMPLE_FLOATS = tuple(
+    n for n, f in ProbeSample.model_fields.items() if "float" in str(f.annotation)
+)
+_SAMPLE_INTS = tuple(
+    n for n, f in ProbeSample.model_fields.items() if "int" in str(f.annotation)
+)
+
+
+def check_sample_numbers(s: ProbeSample, path: str) -> None:
+    d = s.__dict__
+    for name in _SAMPLE_FLOATS:
+        v = d[name]
+        if v is not None and not math.isfinite(v):
+            raise ApiError(400, "must be a finite number", f"{path}.{name}")
+    for name in _SAMPLE_INTS:
+        v = d[name]
+        if v is not None and v > INT64_MAX:
+            raise ApiError(400, "integer out of range (64-bit)", f"{path}.{name}")
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShowEnd(_Wire):
+    ts: float = Field(gt=0)
+
+
+class BusinessPush(_Wire):
+    samples: list[BusinessSample] = Field(max_length=100_000)
+
+
+class SnapshotItem(_Wire):
+    sku: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    on_hand: int = Field(ge=0)
+
+
+class InventorySnapshot(_Wire):
+    """A warehouse's complete stock list at ``source_ts`` (its own clock).
+
+    SKUs absent from the list keep their last figure: a truncated export
+    from a warehouse system would otherwise read as a mass sell-out, the very
+    sync fault diagnosis has to tell apart. To zero a SKU, list it with 0.
+    """
+
+    warehouse: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    source_ts: float = Field(gt=0)
+    items: list[SnapshotItem] = Field(max_length=200_000)
+
+
+class InventoryChanges(_Wire):
+    """Changed stock figures. Each record's ``ts`` is set by the collector
+    on receipt (a value sent is replaced)."""
+
+    records: list[StockRecord] = Field(max_length=200_000)
+
+
+class ShowPath(_Wire):
+    """Path parameter ``show_id``, validated like ``Show.show_id``."""
+
+    show_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")

@@ -1,0 +1,50 @@
+"""``qosmon report --show ID --out DIR [--store URL]``: write the HTML report
+of a stored show and refresh the folder's index."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_STORE = "sqlite:///qosmon.db"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show", required=True, metavar="ID", help="the show's id")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="folder for the report and its index (created if missing)")
+    parser.add_argument("--store", default=DEFAULT_STORE, metavar="URL",
+                        help=f"where the show is stored (default {DEFAULT_STORE})")
+
+
+def main(args: argparse.Namespace) -> int:
+    # The store backends pull in their client libraries; load them only here.
+    from qosmon.report.data import UnknownShowError, load_show_data
+    from qosmon.report.render import write_report
+    from qosmon.store import open_store  # type: ignore[attr-defined,unused-ignore]
+    from qosmon.store.base import StoreError
+
+    try:
+        store = open_store(args.store)
+    except (ValueError, StoreError, OSError) as exc:
+        print(f"qosmon report: cannot open store {args.store!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            data = load_show_data(store, args.show)
+        except UnknownShowError as exc:
+            print(f"qosmon report: {exc}", file=sys.stderr)
+            return 2
+        except StoreError as exc:
+            print(f"qosmon report: reading show {args.show!r} failed: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    try:
+        path = write_report(data, args.out)
+    except OSError as exc:
+        print(f"qosmon report: cannot write to {str(args.out)!r}: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,780 @@
+"""Turn a :class:`ShowData` into one self-contained HTML page, and keep an
+index of the reports in a folder.
+
+Everything the page needs is inline (styles, SVG charts); it has no script
+and asks nothing of the network. Outside text is escaped by jinja2's
+autoescape; chart text is escaped where the SVG is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from qosmon import __version__
+from qosmon.model import (
+    STOCK_CAUSES,
+    AlertDelivery,
+    AlertStatus,
+    BusinessSample,
+    Cause,
+    Incident,
+    StockState,
+)
+from qosmon.report import charts
+from qosmon.report.charts import Band, Lane, Series, Threshold
+from qosmon.report.data import ShowData
+from qosmon.report.signals import (
+    FloatArray,
+    ProbeTable,
+    bucket_ratio,
+    bucket_series,
+    session_ttffs,
+)
+from qosmon.report.verdict import (
+    STATUS_NAMES,
+    ReportThresholds,
+    excluded_mask,
+    region_verdicts,
+)
+
+N_BUCKETS = 320  # points per chart: about two per pixel column at full width
+
+CAUSE_TEXT = {
+    Cause.NODE_FAILURE: ("node failure", "an edge or origin node stopped serving media"),
+    Cause.BANDWIDTH: ("bandwidth", "bitrate down, queueing RTT up, frame rate down"),
+    Cause.PACKET_LOSS: ("packet loss", "loss on the path with latency normal"),
+    Cause.HIGH_LATENCY: ("high latency", "RTT high while media kept flowing"),
+    Cause.CHAT_CHANNEL: ("chat channel", "the interaction channel failed; media fine"),
+    Cause.STOCK_OUT: ("stock-out", "a SKU on screen sold out where viewers buy"),
+    Cause.LOW_STOCK: ("low stock", "a SKU on screen ran low"),
+    Cause.STALE_INVENTORY: ("stale inventory", "warehouse data too old or a sync fault"),
+    Cause.NETWORK_FINE: ("not the network", "business moved while the stream was fine"),
+    Cause.PROBE_LOCAL: ("probe-local", "one probe alone: its own problem"),
+    Cause.UNKNOWN: ("unknown", "no rule explained it"),
+}
+
+LEVEL_ORDER = ["green", "yellow", "orange", "red", "stale", "sync_fault", "unknown"]
+LEVEL_RANK = {name: i for i, name in enumerate(LEVEL_ORDER)}
+# Worst first when several warehouses disagree: a data fault hides the level.
+LEVEL_SEVERITY = {"green": 0, "unknown": 1, "yellow": 2, "stale": 3, "sync_fault": 3,
+                  "orange": 4, "red": 5}
+
+# Evidence metric -> how to draw it from the probe signals.
+_PROBE_METRICS = {
+    "rtt_ms": ("RTT", "ms"),
+    "loss_pct": ("loss", "%"),
+    "residual_loss_pct": ("loss", "%"),
+    "bitrate_kbps": ("bitrate", "kbps"),
+    "fps": ("frame rate", "fps"),
+    "no_frame_ms": ("time since last frame", "ms"),
+    "chat_rtt_ms": ("chat delivery time", "ms"),
+    "freeze_ms": ("frozen time", "ms"),
+    "chat_lost_pct": ("chat lost", "%"),
+    "connected_pct": ("probes connected", "%"),
+}
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("qosmon.report", "templates"),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = charts.fmt_num
+    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f}%"
+    env.filters["mins"] = lambda v: f"{v:.1f}"
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def _get_env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = _env()
+    return _ENV
+
+
+def utc(ts: float | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def utc_time(ts: float | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def duration_text(seconds: float) -> str:
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min {sec:02d} s" if sec else f"{m} min"
+    return f"{sec} s"
+
+
+# --------------------------------------------------------------------------
+# business figures
+
+
+def _total_business(samples: list[BusinessSample]) -> list[BusinessSample]:
+    """The whole-show series: region '' and no SKU breakdown; if the platform
+    only sent per-region figures, their sum per timestamp."""
+    whole = [s for s in samples if not s.region and not s.sku]
+    if whole:
+        return sorted(whole, key=lambda s: s.ts)
+    per_ts: dict[float, dict[str, int | None]] = defaultdict(dict)
+    for s in samples:
+        if s.sku:
+            continue
+        acc = per_ts[s.ts]
+        for name in ("viewers_online", "orders"):
+            v = getattr(s, name)
+            if v is not None:
+                acc[name] = (acc.get(name) or 0) + v
+    return [
+        BusinessSample.model_construct(
+            ts=ts, show_id="", region="", viewers_online=acc.get("viewers_online"),
+            orders=acc.get("orders"), sku="", joins=None, leaves=None, chat_messages=None,
+        )
+        for ts, acc in sorted(per_ts.items())
+    ]
+
+
+@dataclass
+class Span:
+    t0: float
+    t1: float
+
+    @property
+    def seconds(self) -> float:
+        return self.t1 - self.t0
+
+
+def _show_span(data: ShowData) -> Span:
+    t0 = data.show.start_ts
+    t1 = data.show.end_ts
+    if t1 is None:
+        last = [s.ts for s in data.probe_samples[-1:]] + [b.ts for b in data.business[-1:]]
+        t1 = max(last, default=t0 + 1)
+    return Span(t0, max(t1, t0 + 1))
+
+
+# --------------------------------------------------------------------------
+# the report
+
+
+def _incident_bands(incidents: list[Incident], numbers: dict[str, int], t1: float,
+                    region: str | None = None) -> list[Band]:
+    out = []
+    for inc in incidents:
+        stock = inc.cause in STOCK_CAUSES
+        if region is not None and (stock or inc.scope.get("region") not in (region, None)):
+            continue
+        n = numbers[inc.incident_id]
+        label_txt, _ = CAUSE_TEXT.get(inc.cause, (str(inc.cause), ""))
+        where = inc.scope.get("region", "all regions")
+        out.append(Band(
+            start=inc.start_ts, end=inc.end_ts if inc.end_ts is not None else t1,
+            label=f"#{n}", ref=f"incident-{n}", title=f"#{n} {label_txt} — {where}",
+            marker=stock,
+        ))
+    return out
+
+
+def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[AlertDelivery]:
+    iid = inc.incident_id
+    # The delivery log names alerts by key; keys carry the incident id.
+    return sorted(
+        (d for d in deliveries if d.alert_key == iid or iid in re.split(r"[:/|#]", d.alert_key)
+         or d.alert_key.endswith(iid)),
+        key=lambda d: d.ts,
+    )
+
+
+def _probe_window_series(
+    table: ProbeTable, metric: str, probes: list[str], region: str | None, t0: float, t1: float,
+) -> list[Series]:
+    codes = {p: i for i, p in enumerate(table.probes)}
+    idx = [codes[p] for p in probes if p in codes]
+    window = (table.ts >= t0) & (table.ts <= t1)
+    if not idx and region in table.regions:
+        sel = window & (table.region_idx == table.regions.index(region))
+        idx = sorted(set(table.probe_idx[sel].tolist()))
+    # Ratios need a few messages per bucket to mean anything.
+    per_bucket_s = 20.0 if metric == "chat_lost_pct" else 1.0
+    n_b = int(min(160, max(10, (t1 - t0) / per_bucket_s)))
+    out = []
+    for k, p in enumerate(idx[:6]):
+        m = window & (table.probe_idx == p)
+        ts = table.ts[m]
+        if metric == "chat_lost_pct":
+            b = bucket_ratio(ts, table.chat_lost[m].astype(float),
+                             table.chat_sent[m].astype(float), t0, t1, n_b)
+        elif metric == "connected_pct":
+            b = bucket_series(ts, table.connected[m].astype(float) * 100, t0, t1, n_b)
+        else:
+            b = bucket_series(ts, getattr(table, metric)[m], t0, t1, n_b)
+        s = Series.from_buckets(table.probes[p], b, charts.SERIES_COLOURS[k % 7])
+        out.append(s)
+    return out
+
+
+def _stock_window_series(
+    states: list[StockState], inc: Incident, t0: float, t1: float
+) -> list[Series]:
+    by_key: dict[tuple[str, str], list[StockState]] = defaultdict(list)
+    wh = inc.scope.get("warehouse")
+    for st in states:
+        if st.sku in inc.skus and (not wh or st.warehouse == wh) and st.on_hand is not None:
+            by_key[(st.sku, st.warehouse)].append(st)
+    out = []
+    for k, ((sku, w), rows) in enumerate(sorted(by_key.items())[:6]):
+        rows.sort(key=lambda s: s.ts)
+        ts = np.array([s.ts for s in rows])
+        v = np.array([s.on_hand for s in rows], dtype=float)
+        m = (ts >= t0) & (ts <= t1)
+        out.append(Series(name=f"{sku} @ {w}", t=ts[m], v=v[m], step=True,
+                          colour=charts.SERIES_COLOURS[k % 7]))
+    return out
+
+
+def _evidence_views(
+    inc: Incident, data: ShowData, table: ProbeTable, span: Span, th: ReportThresholds
+) -> list[dict[str, Any]]:
+    end = inc.end_ts if inc.end_ts is not None else span.t1
+    pad = max(90.0, 0.5 * (end - inc.start_ts))
+    w0 = max(span.t0, inc.start_ts - pad)
+    w1 = min(span.t1, end + pad)
+    band = [Band(inc.start_ts, end, "", title="incident")]
+    thresholds_for = {
+        "rtt_ms": th.rtt_failed_ms, "loss_pct": th.loss_failed_pct,
+        "no_frame_ms": th.no_frame_failed_ms, "bitrate_kbps": th.bitrate_degraded_kbps,
+        "chat_rtt_ms": th.chat_rtt_degraded_ms, "chat_lost_pct": th.chat_lost_chart_pct,
+    }
+    out = []
+    for ev in inc.evidence:
+        view: dict[str, Any] = {"text": ev.text, "metric": ev.metric, "chart": Markup(""),
+                                "label": _PROBE_METRICS.get(ev.metric, (ev.metric, ""))[0],
+                                "window": ""}
+        view["bullet"] = charts.bullet_chart(ev.metric, ev.observed, ev.baseline, ev.threshold,
+                                             ev.unit)
+        series: list[Series] = []
+        unit = ev.unit
+        if ev.metric in _PROBE_METRICS:
+            series = _probe_window_series(table, ev.metric, inc.probes,
+                                          inc.scope.get("region"), w0, w1)
+            unit = _PROBE_METRICS[ev.metric][1]
+        elif ev.metric in ("on_hand", "stock", "on_hand_units"):
+            series = _stock_window_series(data.stock_states, inc, w0, w1)
+            unit = "units"
+            view["label"] = "units on hand"
+        if series:
+            limit = ev.threshold if ev.threshold is not None else thresholds_for.get(ev.metric)
+            ths = [Threshold(limit, f"limit {charts.fmt_num(limit)}")] if limit is not None else []
+            if ev.baseline is not None:
+                ths.append(Threshold(ev.baseline, f"before {charts.fmt_num(ev.baseline)}",
+                                     label_left=True, colour=charts.INK))
+            view["chart"] = charts.time_chart(
+                w0, w1, series, title=f"{ev.metric} around incident {inc.incident_id}",
+                unit=unit, thresholds=ths, bands=band, height=150, width=charts.W_HALF + 80,
+                origin=span.t0,
+            )
+            view["window"] = f"{charts.fmt_clock(w0 - span.t0)}–{charts.fmt_clock(w1 - span.t0)}"
+        out.append(view)
+    return out
+
+
+def _alert_views(inc: Incident, deliveries: list[AlertDelivery]) -> dict[str, Any]:
+    rows = _deliveries_for(inc, deliveries)
+    fired = [d for d in rows if d.status == AlertStatus.FIRING and d.ok]
+    resolved = [d for d in rows if d.status == AlertStatus.RESOLVED and d.ok]
+    return {
+        "rows": [
+            {"time": utc_time(d.ts), "status": str(d.status), "notifier": d.notifier,
+             "ok": d.ok, "attempt": d.attempt, "error": d.error}
+            for d in rows
+        ],
+        "first_sent": utc_time(fired[0].ts) if fired else None,
+        "resolved": utc_time(resolved[-1].ts) if resolved else None,
+        "failed_attempts": sum(1 for d in rows if not d.ok),
+    }
+
+
+def _stock_sections(
+    data: ShowData, span: Span, bands: list[Band]
+) -> tuple[Markup, Markup, list[dict[str, Any]], Markup]:
+    """(heat map, on-screen stock chart, suggested actions, on-screen lanes)."""
+    names = {s.sku: s.name for s in data.show.skus}
+    states = sorted(data.stock_states, key=lambda s: s.ts)
+    by_key: dict[tuple[str, str], list[StockState]] = defaultdict(list)
+    for st in states:
+        by_key[(st.sku, st.warehouse)].append(st)
+    sku_order = [s.sku for s in data.show.skus]
+    sku_order += sorted({k[0] for k in by_key} - set(sku_order))
+    keys = sorted(by_key, key=lambda k: (sku_order.index(k[0]), k[1]))
+
+    # On-screen spans per SKU from the on/off events.
+    on_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    opened: dict[str, float] = {}
+    for ev in sorted(data.on_screen, key=lambda e: e.ts):
+        if ev.on:
+            opened.setdefault(ev.sku, ev.ts)
+        elif ev.sku in opened:
+            on_spans[ev.sku].append((opened.pop(ev.sku), ev.ts))
+    for sku, s in opened.items():
+        on_spans[sku].append((s, span.t1))
+
+    lanes, marks = [], []
+    for i, (sku, wh) in enumerate(keys):
+        rows = by_key[(sku, wh)]
+        runs: list[tuple[float, float, str]] = []
+        for j, st in enumerate(rows):
+            end = rows[j + 1].ts if j + 1 < len(rows) else span.t1
+            lv = str(st.level)
+            if runs and runs[-1][2] == lv:
+                runs[-1] = (runs[-1][0], end, lv)
+            else:
+                runs.append((st.ts, end, lv))
+        name = names.get(sku, "")
+        lanes.append(Lane(label=f"{sku} · {wh}", runs=runs,
+                          title=f"{sku} {name} in {wh}".strip()))
+        for s, e in on_spans.get(sku, []):
+            marks.append((i, s, e))
+    heat = (
+        charts.lanes_chart(span.t0, span.t1, lanes, charts.LEVEL_FILL,
+                           title="stock alert level per SKU and warehouse", bands=[],
+                           marks=marks, label_w=150)
+        if lanes else Markup("")
+    )
+
+    # Per SKU: worst level over its warehouses, outlined while on screen.
+    sku_lanes, sku_marks = [], []
+    on_skus = [s for s in sku_order if on_spans.get(s)]
+    for i, sku in enumerate(on_skus):
+        times = sorted({st.ts for st in states if st.sku == sku})
+        latest: dict[str, str] = {}
+        runs = []
+        per_ts: dict[float, list[StockState]] = defaultdict(list)
+        for st in states:
+            if st.sku == sku:
+                per_ts[st.ts].append(st)
+        for j, ts in enumerate(times):
+            for st in per_ts[ts]:
+                latest[st.warehouse] = str(st.level)
+            worst = max(latest.values(), key=lambda lv: LEVEL_SEVERITY.get(lv, 0))
+            end = times[j + 1] if j + 1 < len(times) else span.t1
+            if runs and runs[-1][2] == worst:
+                runs[-1] = (runs[-1][0], end, worst)
+            else:
+                runs.append((ts, end, worst))
+        sku_lanes.append(Lane(label=sku, runs=runs, title=f"{sku} {names.get(sku, '')}"))
+        for s, e in on_spans[sku]:
+            sku_marks.append((i, s, e))
+    lanes_on = (
+        charts.lanes_chart(span.t0, span.t1, sku_lanes, charts.LEVEL_FILL,
+                           title="stock level (worst warehouse) of SKUs shown; outlined: on screen",
+                           bands=bands, marks=sku_marks)
+        if sku_lanes else Markup("")
+    )
+
+    # Units on hand over the show, per SKU shown (sum over its warehouses).
+    series = []
+    for k, sku in enumerate(on_skus):
+        latest_units: dict[str, int] = {}
+        ts_list: list[float] = []
+        v_list: list[float] = []
+        for st in states:
+            if st.sku != sku or st.on_hand is None:
+                continue
+            latest_units[st.warehouse] = st.on_hand
+            if ts_list and ts_list[-1] == st.ts:
+                # Several warehouses report at once: one point with their sum.
+                v_list[-1] = float(sum(latest_units.values()))
+            else:
+                ts_list.append(st.ts)
+                v_list.append(float(sum(latest_units.values())))
+        series.append(Series(name=f"{sku} {names.get(sku, '')}".strip(), t=np.array(ts_list),
+                             v=np.array(v_list), step=True,
+                             colour=charts.SERIES_COLOURS[k % 7]))
+    stock_chart = (
+        charts.time_chart(span.t0, span.t1, series, title="units on hand, SKUs shown",
+                          unit="units", bands=bands, height=160)
+        if series else Markup("")
+    )
+
+    # Suggested actions: each time a SKU x warehouse enters a level with one.
+    actions: list[dict[str, Any]] = []
+    for sku, wh in keys:
+        prev = None
+        for st in by_key[(sku, wh)]:
+            key = (str(st.level), st.action)
+            if key != prev and st.action:
+                actions.append({
+                    "ts": st.ts, "time": utc_time(st.ts),
+                    "into": charts.fmt_clock(st.ts - span.t0),
+                    "sku": sku, "name": names.get(sku, ""), "warehouse": wh,
+                    "level": str(st.level), "on_hand": st.on_hand,
+                    "minutes_left": st.minutes_left, "action": st.action,
+                    "refill_units": st.refill_units, "on_screen": st.on_screen,
+                })
+            prev = key
+    actions.sort(key=lambda a: a["ts"])
+    return heat, stock_chart, actions, lanes_on
+
+
+# Levels whose suggestion asks someone to act now; "watch" ones are folded.
+URGENT_LEVELS = frozenset({"orange", "red", "stale", "sync_fault"})
+
+
+def _region_charts(
+    table: ProbeTable, region: str, span: Span, bands: list[Band], th: ReportThresholds
+) -> list[tuple[str, Markup]]:
+    """(caption, chart) for each signal of one region, against its threshold."""
+    t0, t1 = span.t0, span.t1
+    if region not in table.regions:
+        return []
+    m = table.region_idx == table.regions.index(region)
+    ts = table.ts[m]
+    n = N_BUCKETS // 2
+    c = charts.SERIES_COLOURS
+    fmt = charts.fmt_num
+
+    def line(name: str, arr: FloatArray, colour: str) -> list[Series]:
+        return [Series.from_buckets(name, bucket_series(ts, arr, t0, t1, n), colour)]
+
+    def chart(caption: str, series: list[Series], unit: str, limit: Threshold,
+              y_max: float | None = None) -> tuple[str, Markup]:
+        return caption, charts.time_chart(
+            t0, t1, series, title=f"{region}: {caption}", unit=unit, bands=bands,
+            thresholds=[limit], width=charts.W_HALF, height=190, y_max=y_max,
+        )
+
+    # A freeze is reported in the second it ends, with its whole length.
+    frozen = bucket_ratio(ts, np.minimum(table.freeze_ms[m], 1000.0),
+                          np.full(int(m.sum()), 1000.0), t0, t1, n)
+    chat_lost = bucket_ratio(ts, table.chat_lost[m].astype(float),
+                             table.chat_sent[m].astype(float), t0, t1, n)
+    return [
+        chart("Round-trip time", line("RTT, mean of probes", table.rtt_ms[m], c[0]), "ms",
+              Threshold(th.rtt_failed_ms, f"fails at {fmt(th.rtt_failed_ms)} ms")),
+        chart("Packet loss", line("loss, mean of probes", table.loss_pct[m], c[1]), "%",
+              Threshold(th.loss_failed_pct, f"fails above {fmt(th.loss_failed_pct)}%")),
+        chart("Video bitrate", line("bitrate, mean of probes", table.bitrate_kbps[m], c[2]),
+              "kbps", Threshold(th.bitrate_degraded_kbps,
+                                f"degraded below {fmt(th.bitrate_degraded_kbps)} kbps",
+                                bad_above=False)),
+        chart("Freezes", [Series.from_buckets("share of watch time frozen", frozen, c[3])],
+              "% of time frozen",
+              Threshold(th.freeze_chart_pct, f"{fmt(th.freeze_chart_pct)}%")),
+        chart("Chat delivery time", line("chat round trip", table.chat_rtt_ms[m], c[4]), "ms",
+              Threshold(th.chat_rtt_degraded_ms, f"slow above {fmt(th.chat_rtt_degraded_ms)} ms")),
+        chart("Chat messages lost", [Series.from_buckets("lost, % of sent", chat_lost, c[5])],
+              "% of messages sent",
+              Threshold(th.chat_lost_chart_pct, f"{fmt(th.chat_lost_chart_pct)}%"), y_max=100.0),
+    ]
+
+
+def _pctl(v: FloatArray, q: float) -> float | None:
+    return float(np.percentile(v, q)) if len(v) else None
+
+
+def build_report(
+    data: ShowData, thresholds: ReportThresholds | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The HTML page and the headline figures (for the index)."""
+    th = thresholds or ReportThresholds()
+    show = data.show
+    span = _show_span(data)
+    table = ProbeTable.from_samples(data.probe_samples, show.regions)
+    regions = list(show.regions) or list(table.regions)
+    for r in table.regions:
+        if r not in regions:
+            regions.append(r)
+
+    incidents = sorted(data.incidents, key=lambda i: (i.start_ts, i.incident_id))
+    numbers = {inc.incident_id: n for n, inc in enumerate(incidents, start=1)}
+    local = [i for i in incidents if i.cause == Cause.PROBE_LOCAL]
+    windows = [
+        (p, i.start_ts, i.end_ts if i.end_ts is not None else span.t1)
+        for i in local for p in i.probes
+    ]
+    excl = excluded_mask(table, windows)
+    verdicts = region_verdicts(table, span.t0, span.t1, regions, th, excl)
+
+    # Headline figures.
+    total = _total_business(data.business)
+    viewers = np.array([s.viewers_online for s in total], dtype=float)
+    orders = np.array([s.orders for s in total], dtype=float)
+    b_ts = np.array([s.ts for s in total], dtype=float)
+    peak_viewers = int(np.nanmax(viewers)) if len(viewers) and not np.all(np.isnan(viewers)) \
+        else None
+    peak_at = float(b_ts[int(np.nanargmax(viewers))]) if peak_viewers is not None else None
+    total_orders = int(np.nansum(orders)) if len(orders) and not np.all(np.isnan(orders)) \
+        else None
+    stream_incidents = [i for i in incidents if i.cause not in STOCK_CAUSES
+                        and i.cause != Cause.PROBE_LOCAL]
+    stock_incidents = [i for i in incidents if i.cause in STOCK_CAUSES]
+    lost_viewers = sum(i.viewers_lost or 0 for i in incidents)
+    lost_orders = sum(i.orders_lost or 0 for i in incidents)
+
+    bands_all = _incident_bands(incidents, numbers, span.t1)
+    status_names = dict(STATUS_NAMES)
+    verdict_lanes = charts.lanes_chart(
+        span.t0, span.t1,
+        [Lane(label=v.region, runs=charts.runs_from_timeline(span.t0, v.timeline, status_names))
+         for v in verdicts],
+        charts.STATUS_FILL, title="verdict per region over the show", bands=bands_all,
+    )
+
+    # Timeline charts.
+    n_min = max(1, min(N_BUCKETS, math.ceil(span.seconds / 60)))
+    viewers_b = bucket_series(b_ts, viewers, span.t0, span.t1, N_BUCKETS)
+    width_s = span.seconds / n_min
+    orders_sum = np.bincount(
+        np.clip(((b_ts - span.t0) / width_s).astype(np.int64), 0, n_min - 1),
+        weights=np.nan_to_num(orders), minlength=n_min,
+    ) if len(b_ts) else np.zeros(n_min)
+    per_min = orders_sum * (60.0 / width_s)
+    t_orders = span.t0 + width_s * (np.arange(n_min) + 0.5)
+    viewers_chart = charts.time_chart(
+        span.t0, span.t1,
+        [Series.from_buckets("viewers online", viewers_b, charts.SERIES_COLOURS[0])],
+        title="viewers online", unit="viewers", bands=bands_all, height=180,
+    )
+    orders_chart = charts.time_chart(
+        span.t0, span.t1,
+        [Series(name="orders per minute", t=t_orders, v=per_min, colour=charts.SERIES_COLOURS[1])],
+        title="orders per minute", unit="orders/min", bands=bands_all, height=150,
+    )
+    heat, stock_chart, actions, on_screen_lanes = _stock_sections(data, span, bands_all)
+
+    # Per region.
+    ttff, ttff_region = session_ttffs(table)
+    region_views: list[dict[str, Any]] = []
+    for v in verdicts:
+        bands = _incident_bands(incidents, numbers, span.t1, region=v.region)
+        ri = table.regions.index(v.region) if v.region in table.regions else -1
+        rt = ttff[ttff_region == ri]
+        region_views.append({
+            "name": v.region,
+            "verdict": v,
+            "charts": _region_charts(table, v.region, span, bands, th),
+            "ttff_p50": _pctl(rt, 50), "ttff_p90": _pctl(rt, 90),
+            "ttff_max": float(rt.max()) if len(rt) else None, "sessions": len(rt),
+            "slow": int((rt > th.ttff_ms).sum()),
+            "probes": sorted({table.probes[p] for p in
+                              np.unique(table.probe_idx[table.region_idx == ri]).tolist()}),
+        })
+    ttff_chart = charts.cdf_chart(
+        [(r["name"], ttff[ttff_region == (table.regions.index(r["name"])
+                                          if r["name"] in table.regions else -1)])
+         for r in region_views],
+        title="time to first frame, per region", unit="time to first frame (ms)",
+        threshold=Threshold(th.ttff_ms, f"slow > {charts.fmt_num(th.ttff_ms)} ms"),
+    )
+
+    # Incidents.
+    incident_views = []
+    for inc in incidents:
+        n = numbers[inc.incident_id]
+        label, meaning = CAUSE_TEXT.get(inc.cause, (str(inc.cause), ""))
+        end = inc.end_ts
+        incident_views.append({
+            "n": n, "id": inc.incident_id, "anchor": f"incident-{n}",
+            "cause": label, "cause_key": str(inc.cause), "meaning": meaning,
+            "severity": str(inc.severity), "summary": inc.summary,
+            "start": utc_time(inc.start_ts), "into": charts.fmt_clock(inc.start_ts - span.t0),
+            "end": utc_time(end) if end is not None else "still open at the end",
+            "duration": duration_text((end if end is not None else span.t1) - inc.start_ts),
+            "detected_after": (None if inc.detected_ts is None
+                               else max(0.0, inc.detected_ts - inc.start_ts)),
+            "scope": [(k, v) for k, v in inc.scope.items()] or [("scope", "whole show")],
+            "probes": inc.probes, "skus": [(s, next((k.name for k in show.skus if k.sku == s), ""))
+                                            for s in inc.skus],
+            "evidence": _evidence_views(inc, data, table, span, th),
+            "viewers_lost": inc.viewers_lost, "orders_lost": inc.orders_lost,
+            "alerts": _alert_views(inc, data.deliveries),
+            "local": inc.cause == Cause.PROBE_LOCAL,
+        })
+
+    # Probes.
+    probe_rows = []
+    n_s = max(1, math.ceil(span.seconds))
+    for p_i, probe in enumerate(table.probes):
+        m = table.probe_idx == p_i
+        region, isp, edge = table.probe_labels[probe]
+        conn = table.connected[m]
+        rtt = table.rtt_ms[m]
+        rtt = rtt[~np.isnan(rtt)]
+        local_here = [i for i in local if probe in i.probes]
+        probe_rows.append({
+            "probe": probe, "region": region, "isp": isp, "edge": edge,
+            "samples": int(m.sum()), "coverage_pct": 100.0 * int(m.sum()) / n_s,
+            "connected_pct": 100.0 * float(conn.mean()) if len(conn) else None,
+            "rtt_p50": float(np.median(rtt)) if len(rtt) else None,
+            "excluded_s": int((excl & m).sum()),
+            "local": [numbers[i.incident_id] for i in local_here],
+            "up": bool(len(conn)) and float(conn.mean()) >= 0.95 and int(m.sum()) >= 0.9 * n_s,
+        })
+    local_views = [v for v in incident_views if v["local"]]
+
+    found = _found_vs_injected(data.injected, incidents, numbers, span) if data.injected else None
+
+    headline = {
+        "show_id": show.show_id, "title": show.title, "start_ts": span.t0,
+        "start": utc(span.t0), "duration_s": span.seconds,
+        "duration": duration_text(span.seconds), "peak_viewers": peak_viewers,
+        "orders": total_orders, "incidents": len(stream_incidents),
+        "stock_incidents": len(stock_incidents),
+        "verdicts": {v.region: {"overall": v.overall, "good_pct": round(v.pct("good"), 1),
+                                "degraded_pct": round(v.pct("degraded"), 1),
+                                "failed_pct": round(v.pct("failed"), 1),
+                                "unknown_pct": round(v.pct("unknown"), 1)}
+                     for v in verdicts},
+    }
+    html = _get_env().get_template("report.html.j2").render(
+        show=show, span=span, headline=headline, th=th, version=__version__,
+        end=utc(span.t1), peak_at=charts.fmt_clock(peak_at - span.t0) if peak_at else None,
+        lost_viewers=lost_viewers, lost_orders=lost_orders,
+        verdicts=verdicts, verdict_lanes=verdict_lanes, defs=charts.svg_defs(),
+        viewers_chart=viewers_chart, orders_chart=orders_chart, stock_chart=stock_chart,
+        on_screen_lanes=on_screen_lanes, heat=heat,
+        actions=[a for a in actions if a["level"] in URGENT_LEVELS],
+        watch_actions=[a for a in actions if a["level"] not in URGENT_LEVELS],
+        regions=region_views, ttff_chart=ttff_chart, incidents=incident_views,
+        probes=probe_rows, local_incidents=local_views, found=found,
+        level_legend=[(lv, charts.LEVEL_FILL[lv]) for lv in LEVEL_ORDER],
+        status_legend=[(s, charts.STATUS_FILL[s]) for s in
+                       ("good", "degraded", "failed", "unknown")],
+        n_probes=len(table.probes), n_samples=len(table),
+    )
+    return html, headline
+
+
+def _found_vs_injected(
+    injected: list[dict], incidents: list[Incident], numbers: dict[str, int], span: Span
+) -> list[dict[str, Any]]:
+    """Which reported incidents overlap each injected fault in time and
+    place (region, probe or SKU, where the fault names one)."""
+    rows = []
+    for f in injected:
+        start = float(f.get("start_ts", span.t0))
+        end = float(f.get("end_ts") or span.t1)
+        hits = []
+        for inc in incidents:
+            i_end = inc.end_ts if inc.end_ts is not None else span.t1
+            if inc.start_ts > end or i_end < start:
+                continue
+            if f.get("probe") and f["probe"] not in inc.probes:
+                continue
+            if f.get("sku") and f["sku"] not in inc.skus:
+                continue
+            if (f.get("region") and not f.get("sku") and inc.scope.get("region")
+                    and inc.scope["region"] != f["region"]):
+                continue
+            hits.append(inc)
+        rows.append({
+            "kind": str(f.get("kind", "?")),
+            "where": " · ".join(str(f[k]) for k in ("region", "probe", "sku") if f.get(k)),
+            "window": f"{charts.fmt_clock(start - span.t0)}–{charts.fmt_clock(end - span.t0)}",
+            "found": [(numbers[i.incident_id], CAUSE_TEXT.get(i.cause, (str(i.cause),))[0])
+                      for i in hits],
+        })
+    return rows
+
+
+def render_report(data: ShowData, thresholds: ReportThresholds | None = None) -> str:
+    """One self-contained HTML document for the show."""
+    return build_report(data, thresholds)[0]
+
+
+# --------------------------------------------------------------------------
+# files
+
+
+def report_filename(show_id: str) -> str:
+    """A file name that is safe on any file system and cannot leave the
+    folder; ids that had to be changed get a short hash to stay distinct."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", show_id).lstrip(".")[:100] or "show"
+    if safe != show_id:
+        safe += "-" + hashlib.sha256(show_id.encode()).hexdigest()[:8]
+    if safe == "index":
+        safe = "index-show"
+    return f"{safe}.html"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    data: ShowData, out_dir: Path, thresholds: ReportThresholds | None = None
+) -> Path:
+    """Write ``<out_dir>/<show_id>.html`` and refresh the folder's index."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, headline = build_report(data, thresholds)
+    name = report_filename(data.show.show_id)
+    path = out_dir / name
+    _atomic_write(path, html)
+    headline["file"] = name
+    entries = _read_index(out_dir)
+    entries[name] = headline
+    _write_index(out_dir, entries)
+    return path
+
+
+def _read_index(out_dir: Path) -> dict[str, dict[str, Any]]:
+    try:
+        raw = json.loads((out_dir / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("reports"), list):
+        return {}
+    out = {}
+    for e in raw["reports"]:
+        if isinstance(e, dict) and isinstance(e.get("file"), str) and (
+            out_dir / e["file"]
+        ).is_file() and e["file"] == report_filename(str(e.get("show_id", ""))):
+            out[e["file"]] = e
+    return out
+
+
+def _write_index(out_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
+    rows = sorted(entries.values(), key=lambda e: -float(e.get("start_ts") or 0))
+    _atomic_write(out_dir / "index.json",
+                  json.dumps({"version": 1, "reports": rows}, indent=1, sort_keys=True))
+    html = _get_env().get_template("index.html.j2").render(
+        reports=rows, version=__version__, status_fill=charts.STATUS_FILL, defs=charts.svg_defs(),
+    )
+    _atomic_write(out_dir / "index.html", html)

@@ -1,0 +1,146 @@
+"""The verdict per region: for each second of the show, was watching from
+that region good, degraded or failed?
+
+Pure: takes probe columns, the show's time span and the probe-local windows to
+leave out; no store, no clock. Seconds with no usable sample are ``unknown``,
+never counted as good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from qosmon.report.signals import BoolArray, IntArray, ProbeTable
+
+GOOD, DEGRADED, FAILED, UNKNOWN = 0, 1, 2, -1
+STATUS_NAMES = {GOOD: "good", DEGRADED: "degraded", FAILED: "failed", UNKNOWN: "unknown"}
+
+
+class ReportThresholds(BaseModel):
+    """Where a second of viewing stops being good. Failed beats degraded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loss_failed_pct: float = Field(default=5.0, ge=0, le=100)  # failed if loss > this
+    rtt_failed_ms: float = Field(default=250.0, ge=0)  # failed if RTT >= this
+    no_frame_failed_ms: float = Field(default=5000.0, ge=0)  # failed if no frame for >= this
+    loss_degraded_pct: float = Field(default=1.0, ge=0, le=100)  # degraded if loss > this
+    rtt_degraded_ms: float = Field(default=150.0, ge=0)  # degraded if RTT >= this
+    bitrate_degraded_kbps: float = Field(default=300.0, ge=0)  # degraded if bitrate < this
+    chat_rtt_degraded_ms: float = Field(default=1000.0, ge=0)  # degraded if chat slower
+    # Any freeze ending in a second, or a lost chat message, makes it degraded.
+    # For charts only: frozen share of watch time worth a look.
+    freeze_chart_pct: float = Field(default=1.0, ge=0, le=100)
+    chat_lost_chart_pct: float = Field(default=5.0, ge=0, le=100)
+    ttff_ms: float = Field(default=2000.0, ge=0)  # a first frame slower than this is slow
+    # A region is as bad as at least this share of its reporting probes.
+    min_probe_share: float = Field(default=0.5, gt=0, le=1)
+
+
+def sample_status(table: ProbeTable, th: ReportThresholds) -> IntArray:
+    """GOOD / DEGRADED / FAILED for each sample (NaN comparisons are false,
+    so an unmeasured value never fails nor clears a sample)."""
+    with np.errstate(invalid="ignore"):
+        failed = (
+            ~table.connected
+            | (table.loss_pct > th.loss_failed_pct)
+            | (table.rtt_ms >= th.rtt_failed_ms)
+            | (table.no_frame_ms >= th.no_frame_failed_ms)
+        )
+        degraded = (
+            (table.freeze_count > 0)
+            | (table.freeze_ms > 0)
+            | (table.loss_pct > th.loss_degraded_pct)
+            | (table.rtt_ms >= th.rtt_degraded_ms)
+            | (table.bitrate_kbps < th.bitrate_degraded_kbps)
+            | (table.chat_lost > 0)
+            | (table.chat_rtt_ms > th.chat_rtt_degraded_ms)
+        )
+    out = np.where(failed, FAILED, np.where(degraded, DEGRADED, GOOD))
+    return out.astype(np.int64)
+
+
+def excluded_mask(
+    table: ProbeTable, windows: list[tuple[str, float, float]]
+) -> BoolArray:
+    """Samples inside a probe-local problem window (probe_id, start, end)."""
+    mask = np.zeros(len(table), np.bool_)
+    codes = {p: i for i, p in enumerate(table.probes)}
+    for probe, start, end in windows:
+        i = codes.get(probe)
+        if i is None:
+            continue
+        mask |= (table.probe_idx == i) & (table.ts >= start) & (table.ts <= end)
+    return mask
+
+
+@dataclass
+class RegionVerdict:
+    region: str
+    seconds: dict[str, int]  # status name -> seconds
+    total_s: int
+    timeline: IntArray  # status per second of the show
+
+    def minutes(self, status: str) -> float:
+        return self.seconds.get(status, 0) / 60.0
+
+    def pct(self, status: str) -> float:
+        return 100.0 * self.seconds.get(status, 0) / self.total_s if self.total_s else 0.0
+
+    @property
+    def overall(self) -> str:
+        """One word for the headline: the worst state that lasted a minute
+        or more (1 % of the show for short shows), else good."""
+        floor = min(60, max(1, self.total_s // 100))
+        for name in ("failed", "degraded"):
+            if self.seconds.get(name, 0) >= floor:
+                return name
+        if self.seconds.get("good", 0) == 0:
+            return "unknown"
+        return "good"
+
+
+def region_verdicts(
+    table: ProbeTable,
+    start_ts: float,
+    end_ts: float,
+    regions: list[str],
+    th: ReportThresholds,
+    exclude: BoolArray | None = None,
+) -> list[RegionVerdict]:
+    """Per region, per second of [start_ts, end_ts): the worst state that at
+    least ``min_probe_share`` of the region's reporting probes were in."""
+    n_s = max(1, int(np.ceil(end_ts - start_ts)))
+    status = sample_status(table, th)
+    keep = (table.ts > start_ts) & (table.ts <= end_ts + 1e-6)
+    if exclude is not None:
+        keep &= ~exclude
+    # ``ts`` is the end of the second the sample covers.
+    sec = np.clip(np.ceil(table.ts - start_ts).astype(np.int64) - 1, 0, n_s - 1)
+    n_probes = max(1, len(table.probes))
+    out = []
+    for name in regions:
+        try:
+            r = table.regions.index(name)
+        except ValueError:
+            r = -1
+        m = keep & (table.region_idx == r)
+        # Worst status per (probe, second); -1 = no sample.
+        grid = np.full(n_probes * n_s, UNKNOWN, np.int64)
+        np.maximum.at(grid, table.probe_idx[m] * n_s + sec[m], status[m])
+        grid2 = grid.reshape(n_probes, n_s)
+        reporting = (grid2 >= GOOD).sum(axis=0)
+        n_failed = (grid2 == FAILED).sum(axis=0)
+        n_bad = (grid2 >= DEGRADED).sum(axis=0)
+        need = th.min_probe_share * reporting
+        timeline = np.where(
+            reporting == 0,
+            UNKNOWN,
+            np.where(n_failed >= need, FAILED, np.where(n_bad >= need, DEGRADED, GOOD)),
+        ).astype(np.int64)
+        seconds = {STATUS_NAMES[k]: int((timeline == k).sum()) for k in STATUS_NAMES}
+        out.append(RegionVerdict(region=name, seconds=seconds, total_s=n_s, timeline=timeline))
+    return out

@@ -1,0 +1,315 @@
+"""The InfluxDB-API backend: time series to a server that speaks the InfluxDB
+v2 write API (InfluxDB 2.x, VictoriaMetrics), through influxdb-client.
+
+What goes where:
+- probe samples, business samples, stock records: line protocol, measurements
+  ``qosmon_probe``, ``qosmon_business``, ``qosmon_stock``. Labels (show,
+  stream, probe, region, isp, edge node, state; region/SKU; warehouse/SKU)
+  are tags, numbers are fields, the sample's ``ts`` is the point's time (ms).
+  ``ProbeSample.error`` (free text) is not written: it is no time series.
+- everything else (shows, on-screen events, stock states, incidents, alert
+  deliveries) and the ids of stored batches: a SQLite side store, because
+  they are documents, not time series, and need update-by-id.
+
+Reads of the time series use the Prometheus-style export API
+(``/api/v1/export``) that VictoriaMetrics offers. Flux (InfluxDB 2.x reads)
+is not implemented: no such server can be run here to test it.
+
+Durability is the server's: a write returns once the server answered 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+
+from qosmon.model import (
+    AlertDelivery,
+    BusinessSample,
+    Incident,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+)
+from qosmon.store.base import StoreError
+from qosmon.store.sqlite import SqliteStore
+
+PROBE = "qosmon_probe"
+BUSINESS = "qosmon_business"
+STOCK = "qosmon_stock"
+
+PROBE_TAGS = ("show_id", "stream_id", "probe_id", "region", "isp", "edge_node", "state")
+PROBE_FIELDS = tuple(
+    n for n, f in ProbeSample.model_fields.items()
+    if n not in PROBE_TAGS and n not in ("ts", "error")
+)
+_INT_FIELDS = frozenset(
+    n for n, f in ProbeSample.model_fields.items() if "int" in str(f.annotation)
+)
+BUSINESS_TAGS = ("show_id", "region", "sku")
+BUSINESS_FIELDS = ("viewers_online", "joins", "leaves", "orders", "chat_messages")
+
+# Line protocol escaping, as influxdb-client's Point does it: backslash
+# first, so an escape we add is never itself escaped.
+_TAG_ESCAPE = str.maketrans({
+    "\\": "\\\\", ",": "\\,", " ": "\\ ", "=": "\\=", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+})
+
+
+def escape_tag(value: str) -> str:
+    """Escape a tag key or value (or field key) for line protocol."""
+    return value.translate(_TAG_ESCAPE)
+
+
+def _tags(pairs: Iterable[tuple[str, str]]) -> str:
+    # Empty values are left out: line protocol has no empty tag value.
+    return "".join(f",{k}={escape_tag(v)}" for k, v in pairs if v != "")
+
+
+def _field(name: str, value: float | int | bool) -> str:
+    if isinstance(value, bool):
+        return f"{name}={'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"{name}={value}i"
+    return f"{name}={value!r}"
+
+
+def _ms(ts: float) -> int:
+    return round(ts * 1000.0)
+
+
+def probe_line(s: ProbeSample) -> str | None:
+    d = s.__dict__
+    fields = ",".join(_field(n, d[n]) for n in PROBE_FIELDS if d[n] is not None)
+    if not fields:
+        return None
+    tags = _tags((t, str(d[t])) for t in PROBE_TAGS)
+    return f"{PROBE}{tags} {fields} {_ms(s.ts)}"
+
+
+def business_line(s: BusinessSample) -> str:
+    d = s.__dict__
+    fields = ",".join(_field(n, d[n]) for n in BUSINESS_FIELDS if d[n] is not None)
+    # A sample with every figure unknown still marks the interval as seen.
+    fields = fields or "seen=1i"
+    return f"{BUSINESS}{_tags((t, d[t]) for t in BUSINESS_TAGS)} {fields} {_ms(s.ts)}"
+
+
+def stock_line(r: StockRecord) -> str:
+    tags = _tags((("warehouse", r.warehouse), ("sku", r.sku)))
+    return (
+        f"{STOCK}{tags} on_hand={r.on_hand}i,source_ts={r.source_ts!r},"
+        f"full_snapshot={'true' if r.full_snapshot else 'false'} {_ms(r.ts)}"
+    )
+
+
+def _selector_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class InfluxStore:
+    """``Store`` over an InfluxDB-API server plus a SQLite side store."""
+
+    def __init__(
+        self,
+        url: str,
+        bucket: str,
+        org: str = "qosmon",
+        token: str = "",
+        side_path: str | Path = "qosmon-side.db",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.bucket = bucket
+        self._timeout_s = timeout_s
+        # VictoriaMetrics takes any token; InfluxDB 2.x needs the real one.
+        self._client = InfluxDBClient(
+            url=self.url, token=token or "unused", org=org, timeout=int(timeout_s * 1000)
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._side = SqliteStore(side_path)
+        self._lock = threading.Lock()
+        self._inflight: set[str] = set()
+
+    # --- writes -------------------------------------------------------------
+    def _write_lines(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        try:
+            self._write_api.write(
+                bucket=self.bucket, record="\n".join(lines),
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+            )
+        except Exception as exc:  # ApiException, urllib3 errors, timeouts
+            raise StoreError(f"write to {self.url} failed: {exc}") from exc
+
+    def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
+        with self._lock:
+            if batch_id in self._inflight:
+                # The same batch is being written right now (a retry raced
+                # its original): neither "stored" nor "duplicate" is known yet.
+                raise StoreError("this batch is being written; retry shortly")
+            if self._side.has_batch(batch_id):
+                return False
+            self._inflight.add(batch_id)
+        try:
+            self._write_lines([ln for ln in map(probe_line, samples) if ln is not None])
+            # Recorded after the server took the points: a crash in between
+            # means the retry writes them again, and the server keeps one
+            # point per series and timestamp (InfluxDB; VictoriaMetrics with
+            # -dedup.minScrapeInterval; the reader below dedups too).
+            self._side.write_probe_batch(batch_id, [])
+        finally:
+            with self._lock:
+                self._inflight.discard(batch_id)
+        return True
+
+    def write_business(self, samples: Sequence[BusinessSample]) -> None:
+        self._write_lines([business_line(s) for s in samples])
+
+    def write_stock(self, records: Sequence[StockRecord]) -> None:
+        self._write_lines([stock_line(r) for r in records])
+
+    def write_stock_states(self, states: Sequence[StockState]) -> None:
+        self._side.write_stock_states(states)
+
+    def put_show(self, show: Show) -> None:
+        self._side.put_show(show)
+
+    def write_on_screen(self, events: Sequence[OnScreen]) -> None:
+        self._side.write_on_screen(events)
+
+    def put_incidents(self, show_id: str, incidents: Sequence[Incident]) -> None:
+        self._side.put_incidents(show_id, incidents)
+
+    def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
+        self._side.write_alert_deliveries(show_id, deliveries)
+
+    # --- reads --------------------------------------------------------------
+    def _export(
+        self, measurement: str, labels: dict[str, str], start_ts: float | None,
+        end_ts: float | None,
+    ) -> dict[tuple[tuple[tuple[str, str], ...], int], dict[str, Any]]:
+        """Points of a measurement as {(tags, ms): {field: value}}."""
+        matchers = [f'__name__=~"{measurement}_.*"'] + [
+            f"{k}={_selector_value(v)}" for k, v in labels.items()
+        ]
+        params = [("match[]", "{" + ",".join(matchers) + "}")]
+        if start_ts is not None:
+            params.append(("start", f"{start_ts:.3f}"))
+        if end_ts is not None:
+            params.append(("end", f"{end_ts:.3f}"))
+        url = f"{self.url}/api/v1/export?{urllib.parse.urlencode(params)}"
+        points: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, Any]] = {}
+        prefix = len(measurement) + 1
+        try:
+            with urllib.request.urlopen(url, timeout=self._timeout_s) as resp:
+                for raw in resp:
+                    if not raw.strip():
+                        continue
+                    series = json.loads(raw)
+                    metric = dict(series["metric"])
+                    field = metric.pop("__name__")[prefix:]
+                    key_tags = tuple(sorted(metric.items()))
+                    for ms, value in zip(series["timestamps"], series["values"], strict=True):
+                        # Duplicates of one point (a re-sent batch) collapse here.
+                        points.setdefault((key_tags, int(ms)), {})[field] = value
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"read from {self.url} failed: {exc}") from exc
+        return points
+
+    def probe_samples(
+        self,
+        show_id: str,
+        start_ts: float | None = None,
+        end_ts: float | None = None,
+        region: str | None = None,
+        probe_id: str | None = None,
+    ) -> list[ProbeSample]:
+        labels = {"show_id": show_id}
+        if region is not None:
+            labels["region"] = region
+        if probe_id is not None:
+            labels["probe_id"] = probe_id
+        out = []
+        for (tags, ms), fields in self._export(PROBE, labels, start_ts, end_ts).items():
+            d: dict[str, Any] = dict(tags)
+            for name, value in fields.items():
+                if name not in PROBE_FIELDS or value is None or not math.isfinite(value):
+                    continue
+                d[name] = int(value) if name in _INT_FIELDS else float(value)
+            d["ts"] = ms / 1000.0
+            out.append(ProbeSample.model_validate(d))
+        out.sort(key=lambda s: (s.ts, s.probe_id, s.stream_id))
+        return out
+
+    def business(
+        self, show_id: str, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[BusinessSample]:
+        out = []
+        for (tags, ms), fields in self._export(
+            BUSINESS, {"show_id": show_id}, start_ts, end_ts
+        ).items():
+            d: dict[str, Any] = dict(tags)
+            d.update({k: int(v) for k, v in fields.items() if k in BUSINESS_FIELDS})
+            d["ts"] = ms / 1000.0
+            out.append(BusinessSample.model_validate(d))
+        out.sort(key=lambda s: (s.ts, s.region, s.sku))
+        return out
+
+    def stock(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[StockRecord]:
+        out = []
+        for (tags, ms), fields in self._export(STOCK, {}, start_ts, end_ts).items():
+            d: dict[str, Any] = dict(tags)
+            if "on_hand" not in fields or "source_ts" not in fields:
+                continue
+            d["on_hand"] = int(fields["on_hand"])
+            d["source_ts"] = float(fields["source_ts"])
+            # VictoriaMetrics stores a boolean field as 1/0.
+            d["full_snapshot"] = bool(fields.get("full_snapshot", 0))
+            d["ts"] = ms / 1000.0
+            out.append(StockRecord.model_validate(d))
+        out.sort(key=lambda r: (r.ts, r.warehouse, r.sku))
+        return out
+
+    def get_show(self, show_id: str) -> Show | None:
+        return self._side.get_show(show_id)
+
+    def list_shows(self) -> list[Show]:
+        return self._side.list_shows()
+
+    def stock_states(self, show_id: str) -> list[StockState]:
+        return self._side.stock_states(show_id)
+
+    def on_screen(self, show_id: str) -> list[OnScreen]:
+        return self._side.on_screen(show_id)
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        return self._side.incidents(show_id)
+
+    def alert_deliveries(self, show_id: str) -> list[AlertDelivery]:
+        return self._side.alert_deliveries(show_id)
+
+    def has_batch(self, batch_id: str) -> bool:
+        return self._side.has_batch(batch_id)
+
+    def close(self) -> None:
+        try:
+            self._write_api.close()
+            self._client.close()
+        finally:
+            self._side.close()

@@ -1,0 +1,547 @@
+"""The embedded store: one SQLite file in WAL mode, zero setup.
+
+Durability: every write returns only after its transaction has committed.
+The default ``synchronous=FULL`` fsyncs the WAL on each commit, so an
+acknowledged batch survives a power loss, not only a process crash (with
+``synchronous=NORMAL`` it survives a crash of the process but the last commits
+may be lost on power loss). fsync is cheap next to request handling, and
+group commit (below) shares one fsync among all writes that queued up while
+the previous commit ran.
+
+All writes go through one writer thread. Callers (the collector's worker
+threads, a CLI) hand it an operation and wait for its result; the writer
+drains whatever is queued, runs each operation inside its own SAVEPOINT (so
+one failing operation does not take the others down) and commits them
+together. Reads use one connection per reading thread; WAL lets them run
+while the writer writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qosmon.model import (
+    AlertDelivery,
+    BusinessSample,
+    Incident,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+)
+from qosmon.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+# Column order of the probe_samples table = field order of ProbeSample.
+SAMPLE_COLUMNS: tuple[str, ...] = tuple(ProbeSample.model_fields)
+BUSINESS_COLUMNS: tuple[str, ...] = tuple(BusinessSample.model_fields)
+STOCK_COLUMNS: tuple[str, ...] = tuple(StockRecord.model_fields)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS probe_batches (
+    batch_id TEXT PRIMARY KEY,
+    n_samples INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probe_samples ({", ".join(SAMPLE_COLUMNS)});
+CREATE INDEX IF NOT EXISTS probe_samples_show_ts ON probe_samples (show_id, ts);
+-- Per-minute aggregates of probe samples that retention has pruned.
+CREATE TABLE IF NOT EXISTS probe_minutes (
+    show_id TEXT NOT NULL, stream_id TEXT NOT NULL, probe_id TEXT NOT NULL,
+    region TEXT NOT NULL, isp TEXT NOT NULL, edge_node TEXT NOT NULL,
+    minute INTEGER NOT NULL, n INTEGER NOT NULL, state TEXT NOT NULL,
+    ttff_ms REAL, rtt_ms REAL, packets_expected INTEGER, packets_received INTEGER,
+    loss_pct REAL, residual_loss_pct REAL, jitter_ms REAL, bitrate_kbps REAL, fps REAL,
+    width INTEGER, height INTEGER, freeze_count INTEGER, freeze_ms REAL,
+    pause_count INTEGER, pause_ms REAL, no_frame_ms REAL, chat_sent INTEGER,
+    chat_lost INTEGER, chat_rtt_ms REAL, error TEXT, received_ts REAL
+);
+CREATE INDEX IF NOT EXISTS probe_minutes_show ON probe_minutes (show_id, minute);
+-- A business sample is the platform's figure for one interval of one
+-- show/region/SKU: a retried push or a re-import replaces, never adds.
+CREATE TABLE IF NOT EXISTS business (
+    {", ".join(BUSINESS_COLUMNS)},
+    PRIMARY KEY (show_id, ts, region, sku)
+) WITHOUT ROWID;
+-- Likewise one warehouse figure per SKU per warehouse timestamp.
+CREATE TABLE IF NOT EXISTS stock (
+    {", ".join(STOCK_COLUMNS)},
+    PRIMARY KEY (warehouse, sku, source_ts)
+);
+CREATE INDEX IF NOT EXISTS stock_ts ON stock (ts);
+CREATE TABLE IF NOT EXISTS stock_states (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stock_states_show ON stock_states (show_id, ts);
+CREATE TABLE IF NOT EXISTS shows (
+    show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS on_screen (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, sku TEXT NOT NULL, "on" INTEGER NOT NULL,
+    PRIMARY KEY (show_id, ts, sku, "on")
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (
+    incident_id TEXT PRIMARY KEY, show_id TEXT NOT NULL, start_ts REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_show ON incidents (show_id, start_ts);
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_deliveries_show ON alert_deliveries (show_id, ts);
+"""
+
+_INSERT_SAMPLE = (
+    f"INSERT INTO probe_samples ({', '.join(SAMPLE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))})"
+)
+_INSERT_BUSINESS = (
+    f"INSERT OR REPLACE INTO business ({', '.join(BUSINESS_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(BUSINESS_COLUMNS))})"
+)
+_INSERT_STOCK = (
+    f"INSERT OR REPLACE INTO stock ({', '.join(STOCK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(STOCK_COLUMNS))})"
+)
+
+# How the minute aggregate of each sample column is formed: counters add
+# up, levels are averaged, "time since last frame" keeps its worst value.
+_MINUTE_AGGREGATES: dict[str, str] = {
+    "ttff_ms": "max", "rtt_ms": "avg", "packets_expected": "sum",
+    "packets_received": "sum", "loss_pct": "avg", "residual_loss_pct": "avg",
+    "jitter_ms": "avg", "bitrate_kbps": "avg", "fps": "avg", "width": "max",
+    "height": "max", "freeze_count": "sum", "freeze_ms": "sum", "pause_count": "sum",
+    "pause_ms": "sum", "no_frame_ms": "max", "chat_sent": "sum", "chat_lost": "sum",
+    "chat_rtt_ms": "avg", "error": "max", "received_ts": "max",
+}
+
+
+def sample_row(s: ProbeSample) -> tuple[Any, ...]:
+    d = s.__dict__
+    return tuple(d[c] for c in SAMPLE_COLUMNS)
+
+
+def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
+
+
+class _WriterStopped(Exception):
+    pass
+
+
+class SqliteStore:
+    """The ``Store`` interface on one SQLite database file."""
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
+            )
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._group_max = group_max
+        try:
+            self._wconn = self._connect()
+            self._wconn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._writer.start()
+
+    # --- plumbing ----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("store is closed")
+        fut: Future[T] = Future()
+        self._queue.put((op, fut))
+        return fut.result()
+
+    def _write_loop(self) -> None:
+        conn = self._wconn
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < self._group_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._run_group(conn, group)
+        conn.close()
+
+    def _run_group(
+        self,
+        conn: sqlite3.Connection,
+        group: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+    ) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for _, fut in group:
+                fut.set_exception(StoreError(f"cannot begin transaction: {exc}"))
+            return
+        for op, fut in group:
+            conn.execute("SAVEPOINT op")
+            try:
+                result = op(conn)
+            except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((fut, None, StoreError(f"write failed: {exc}")))
+            except BaseException as exc:  # a bug: report it to the caller, keep the writer
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((fut, None, exc))
+            else:
+                conn.execute("RELEASE op")
+                outcomes.append((fut, result, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for fut, _, _ in outcomes:
+                fut.set_exception(StoreError(f"commit failed: {exc}"))
+            return
+        for fut, result, error in outcomes:
+            if error is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(error)
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    # --- writes -------------------------------------------------------------
+    def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
+        rows = [sample_row(s) for s in samples]
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO probe_batches (batch_id, n_samples) VALUES (?, ?)",
+                (batch_id, len(rows)),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.executemany(_INSERT_SAMPLE, rows)
+            return True
+
+        return self._write(op)
+
+    def write_business(self, samples: Sequence[BusinessSample]) -> None:
+        rows = [tuple(s.__dict__[c] for c in BUSINESS_COLUMNS) for s in samples]
+        self._write(lambda conn: conn.executemany(_INSERT_BUSINESS, rows))
+
+    def write_stock(self, records: Sequence[StockRecord]) -> None:
+        rows = [tuple(r.__dict__[c] for c in STOCK_COLUMNS) for r in records]
+        self._write(lambda conn: conn.executemany(_INSERT_STOCK, rows))
+
+    def write_stock_states(self, states: Sequence[StockState]) -> None:
+        rows = [(s.show_id, s.ts, s.model_dump_json()) for s in states]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT INTO stock_states (show_id, ts, body) VALUES (?, ?, ?)", rows
+            )
+        )
+
+    def put_show(self, show: Show) -> None:
+        row = (show.show_id, show.start_ts, show.model_dump_json())
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO shows (show_id, start_ts, body) VALUES (?, ?, ?)", row
+            )
+        )
+
+    def write_on_screen(self, events: Sequence[OnScreen]) -> None:
+        rows = [(e.show_id, e.ts, e.sku, int(e.on)) for e in events]
+        self._write(
+            lambda conn: conn.executemany(
+                'INSERT OR IGNORE INTO on_screen (show_id, ts, sku, "on") VALUES (?, ?, ?, ?)',
+                rows,
+            )
+        )
+
+    def put_incidents(self, show_id: str, incidents: Sequence[Incident]) -> None:
+        rows = [(i.incident_id, show_id, i.start_ts, i.model_dump_json()) for i in incidents]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT OR REPLACE INTO incidents (incident_id, show_id, start_ts, body) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+    def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
+        rows = [(show_id, d.ts, d.model_dump_json()) for d in deliveries]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT INTO alert_deliveries (show_id, ts, body) VALUES (?, ?, ?)", rows
+            )
+        )
+
+    # --- reads --------------------------------------------------------------
+    def get_show(self, show_id: str) -> Show | None:
+        rows = self._read("SELECT body FROM shows WHERE show_id = ?", (show_id,))
+        return Show.model_validate_json(rows[0][0]) if rows else None
+
+    def list_shows(self) -> list[Show]:
+        rows = self._read("SELECT body FROM shows ORDER BY start_ts, show_id")
+        return [Show.model_validate_json(r[0]) for r in rows]
+
+    def probe_samples(
+        self,
+        show_id: str,
+        start_ts: float | None = None,
+        end_ts: float | None = None,
+        region: str | None = None,
+        probe_id: str | None = None,
+    ) -> list[ProbeSample]:
+        where: list[str] = ["show_id = ?"]
+        params: list[Any] = [show_id]
+        extra: list[tuple[str, Any]] = []
+        if region is not None:
+            extra.append(("region = ?", region))
+        if probe_id is not None:
+            extra.append(("probe_id = ?", probe_id))
+        raw_where = where + (["ts >= ?"] if start_ts is not None else [])
+        raw_where += ["ts <= ?"] if end_ts is not None else []
+        raw_params: list[Any] = params + [t for t in (start_ts, end_ts) if t is not None]
+        raw_where += [c for c, _ in extra]
+        raw_params += [v for _, v in extra]
+        rows = self._read(
+            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM probe_samples "
+            f"WHERE {' AND '.join(raw_where)} ORDER BY ts",
+            raw_params,
+        )
+        out = [ProbeSample.model_validate(_row_dict(SAMPLE_COLUMNS, r)) for r in rows]
+        out.extend(self._minute_samples(show_id, start_ts, end_ts, extra))
+        if out and rows and len(out) > len(rows):
+            out.sort(key=lambda s: s.ts)
+        return out
+
+    def _minute_samples(
+        self,
+        show_id: str,
+        start_ts: float | None,
+        end_ts: float | None,
+        extra: list[tuple[str, Any]],
+    ) -> list[ProbeSample]:
+        """Downsampled minutes, as one sample per minute stamped at its end."""
+        cols = ["show_id", "stream_id", "probe_id", "region", "isp", "edge_node", "state",
+                *_MINUTE_AGGREGATES]
+        where: list[str] = ["show_id = ?"]
+        params: list[Any] = [show_id]
+        if start_ts is not None:
+            where.append("(minute + 1) * 60 >= ?")
+            params.append(start_ts)
+        if end_ts is not None:
+            where.append("(minute + 1) * 60 <= ?")
+            params.append(end_ts)
+        where += [c for c, _ in extra]
+        params += [v for _, v in extra]
+        rows = self._read(
+            f"SELECT (minute + 1) * 60.0, {', '.join(cols)} FROM probe_minutes "
+            f"WHERE {' AND '.join(where)} ORDER BY minute",
+            params,
+        )
+        out = []
+        for r in rows:
+            d = _row_dict(cols, r[1:])
+            d["ts"] = r[0]
+            out.append(ProbeSample.model_validate(d))
+        return out
+
+    def business(
+        self, show_id: str, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[BusinessSample]:
+        where: list[str] = ["show_id = ?"]
+        params: list[Any] = [show_id]
+        if start_ts is not None:
+            where.append("ts >= ?")
+            params.append(start_ts)
+        if end_ts is not None:
+            where.append("ts <= ?")
+            params.append(end_ts)
+        rows = self._read(
+            f"SELECT {', '.join(BUSINESS_COLUMNS)} FROM business "
+            f"WHERE {' AND '.join(where)} ORDER BY ts, region, sku",
+            params,
+        )
+        return [BusinessSample.model_validate(_row_dict(BUSINESS_COLUMNS, r)) for r in rows]
+
+    def stock(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[StockRecord]:
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        if start_ts is not None:
+            where.append("ts >= ?")
+            params.append(start_ts)
+        if end_ts is not None:
+            where.append("ts <= ?")
+            params.append(end_ts)
+        rows = self._read(
+            f"SELECT {', '.join(STOCK_COLUMNS)} FROM stock "
+            f"WHERE {' AND '.join(where)} ORDER BY ts, warehouse, sku",
+            params,
+        )
+        return [StockRecord.model_validate(_row_dict(STOCK_COLUMNS, r)) for r in rows]
+
+    def stock_states(self, show_id: str) -> list[StockState]:
+        rows = self._read(
+            "SELECT body FROM stock_states WHERE show_id = ? ORDER BY ts, rowid", (show_id,)
+        )
+        return [StockState.model_validate_json(r[0]) for r in rows]
+
+    def on_screen(self, show_id: str) -> list[OnScreen]:
+        rows = self._read(
+            'SELECT ts, sku, "on" FROM on_screen WHERE show_id = ? ORDER BY ts, sku', (show_id,)
+        )
+        return [OnScreen(show_id=show_id, ts=ts, sku=sku, on=bool(on)) for ts, sku, on in rows]
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        rows = self._read(
+            "SELECT body FROM incidents WHERE show_id = ? ORDER BY start_ts, incident_id",
+            (show_id,),
+        )
+        return [Incident.model_validate_json(r[0]) for r in rows]
+
+    def alert_deliveries(self, show_id: str) -> list[AlertDelivery]:
+        rows = self._read(
+            "SELECT body FROM alert_deliveries WHERE show_id = ? ORDER BY ts, rowid", (show_id,)
+        )
+        return [AlertDelivery.model_validate_json(r[0]) for r in rows]
+
+    # --- beyond the Store interface ------------------------------------------
+    def count_probe_samples(self, show_id: str | None = None) -> int:
+        """Raw (not downsampled) samples stored, for tests and benchmarks."""
+        if show_id is None:
+            return int(self._read("SELECT count(*) FROM probe_samples")[0][0])
+        return int(
+            self._read("SELECT count(*) FROM probe_samples WHERE show_id = ?", (show_id,))[0][0]
+        )
+
+    def has_batch(self, batch_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM probe_batches WHERE batch_id = ?", (batch_id,)))
+
+    def apply_retention(
+        self, now: float, raw_days: float, keep_days: float | None
+    ) -> dict[str, int]:
+        """Downsample, then forget, old shows.
+
+        A show whose newest raw probe sample is older than ``raw_days`` has its
+        samples replaced by per-minute aggregates per probe and stream (read
+        back by ``probe_samples`` as one sample per minute). With ``keep_days``
+        set, everything about a show whose newest data is older than that is
+        deleted. Returns counts of what was done.
+        """
+        raw_cutoff = now - raw_days * 86400.0
+        done = {"shows_downsampled": 0, "samples_pruned": 0, "shows_deleted": 0}
+        old = self._read(
+            "SELECT show_id FROM probe_samples GROUP BY show_id HAVING max(ts) < ?", (raw_cutoff,)
+        )
+        group_cols = "show_id, stream_id, probe_id, region, isp, edge_node"
+        aggs = ", ".join(f"{fn}({col})" for col, fn in _MINUTE_AGGREGATES.items())
+        for (show_id,) in old:
+            def downsample(conn: sqlite3.Connection, show_id: str = show_id) -> int:
+                # The minute keeps the state it ended in (its last sample's).
+                conn.execute(
+                    f"INSERT INTO probe_minutes ({group_cols}, minute, n, state, "
+                    f"{', '.join(_MINUTE_AGGREGATES)}) "
+                    f"SELECT {group_cols}, minute, count(*), max(last_state), {aggs} "
+                    f"FROM (SELECT *, CAST(ts / 60 AS INTEGER) AS minute, last_value(state) OVER ("
+                    f"PARTITION BY {group_cols}, CAST(ts / 60 AS INTEGER) ORDER BY ts "
+                    f"ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_state "
+                    f"FROM probe_samples WHERE show_id = ?) "
+                    f"GROUP BY {group_cols}, minute",
+                    (show_id,),
+                )
+                cur = conn.execute("DELETE FROM probe_samples WHERE show_id = ?", (show_id,))
+                return int(cur.rowcount)
+
+            done["samples_pruned"] += self._write(downsample)
+            done["shows_downsampled"] += 1
+        if keep_days is not None:
+            keep_cutoff = now - keep_days * 86400.0
+            gone = self._read(
+                "SELECT show_id FROM probe_minutes"
+                " WHERE show_id NOT IN (SELECT show_id FROM probe_samples)"
+                " GROUP BY show_id HAVING (max(minute) + 1) * 60 < ?",
+                (keep_cutoff,),
+            )
+            for (show_id,) in gone:
+                def delete(conn: sqlite3.Connection, show_id: str = show_id) -> None:
+                    for table in ("probe_minutes", "business", "stock_states", "shows",
+                                  "on_screen", "incidents", "alert_deliveries"):
+                        conn.execute(f"DELETE FROM {table} WHERE show_id = ?", (show_id,))
+
+                self._write(delete)
+                done["shows_deleted"] += 1
+            self._write(
+                lambda conn: conn.execute("DELETE FROM stock WHERE ts < ?", (keep_cutoff,))
+            )
+        return done
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout=30.0)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+

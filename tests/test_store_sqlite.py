@@ -1,0 +1,203 @@
+"""The embedded store: round trips, idempotency, group commit under
+concurrency, durability across reopen, retention."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from qosmon.model import (
+    AlertDelivery,
+    AlertStatus,
+    BusinessSample,
+    Cause,
+    ConnectionState,
+    Incident,
+    OnScreen,
+    ProbeSample,
+    Severity,
+    Show,
+    StockLevel,
+    StockRecord,
+    StockState,
+)
+from qosmon.store import StoreURLError, open_store
+from qosmon.store.base import StoreError
+from qosmon.store.sqlite import SqliteStore
+
+T0 = 1_700_000_000.0
+
+
+def ps(ts: float, probe_id: str = "p1", region: str = "ID", show_id: str = "s1",
+       **kw: object) -> ProbeSample:
+    base: dict[str, object] = dict(ts=ts, show_id=show_id, stream_id="main", probe_id=probe_id,
+                                   region=region, state=ConnectionState.CONNECTED, rtt_ms=40.0,
+                                   packets_expected=100, packets_received=98, freeze_count=0)
+    base.update(kw)
+    return ProbeSample.model_validate(base)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "q.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_probe_samples_round_trip_and_filters(store: SqliteStore) -> None:
+    samples = [ps(T0 + 2, "p2", "TH"), ps(T0 + 1, error="ice failed", rtt_ms=None),
+               ps(T0 + 3, state=ConnectionState.FAILED)]
+    assert store.write_probe_batch("p1/b1", samples) is True
+    got = store.probe_samples("s1")
+    assert [s.ts for s in got] == [T0 + 1, T0 + 2, T0 + 3]
+    assert got[0].error == "ice failed" and got[0].rtt_ms is None
+    assert got[2].state is ConnectionState.FAILED
+    assert got == sorted(samples, key=lambda s: s.ts)
+    assert [s.ts for s in store.probe_samples("s1", region="TH")] == [T0 + 2]
+    assert [s.ts for s in store.probe_samples("s1", probe_id="p1", start_ts=T0 + 2)] == [T0 + 3]
+    assert [s.ts for s in store.probe_samples("s1", end_ts=T0 + 2)] == [T0 + 1, T0 + 2]
+    assert store.probe_samples("other") == []
+
+
+def test_batch_stored_once(store: SqliteStore) -> None:
+    assert store.write_probe_batch("p1/b1", [ps(T0), ps(T0 + 1)]) is True
+    assert store.write_probe_batch("p1/b1", [ps(T0), ps(T0 + 1)]) is False
+    assert store.count_probe_samples() == 2
+
+
+def test_concurrent_writers_group_commit(store: SqliteStore) -> None:
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        for i in range(25):
+            ok = store.write_probe_batch(f"w{w}/b{i}", [ps(T0 + i + j / 10) for j in range(10)])
+            # Half the writers retry each batch: must be refused.
+            again = store.write_probe_batch(f"w{w}/b{i}", [ps(T0)]) if w % 2 else False
+            with lock:
+                results.extend([ok, not again])
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(results) and len(results) == 8 * 25 * 2
+    assert store.count_probe_samples() == 8 * 25 * 10
+
+
+def test_one_failing_write_does_not_sink_its_group(store: SqliteStore) -> None:
+    bad = ps(T0)
+    bad.packets_expected = 2**70  # bypassing validation: SQLite cannot hold it
+    errors: list[Exception] = []
+
+    def write_bad() -> None:
+        try:
+            store.write_probe_batch("bad/1", [ps(T0), bad])
+        except StoreError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write_bad)] + [
+        threading.Thread(target=store.write_probe_batch, args=(f"ok/{i}", [ps(T0 + i)]))
+        for i in range(10)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(errors) == 1
+    assert store.count_probe_samples() == 10
+    assert not store.has_batch("bad/1")  # so a corrected retry can still be stored
+
+
+def test_everything_else_round_trips(store: SqliteStore) -> None:
+    show = Show(show_id="s1", title="t", start_ts=T0, regions=["ID"],
+                region_warehouses={"ID": ["WH-ID"]})
+    store.put_show(show)
+    store.put_show(show.model_copy(update={"end_ts": T0 + 3600}))
+    assert store.get_show("s1").end_ts == T0 + 3600  # type: ignore[union-attr]
+    assert [s.show_id for s in store.list_shows()] == ["s1"] and store.get_show("x") is None
+
+    biz = [BusinessSample(ts=T0 + 1, show_id="s1", region="ID", viewers_online=10, orders=1),
+           BusinessSample(ts=T0 + 2, show_id="s1", viewers_online=20)]
+    store.write_business(biz)
+    store.write_business(biz[:1])  # same interval again: replaced, not added
+    assert store.business("s1") == biz
+    assert store.business("s1", start_ts=T0 + 2) == biz[1:]
+
+    stock = [StockRecord(ts=T0 + 5, source_ts=T0, warehouse="WH-ID", sku="A", on_hand=5),
+             StockRecord(ts=T0 + 6, source_ts=T0 + 1, warehouse="WH-ID", sku="A", on_hand=4,
+                         full_snapshot=True)]
+    store.write_stock(stock)
+    assert store.stock() == stock and store.stock(start_ts=T0 + 6) == stock[1:]
+
+    states = [StockState(ts=T0 + 7, show_id="s1", sku="A", warehouse="WH-ID",
+                         level=StockLevel.ORANGE, on_hand=4, forecast_units=5.0)]
+    store.write_stock_states(states)
+    assert store.stock_states("s1") == states
+
+    ev = [OnScreen(ts=T0 + 1, show_id="s1", sku="A", on=True)]
+    store.write_on_screen(ev)
+    store.write_on_screen(ev)
+    assert store.on_screen("s1") == ev
+
+    inc = Incident(incident_id="i1", show_id="s1", start_ts=T0, severity=Severity.WARNING,
+                   cause=Cause.BANDWIDTH)
+    store.put_incidents("s1", [inc])
+    store.put_incidents("s1", [inc.model_copy(update={"end_ts": T0 + 60})])
+    assert [i.end_ts for i in store.incidents("s1")] == [T0 + 60]
+
+    d = AlertDelivery(ts=T0, alert_key="k", status=AlertStatus.FIRING, notifier="am", ok=True,
+                      attempt=1)
+    store.write_alert_deliveries("s1", [d])
+    assert store.alert_deliveries("s1") == [d]
+
+
+def test_data_survives_reopen(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "q.db")
+    s.write_probe_batch("p1/b1", [ps(T0)])
+    s.close()
+    s = SqliteStore(tmp_path / "q.db")
+    try:
+        assert len(s.probe_samples("s1")) == 1
+        assert s.write_probe_batch("p1/b1", [ps(T0)]) is False
+    finally:
+        s.close()
+
+
+def test_retention_downsamples_old_shows(store: SqliteStore) -> None:
+    old = [ps(T0 + i, freeze_count=1 if i == 10 else 0, rtt_ms=float(i)) for i in range(120)]
+    old[59] = ps(T0 + 59, state=ConnectionState.DISCONNECTED, rtt_ms=59.0)
+    store.write_probe_batch("p1/old", old)
+    recent = [ps(T0 + 40 * 86400 + i, show_id="s2") for i in range(10)]
+    store.write_probe_batch("p1/new", recent)
+    done = store.apply_retention(now=T0 + 40 * 86400 + 100, raw_days=30, keep_days=None)
+    assert done["shows_downsampled"] == 1 and done["samples_pruned"] == 120
+    assert store.count_probe_samples("s1") == 0 and store.count_probe_samples("s2") == 10
+    minutes = store.probe_samples("s1")
+    # T0 is 20 s into a minute: 120 s of samples span three minutes.
+    assert [m.packets_expected for m in minutes] == [4000, 6000, 2000]
+    assert sum(m.freeze_count for m in minutes) == 1
+    assert all(m.ts % 60 == 0 for m in minutes)
+    assert minutes[0].rtt_ms == pytest.approx(sum(range(40)) / 40)
+    assert minutes[1].state is ConnectionState.CONNECTED  # the minute's last state
+    # Idempotent; and keep_days forgets the old show altogether.
+    assert store.apply_retention(T0 + 40 * 86400 + 100, 30, None)["shows_downsampled"] == 0
+    store.put_show(Show(show_id="s1", start_ts=T0))
+    done = store.apply_retention(now=T0 + 400 * 86400, raw_days=30, keep_days=365)
+    assert store.probe_samples("s1") == [] and store.get_show("s1") is None
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    s = open_store(f"sqlite://{tmp_path}/a.db?synchronous=normal")
+    assert isinstance(s, SqliteStore)
+    s.close()
+    for bad in ("nothing", "ftp://x", "sqlite://", f"sqlite://{tmp_path}/a.db?colour=red",
+                f"sqlite://{tmp_path}/a.db?synchronous=sometimes", "influx://host:8086/",
+                "influx://host:8086/b?token_env=QOSMON_SURELY_UNSET_VAR"):
+        with pytest.raises(StoreURLError):
+            open_store(bad)
+    with pytest.raises(StoreError):
+        open_store(f"sqlite://{tmp_path}/no/such/dir/a.db")
