@@ -13,7 +13,6 @@ import contextlib
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
@@ -98,14 +97,7 @@ def build_sink(args: argparse.Namespace, config: ProbeConfig) -> tuple[SampleSin
             raise ConfigError(f"{args.config}: no collector_url; give --output FILE|- to "
                               "write samples locally")
         return JsonLinesSink(sys.stdout), None
-    return CollectorUplink(
-        config.collector_url, config.token, config.labels,
-        spool_dir=Path(config.spool_dir) if config.spool_dir else None,
-        spool_max_samples=config.spool_max_samples,
-        batch_interval_s=config.batch_interval_s,
-        heartbeat_interval_s=config.heartbeat_interval_s,
-        streams=[f"{s.show_id}/{s.stream_id}" for s in config.streams],
-    ), None
+    return CollectorUplink.from_config(config), None
 
 
 async def run(config: ProbeConfig, sink: SampleSink, duration_s: float | None) -> None:

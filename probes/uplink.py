@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from probes.config import ProbeConfig
 from probes.spool import Spool
 from qosmon import __version__
 from qosmon.model import Heartbeat, ProbeLabels, ProbeSample
@@ -66,6 +67,19 @@ class CollectorUplink:
         self.rejected_samples = 0
         self.auth_failures = 0
         self.last_error: str | None = None
+
+    @classmethod
+    def from_config(cls, config: ProbeConfig) -> CollectorUplink:
+        if config.collector_url is None:
+            raise ValueError("no collector_url in the probe config")
+        return cls(
+            config.collector_url, config.token, config.labels,
+            spool_dir=Path(config.spool_dir) if config.spool_dir else None,
+            spool_max_samples=config.spool_max_samples,
+            batch_interval_s=config.batch_interval_s,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            streams=[f"{s.show_id}/{s.stream_id}" for s in config.streams],
+        )
 
     def __repr__(self) -> str:  # never show the token
         return f"CollectorUplink({self.url!r}, probe={self.labels.probe_id!r})"

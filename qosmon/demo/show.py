@@ -111,9 +111,9 @@ class DemoShow:
 
     async def run(self) -> DemoResult:
         # Imported here: the heavy parts load only when a show runs.
-        from probes.agent import CollectorUplink, ProbeAgent
+        from probes.agent import ProbeAgent
         from probes.config import ProbeConfig, StreamTarget
-
+        from probes.uplink import CollectorUplink
         from qosmon.alerting.alerter import Alerter
         from qosmon.alerting.config import AlertingConfig
         from qosmon.collector.app import CollectorConfig, start_collector
@@ -196,8 +196,9 @@ class DemoShow:
                         "spool_dir": str(out / "spool" / p.id),
                         "ice_host_addresses": ["127.0.0.1"],
                     })
-                    agent = ProbeAgent(cfg, CollectorUplink.from_config(cfg))
-                    agents.append(asyncio.create_task(agent.run(stop), name=f"probe-{p.id}"))
+                    agents.append(asyncio.create_task(
+                        self._run_probe(ProbeAgent(cfg, CollectorUplink.from_config(cfg)), stop),
+                        name=f"probe-{p.id}"))
             self.echo(f"show {show.show_id!r} live for {sc.show.duration_s:.0f} s: "
                       f"{len(agents)} probes in {len(sc.regions)} regions, "
                       f"{len(sc.faults)} faults scheduled")
@@ -239,6 +240,13 @@ class DemoShow:
             alerts=list(webhook.received),
             out_dir=out,
         )
+
+    @staticmethod
+    async def _run_probe(agent: Any, stop: asyncio.Event) -> None:
+        try:
+            await agent.run(stop)
+        finally:
+            await agent.sink.aclose()
 
     async def _post(self, http: aiohttp.ClientSession, method: str, url: str, body: Any) -> Any:
         async with http.request(method, url, json=body) as resp:
