@@ -293,6 +293,7 @@ class AlertDelivery(_Model):
     ts: float
     show_id: str = ""
     alert_key: str
+    incident_id: str = ""  # the incident the alert was raised for (its first)
     status: AlertStatus
     notifier: str
     ok: bool

@@ -124,7 +124,7 @@ def test_each_incident_shows_where_why_evidence_and_alerts(
     node = next(i for i in show.incidents if i.cause == Cause.NODE_FAILURE)
     assert f"edge node {node.scope['edge_node']}" in incidents
     resolved = max(d.ts for d in show.deliveries
-                   if d.alert_key.endswith(node.incident_id) and d.ok)
+                   if d.incident_id == node.incident_id and d.ok)
     assert f"resolved {utc_time(resolved)}" in incidents
     assert "1 failed attempt(s)" in incidents
     # Evidence is drawn, not only written: one small chart per probe signal.

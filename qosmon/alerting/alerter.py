@@ -196,7 +196,7 @@ class Alerter:
         ts = time.time()
         for alert in n.alerts:
             entry = AlertDelivery(ts=ts, show_id=alert.show_id, alert_key=alert.key,
-                                  status=alert.status,
+                                  incident_id=alert.incident_id, status=alert.status,
                                   notifier=notifier.name, ok=ok, attempt=attempt, error=error)
             self.deliveries.append(entry)
             if self._on_delivery is not None:

@@ -25,6 +25,7 @@ import numpy as np
 from markupsafe import Markup
 
 from qosmon import __version__
+from qosmon.alerting.rules import alert_key
 from qosmon.model import (
     STOCK_CAUSES,
     AlertDelivery,
@@ -204,12 +205,21 @@ def _incident_bands(incidents: list[Incident], numbers: dict[str, int], t1: floa
     return out
 
 
+# Resolves are sent after an incident ends (flap cool-off, group interval).
+ALERT_AFTER_END_S = 300.0
+
+
 def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[AlertDelivery]:
-    iid = inc.incident_id
-    # The delivery log names alerts by key; keys carry the incident id.
+    # An alert is keyed by show, place and cause, so it stays one alert when
+    # diagnosis re-detects the same problem as a new incident: match on the
+    # key within the incident's time, or on the incident it was raised for.
+    key = alert_key(inc.show_id, inc.scope.get("region", ""), inc.scope.get("edge_node", ""),
+                    inc.cause)
+    end = inc.end_ts if inc.end_ts is not None else float("inf")
     return sorted(
-        (d for d in deliveries if d.alert_key == iid or iid in re.split(r"[:/|#]", d.alert_key)
-         or d.alert_key.endswith(iid)),
+        (d for d in deliveries
+         if d.incident_id == inc.incident_id
+         or (d.alert_key == key and inc.start_ts <= d.ts <= end + ALERT_AFTER_END_S)),
         key=lambda d: d.ts,
     )
 

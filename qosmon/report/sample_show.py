@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qosmon.alerting.rules import alert_key
 from qosmon.model import (
     AlertDelivery,
     AlertStatus,
@@ -361,15 +362,19 @@ def _incidents(
         if inc.cause == Cause.PROBE_LOCAL:
             continue
         route = "slack" if inc.cause in (Cause.STOCK_OUT,) else "alertmanager"
-        key = f"{show_id}:{inc.incident_id}"
+        key = alert_key(show_id, inc.scope.get("region", ""), inc.scope.get("edge_node", ""),
+                        inc.cause)
         fire = (inc.detected_ts or inc.start_ts) + 1
-        deliveries.append(AlertDelivery(ts=fire, alert_key=key, status=AlertStatus.FIRING,
+        deliveries.append(AlertDelivery(ts=fire, alert_key=key, show_id=show_id,
+                                        incident_id=inc.incident_id, status=AlertStatus.FIRING,
                                         notifier=route, ok=True, attempt=1))
         if inc.end_ts is not None:
-            deliveries.append(AlertDelivery(ts=inc.end_ts + 2, alert_key=key,
+            deliveries.append(AlertDelivery(ts=inc.end_ts + 2, alert_key=key, show_id=show_id,
+                                        incident_id=inc.incident_id,
                                             status=AlertStatus.RESOLVED, notifier=route,
                                             ok=False, attempt=1, error="HTTP 503"))
-            deliveries.append(AlertDelivery(ts=inc.end_ts + 7, alert_key=key,
+            deliveries.append(AlertDelivery(ts=inc.end_ts + 7, alert_key=key, show_id=show_id,
+                                        incident_id=inc.incident_id,
                                             status=AlertStatus.RESOLVED, notifier=route,
                                             ok=True, attempt=2))
     return incidents, deliveries
