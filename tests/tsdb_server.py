@@ -62,6 +62,7 @@ def victoria_metrics(data_dir: Path | None = None, timeout_s: float = 20.0) -> I
         raise RuntimeError(f"{BINARY} is not installed (Debian package victoria-metrics)")
     own_dir = data_dir is None
     path = Path(tempfile.mkdtemp(prefix="qosmon-vm-")) if data_dir is None else data_dir
+    path.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = (path / "vm.log").open("wb")
     proc = subprocess.Popen(

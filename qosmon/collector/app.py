@@ -184,14 +184,15 @@ async def _body(request: web.Request, media: str = "json") -> bytes:
     return await request.read()
 
 
-def _parse(model: type[M], body: bytes) -> M:
+def _parse(model: type[M], body: bytes, check: bool = True) -> M:
     # Strict: the wire format is the documented JSON types; lax parsing would
     # turn ``true`` into 1 and "12" into 12, hiding a producer's bug.
     try:
         parsed = model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
-    check_numbers(parsed)
+    if check:
+        check_numbers(parsed)
     return parsed
 
 
@@ -253,7 +254,8 @@ async def _errors(
 async def post_samples(request: web.Request) -> web.Response:
     state = request.app[STATE]
     probe_id = _auth_probe(request)
-    batch = _parse(ProbeBatch, await _body(request))
+    batch = _parse(ProbeBatch, await _body(request), check=False)
+    check_numbers(batch.model_copy(update={"samples": []}))  # the samples: below, faster
     if batch.probe_id != probe_id:
         raise ApiError(403, f"this token belongs to probe {probe_id!r}", "probe_id")
     now = time.time()
@@ -265,7 +267,8 @@ async def post_samples(request: web.Request) -> web.Response:
         if s.ts > now + skew:
             _not_future(s.ts, now, skew, f"samples[{i}].ts")
         check_sample_numbers(s, f"samples[{i}]")
-        s.received_ts = now
+        # Plain dict write: pydantic's __setattr__ costs ~1 µs a sample here.
+        s.__dict__["received_ts"] = now
     # Batch ids are scoped by probe (batch ids cannot contain "/"), so one
     # probe can never shadow another's batch.
     stored = await state.store_call(
