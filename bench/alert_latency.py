@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qosmon.demo.scenario import FaultKind, FaultSpec, Scenario, load_scenario  # noqa: E402
-from qosmon.demo.show import DemoShow  # noqa: E402
+from qosmon.demo.scenario import FaultKind, FaultSpec, Scenario, load_scenario
+from qosmon.demo.show import DemoShow
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "demo-scenario.toml"
 

@@ -11,9 +11,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qosmon.alerting.alerter import Alerter
+from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.engine import DiagnosisEngine
+from qosmon.inventory.config import InventoryConfig
 from qosmon.inventory.tracker import InventoryTracker
 from qosmon.model import (
     AlertDelivery,
@@ -45,17 +48,19 @@ class LivePipeline:
         self,
         store: Store,
         alerter: Alerter | None = None,
-        engine_config: object | None = None,
-        inventory_config: object | None = None,
+        engine_config: DiagnosisConfig | None = None,
+        inventory_config: InventoryConfig | None = None,
+        report_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.alerter = alerter
+        self.report_dir = report_dir
         self.stock_feed = StockFeed()
         self._engine_config = engine_config
         self._inventory_config = inventory_config
         self.shows: dict[str, _ShowState] = {}
         self._pending_deliveries: list[AlertDelivery] = []
-        self._warehouse_shows: dict[str, set[str]] = {}
+        self._report_tasks: set[asyncio.Task[None]] = set()
 
     # --- hooks the collector calls with accepted data ----------------------
     def on_show(self, show: Show) -> None:
@@ -63,15 +68,12 @@ class LivePipeline:
         if state is None:
             state = _ShowState(
                 show=show,
-                engine=DiagnosisEngine(show, self._engine_config),  # type: ignore[arg-type]
-                tracker=InventoryTracker(show, self._inventory_config),  # type: ignore[arg-type]
+                engine=DiagnosisEngine(show, self._engine_config),
+                tracker=InventoryTracker(show, self._inventory_config),
             )
             self.shows[show.show_id] = state
         else:
             state.show = show
-        for warehouses in show.region_warehouses.values():
-            for wh in warehouses:
-                self._warehouse_shows.setdefault(wh, set()).add(show.show_id)
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None:
         by_show: dict[str, list[ProbeSample]] = {}
@@ -156,7 +158,33 @@ class LivePipeline:
                     # Resolve at once rather than after the flap cool-off:
                     # the show is over, nothing can re-fire.
                     self.alerter.end_show(show_id, now)
+            if ended and self.report_dir is not None:
+                # In the background: waiting for the last alert deliveries
+                # must not hold up the other shows' diagnosis.
+                task = asyncio.create_task(self._write_report(show_id))
+                self._report_tasks.add(task)
+                task.add_done_callback(self._report_tasks.discard)
         await self._write_deliveries()
+
+    async def _write_report(self, show_id: str) -> None:
+        from qosmon.report.data import load_show_data
+        from qosmon.report.render import write_report
+
+        if self.alerter is not None:
+            await self.alerter.flush(timeout_s=10)
+        await self._write_deliveries()
+        report_dir = self.report_dir
+        assert report_dir is not None
+
+        def write() -> Path:
+            return write_report(load_show_data(self.store, show_id), report_dir)
+
+        try:
+            path = await asyncio.to_thread(write)
+        except Exception:  # a report must never take the collector down
+            log.exception("show %s: writing the report failed", show_id)
+        else:
+            log.info("show %s ended: report at %s", show_id, path)
 
     def record_delivery(self, delivery: AlertDelivery) -> None:
         """The alerter's delivery log goes to the store on the next tick."""
@@ -184,7 +212,14 @@ class LivePipeline:
         return [i.model_copy(update={"end_ts": end_ts}) for i in state.engine.incidents
                 if i.end_ts is None]
 
+    async def start(self) -> None:
+        if self.alerter is not None:
+            await self.alerter.start()
+
     async def close(self) -> None:
+        if self._report_tasks:
+            await asyncio.wait(self._report_tasks, timeout=30)
         if self.alerter is not None:
             await self.alerter.flush(timeout_s=10)
+            await self.alerter.close()
         await self._write_deliveries()

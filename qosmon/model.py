@@ -25,7 +25,9 @@ _OPT_LABEL = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # NaN and infinity are never a measurement; refusing them here keeps them
+    # out of every store, detector and chart.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 
 class ConnectionState(StrEnum):

@@ -61,6 +61,8 @@ class Pipeline(Protocol):
         """Called about once a second by the collector, never concurrently."""
         ...
 
+    async def start(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -89,6 +91,9 @@ class NullPipeline:
         pass
 
     async def tick(self, now: float) -> None:
+        pass
+
+    async def start(self) -> None:
         pass
 
     async def close(self) -> None:

@@ -68,3 +68,14 @@ async def test_relay_forwards_both_ways_and_cuts_on_outage() -> None:
         path.close()
         viewer.close()
         origin.close()
+
+
+def test_jitter_varies_delay_but_never_reorders() -> None:
+    shaper = LinkShaper(random.Random(3))
+    imp = Impairment(delay_ms=50, jitter_ms=10)
+    arrivals = [t * 0.001 + shaper.admit(imp, 1200, now=t * 0.001, shaped=False)  # type: ignore[operator]
+                for t in range(500)]
+    assert arrivals == sorted(arrivals)
+    delays = [a - t * 0.001 for t, a in enumerate(arrivals)]
+    assert min(delays) >= 0.040 and max(delays) <= 0.060 + 1e-9
+    assert max(delays) - min(delays) > 0.010

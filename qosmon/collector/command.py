@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from qosmon.collector.app import start_collector
 from qosmon.collector.config import CollectorConfig
@@ -54,6 +55,7 @@ async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    await pipeline.start()
     running = await start_collector(config, store, pipeline)
     # The only line a supervisor or a test needs to find the collector.
     print(f"collector listening on {running.url}", flush=True)
@@ -65,12 +67,49 @@ async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> No
         await pipeline.close()
 
 
+def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> Pipeline:
+    """The live pipeline the config asks for, its own config files loaded
+    (errors name those files) before anything listens."""
+    live = config.live
+    if not live.enabled:
+        return NullPipeline()
+    # Imported here: a store-only collector does not load numpy and friends.
+    from qosmon.alerting.alerter import Alerter
+    from qosmon.alerting.config import AlertingConfig
+    from qosmon.diagnosis.config import DiagnosisConfig
+    from qosmon.inventory.config import InventoryConfig
+    from qosmon.live import LivePipeline
+
+    def rel(path: str) -> Path:
+        return (config_path.parent / path).resolve()
+
+    diagnosis = load_model(rel(live.diagnosis_config), DiagnosisConfig) \
+        if live.diagnosis_config else None
+    inventory = load_model(rel(live.inventory_config), InventoryConfig) \
+        if live.inventory_config else None
+    alerter = None
+    pipeline: LivePipeline
+    if live.alerting_config:
+        url = live.report_url
+        alerter = Alerter(
+            load_model(rel(live.alerting_config), AlertingConfig),
+            link=(lambda show_id: url.replace("{show_id}", show_id)) if url else None,
+            on_delivery=lambda d: pipeline.record_delivery(d),
+        )
+    pipeline = LivePipeline(
+        store, alerter, engine_config=diagnosis, inventory_config=inventory,
+        report_dir=rel(live.report_dir) if live.report_dir else None,
+    )
+    return pipeline
+
+
 def main(args: argparse.Namespace) -> int:
     config = load_config(args)
     store = open_configured_store(config, str(args.config))
     try:
+        pipeline = build_pipeline(config, Path(args.config), store)
         try:
-            asyncio.run(serve(config, store, NullPipeline()))
+            asyncio.run(serve(config, store, pipeline))
         except OSError as exc:
             # Typically the port is taken: a usage problem, not a crash.
             raise ConfigError(f"{args.config}: cannot listen on {config.host}:{config.port}: "

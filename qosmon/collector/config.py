@@ -49,6 +49,22 @@ class Retention(_Cfg):
         return self
 
 
+class LiveConfig(_Cfg):
+    """Live analysis behind the collector: diagnosis, stock levels, alerts,
+    and the report written when a show ends. Paths are relative to the
+    collector's config file; an absent file means the defaults (and, for
+    alerting, no routes: incidents are still diagnosed and stored)."""
+
+    enabled: bool = True
+    diagnosis_config: str | None = None
+    inventory_config: str | None = None
+    alerting_config: str | None = None
+    # Where each show's report is written when it ends; unset: not written.
+    report_dir: str | None = "reports"
+    # Link put in alerts; {show_id} is replaced.
+    report_url: str = Field(default="", max_length=500)
+
+
 class CollectorConfig(_Cfg):
     host: str = Field(default="127.0.0.1", min_length=1)
     # 0 picks a free port (tests, the in-process demo).
@@ -70,6 +86,7 @@ class CollectorConfig(_Cfg):
     # Worker threads that wait on the store (writes are group-committed by
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
+    live: LiveConfig = Field(default_factory=LiveConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

@@ -45,7 +45,7 @@ def encode_clip(
     ctx.width = width
     ctx.height = height
     ctx.pix_fmt = "yuv420p"
-    ctx.framerate = fps
+    ctx.framerate = Fraction(fps)
     ctx.time_base = Fraction(1, fps)
     ctx.bit_rate = bitrate_kbps * 1000
     ctx.options = {

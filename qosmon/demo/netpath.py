@@ -57,6 +57,7 @@ class LinkShaper:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._queue_free_at = 0.0
+        self._last_delivery = 0.0
 
     def admit(self, imp: Impairment, size_bytes: int, now: float, shaped: bool) -> float | str:
         """Seconds from ``now`` until delivery, or the reason for a drop."""
@@ -74,7 +75,12 @@ class LinkShaper:
         delay = imp.delay_ms
         if imp.jitter_ms:
             delay += self._rng.uniform(-imp.jitter_ms, imp.jitter_ms)
-        return wait + max(0.0, delay) / 1000
+        # Jitter without reordering, as on most real paths: a packet never
+        # overtakes the one before it (netem-style reordering would show up
+        # as loss in per-second windows and is not what the demo injects).
+        deliver = max(now + wait + max(0.0, delay) / 1000, self._last_delivery)
+        self._last_delivery = deliver
+        return deliver - now
 
 
 class _Endpoint(asyncio.DatagramProtocol):

@@ -70,7 +70,7 @@ class ClipTrack(MediaStreamTrack):
         self._start: float | None = None
         self._time_base = Fraction(1, clip.fps)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._index / self._clip.fps

@@ -112,13 +112,13 @@ class Scenario(_Strict):
         if len(set(probe_ids)) != len(probe_ids):
             raise ValueError("regions.probes: probe ids must be unique")
         for i, r in enumerate(self.regions):
-            for w in r.warehouses:
-                if w not in warehouses:
-                    raise ValueError(f"regions[{i}].warehouses: unknown warehouse {w!r}")
-        for i, w in enumerate(self.warehouses):
-            for s in w.stock:
-                if s not in skus:
-                    raise ValueError(f"warehouses[{i}].stock: unknown sku {s!r}")
+            for wh_id in r.warehouses:
+                if wh_id not in warehouses:
+                    raise ValueError(f"regions[{i}].warehouses: unknown warehouse {wh_id!r}")
+        for i, wh in enumerate(self.warehouses):
+            for sku in wh.stock:
+                if sku not in skus:
+                    raise ValueError(f"warehouses[{i}].stock: unknown sku {sku!r}")
         for i, f in enumerate(self.faults):
             where = f"faults[{i}]"
             if f.region is not None and f.region not in regions:

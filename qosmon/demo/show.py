@@ -150,7 +150,7 @@ class DemoShow:
             on_delivery=lambda d: pipeline.record_delivery(d),
         )
         pipeline = LivePipeline(store, alerter)
-        await alerter.start()
+        await pipeline.start()
         collector = await start_collector(
             CollectorConfig.model_validate({
                 "port": 0,
@@ -222,7 +222,6 @@ class DemoShow:
                 path.close()
             await collector.stop()
             await pipeline.close()
-            await alerter.close()
             await webhook.stop()
 
         incidents = store.incidents(show.show_id)

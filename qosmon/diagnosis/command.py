@@ -95,7 +95,7 @@ def format_incident(inc: Incident) -> str:
 def main(args: argparse.Namespace) -> int:
     config = load_model(Path(args.config), DiagnosisConfig) if args.config else None
     # The store is imported here so the offline tools do not pay for it.
-    from qosmon.store import open_store  # type: ignore[attr-defined]
+    from qosmon.store import open_store
 
     try:
         store = open_store(args.store)
