@@ -312,10 +312,15 @@ def stock_evidence(
     whs = ", ".join(sorted({st.warehouse for st in f.states}))
     place = where(scope) if "warehouse" not in scope else f"warehouse {scope['warehouse']}"
     if f.cause == Cause.STOCK_OUT:
+        empty = ", ".join(sorted({st.warehouse for st in f.states if st.on_hand == 0}))
+        elsewhere = [st for st in f.states if st.on_hand]
         summary = (
             f"Orders in {place} are hit by stock: SKU {f.sku} on screen is sold out in "
-            f"{whs} (0 on hand); the stream is not the problem"
+            f"{empty} (0 on hand); the stream is not the problem"
         )
+        if elsewhere:
+            summary += "; still in " + ", ".join(
+                f"{st.warehouse} ({st.on_hand})" for st in elsewhere)
     elif f.cause == Cause.LOW_STOCK:
         left = sum(st.on_hand or 0 for st in f.states)
         mins = _med([st.minutes_left for st in f.states])

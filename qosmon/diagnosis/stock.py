@@ -5,8 +5,14 @@ A region buys from the warehouses ``Show.region_warehouses`` lists for it. For
 each SKU on screen (its latest ``StockState`` says ``on_screen``):
 
 - any serving warehouse ``stale`` or ``sync_fault``        -> stale_inventory
-- every serving warehouse with a figure has 0 on hand      -> stock_out
+- the region's own (first) warehouse has 0 on hand, or
+  every serving warehouse with a figure has                -> stock_out
 - the best serving warehouse is at a low level (red)       -> low_stock
+
+The first warehouse is the one the region's orders ship from (as the
+inventory tracker counts them): when it is empty, viewers there cannot buy
+even though another warehouse may still hold stock; the evidence names that
+stock, since moving fulfilment is the fix.
 
 A warehouse that serves no listed region is reported with scope
 ``{"warehouse": W}``.
@@ -49,7 +55,7 @@ def stock_findings(
             states = tuple(latest[(sku, w)] for w in warehouses if (sku, w) in latest)
             if not states:
                 continue
-            finding = _judge(sku, region, states, low_levels)
+            finding = _judge(sku, region, states, low_levels, primary=warehouses[0])
             if finding is not None:
                 out.append(finding)
     for (sku, warehouse), st in sorted(latest.items()):
@@ -62,13 +68,18 @@ def stock_findings(
 
 
 def _judge(
-    sku: str, region: str | None, states: tuple[StockState, ...], low_levels: set[StockLevel]
+    sku: str,
+    region: str | None,
+    states: tuple[StockState, ...],
+    low_levels: set[StockLevel],
+    primary: str | None = None,
 ) -> StockFinding | None:
     if any(s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT) for s in states):
         bad = tuple(s for s in states if s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT))
         return StockFinding(Cause.STALE_INVENTORY, sku, region, bad)
     figures = [s for s in states if s.on_hand is not None]
-    if figures and all(s.on_hand == 0 for s in figures):
+    own = next((s for s in figures if s.warehouse == primary), None)
+    if (own is not None and own.on_hand == 0) or (figures and all(s.on_hand == 0 for s in figures)):
         return StockFinding(Cause.STOCK_OUT, sku, region, states)
     ranked = [s for s in states if s.level in _RANK]
     if ranked:
