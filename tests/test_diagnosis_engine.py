@@ -259,12 +259,24 @@ def test_stock_out_on_screen_in_the_serving_warehouse() -> None:
     assert eng.incidents == []
 
 
-def test_one_empty_warehouse_of_two_is_not_a_stock_out() -> None:
+def test_empty_backup_warehouse_is_not_a_stock_out() -> None:
+    def lv(sku: str, wh: str, k: int) -> tuple[StockLevel, int]:
+        return (StockLevel.RED, 0) if wh == "wh-use" and k >= 50 else (StockLevel.GREEN, 900)
+
+    eng, _ = run(80, stock=_stock(lv))
+    assert eng.incidents == []
+
+
+def test_empty_serving_warehouse_is_a_stock_out_even_with_stock_elsewhere() -> None:
+    # US ships from wh-usw first: its viewers cannot buy once it is empty,
+    # whatever wh-use still holds; the summary says where stock is left.
     def lv(sku: str, wh: str, k: int) -> tuple[StockLevel, int]:
         return (StockLevel.RED, 0) if wh == "wh-usw" and k >= 50 else (StockLevel.GREEN, 900)
 
     eng, _ = run(80, stock=_stock(lv))
-    assert eng.incidents == []
+    inc = only(eng)
+    assert (inc.cause, inc.scope) == (Cause.STOCK_OUT, {"region": "US"})
+    assert "sold out in wh-usw" in inc.summary and "still in wh-use (900)" in inc.summary
 
 
 def test_low_stock_and_stale_inventory() -> None:
