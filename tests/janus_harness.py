@@ -65,7 +65,7 @@ def encode_clip(path: Path, seconds: int = 10, bitrate_kbps: int = 800,
     """Encode the test clip once (libvpx); looping it later costs no CPU."""
     if not path.exists():
         run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-            "-i", f"testsrc=size={size}:rate={fps}", "-t", str(seconds),
+            "-i", f"testsrc2=size={size}:rate={fps}", "-t", str(seconds),
             "-c:v", "libvpx", "-b:v", f"{bitrate_kbps}k", "-minrate", f"{bitrate_kbps}k",
             "-maxrate", f"{bitrate_kbps}k", "-deadline", "realtime", "-cpu-used", "8",
             "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-auto-alt-ref", "0",
