@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probes.chat import ChatLedger
+from probes.frames import FrameAssembler
 from probes.freeze import FreezeDetector
 from probes.jitter import InterarrivalJitter
 from probes.loss import LossAccounting
@@ -42,6 +43,7 @@ class SecondFigures:
 class _SsrcStats:
     def __init__(self, settle_ms: float, clock_rate: int) -> None:
         self.loss = LossAccounting(settle_ms=settle_ms)
+        self.frames = FrameAssembler(give_up_ms=settle_ms)
         self.jitter = InterarrivalJitter(clock_rate)
         self.packets_this_interval = 0
 
@@ -77,6 +79,10 @@ class StreamMeter:
             s = self._ssrcs[ssrc] = _SsrcStats(self._settle_ms, self._clock_rate)
         return s
 
+    @property
+    def media_ssrcs(self) -> list[int]:
+        return list(self._ssrcs)
+
     # -- inputs -----------------------------------------------------------
 
     def media_packet(
@@ -90,6 +96,25 @@ class StreamMeter:
 
     def rtx_packet(self, media_ssrc: int, original_seq: int, now_ms: float) -> None:
         self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
+
+    def video_packet(
+        self,
+        ssrc: int,
+        seq: int,
+        start: bool,
+        end: bool,
+        keyframe: bool,
+        size: int,
+        now_ms: float,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        """A packet of a codec whose frames the probe assembles itself (VP8),
+        original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
+        shown = self._ssrc(ssrc).frames.packet(seq, start, end, keyframe, size, now_ms,
+                                               width, height)
+        for f in shown:
+            self.frame(f.at_ms, f.size_bytes, f.width, f.height)
 
     def frame(
         self,
@@ -134,6 +159,9 @@ class StreamMeter:
         expected = received = path_lost = residual = payload = 0
         jitter: float | None = None
         busiest = -1
+        for s in self._ssrcs.values():
+            for f in s.frames.advance(now_ms):  # frames given up unblock later ones
+                self.frame(f.at_ms, f.size_bytes, f.width, f.height)
         for s in self._ssrcs.values():
             li = s.loss.take(now_ms)
             expected += li.expected

@@ -24,7 +24,7 @@ from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from probes.meter import StreamMeter
-from probes.vp8 import parse_vp8_frame
+from probes.vp8 import parse_vp8_frame, parse_vp8_packet
 
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
@@ -92,10 +92,16 @@ class ReceiverTap:
                 return
             osn = (packet.payload[0] << 8) | packet.payload[1]
             self._meter.rtx_packet(media_ssrc, osn, now)
+            apt = getattr(self._receiver, _CODECS_ATTR).get(codec.parameters.get("apt"))
+            if apt is not None and apt.name.upper() == "VP8":
+                self._vp8(media_ssrc, osn, packet.marker, packet.payload[2:], now)
         else:
             self._meter.media_packet(
                 packet.ssrc, packet.sequence_number, packet.timestamp, len(packet.payload), now
             )
+            if codec.name.upper() == "VP8":
+                self._vp8(packet.ssrc, packet.sequence_number, packet.marker, packet.payload,
+                          now)
         # The frame is complete when its last packet (original or RTX) came.
         ts = packet.timestamp
         self._arrivals[ts] = now
@@ -103,7 +109,16 @@ class ReceiverTap:
         if len(self._arrivals) > _ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
 
+    def _vp8(self, ssrc: int, seq: int, marker: int, payload: bytes, now: float) -> None:
+        info = parse_vp8_packet(payload)
+        if info is None:
+            return
+        self._meter.video_packet(ssrc, seq, info.frame_start, bool(marker), info.keyframe,
+                                 len(payload), now, info.width, info.height)
+
     def _frame(self, codec: Any, encoded: Any) -> None:
+        if codec.name.upper() == "VP8":
+            return  # assembled from packets instead, see probes.frames
         data: bytes = encoded.data
         # aiortc rebased the frame's timestamp to its first frame; undo that
         # to find when the frame's last packet arrived.

@@ -82,6 +82,11 @@ class StreamWatcher:
         self._last_logged_error: str | None = None
         self.samples_emitted = 0
 
+    @property
+    def meter(self) -> StreamMeter | None:
+        """The current session's meter (None before the first join)."""
+        return self._meter
+
     # -- sampling ------------------------------------------------------------
 
     def make_sample(self, now_ms: float, wall_ts: float) -> ProbeSample:

@@ -28,3 +28,41 @@ def parse_vp8_frame(data: bytes) -> Vp8FrameInfo | None:
     width = (data[6] | (data[7] << 8)) & 0x3FFF
     height = (data[8] | (data[9] << 8)) & 0x3FFF
     return Vp8FrameInfo(keyframe=True, width=width, height=height)
+
+
+@dataclass(frozen=True)
+class Vp8PacketInfo:
+    """From one RTP packet's VP8 payload descriptor (RFC 7741 section 4.2)."""
+
+    frame_start: bool  # S=1 and partition 0: the first packet of a frame
+    keyframe: bool  # only meaningful on the frame's first packet
+    width: int | None = None
+    height: int | None = None
+
+
+def parse_vp8_packet(payload: bytes) -> Vp8PacketInfo | None:
+    if not payload:
+        return None
+    b0 = payload[0]
+    pos = 1
+    if b0 & 0x80:  # X: extension byte follows
+        if len(payload) < 2:
+            return None
+        ext = payload[1]
+        pos = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) <= pos:
+                return None
+            pos += 2 if payload[pos] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if ext & 0x30:  # T or K: TID/KEYIDX byte
+            pos += 1
+    start = bool(b0 & 0x10) and (b0 & 0x07) == 0
+    if not start:
+        return Vp8PacketInfo(frame_start=False, keyframe=False)
+    frame = parse_vp8_frame(payload[pos:])
+    if frame is None:
+        return Vp8PacketInfo(frame_start=True, keyframe=False)
+    return Vp8PacketInfo(frame_start=True, keyframe=frame.keyframe, width=frame.width,
+                         height=frame.height)

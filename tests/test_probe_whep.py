@@ -29,7 +29,7 @@ W, H = 320, 180
 def encode_clip(seconds: int = 4) -> list[bytes]:
     ctx = av.CodecContext.create("libvpx", "w")
     ctx.width, ctx.height, ctx.pix_fmt = W, H, "yuv420p"
-    ctx.framerate = FPS
+    ctx.framerate = Fraction(FPS, 1)
     ctx.time_base = Fraction(1, FPS)
     ctx.bit_rate = 300_000
     ctx.options = {"deadline": "realtime", "cpu-used": "8", "g": str(FPS * 2),
@@ -57,7 +57,7 @@ class ClipTrack(MediaStreamTrack):
         self._start: float | None = None
         self._stall = stall  # {"until": monotonic time}: send nothing before it
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
         while True:

@@ -1,0 +1,151 @@
+"""Frames as a viewer's decoder gets them, assembled from RTP packets.
+
+A frame is complete when every packet from its first (VP8 start-of-frame) to
+its last (RTP marker bit) has arrived, on the media SSRC or as an RTX repair.
+Frames are taken in order, as a decoder does: a complete frame waits for the
+one before it. A frame still incomplete ``give_up_ms`` after its gap was seen
+is given up; the delta frames after it cannot be decoded and are not shown
+until the next keyframe. So "shown" frames are those a receiving browser
+would render, and their times feed the W3C freeze counting.
+
+Why not aiortc's own jitter buffer: one packet that never arrives stalls it
+until 512 packets later (seconds), and it cannot tell an undecodable frame
+from a good one.
+
+Pure: ``now_ms`` passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ShownFrame:
+    at_ms: float
+    size_bytes: int
+    keyframe: bool
+    width: int | None
+    height: int | None
+
+
+@dataclass
+class _Packet:
+    start: bool
+    end: bool
+    keyframe: bool
+    size: int
+    width: int | None
+    height: int | None
+
+
+# Packets held at most, so a broken stream cannot grow memory without bound.
+MAX_HELD = 4096
+
+
+class FrameAssembler:
+    def __init__(self, give_up_ms: float = 1000.0) -> None:
+        self._give_up_ms = give_up_ms
+        self._packets: dict[int, _Packet] = {}
+        self._max_ext: int | None = None
+        self._next: int | None = None  # ext seq where the next frame starts
+        self._gap_since: float | None = None
+        self._decodable = False  # a keyframe seen since the chain last broke
+        self.frames_given_up = 0
+        self.frames_undecodable = 0
+
+    def _extend(self, seq: int) -> int:
+        if self._max_ext is None:
+            return seq + (1 << 16)  # room below for reordered packets
+        cand = (self._max_ext & ~0xFFFF) | seq
+        if cand - self._max_ext > 0x8000:
+            cand -= 0x10000
+        elif self._max_ext - cand > 0x8000:
+            cand += 0x10000
+        return cand
+
+    def packet(
+        self,
+        seq: int,
+        start: bool,
+        end: bool,
+        keyframe: bool,
+        size: int,
+        now_ms: float,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> list[ShownFrame]:
+        """Add one packet (original or RTX-repaired); frames it made showable."""
+        ext = self._extend(seq)
+        if self._max_ext is None or ext > self._max_ext:
+            self._max_ext = ext
+        if self._next is not None and ext < self._next:
+            return []  # late copy of something already decided
+        if self._next is None:
+            if not start:
+                return []  # joined mid-frame: wait for a frame's beginning
+            self._next = ext
+        self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height))
+        if len(self._packets) > MAX_HELD:
+            self._skip(now_ms, force=True)
+        return self.advance(now_ms)
+
+    def advance(self, now_ms: float) -> list[ShownFrame]:
+        """Take every frame that can go to the decoder now."""
+        shown: list[ShownFrame] = []
+        for _ in range(MAX_HELD):  # bounded: each turn takes a frame or stops
+            if self._next is None:
+                break
+            frame = self._complete_at(self._next)
+            if frame is None:
+                if self._max_ext is None or self._max_ext < self._next:
+                    break  # nothing beyond: just waiting for the stream
+                if self._gap_since is None:
+                    self._gap_since = now_ms
+                if now_ms - self._gap_since < self._give_up_ms or not self._skip(now_ms):
+                    break
+                continue
+            end_seq, first = frame
+            size = 0
+            for s in range(self._next, end_seq + 1):
+                size += self._packets.pop(s).size
+            self._next = end_seq + 1
+            self._gap_since = None
+            if first.keyframe:
+                self._decodable = True
+            if self._decodable:
+                shown.append(ShownFrame(now_ms, size, first.keyframe, first.width,
+                                        first.height))
+            else:
+                self.frames_undecodable += 1
+        return shown
+
+    def _complete_at(self, begin: int) -> tuple[int, _Packet] | None:
+        first = self._packets.get(begin)
+        if first is None or not first.start:
+            return None
+        s = begin
+        while True:
+            p = self._packets.get(s)
+            if p is None:
+                return None
+            if p.end:
+                return s, first
+            s += 1
+            if s - begin > MAX_HELD:
+                return None
+
+    def _skip(self, now_ms: float, force: bool = False) -> bool:
+        """Give up the frame at the head: jump to the next frame start held."""
+        assert self._next is not None
+        starts = [s for s, p in self._packets.items() if p.start and s > self._next]
+        if not starts and not force:
+            return False
+        target = min(starts) if starts else (self._max_ext or self._next) + 1
+        for s in [s for s in self._packets if s < target]:
+            del self._packets[s]
+        self._next = target
+        self._gap_since = None
+        self._decodable = False
+        self.frames_given_up += 1
+        return True

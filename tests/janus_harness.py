@@ -1,0 +1,464 @@
+"""Janus in a network namespace, fed by ffmpeg, for the probe's end-to-end
+tests and the cost benchmark.
+
+Janus never uses loopback for ICE, so it runs in its own namespace joined to
+the root namespace by a veth pair (addresses from 10.211.0.0/16, which exists
+only on these veths; no default route, no forwarding). The probe runs in the
+root namespace and offers only the root end of the veth as ICE candidate.
+Janus gets its own folders with only the streaming and TextRoom plugins and
+the HTTP transport. Impairments (nftables random drop with counters, tc tbf)
+are applied inside Janus's namespace, on its veth's egress, so nothing
+outside the test's namespace is touched.
+
+Everything made here is removed by :meth:`JanusNetns.close` (namespace,
+veth, processes, temp dir), also after failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+HTTP_PORT = 8088
+RTP_PORT = 5004
+VIDEO_PT = 100
+VIDEO_SSRC = 0x1234ABCD
+MOUNTPOINT = 1
+TEXTROOM = 1234
+
+
+def skip_unless_janus_possible() -> None:
+    """Skip, saying why, where the end-to-end tests cannot run."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creates network namespaces, veths, nftables rules")
+    for binary in ("janus", "ffmpeg", "ip", "nft", "tc"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"needs {binary} (make sysdeps installs it)")
+    for so in ("plugins/libjanus_streaming.so", "plugins/libjanus_textroom.so",
+               "transports/libjanus_http.so"):
+        if not (JANUS_LIB / so).exists():
+            pytest.skip(f"Janus plugin missing: {JANUS_LIB / so}")
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
+
+
+def encode_clip(path: Path, seconds: int = 10, bitrate_kbps: int = 800,
+                size: str = "640x360", fps: int = 25) -> Path:
+    """Encode the test clip once (libvpx); looping it later costs no CPU."""
+    if not path.exists():
+        run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc2=size={size}:rate={fps}", "-t", str(seconds),
+            "-c:v", "libvpx", "-b:v", f"{bitrate_kbps}k", "-minrate", f"{bitrate_kbps}k",
+            "-maxrate", f"{bitrate_kbps}k", "-deadline", "realtime", "-cpu-used", "8",
+            "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-auto-alt-ref", "0",
+            "-lag-in-frames", "0", "-an", str(path))
+    return path
+
+
+@dataclass
+class NftCounters:
+    packets_out: int  # every UDP packet Janus sent towards the probe
+    packets_dropped: int  # of those, dropped (not media_ssrc)
+    media_out: int  # packets of the media SSRC given to set_loss
+    media_dropped: int
+    feed_packets: int  # RTP from ffmpeg into the mountpoint
+    feed_bytes: int  # IP bytes of those
+
+    @property
+    def feed_payload_bytes(self) -> int:
+        # IPv4 20 + UDP 8 + RTP 12 (ffmpeg adds no CSRC or extension)
+        return self.feed_bytes - 40 * self.feed_packets
+
+
+class JanusNetns:
+    """One Janus in one namespace. Use as a context manager."""
+
+    def __init__(self, index: int = 0) -> None:
+        tag = f"{os.getpid() % 10000}{index}"
+        self.ns = f"qpj{tag}"
+        self.veth_root = f"qpr{tag}"
+        self.veth_ns = f"qpn{tag}"
+        third = (os.getpid() + index) % 250 + 1
+        self.root_ip = f"10.211.{third}.1"
+        self.ns_ip = f"10.211.{third}.2"
+        self.dir = Path(tempfile.mkdtemp(prefix="qosmon-janus-"))
+        self.janus: subprocess.Popen[bytes] | None = None
+        self.feed: subprocess.Popen[bytes] | None = None
+        self._made_ns = False
+        self._made_veth = False
+        self.debug_level = 3
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.ns_ip}:{HTTP_PORT}/janus"
+
+    def netns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run("ip", "netns", "exec", self.ns, *cmd, check=check)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def __enter__(self) -> JanusNetns:
+        try:
+            self._network()
+            self._configure()
+            self._start_janus()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _network(self) -> None:
+        run("ip", "netns", "add", self.ns)
+        self._made_ns = True
+        run("ip", "link", "add", self.veth_root, "type", "veth", "peer", "name", self.veth_ns)
+        self._made_veth = True
+        run("ip", "link", "set", self.veth_ns, "netns", self.ns)
+        run("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.veth_root)
+        run("ip", "link", "set", self.veth_root, "up")
+        self.netns("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.veth_ns)
+        self.netns("ip", "link", "set", self.veth_ns, "up")
+        self.netns("ip", "link", "set", "lo", "up")
+        # Ground truth for the tests: every UDP packet Janus sends to the
+        # probe, and every packet of the ffmpeg feed.
+        rules = f"""
+table inet qp {{
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    oifname "{self.veth_ns}" meta l4proto udp counter name "udp_out"
+    oifname "{self.veth_ns}" meta l4proto udp jump impair
+  }}
+  chain impair {{
+  }}
+  chain feed {{
+    type filter hook input priority 0; policy accept;
+    iifname "lo" udp dport {RTP_PORT} counter name "feed"
+  }}
+  chain media {{
+  }}
+  counter udp_out {{ }}
+  counter dropped {{ }}
+  counter media_out {{ }}
+  counter media_dropped {{ }}
+  counter feed {{ }}
+}}
+"""
+        path = self.dir / "rules.nft"
+        path.write_text(rules)
+        self.netns("nft", "-f", str(path))
+
+    def _configure(self) -> None:
+        conf = self.dir / "conf"
+        plugins = self.dir / "plugins"
+        transports = self.dir / "transports"
+        empty = self.dir / "empty"
+        for d in (conf, plugins, transports, empty):
+            d.mkdir()
+        for name in ("streaming", "textroom"):
+            (plugins / f"libjanus_{name}.so").symlink_to(
+                JANUS_LIB / "plugins" / f"libjanus_{name}.so")
+        (transports / "libjanus_http.so").symlink_to(JANUS_LIB / "transports/libjanus_http.so")
+        (conf / "janus.jcfg").write_text(f"""
+general: {{
+  configs_folder = "{conf}"
+  plugins_folder = "{plugins}"
+  transports_folder = "{transports}"
+  events_folder = "{empty}"
+  loggers_folder = "{empty}"
+  debug_level = {self.debug_level}
+  admin_secret = "janusoverlord"
+  protected_folders = []
+}}
+media: {{
+  rtp_port_range = "20000-20999"
+  # Janus keeps packets for retransmission this long at least; its default
+  # (about the RTT) is too short on a veth for a viewer's NACKs to be served.
+  min_nack_queue = 1000
+}}
+nat: {{
+  nice_debug = false
+  ice_enforce_list = "{self.veth_ns}"
+}}
+plugins: {{ }}
+transports: {{ }}
+loggers: {{ }}
+events: {{ broadcast = false }}
+""")
+        (conf / "janus.transport.http.jcfg").write_text(f"""
+general: {{ json = "plain" base_path = "/janus" http = true port = {HTTP_PORT} https = false }}
+admin: {{ admin_http = false }}
+""")
+        (conf / "janus.plugin.streaming.jcfg").write_text(f"""
+general: {{ }}
+probe-test: {{
+  type = "rtp"
+  id = {MOUNTPOINT}
+  description = "probe test"
+  audio = false
+  video = true
+  videoport = {RTP_PORT}
+  videopt = {VIDEO_PT}
+  videocodec = "vp8"
+  videobufferkf = true
+}}
+""")
+        (conf / "janus.plugin.textroom.jcfg").write_text(f"""
+general: {{ json = "plain" }}
+room-{TEXTROOM}: {{ description = "probe chat" }}
+""")
+
+    def _start_janus(self) -> None:
+        with open(self.dir / "janus.log", "wb") as log:  # the child keeps its own copy
+            self.janus = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, "janus", "-F", str(self.dir / "conf"),
+                 "-C", str(self.dir / "conf" / "janus.jcfg"), "-o"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.janus.poll() is not None:
+                raise RuntimeError(f"Janus exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/info", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"Janus did not answer in 15 s: {self.log_tail()}")
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join((self.dir / "janus.log").read_text(errors="replace")
+                             .splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def start_feed(self, clip: Path) -> None:
+        """Loop the clip into the mountpoint as RTP, copying (no encoding)."""
+        self.stop_feed()
+        self.feed = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
+             "-re", "-stream_loop", "-1", "-i", str(clip), "-an", "-c:v", "copy",
+             "-f", "rtp", "-payload_type", str(VIDEO_PT), "-ssrc", str(VIDEO_SSRC),
+             f"rtp://127.0.0.1:{RTP_PORT}?pkt_size=1200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def stop_feed(self) -> None:
+        if self.feed is not None:
+            _stop(self.feed)
+            self.feed = None
+
+    # -- impairments -------------------------------------------------------
+
+    def set_loss(self, percent: int, media_ssrc: int | None = None) -> None:
+        """Drop ``percent`` % of the UDP packets Janus sends to the probe.
+
+        With ``media_ssrc``, packets of that RTP stream (SRTP leaves the RTP
+        header in the clear: the SSRC is bytes 8-11 after the UDP header) are
+        counted apart, so ``media_out``/``media_dropped`` are the exact truth
+        for that stream's path loss; the rest (RTX, RTCP, STUN) is dropped at
+        the same rate and counted in ``dropped``.
+        """
+        for chain in ("impair", "media"):
+            self.netns("nft", "flush", "chain", "inet", "qp", chain)
+        if media_ssrc is not None:
+            self.netns("nft", "add", "rule", "inet", "qp", "impair",
+                       "@th,128,32", f"0x{media_ssrc:08x}", "jump", "media")
+            self.netns("nft", "add", "rule", "inet", "qp", "media",
+                       "counter", "name", "media_out")
+            if percent > 0:
+                self.netns("nft", "add", "rule", "inet", "qp", "media",
+                           "numgen", "random", "mod", "100", "<", str(percent),
+                           "counter", "name", "media_dropped", "drop")
+            self.netns("nft", "add", "rule", "inet", "qp", "media", "accept")
+        if percent > 0:
+            self.netns("nft", "add", "rule", "inet", "qp", "impair",
+                       "numgen", "random", "mod", "100", "<", str(percent),
+                       "counter", "name", "dropped", "drop")
+
+    def set_rate(self, kbit: int | None) -> None:
+        if kbit is None:
+            self.netns("tc", "qdisc", "del", "dev", self.veth_ns, "root", check=False)
+        else:
+            self.netns("tc", "qdisc", "replace", "dev", self.veth_ns, "root", "tbf",
+                       "rate", f"{kbit}kbit", "burst", "16kb", "latency", "200ms")
+
+    def counters(self) -> NftCounters:
+        out = json.loads(self.netns("nft", "-j", "list", "counters", "table", "inet", "qp")
+                         .stdout)
+        vals: dict[str, tuple[int, int]] = {}
+        for item in out.get("nftables", []):
+            c = item.get("counter")
+            if c:
+                vals[c["name"]] = (c["packets"], c["bytes"])
+        return NftCounters(packets_out=vals["udp_out"][0], packets_dropped=vals["dropped"][0],
+                           media_out=vals["media_out"][0],
+                           media_dropped=vals["media_dropped"][0],
+                           feed_packets=vals["feed"][0], feed_bytes=vals["feed"][1])
+
+    def reset_counters(self) -> None:
+        self.netns("nft", "reset", "counters", "table", "inet", "qp")
+
+    # -- teardown ----------------------------------------------------------
+
+    def close(self) -> None:
+        self.stop_feed()
+        if self.janus is not None:
+            _stop(self.janus)
+            self.janus = None
+        if self._made_veth:
+            run("ip", "link", "del", self.veth_root, check=False)
+        if self._made_ns:
+            run("ip", "netns", "del", self.ns, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+# -- known delay: a UDP relay plus candidate rewriting -------------------------
+
+_CANDIDATE = re.compile(r"^(a=candidate:\S+ 1 udp \d+ )(\S+) (\d+)( typ host.*)$",
+                        re.IGNORECASE | re.MULTILINE)
+
+
+class DelayRelay:
+    """Sits between the probe and Janus on the root end of the veth and
+    holds every datagram ``one_way_ms`` in each direction, so the round trip
+    grows by exactly twice that. netem is not in this kernel; this is exact."""
+
+    def __init__(self, host: str, one_way_ms: float) -> None:
+        self.host = host
+        self.delay_s = one_way_ms / 1000.0
+        self.probe_addr: tuple[str, int] | None = None
+        self.janus_addr: tuple[str, int] | None = None
+        self.probe_side: asyncio.DatagramTransport | None = None  # looks like Janus
+        self.janus_side: asyncio.DatagramTransport | None = None  # looks like the probe
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        relay = self
+
+        class Side(asyncio.DatagramProtocol):
+            def __init__(self, from_probe: bool) -> None:
+                self.from_probe = from_probe
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                if self.from_probe:
+                    relay.probe_addr = addr
+                    out, to = relay.janus_side, relay.janus_addr
+                else:
+                    out, to = relay.probe_side, relay.probe_addr
+                if out is not None and to is not None:
+                    loop.call_later(relay.delay_s, _send, out, data, to)
+
+        t1, _ = await loop.create_datagram_endpoint(lambda: Side(True), local_addr=(self.host, 0))
+        t2, _ = await loop.create_datagram_endpoint(lambda: Side(False),
+                                                    local_addr=(self.host, 0))
+        self.probe_side, self.janus_side = t1, t2
+
+    def port(self, transport: asyncio.DatagramTransport | None) -> int:
+        assert transport is not None
+        return int(transport.get_extra_info("sockname")[1])
+
+    def close(self) -> None:
+        for t in (self.probe_side, self.janus_side):
+            if t is not None:
+                t.close()
+
+    def rewrite(self, sdp: str, from_janus: bool) -> str:
+        """Point the SDP's host candidate at the relay; remember the real one."""
+        m = _CANDIDATE.search(sdp)
+        if m is not None:
+            real = (m.group(2), int(m.group(3)))
+            if from_janus:
+                self.janus_addr = real
+            else:
+                self.probe_addr = real
+        port = self.port(self.probe_side if from_janus else self.janus_side)
+        return _CANDIDATE.sub(lambda m: f"{m.group(1)}{self.host} {port}{m.group(4)}", sdp)
+
+
+def _send(transport: asyncio.DatagramTransport, data: bytes, to: tuple[str, int]) -> None:
+    if not transport.is_closing():
+        transport.sendto(data, to)
+
+
+class JanusApiProxy:
+    """Forwards the Janus REST API and rewrites the SDP candidates in it so
+    that the media goes through a :class:`DelayRelay` (as a NAT or TURN relay
+    would make it). The probe is not told: it talks to this URL."""
+
+    def __init__(self, janus_url: str, relay: DelayRelay) -> None:
+        self.janus_url = janus_url.rstrip("/")
+        self.relay = relay
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/janus{tail:.*}", self._forward)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/janus"
+        self._http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        await self._http.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def _fix(self, obj: object, from_janus: bool) -> object:
+        if isinstance(obj, list):
+            return [self._fix(x, from_janus) for x in obj]
+        if isinstance(obj, dict):
+            jsep = obj.get("jsep")
+            if isinstance(jsep, dict) and isinstance(jsep.get("sdp"), str):
+                jsep["sdp"] = self.relay.rewrite(jsep["sdp"], from_janus)
+        return obj
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        url = self.janus_url + request.match_info["tail"]
+        body = await request.read()
+        if body:
+            body = json.dumps(self._fix(json.loads(body), from_janus=False)).encode()
+        async with self._http.request(request.method, url, data=body or None,
+                                      params=request.query,
+                                      timeout=aiohttp.ClientTimeout(total=40)) as resp:
+            data = await resp.read()
+            status = resp.status
+        with contextlib.suppress(ValueError):
+            data = json.dumps(self._fix(json.loads(data), from_janus=True)).encode()
+        return web.Response(status=status, body=data, content_type="application/json")

@@ -1,0 +1,85 @@
+"""Frames as a decoder gets them: assembled from packets, in order, given up
+after a while, undecodable until the next keyframe."""
+
+from __future__ import annotations
+
+from probes.frames import FrameAssembler
+from probes.vp8 import parse_vp8_packet
+
+
+def frame_packets(first_seq: int, n: int, keyframe: bool) -> list[tuple[int, bool, bool, bool]]:
+    return [(first_seq + i, i == 0, i == n - 1, keyframe and i == 0) for i in range(n)]
+
+
+def feed(asm: FrameAssembler, packets: list[tuple[int, bool, bool, bool]], t: float,
+         skip: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    shown = 0
+    for seq, start, end, key in packets:
+        if seq & 0xFFFF not in skip:
+            shown += len(asm.packet(seq & 0xFFFF, start, end, key, 100, t))
+    return shown
+
+
+def test_complete_frames_shown_in_order() -> None:
+    asm = FrameAssembler()
+    shown = feed(asm, frame_packets(10, 3, True), 0) + feed(asm, frame_packets(13, 2, False), 40)
+    assert shown == 2
+
+
+def test_joined_mid_gop_waits_for_keyframe() -> None:
+    asm = FrameAssembler()
+    assert feed(asm, frame_packets(10, 2, False), 0) == 0
+    assert feed(asm, frame_packets(12, 2, True), 40) == 1
+    assert asm.frames_undecodable == 1
+
+
+def test_repair_releases_held_frames() -> None:
+    asm = FrameAssembler(give_up_ms=1000)
+    feed(asm, frame_packets(0, 2, True), 0)
+    held = feed(asm, frame_packets(2, 3, False), 40, skip={3})
+    held += feed(asm, frame_packets(5, 2, False), 80)
+    assert held == 0  # frame 2-4 incomplete: frame 5-6 waits for it
+    released = asm.packet(3, False, False, False, 100, 100)  # the RTX copy
+    assert len(released) == 2 and released[0].at_ms == 100
+
+
+def test_given_up_frame_breaks_chain_until_keyframe() -> None:
+    asm = FrameAssembler(give_up_ms=500)
+    feed(asm, frame_packets(0, 2, True), 0)
+    feed(asm, frame_packets(2, 3, False), 40, skip={3})
+    feed(asm, frame_packets(5, 2, False), 80)
+    assert asm.advance(400) == []
+    assert asm.advance(700) == []  # given up; 5-6 cannot be decoded
+    assert asm.frames_given_up == 1 and asm.frames_undecodable == 1
+    assert feed(asm, frame_packets(7, 2, False), 720) == 0
+    assert feed(asm, frame_packets(9, 2, True), 760) == 1
+
+
+def test_lost_first_packet_of_a_frame() -> None:
+    asm = FrameAssembler(give_up_ms=200)
+    feed(asm, frame_packets(0, 2, True), 0)
+    feed(asm, frame_packets(2, 2, False), 40, skip={2})
+    feed(asm, frame_packets(4, 2, True), 80)
+    assert asm.advance(300) != []  # skipped to the keyframe at 4
+    assert asm.frames_given_up == 1
+
+
+def test_sequence_wrap() -> None:
+    asm = FrameAssembler()
+    shown = feed(asm, frame_packets(65534, 3, True), 0)
+    shown += feed(asm, frame_packets(65537, 2, False), 40)
+    assert shown == 2
+
+
+def test_vp8_payload_descriptor() -> None:
+    # X=1,S=1,PID=0; I=1 with 15-bit picture id; then a keyframe header 320x180
+    payload = bytes([0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A,
+                     0x40, 0x01, 0xB4, 0x00]) + b"x" * 10
+    info = parse_vp8_packet(payload)
+    assert info is not None and info.frame_start and info.keyframe
+    assert (info.width, info.height) == (320, 180)
+    cont = parse_vp8_packet(bytes([0x80, 0x80, 0x05, 0xAA, 0xBB]))
+    assert cont is not None and not cont.frame_start
+    delta = parse_vp8_packet(bytes([0x10, 0x31, 0x00, 0x00]))
+    assert delta is not None and delta.frame_start and not delta.keyframe
+    assert parse_vp8_packet(b"") is None
