@@ -129,7 +129,7 @@ async def decoding_worker(args: argparse.Namespace) -> dict[str, float]:
 def run_worker(kind: str, n: int, janus_url: str, host: str, seconds: float,
                core: int) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--janus", janus_url,
-           "--host", host, "--seconds", str(seconds), "--warmup", str(3 + n * 0.08)]
+           "--host", host, "--seconds", str(seconds), "--warmup", str(4 + n * 0.15)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.sched_setaffinity(0, {core}))
     if proc.returncode != 0:

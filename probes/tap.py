@@ -30,6 +30,7 @@ _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
 _RTX_SSRC_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 _MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _ARRIVALS_KEPT = 128  # RTP timestamps whose last packet arrival we remember
 
 
@@ -54,6 +55,16 @@ class _FrameTapQueue(queue.Queue):
             super().put(item, block, timeout)
 
 
+class _NoFrames:
+    """Stands in for aiortc's jitter buffer when the probe assembles the
+    frames itself and nothing is decoded: saves its per-packet work."""
+
+    capacity = 512
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        return False, None
+
+
 class ReceiverTap:
     """Feeds a :class:`StreamMeter` from one ``RTCRtpReceiver``."""
 
@@ -70,6 +81,7 @@ class ReceiverTap:
         self._arrivals: OrderedDict[int, float] = OrderedDict()
         self._now_ms = 0.0
         self.decode = decode
+        self._own_frames = False
         if getattr(receiver, "_RTCRtpReceiver__started", False):
             raise RuntimeError("install the tap before the receiver starts")
         original = receiver._handle_rtp_packet
@@ -100,6 +112,9 @@ class ReceiverTap:
                 packet.ssrc, packet.sequence_number, packet.timestamp, len(packet.payload), now
             )
             if codec.name.upper() == "VP8":
+                if not self.decode and not self._own_frames:
+                    setattr(self._receiver, _JITTER_ATTR, _NoFrames())
+                    self._own_frames = True
                 self._vp8(packet.ssrc, packet.sequence_number, packet.marker, packet.payload,
                           now)
         # The frame is complete when its last packet (original or RTX) came.

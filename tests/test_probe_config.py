@@ -100,3 +100,9 @@ def test_cli_one_off_unreachable_writes_join_failed_lines(tmp_path: Path) -> Non
     assert len(lines) == 2
     assert all(x["state"] == "join_failed" and x["error"] for x in lines)
     assert lines[0]["probe_id"] == "cli-1" and lines[0]["region"] == "EU"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("config/probe-*.toml")))
+def test_sample_configs_are_valid(path: Path) -> None:
+    cfg = load_model(path, ProbeConfig)
+    assert cfg.streams
