@@ -61,8 +61,8 @@ class ProbeConfig(_Strict):
     # Decode video (costs ~3x CPU); off by default: the probe measures from
     # RTP packets and encoded frames.
     decode_video: bool = False
-    # Seconds without a frame after which a connected session is called dead
-    # and rejoined.
+    # Seconds without a media packet (or, while joining, without a first
+    # frame) after which a session is called dead and rejoined.
     dead_after_s: float = Field(default=10.0, gt=1, le=600)
     # A chat message not seen back within this many seconds counts as lost.
     chat_deadline_s: float = Field(default=3.0, gt=0, le=60)

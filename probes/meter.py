@@ -72,6 +72,7 @@ class StreamMeter:
         self._rtts_ms: list[float] = []
         self._last_rtt: tuple[float, float] | None = None  # (measured at, rtt)
         self.packets_total = 0
+        self.last_packet_ms: float | None = None
 
     def _ssrc(self, ssrc: int) -> _SsrcStats:
         s = self._ssrcs.get(ssrc)
@@ -93,6 +94,7 @@ class StreamMeter:
         s.jitter.add(rtp_timestamp, now_ms)
         s.packets_this_interval += 1
         self.packets_total += 1
+        self.last_packet_ms = now_ms
 
     def rtx_packet(self, media_ssrc: int, original_seq: int, now_ms: float) -> None:
         self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
@@ -142,6 +144,10 @@ class StreamMeter:
         if self.first_frame_ms is None:
             return None
         return self.first_frame_ms - self.start_ms
+
+    def no_packet_ms(self, now_ms: float) -> float:
+        """Time since the last media packet (since the start before any)."""
+        return now_ms - (self.last_packet_ms if self.last_packet_ms is not None else self.start_ms)
 
     def no_frame_ms(self, now_ms: float) -> float | None:
         """Time since the last frame, or since the start when none came yet."""

@@ -243,10 +243,19 @@ class StreamWatcher:
             pc_state = joined.pc.connectionState
             if pc_state in ("failed", "closed"):
                 return f"peer connection {pc_state}"
-            no_frame = meter.no_frame_ms(monotonic_ms())
-            if no_frame is not None and no_frame > dead_ms:
-                what = "no video frame" if meter.first_frame_ms else "no first video frame"
-                return f"{what} for {no_frame / 1000:.0f} s (pc {pc_state})"
+            now = monotonic_ms()
+            if meter.first_frame_ms is None:
+                waited = now - meter.start_ms
+                if waited > dead_ms:
+                    return f"no first video frame for {waited / 1000:.0f} s (pc {pc_state})"
+                continue
+            # Packets still arriving but no frame complete is a starved stream
+            # (bandwidth, loss), which the samples report as it lasts; leaving
+            # and rejoining then would only add a join failure to the picture.
+            # Only a stream that stopped sending is dead.
+            silent = meter.no_packet_ms(now)
+            if silent > dead_ms:
+                return f"no media packets for {silent / 1000:.0f} s (pc {pc_state})"
         return None
 
     async def _chat(
