@@ -3,9 +3,12 @@
 A frame is complete when every packet from its first (VP8 start-of-frame) to
 its last (RTP marker bit) has arrived, on the media SSRC or as an RTX repair.
 Frames are taken in order, as a decoder does: a complete frame waits for the
-one before it. A frame still incomplete ``give_up_ms`` after its gap was seen
-is given up; the delta frames after it cannot be decoded and are not shown
-until the next keyframe. So "shown" frames are those a receiving browser
+one before it. A frame still incomplete ``give_up_ms`` after the first packet
+behind its gap arrived is given up; the delta frames after it cannot be
+decoded and are not shown until the next keyframe. The age counts from
+arrival, not from when the gap reached the head of the line, so after a burst
+of loss the whole backlog of broken frames is given up at once and the next
+keyframe shows at once, as in a browser. So "shown" frames are those a receiving browser
 would render, and their times feed the W3C freeze counting.
 
 Why not aiortc's own jitter buffer: one packet that never arrives stalls it
@@ -37,6 +40,7 @@ class _Packet:
     size: int
     width: int | None
     height: int | None
+    at_ms: float
 
 
 # Packets held at most, so a broken stream cannot grow memory without bound.
@@ -49,7 +53,6 @@ class FrameAssembler:
         self._packets: dict[int, _Packet] = {}
         self._max_ext: int | None = None
         self._next: int | None = None  # ext seq where the next frame starts
-        self._gap_since: float | None = None
         self._decodable = False  # a keyframe seen since the chain last broke
         self.frames_given_up = 0
         self.frames_undecodable = 0
@@ -85,7 +88,7 @@ class FrameAssembler:
             if not start:
                 return []  # joined mid-frame: wait for a frame's beginning
             self._next = ext
-        self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height))
+        self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height, now_ms))
         if len(self._packets) > MAX_HELD:
             self._skip(now_ms, force=True)
         return self.advance(now_ms)
@@ -100,9 +103,7 @@ class FrameAssembler:
             if frame is None:
                 if self._max_ext is None or self._max_ext < self._next:
                     break  # nothing beyond: just waiting for the stream
-                if self._gap_since is None:
-                    self._gap_since = now_ms
-                if now_ms - self._gap_since < self._give_up_ms or not self._skip(now_ms):
+                if now_ms - self._head_since() < self._give_up_ms or not self._skip(now_ms):
                     break
                 continue
             end_seq, first = frame
@@ -110,7 +111,6 @@ class FrameAssembler:
             for s in range(self._next, end_seq + 1):
                 size += self._packets.pop(s).size
             self._next = end_seq + 1
-            self._gap_since = None
             if first.keyframe:
                 self._decodable = True
             if self._decodable:
@@ -119,6 +119,16 @@ class FrameAssembler:
             else:
                 self.frames_undecodable += 1
         return shown
+
+    def _head_since(self) -> float:
+        """When the head frame was first known to be incomplete: the arrival
+        of its first packet, or of the first packet held behind it."""
+        assert self._next is not None
+        head = self._packets.get(self._next)
+        if head is not None:
+            return head.at_ms
+        return min((p.at_ms for s, p in self._packets.items() if s > self._next),
+                   default=float("inf"))
 
     def _complete_at(self, begin: int) -> tuple[int, _Packet] | None:
         first = self._packets.get(begin)
@@ -145,7 +155,6 @@ class FrameAssembler:
         for s in [s for s in self._packets if s < target]:
             del self._packets[s]
         self._next = target
-        self._gap_since = None
         self._decodable = False
         self.frames_given_up += 1
         return True

@@ -83,3 +83,21 @@ def test_vp8_payload_descriptor() -> None:
     delta = parse_vp8_packet(bytes([0x10, 0x31, 0x00, 0x00]))
     assert delta is not None and delta.frame_start and not delta.keyframe
     assert parse_vp8_packet(b"") is None
+
+
+def test_backlog_of_broken_frames_is_given_up_at_once_after_a_loss_burst() -> None:
+    # Five seconds of heavy loss leave many broken frames held; when the path
+    # clears, the next keyframe must show within one give-up time, not after
+    # one give-up per broken frame (which took minutes).
+    asm = FrameAssembler(give_up_ms=1000)
+    feed(asm, frame_packets(0, 2, True), 0)
+    seq, t = 2, 0.0
+    for _ in range(125):  # 5 s at 25 fps, one packet of three lost each frame
+        t += 40
+        feed(asm, frame_packets(seq, 3, False), t, skip={(seq + 1) & 0xFFFF})
+        seq += 3
+    t += 40
+    assert feed(asm, frame_packets(seq, 3, True), t) == 0  # clean keyframe, behind
+    assert asm.frames_given_up >= 95  # everything older than 1 s: given up at once
+    shown = asm.advance(t + 1000)
+    assert [f.keyframe for f in shown] == [True]
