@@ -26,6 +26,7 @@ from qosmon.model import (
     StockState,
 )
 from qosmon.report import command
+from qosmon.report.charts import fmt_num
 from qosmon.report.data import ShowData, UnknownShowError, load_show_data
 from qosmon.report.render import (
     build_report,
@@ -35,7 +36,7 @@ from qosmon.report.render import (
     write_report,
 )
 from qosmon.report.sample_show import START_TS, generate_show
-from qosmon.report.signals import ProbeTable, bucket_series
+from qosmon.report.signals import ProbeTable, bucket_series, grid_for, second_slots
 from qosmon.report.verdict import ReportThresholds, region_verdicts
 
 
@@ -89,13 +90,22 @@ def _section(html: str, section_id: str) -> str:
 
 def test_headline_figures_match_the_business_data(show: ShowData, rendered: Rendered) -> None:
     html, headline, page = rendered
-    peak = max(b.viewers_online for b in show.business if b.viewers_online is not None)
-    orders = sum(b.orders or 0 for b in show.business)
+    # Regions report on their own sub-second offsets: a second's audience is
+    # the sum of each region's figure for that second (the one its interval
+    # mostly covers), not of rows that happen to share a timestamp.
+    t0 = show.show.start_ts
+    per_second: dict[int, int] = {}
+    for b in show.business:
+        if not b.sku and b.viewers_online is not None:
+            k = int(np.floor(b.ts - t0 - 0.5))
+            per_second[k] = per_second.get(k, 0) + b.viewers_online
+    peak = max(per_second.values())
+    orders = sum(b.orders or 0 for b in show.business if not b.sku)
     assert headline["peak_viewers"] == peak
     assert headline["orders"] == orders
     assert headline["duration"] == "20 min"
     head = parse(_section(html, "headline")).text
-    assert f"{peak / 1000:.1f}k" in head  # shown rounded, like a dashboard
+    assert fmt_num(peak) in head  # shown rounded, like a dashboard
     assert f"{orders / 1000:.1f}k" in head or str(orders) in head
     assert "20 min" in head
     # Every region has a verdict row with minutes and percentages.
@@ -127,11 +137,19 @@ def test_each_incident_shows_where_why_evidence_and_alerts(
                    if d.incident_id == node.incident_id and d.ok)
     assert f"resolved {utc_time(resolved)}" in incidents
     assert "1 failed attempt(s)" in incidents
-    # Evidence is drawn, not only written: one small chart per probe signal.
-    for inc in show.incidents:
-        for ev in inc.evidence:
-            if ev.metric != "connected_pct" or inc.cause == Cause.NODE_FAILURE:
-                assert f'aria-label="{ev.metric} around incident {inc.incident_id}"' in html
+    # Evidence is drawn, not only written: a small chart per signal, under
+    # the names diagnosis gives them (probe signals, probe counts, stock,
+    # the platform's orders); two counts of the same probes share one.
+    drawn = {(inc.incident_id, ev.metric) for inc in show.incidents for ev in inc.evidence
+             if f'aria-label="{ev.metric} around incident {inc.incident_id}"' in html}
+    metrics = {m for _, m in drawn}
+    assert {"bitrate_kbps", "rtt_ms", "fps", "no_frame_ms", "probes_without_media",
+            "chat_lost_ratio", "on_hand", "sku_orders_30s", "loss_pct"} <= metrics
+    assert "disconnected_probes" not in metrics
+    # A 0-1 ratio is charted in % against its limit (0.3 -> 30).
+    chat = next(i for i in show.incidents if i.cause == Cause.CHAT_CHANNEL)
+    art = html[html.index(f'aria-label="chat_lost_ratio around incident {chat.incident_id}"'):]
+    assert "limit 30" in art[:art.index("</svg>")]
 
 
 def test_timeline_inventory_probes_and_injected_sections(
@@ -140,7 +158,9 @@ def test_timeline_inventory_probes_and_injected_sections(
     html, _, _ = rendered
     timeline = _section(html, "timeline")
     assert 'aria-label="viewers online"' in timeline
-    assert 'aria-label="orders per minute"' in timeline
+    # 20 minutes: orders counted per 30 s, 40 bars, one per region stacked.
+    assert 'aria-label="orders per 30 s"' in timeline
+    assert "Orders per 30 s, by region" in timeline
     assert "Stock level of the SKUs on screen" in timeline
     inventory = parse(_section(html, "inventory")).text
     assert "delist now or switch to pre-sale" in inventory
@@ -183,6 +203,10 @@ def _known_show() -> ShowData:
                 freeze = 1  # both froze: degraded
             if probe == "A" and 41 <= s <= 50:
                 loss = 40.0  # probe-local problem: left out
+            if probe == "B" and s == 60:
+                loss = 3.0  # a one-second blip of a clean path: still good
+            if 70 <= s <= 71:
+                loss = 3.0  # two seconds in a row on both: degraded
             samples.append(ProbeSample(
                 ts=t0 + s, show_id="k", stream_id="m", probe_id=probe, region="R<1>",
                 state=ConnectionState.CONNECTED, rtt_ms=50, loss_pct=loss, bitrate_kbps=1000,
@@ -203,15 +227,19 @@ def test_verdict_minutes_and_percentages_for_a_known_case() -> None:
     html, headline = build_report(data)
     v = headline["verdicts"]["R<1>"]
     assert (v["good_pct"], v["degraded_pct"], v["failed_pct"], v["unknown_pct"]) == (
-        70.0, 10.0, 10.0, 10.0)
+        68.0, 12.0, 10.0, 10.0)
     row = parse(html[html.index('<table class="verdicts"'):html.index("</table>")]).text
-    assert "1.2 min 70.0%" in row and "0.2 min 10.0%" in row
+    assert "1.1 min 68.0%" in row and "0.2 min 10.0%" in row
     assert "R<1>" in row and "R&lt;1&gt;" in html  # a region name is text too
     # Stricter share: a single failing probe of two no longer fails the region.
     strict = ReportThresholds(min_probe_share=1.0)
-    table = ProbeTable.from_samples(data.probe_samples)
+    table = ProbeTable.from_samples(data.probe_samples, t0=data.show.start_ts)
     (rv,) = region_verdicts(table, data.show.start_ts, data.show.end_ts or 0, ["R<1>"], strict)
-    assert rv.seconds == {"good": 80, "degraded": 10, "failed": 0, "unknown": 10}
+    assert rv.seconds == {"good": 78, "degraded": 12, "failed": 0, "unknown": 10}
+    # Counting every one-second blip (the old rule) would call more degraded.
+    blips = ReportThresholds(min_bad_s=1)
+    (rv,) = region_verdicts(table, data.show.start_ts, data.show.end_ts or 0, ["R<1>"], blips)
+    assert rv.seconds["degraded"] == 13
 
 
 def test_markup_in_titles_and_names_is_shown_as_text() -> None:
@@ -255,14 +283,70 @@ def test_write_report_and_index(tmp_path: Path) -> None:
 
 
 def test_bucketing_keeps_extremes() -> None:
-    ts = np.arange(1, 10_001, dtype=float)
+    sec = np.arange(0, 10_000, dtype=np.int64)
     v = np.full(10_000, 100.0)
     v[5_000] = 5_000.0  # a one-second spike
     v[7_000] = np.nan  # unknown, not zero
-    b = bucket_series(ts, v, 0.0, 10_000.0, 50)
+    grid = grid_for(0.0, 10_000.0, 50)
+    assert grid.width_s == 300 and grid.n == 34  # widths a reader can name
+    b = bucket_series(sec, v, grid)
     assert np.nanmax(b.hi) == 5_000.0
     assert np.nanmin(b.lo) == 100.0
     assert b.n.sum() == 9_999
+
+
+def test_probes_on_different_sub_second_offsets_fill_every_bucket() -> None:
+    """Two probes stamping their seconds at +0.07 and +0.93 with jitter:
+    every second of each is found once, so no bucket is empty (an empty
+    bucket breaks a chart's line into dots)."""
+    rng = np.random.default_rng(3)
+    t0 = 1_700_000_000.0
+    n = 600
+    ts, keys = [], []
+    for k, phase in enumerate((0.07, 0.93)):
+        jitter = np.clip(rng.normal(0, 0.06, n), -0.3, 0.3)
+        jitter[::97] = 0.27
+        ts.append(t0 + np.arange(n) + phase + jitter + (phase < 0.5))
+        keys.append(np.full(n, k))
+    sec = second_slots(np.concatenate(ts), np.concatenate(keys).astype(np.int64), t0)
+    for k in range(2):
+        assert sorted(sec[k * n:(k + 1) * n].tolist()) == list(range(n))
+    # A 3-minute show has fewer seconds than chart points: buckets stay whole seconds.
+    grid = grid_for(t0, t0 + 180, 320)
+    assert grid.width_s == 1 and grid.n == 180
+    b = bucket_series(sec, np.ones(2 * n), grid)
+    assert (b.n == 2).all()
+
+
+def _line_d(html: str, name: str) -> str:
+    """The path of the line named ``name`` (its title) in the first chart
+    holding one."""
+    m = re.search(r'<path d="([^"]*)" fill="none"[^>]*><title>' + re.escape(name) + "</title>",
+                  html)
+    assert m, name
+    return m.group(1)
+
+
+def test_lines_are_continuous_on_real_timing(rendered: Rendered) -> None:
+    html, _, _ = rendered
+    # One unbroken line per signal where the probes reported every second
+    # (the generated probes jitter around their own sub-second phase).
+    clean = _section(html, "regions")
+    clean = clean[clean.index('id="region-1"'):]
+    for name in ("RTT, mean of probes", "bitrate, mean of probes"):
+        assert _line_d(clean, name).count("M") == 1, name
+    assert _line_d(_section(html, "timeline"), "all regions").count("M") == 1
+
+
+def test_orders_bucket_follows_the_show_length() -> None:
+    for minutes, unit in ((1, "per 2 s"), (3, "per 5 s"), (180, "per 5 min")):
+        data = generate_show(duration_s=60 * minutes, n_regions=3, probes_per_region=1,
+                             validate=False)
+        if minutes == 180:
+            data.probe_samples = data.probe_samples[:10]  # the business part is what counts
+        html = render_report(data)
+        bars = re.search(r'aria-label="orders ' + unit + '"', html)
+        assert bars, (minutes, unit)
 
 
 def test_empty_show_renders() -> None:

@@ -246,11 +246,16 @@ class Series:
     step: bool = False
     dash: str = ""
     width: float = 1.6
+    # Stacked: filled from ``base`` up to ``v`` (an area, or bars of
+    # ``bar_s`` seconds centred on ``t``).
+    base: FloatArray | None = None
+    bar_s: float = 0.0
 
     @classmethod
     def from_buckets(cls, name: str, b: Buckets, colour: str = SERIES_COLOURS[0]) -> Series:
         # Plot each bucket at its middle.
-        half = (b.t[1] - b.t[0]) / 2 if len(b.t) > 1 else 0.0
+        half = b.width_s / 2 if b.width_s else (
+            (b.t[1] - b.t[0]) / 2 if len(b.t) > 1 else 0.0)
         return cls(name=name, t=b.t + half, v=b.mean, lo=b.lo, hi=b.hi, colour=colour)
 
 
@@ -408,6 +413,26 @@ def time_chart(
     has_data = False
     for s in series:
         xs = f.xs(s.t)
+        if s.base is not None and s.bar_s > 0:
+            bw = max(f.x(s.t[0] + s.bar_s) - f.x(s.t[0]) - 1, 0.8) if len(s.t) else 0.0
+            rects = []
+            for x, lo, hi in zip(xs.tolist(), f.ys(s.base).tolist(), f.ys(s.v).tolist(),
+                                 strict=True):
+                if math.isnan(lo) or math.isnan(hi) or lo - hi < 0.05:
+                    continue
+                rects.append(f"M{x - bw / 2:.1f} {lo:.1f}V{hi:.1f}h{bw:.1f}V{lo:.1f}Z")
+            if rects:
+                has_data = True
+                parts.append(f'<path d="{"".join(rects)}" fill="{s.colour}" stroke="none">'
+                             f"<title>{escape(s.name)}</title></path>")
+            continue
+        if s.base is not None:
+            d = _band_path(xs, f.ys(s.base), f.ys(s.v))
+            if d:
+                parts.append(
+                    f'<path d="{d}" fill="{s.colour}" fill-opacity="0.55" stroke="none">'
+                    f"<title>{escape(s.name)}</title></path>"
+                )
         if s.lo is not None and s.hi is not None:
             d = _band_path(xs, f.ys(s.lo), f.ys(s.hi))
             if d:
@@ -429,8 +454,9 @@ def time_chart(
     parts.append("</svg>")
     out = "".join(parts)
     if legend and series:
-        out += legend_html([(s.name, s.colour, "line") for s in series], band=any(
-            s.lo is not None for s in series))
+        out += legend_html(
+            [(s.name, s.colour, "box" if s.base is not None else "line") for s in series],
+            band=any(s.lo is not None for s in series))
     return Markup(out)
 
 
@@ -481,7 +507,8 @@ def lanes_chart(
     parts.append(_axes(f, "", fmt_y=False, n_y=0))
     for i, lane in enumerate(lanes):
         y = top + i * (lane_h + 4) + 2
-        label = lane.label if len(lane.label) <= 18 else lane.label[:17] + "…"
+        fit = max(8, int(label_w / 7.2))  # about 7 viewBox units per character at 12 px
+        label = lane.label if len(lane.label) <= fit else lane.label[: fit - 1] + "…"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + lane_h / 2 + 4:.1f}" text-anchor="end" '
             f'fill="{INK}"><title>{escape(lane.title or lane.label)}</title>'

@@ -40,9 +40,16 @@ from qosmon.report.charts import Band, Lane, Series, Threshold
 from qosmon.report.data import ShowData
 from qosmon.report.signals import (
     FloatArray,
+    Grid,
+    IntArray,
     ProbeTable,
     bucket_ratio,
     bucket_series,
+    bucket_sum,
+    grid_for,
+    nice_width,
+    per_second,
+    second_slots,
     session_ttffs,
 )
 from qosmon.report.verdict import (
@@ -74,19 +81,36 @@ LEVEL_RANK = {name: i for i, name in enumerate(LEVEL_ORDER)}
 LEVEL_SEVERITY = {"green": 0, "unknown": 1, "yellow": 2, "stale": 3, "sync_fault": 3,
                   "orange": 4, "red": 5}
 
-# Evidence metric -> how to draw it from the probe signals.
+# Evidence metric (as diagnosis names it) -> (label, unit) of its chart
+# drawn per probe from the probe signals.
 _PROBE_METRICS = {
     "rtt_ms": ("RTT", "ms"),
-    "loss_pct": ("loss", "%"),
-    "residual_loss_pct": ("loss", "%"),
+    "loss_pct": ("packet loss", "%"),
+    "residual_loss_pct": ("loss after retransmission", "%"),
     "bitrate_kbps": ("bitrate", "kbps"),
     "fps": ("frame rate", "fps"),
     "no_frame_ms": ("time since last frame", "ms"),
     "chat_rtt_ms": ("chat delivery time", "ms"),
     "freeze_ms": ("frozen time", "ms"),
-    "chat_lost_pct": ("chat lost", "%"),
+    "chat_lost_ratio": ("chat messages lost", "% of sent"),
+    "chat_lost_pct": ("chat messages lost", "% of sent"),
     "connected_pct": ("probes connected", "%"),
 }
+# Counts of probes: drawn as how many of the incident's probes had no media.
+_MEDIA_COUNT_METRICS = {"probes_without_media", "disconnected_probes"}
+# The platform's figures for the incident's region.
+_BUSINESS_METRICS = {
+    "viewers_online": ("viewers online", "viewers"),
+    "orders": ("orders", "orders"),
+    "chat_messages": ("chat messages", "messages"),
+    "sku_orders_30s": ("orders of the SKU", "orders"),
+}
+# Stock signals: drawn per SKU x warehouse serving the incident's region.
+_STOCK_METRICS = {"on_hand": ("units on hand", "units"), "stock": ("units on hand", "units"),
+                  "on_hand_units": ("units on hand", "units"),
+                  "data_age_s": ("age of the stock figures", "s")}
+# Ratios diagnosis reports as 0-1 but charts show in %.
+_RATIO_METRICS = {"chat_lost_ratio"}
 
 
 def _env() -> jinja2.Environment:
@@ -140,28 +164,117 @@ def duration_text(seconds: float) -> str:
 # business figures
 
 
-def _total_business(samples: list[BusinessSample]) -> list[BusinessSample]:
-    """The whole-show series: region '' and no SKU breakdown; if the platform
-    only sent per-region figures, their sum per timestamp."""
-    whole = [s for s in samples if not s.region and not s.sku]
-    if whole:
-        return sorted(whole, key=lambda s: s.ts)
-    per_ts: dict[float, dict[str, int | None]] = defaultdict(dict)
-    for s in samples:
-        if s.sku:
-            continue
-        acc = per_ts[s.ts]
-        for name in ("viewers_online", "orders"):
-            v = getattr(s, name)
-            if v is not None:
-                acc[name] = (acc.get(name) or 0) + v
-    return [
-        BusinessSample.model_construct(
-            ts=ts, show_id="", region="", viewers_online=acc.get("viewers_online"),
-            orders=acc.get("orders"), sku="", joins=None, leaves=None, chat_messages=None,
-        )
-        for ts, acc in sorted(per_ts.items())
-    ]
+@dataclass
+class BusinessView:
+    """The platform's figures per region on the show's second grid."""
+
+    regions: list[str]  # "" = the whole show, when only totals were sent
+    viewers: FloatArray  # (region, second): last known level, NaN before the first
+    sec: IntArray  # per counter row: its second, region index and counts
+    region_idx: IntArray
+    orders: FloatArray
+    chat: FloatArray
+
+    @property
+    def total_viewers(self) -> FloatArray:
+        """Viewers online per second over all regions (NaN where none knew)."""
+        if not len(self.regions):
+            return np.zeros(0)
+        known = ~np.isnan(self.viewers)
+        out: FloatArray = np.where(known.any(axis=0), np.nansum(self.viewers, axis=0), np.nan)
+        return out
+
+
+def _business_view(samples: list[BusinessSample], span: Span, regions: list[str]) -> BusinessView:
+    """Per-region figures (or the whole-show series when the platform only
+    sent totals), each region on its own aligned second grid: regions
+    report on different sub-second offsets, and summing rows by exact
+    timestamp would add up partial totals."""
+    rows = [s for s in samples if not s.sku]
+    per_region = [s for s in rows if s.region]
+    rows = per_region or [s for s in rows if not s.region]
+    rows.sort(key=lambda s: s.ts)
+    names = [r for r in regions if any(s.region == r for s in rows)] if per_region else [""]
+    names += sorted({s.region for s in rows} - set(names))
+    codes = {r: i for i, r in enumerate(names)}
+    n_s = max(1, int(np.rint(span.seconds)))
+    ts = np.array([s.ts for s in rows], dtype=float)
+    ridx = np.array([codes[s.region] for s in rows], dtype=np.int64)
+    # Counters cover the interval ending at ts: second k ends at t0 + k + 1.
+    sec = second_slots(ts, ridx, span.t0) if len(rows) else np.zeros(0, np.int64)
+    viewers = np.array([np.nan if s.viewers_online is None else s.viewers_online for s in rows],
+                       dtype=float)
+    level = np.full((len(names), n_s), np.nan)
+    for i in range(len(names)):
+        m = ridx == i
+        level[i] = per_second(np.clip(sec[m], 0, n_s - 1), viewers[m], n_s)
+    return BusinessView(
+        regions=names if rows else [], viewers=level if rows else np.zeros((0, n_s)), sec=sec,
+        region_idx=ridx,
+        orders=np.array([np.nan if s.orders is None else s.orders for s in rows], dtype=float),
+        chat=np.array([np.nan if s.chat_messages is None else s.chat_messages for s in rows],
+                      dtype=float),
+    )
+
+
+def rate_unit(width_s: int) -> str:
+    """'per 10 s', 'per minute', 'per 5 min' for a bucket width."""
+    if width_s < 60:
+        return f"per {width_s} s"
+    if width_s == 60:
+        return "per minute"
+    if width_s < 3600:
+        return f"per {width_s // 60} min"
+    return "per hour" if width_s == 3600 else f"per {width_s / 3600:g} h"
+
+
+def _business_charts(
+    bv: BusinessView, span: Span, bands: list[Band]
+) -> tuple[Markup, Markup, str]:
+    """(viewers online stacked by region, orders stacked by region, the
+    orders chart's caption)."""
+    n_s = bv.viewers.shape[1] if bv.regions else max(1, int(np.rint(span.seconds)))
+    colours = charts.SERIES_COLOURS
+    grid = grid_for(span.t0, span.t0 + n_s, N_BUCKETS)
+    sec_all = np.arange(n_s, dtype=np.int64)
+    base = np.zeros(grid.n)
+    viewer_series: list[Series] = []
+    for i, name in enumerate(bv.regions):
+        b = bucket_series(sec_all, bv.viewers[i], grid)
+        top = base + np.nan_to_num(b.mean)
+        s = Series.from_buckets(name or "all viewers", b, colours[i % 7])
+        s.v = np.where(np.isnan(b.mean), np.nan, top)
+        s.base, s.lo, s.hi, s.width = base, None, None, 1.0
+        viewer_series.append(s)
+        base = top
+    if len(viewer_series) > 1:
+        total = bucket_series(sec_all, bv.total_viewers, grid)
+        tl = Series.from_buckets("all regions", total, charts.INK)
+        tl.lo = tl.hi = None
+        tl.width = 1.8
+        viewer_series.append(tl)
+    viewers_chart = charts.time_chart(
+        span.t0, span.t1, viewer_series, title="viewers online", unit="viewers",
+        bands=bands, height=200,
+    )
+    # Bars a reader can count: ~24-40 of them whatever the show's length.
+    width = nice_width(n_s, 40)
+    og = Grid(span.t0, 0, n_s, width)
+    base = np.zeros(og.n)
+    order_series: list[Series] = []
+    for i, name in enumerate(bv.regions):
+        m = bv.region_idx == i
+        counts = bucket_sum(np.clip(bv.sec[m], 0, n_s - 1), bv.orders[m], og)
+        s = Series(name=name or "all orders", t=og.starts + width / 2, v=base + counts,
+                   base=base, bar_s=width, colour=colours[i % 7])
+        order_series.append(s)
+        base = base + counts
+    unit = rate_unit(width)
+    orders_chart = charts.time_chart(
+        span.t0, span.t1, order_series, title=f"orders {unit}", unit=f"orders {unit}",
+        bands=bands, height=170,
+    )
+    return viewers_chart, orders_chart, f"Orders {unit}, by region"
 
 
 @dataclass
@@ -224,60 +337,171 @@ def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[Aler
     )
 
 
+def _window_grid(span: Span, w0: float, w1: float) -> Grid:
+    return grid_for(w0, w1, 160, show_t0=span.t0)
+
+
 def _probe_window_series(
-    table: ProbeTable, metric: str, probes: list[str], region: str | None, t0: float, t1: float,
+    table: ProbeTable, metric: str, probes: list[str], region: str | None, grid: Grid,
 ) -> list[Series]:
     codes = {p: i for i, p in enumerate(table.probes)}
     idx = [codes[p] for p in probes if p in codes]
-    window = (table.ts >= t0) & (table.ts <= t1)
+    inside, _ = grid.index(table.sec)
     if not idx and region in table.regions:
-        sel = window & (table.region_idx == table.regions.index(region))
+        sel = inside & (table.region_idx == table.regions.index(region))
         idx = sorted(set(table.probe_idx[sel].tolist()))
-    # Ratios need a few messages per bucket to mean anything.
-    per_bucket_s = 20.0 if metric == "chat_lost_pct" else 1.0
-    n_b = int(min(160, max(10, (t1 - t0) / per_bucket_s)))
     out = []
     for k, p in enumerate(idx[:6]):
-        m = window & (table.probe_idx == p)
-        ts = table.ts[m]
-        if metric == "chat_lost_pct":
-            b = bucket_ratio(ts, table.chat_lost[m].astype(float),
-                             table.chat_sent[m].astype(float), t0, t1, n_b)
+        m = inside & (table.probe_idx == p)
+        sec = table.sec[m]
+        if metric in ("chat_lost_pct", "chat_lost_ratio"):
+            # Messages go out every few seconds: a ratio needs several per point.
+            g = Grid(grid.t0, grid.first_s, grid.n_s, max(grid.width_s, 5))
+            b = bucket_ratio(sec, table.chat_lost[m].astype(float),
+                             table.chat_sent[m].astype(float), g)
         elif metric == "connected_pct":
-            b = bucket_series(ts, table.connected[m].astype(float) * 100, t0, t1, n_b)
+            b = bucket_series(sec, table.connected[m].astype(float) * 100, grid)
         else:
-            b = bucket_series(ts, getattr(table, metric)[m], t0, t1, n_b)
-        s = Series.from_buckets(table.probes[p], b, charts.SERIES_COLOURS[k % 7])
-        out.append(s)
+            b = bucket_series(sec, getattr(table, metric)[m], grid)
+        out.append(Series.from_buckets(table.probes[p], b, charts.SERIES_COLOURS[k % 7]))
     return out
 
 
-def _stock_window_series(
-    states: list[StockState], inc: Incident, t0: float, t1: float
+def _media_count_series(
+    table: ProbeTable, probes: list[str], grid: Grid, th: ReportThresholds
 ) -> list[Series]:
-    by_key: dict[tuple[str, str], list[StockState]] = defaultdict(list)
+    """How many of the incident's probes had no media, per second."""
+    codes = {p: i for i, p in enumerate(table.probes)}
+    idx = np.array([codes[p] for p in probes if p in codes], dtype=np.int64)
+    if not len(idx):
+        return []
+    inside, _ = grid.index(table.sec)
+    m = inside & np.isin(table.probe_idx, idx)
+    with np.errstate(invalid="ignore"):
+        dark = (~table.connected[m]) | (table.no_frame_ms[m] >= th.no_frame_failed_ms) | (
+            table.bitrate_kbps[m] < 50)
+    one_s = Grid(grid.t0, grid.first_s, grid.n_s, 1)
+    secs = table.sec[m]
+    n_dark = bucket_sum(secs, dark.astype(float), one_s)
+    seen = bucket_sum(secs, np.ones(int(m.sum())), one_s) > 0
+    v = np.where(seen, n_dark, np.nan)
+    return [
+        Series(name=f"of {len(idx)} probes without media", t=one_s.starts + 0.5, v=v, step=True,
+               colour=charts.SERIES_COLOURS[5]),
+    ]
+
+
+def _business_window_series(
+    data: ShowData, metric: str, inc: Incident, span: Span, grid: Grid
+) -> tuple[list[Series], str]:
+    """The platform's series for the incident's region (or the whole show)
+    around the incident; counters summed per bucket."""
+    region = inc.scope.get("region", "")
+    if metric == "sku_orders_30s":
+        rows = [b for b in data.business if b.sku in inc.skus and b.region == region]
+    else:
+        rows = [b for b in data.business if not b.sku and b.region == region]
+        if not rows and not region:
+            rows = [b for b in data.business if not b.sku]
+    if not rows:
+        return [], ""
+    rows.sort(key=lambda b: b.ts)
+    ts = np.array([b.ts for b in rows])
+    sec = second_slots(ts, np.zeros(len(rows), np.int64), span.t0)
+    name = "orders" if metric == "sku_orders_30s" else metric
+    vals = np.array([np.nan if getattr(b, name) is None else getattr(b, name) for b in rows],
+                    dtype=float)
+    where = region or "whole show"
+    if metric == "viewers_online":
+        b = bucket_series(sec, vals, grid)
+        return [Series.from_buckets(f"viewers online, {where}", b, charts.SERIES_COLOURS[0])], ""
+    width = nice_width(grid.n_s, 30, min_s=5)
+    g = Grid(grid.t0, grid.first_s, grid.n_s, width)
+    counts = bucket_sum(sec, vals, g)
+    label = f"{name.replace('_', ' ')} {rate_unit(width)}, {where}"
+    if metric == "sku_orders_30s":
+        label = f"orders of {', '.join(inc.skus)} {rate_unit(width)}, {where}"
+    return [Series(name=label, t=g.starts + width / 2, v=counts, base=np.zeros(g.n),
+                   bar_s=width, colour=charts.SERIES_COLOURS[1])], rate_unit(width)
+
+
+def _stock_window_series(
+    data: ShowData, inc: Incident, metric: str, t0: float, t1: float
+) -> list[Series]:
+    """Per SKU x warehouse that serves the incident's region (all of the
+    SKU's warehouses when the incident names none), held to the window end."""
     wh = inc.scope.get("warehouse")
-    for st in states:
-        if st.sku in inc.skus and (not wh or st.warehouse == wh) and st.on_hand is not None:
-            by_key[(st.sku, st.warehouse)].append(st)
+    region = inc.scope.get("region")
+    serving = set(data.show.region_warehouses.get(region, [])) if region else set()
+    field = "data_age_s" if metric == "data_age_s" else "on_hand"
+    by_key: dict[tuple[str, str], list[StockState]] = defaultdict(list)
+    for st in data.stock_states:
+        if st.sku not in inc.skus or getattr(st, field) is None:
+            continue
+        if wh and st.warehouse != wh:
+            continue
+        if not wh and serving and st.warehouse not in serving:
+            continue
+        by_key[(st.sku, st.warehouse)].append(st)
     out = []
     for k, ((sku, w), rows) in enumerate(sorted(by_key.items())[:6]):
         rows.sort(key=lambda s: s.ts)
         ts = np.array([s.ts for s in rows])
-        v = np.array([s.on_hand for s in rows], dtype=float)
+        v = np.array([getattr(s, field) for s in rows], dtype=float)
+        before = ts < t0
         m = (ts >= t0) & (ts <= t1)
-        out.append(Series(name=f"{sku} @ {w}", t=ts[m], v=v[m], step=True,
+        # The level holds until the next figure: start from the last one
+        # before the window and carry the last one to its end.
+        t_w = ts[m]
+        v_w = v[m]
+        if before.any():
+            t_w = np.concatenate(([t0], t_w))
+            v_w = np.concatenate(([v[before][-1]], v_w))
+        if len(t_w):
+            t_w = np.concatenate((t_w, [t1]))
+            v_w = np.concatenate((v_w, [v_w[-1]]))
+        out.append(Series(name=f"{sku} @ {w}", t=t_w, v=v_w, step=True,
                           colour=charts.SERIES_COLOURS[k % 7]))
     return out
+
+
+# Which end of a signal is bad: the worst second is its max or its min.
+_LOW_IS_BAD = {"bitrate_kbps", "fps", "connected_pct"}
+
+
+def _during(table: ProbeTable, metric: str, inc: Incident, span: Span, unit: str) -> str:
+    """The incident's probes over the whole incident, next to diagnosis's
+    figure, which is a snapshot taken when the incident opened."""
+    if metric not in ("rtt_ms", "loss_pct", "bitrate_kbps", "fps", "no_frame_ms",
+                      "chat_rtt_ms", "residual_loss_pct"):
+        return ""
+    codes = {p: i for i, p in enumerate(table.probes)}
+    idx = [codes[p] for p in inc.probes if p in codes]
+    if not idx:
+        return ""
+    end = inc.end_ts if inc.end_ts is not None else span.t1
+    m = (table.ts > inc.start_ts) & (table.ts <= end + 1e-6) & np.isin(table.probe_idx, idx)
+    v = getattr(table, metric, None)
+    if v is None:
+        return ""
+    v = v[m]
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return f"during the incident: no {metric.split('_')[0]} measured"
+    worst = float(v.min()) if metric in _LOW_IS_BAD else float(v.max())
+    fmt = charts.fmt_num
+    return (f"during the incident: median {fmt(float(np.median(v)))} {unit}, "
+            f"worst second {fmt(worst)} {unit}")
 
 
 def _evidence_views(
     inc: Incident, data: ShowData, table: ProbeTable, span: Span, th: ReportThresholds
 ) -> list[dict[str, Any]]:
     end = inc.end_ts if inc.end_ts is not None else span.t1
-    pad = max(90.0, 0.5 * (end - inc.start_ts))
+    pad = max(60.0, 0.5 * (end - inc.start_ts))
     w0 = max(span.t0, inc.start_ts - pad)
     w1 = min(span.t1, end + pad)
+    grid = _window_grid(span, w0, w1)
     band = [Band(inc.start_ts, end, "", title="incident")]
     thresholds_for = {
         "rtt_ms": th.rtt_failed_ms, "loss_pct": th.loss_failed_pct,
@@ -285,32 +509,65 @@ def _evidence_views(
         "chat_rtt_ms": th.chat_rtt_degraded_ms, "chat_lost_pct": th.chat_lost_chart_pct,
     }
     out = []
+    drawn: set[str] = set()  # one chart per kind of signal (e.g. stock of all warehouses)
     for ev in inc.evidence:
+        scale = 100.0 if ev.metric in _RATIO_METRICS else 1.0
+        label, unit = _PROBE_METRICS.get(ev.metric) or _BUSINESS_METRICS.get(ev.metric) or \
+            _STOCK_METRICS.get(ev.metric) or (ev.metric.replace("_", " "), ev.unit)
+        observed = None if ev.observed is None else ev.observed * scale
+        baseline = None if ev.baseline is None else ev.baseline * scale
+        limit = None if ev.threshold is None else ev.threshold * scale
         view: dict[str, Any] = {"text": ev.text, "metric": ev.metric, "chart": Markup(""),
-                                "label": _PROBE_METRICS.get(ev.metric, (ev.metric, ""))[0],
-                                "window": ""}
-        view["bullet"] = charts.bullet_chart(ev.metric, ev.observed, ev.baseline, ev.threshold,
-                                             ev.unit)
+                                "label": label, "window": "", "per": "per probe",
+                                "during": ""}
+        # A bar needs something to compare with; a lone count reads better as text.
+        view["bullet"] = (charts.bullet_chart(ev.metric, observed, baseline, limit, unit)
+                          if baseline is not None or limit is not None else Markup(""))
         series: list[Series] = []
-        unit = ev.unit
+        ths: list[Threshold] = []
+        key = ev.metric
+        y_max = None
         if ev.metric in _PROBE_METRICS:
             series = _probe_window_series(table, ev.metric, inc.probes,
-                                          inc.scope.get("region"), w0, w1)
-            unit = _PROBE_METRICS[ev.metric][1]
-        elif ev.metric in ("on_hand", "stock", "on_hand_units"):
-            series = _stock_window_series(data.stock_states, inc, w0, w1)
-            unit = "units"
-            view["label"] = "units on hand"
-        if series:
-            limit = ev.threshold if ev.threshold is not None else thresholds_for.get(ev.metric)
-            ths = [Threshold(limit, f"limit {charts.fmt_num(limit)}")] if limit is not None else []
-            if ev.baseline is not None:
-                ths.append(Threshold(ev.baseline, f"before {charts.fmt_num(ev.baseline)}",
+                                          inc.scope.get("region"), grid)
+            view["during"] = _during(table, ev.metric, inc, span, unit)
+            lim = limit if limit is not None else thresholds_for.get(ev.metric)
+            if lim is not None:
+                ths.append(Threshold(lim, f"limit {charts.fmt_num(lim)}"))
+            if baseline is not None:
+                ths.append(Threshold(baseline, f"before {charts.fmt_num(baseline)}",
                                      label_left=True, colour=charts.INK))
+            if unit.startswith("%"):
+                y_max = 100.0 if max((np.nanmax(s.v) for s in series if np.isfinite(
+                    s.v).any()), default=0) > 20 else None
+        elif ev.metric in _MEDIA_COUNT_METRICS:
+            key = "media_count"
+            series = _media_count_series(table, inc.probes, grid, th)
+            label, unit = "probes without media", "probes"
+            view["per"] = "of the incident's probes"
+            y_max = float(max(1, len(inc.probes)))
+        elif ev.metric in _BUSINESS_METRICS:
+            series, per = _business_window_series(data, ev.metric, inc, span, grid)
+            view["per"] = f"{inc.scope.get('region') or 'whole show'}, from the platform"
+            if per:
+                unit = f"{unit} {per}"
+            elif baseline is not None:
+                ths.append(Threshold(baseline, f"expected {charts.fmt_num(baseline)}",
+                                     label_left=True, colour=charts.INK))
+                if limit is not None:
+                    ths.append(Threshold(limit, f"alarm below {charts.fmt_num(limit)}",
+                                         bad_above=False))
+        elif ev.metric in _STOCK_METRICS:
+            key = "stock" if ev.metric != "data_age_s" else "data_age_s"
+            series = _stock_window_series(data, inc, ev.metric, w0, w1)
+            view["per"] = "per SKU and warehouse serving the region"
+        if series and key not in drawn:
+            drawn.add(key)
+            view["label"] = label
             view["chart"] = charts.time_chart(
                 w0, w1, series, title=f"{ev.metric} around incident {inc.incident_id}",
                 unit=unit, thresholds=ths, bands=band, height=150, width=charts.W_HALF + 80,
-                origin=span.t0,
+                origin=span.t0, y_max=y_max,
             )
             view["window"] = f"{charts.fmt_clock(w0 - span.t0)}–{charts.fmt_clock(w1 - span.t0)}"
         out.append(view)
@@ -321,7 +578,15 @@ def _alert_views(inc: Incident, deliveries: list[AlertDelivery]) -> dict[str, An
     rows = _deliveries_for(inc, deliveries)
     fired = [d for d in rows if d.status == AlertStatus.FIRING and d.ok]
     resolved = [d for d in rows if d.status == AlertStatus.RESOLVED and d.ok]
+    resolve_after = ""
+    if resolved and inc.end_ts is not None:
+        lag = resolved[-1].ts - inc.end_ts
+        resolve_after = (f"{duration_text(lag)} after it ended" if lag >= 0.5 else
+                         f"{duration_text(-lag)} before it ended" if lag <= -0.5 else
+                         "as it ended")
     return {
+        "first_after": duration_text(max(0.0, fired[0].ts - inc.start_ts)) if fired else "",
+        "resolve_after": resolve_after,
         "rows": [
             {"time": utc_time(d.ts), "status": str(d.status), "notifier": d.notifier,
              "ok": d.ok, "attempt": d.attempt, "error": d.error}
@@ -376,7 +641,7 @@ def _stock_sections(
     heat = (
         charts.lanes_chart(span.t0, span.t1, lanes, charts.LEVEL_FILL,
                            title="stock alert level per SKU and warehouse", bands=[],
-                           marks=marks, label_w=150)
+                           marks=marks, label_w=220)
         if lanes else Markup("")
     )
 
@@ -426,6 +691,9 @@ def _stock_sections(
             else:
                 ts_list.append(st.ts)
                 v_list.append(float(sum(latest_units.values())))
+        if ts_list:  # the last figure holds until the show ends
+            ts_list.append(max(span.t1, ts_list[-1]))
+            v_list.append(v_list[-1])
         series.append(Series(name=f"{sku} {names.get(sku, '')}".strip(), t=np.array(ts_list),
                              v=np.array(v_list), step=True,
                              colour=charts.SERIES_COLOURS[k % 7]))
@@ -467,13 +735,13 @@ def _region_charts(
     if region not in table.regions:
         return []
     m = table.region_idx == table.regions.index(region)
-    ts = table.ts[m]
-    n = N_BUCKETS // 2
+    sec = table.sec[m]
+    grid = grid_for(t0, t1, N_BUCKETS // 2)
     c = charts.SERIES_COLOURS
     fmt = charts.fmt_num
 
     def line(name: str, arr: FloatArray, colour: str) -> list[Series]:
-        return [Series.from_buckets(name, bucket_series(ts, arr, t0, t1, n), colour)]
+        return [Series.from_buckets(name, bucket_series(sec, arr, grid), colour)]
 
     def chart(caption: str, series: list[Series], unit: str, limit: Threshold,
               y_max: float | None = None) -> tuple[str, Markup]:
@@ -483,10 +751,10 @@ def _region_charts(
         )
 
     # A freeze is reported in the second it ends, with its whole length.
-    frozen = bucket_ratio(ts, np.minimum(table.freeze_ms[m], 1000.0),
-                          np.full(int(m.sum()), 1000.0), t0, t1, n)
-    chat_lost = bucket_ratio(ts, table.chat_lost[m].astype(float),
-                             table.chat_sent[m].astype(float), t0, t1, n)
+    frozen = bucket_ratio(sec, np.minimum(table.freeze_ms[m], 1000.0),
+                          np.full(int(m.sum()), 1000.0), grid)
+    chat_lost = bucket_ratio(sec, table.chat_lost[m].astype(float),
+                             table.chat_sent[m].astype(float), grid)
     return [
         chart("Round-trip time", line("RTT, mean of probes", table.rtt_ms[m], c[0]), "ms",
               Threshold(th.rtt_failed_ms, f"fails at {fmt(th.rtt_failed_ms)} ms")),
@@ -518,7 +786,7 @@ def build_report(
     th = thresholds or ReportThresholds()
     show = data.show
     span = _show_span(data)
-    table = ProbeTable.from_samples(data.probe_samples, show.regions)
+    table = ProbeTable.from_samples(data.probe_samples, show.regions, t0=span.t0)
     regions = list(show.regions) or list(table.regions)
     for r in table.regions:
         if r not in regions:
@@ -535,15 +803,13 @@ def build_report(
     verdicts = region_verdicts(table, span.t0, span.t1, regions, th, excl)
 
     # Headline figures.
-    total = _total_business(data.business)
-    viewers = np.array([s.viewers_online for s in total], dtype=float)
-    orders = np.array([s.orders for s in total], dtype=float)
-    b_ts = np.array([s.ts for s in total], dtype=float)
-    peak_viewers = int(np.nanmax(viewers)) if len(viewers) and not np.all(np.isnan(viewers)) \
-        else None
-    peak_at = float(b_ts[int(np.nanargmax(viewers))]) if peak_viewers is not None else None
-    total_orders = int(np.nansum(orders)) if len(orders) and not np.all(np.isnan(orders)) \
-        else None
+    bv = _business_view(data.business, span, regions)
+    total_v = bv.total_viewers
+    peak_viewers = peak_at = None
+    if len(total_v) and not np.all(np.isnan(total_v)):
+        k = int(np.nanargmax(total_v))
+        peak_viewers, peak_at = int(total_v[k]), span.t0 + k + 1
+    total_orders = int(np.nansum(bv.orders)) if not np.all(np.isnan(bv.orders)) else None
     stream_incidents = [i for i in incidents if i.cause not in STOCK_CAUSES
                         and i.cause != Cause.PROBE_LOCAL]
     stock_incidents = [i for i in incidents if i.cause in STOCK_CAUSES]
@@ -560,25 +826,7 @@ def build_report(
     )
 
     # Timeline charts.
-    n_min = max(1, min(N_BUCKETS, math.ceil(span.seconds / 60)))
-    viewers_b = bucket_series(b_ts, viewers, span.t0, span.t1, N_BUCKETS)
-    width_s = span.seconds / n_min
-    orders_sum = np.bincount(
-        np.clip(((b_ts - span.t0) / width_s).astype(np.int64), 0, n_min - 1),
-        weights=np.nan_to_num(orders), minlength=n_min,
-    ) if len(b_ts) else np.zeros(n_min)
-    per_min = orders_sum * (60.0 / width_s)
-    t_orders = span.t0 + width_s * (np.arange(n_min) + 0.5)
-    viewers_chart = charts.time_chart(
-        span.t0, span.t1,
-        [Series.from_buckets("viewers online", viewers_b, charts.SERIES_COLOURS[0])],
-        title="viewers online", unit="viewers", bands=bands_all, height=180,
-    )
-    orders_chart = charts.time_chart(
-        span.t0, span.t1,
-        [Series(name="orders per minute", t=t_orders, v=per_min, colour=charts.SERIES_COLOURS[1])],
-        title="orders per minute", unit="orders/min", bands=bands_all, height=150,
-    )
+    viewers_chart, orders_chart, orders_caption = _business_charts(bv, span, bands_all)
     heat, stock_chart, actions, on_screen_lanes = _stock_sections(data, span, bands_all)
 
     # Per region.
@@ -670,7 +918,8 @@ def build_report(
         end=utc(span.t1), peak_at=charts.fmt_clock(peak_at - span.t0) if peak_at else None,
         lost_viewers=lost_viewers, lost_orders=lost_orders,
         verdicts=verdicts, verdict_lanes=verdict_lanes, defs=charts.svg_defs(),
-        viewers_chart=viewers_chart, orders_chart=orders_chart, stock_chart=stock_chart,
+        viewers_chart=viewers_chart, orders_chart=orders_chart, orders_caption=orders_caption,
+        stock_chart=stock_chart,
         on_screen_lanes=on_screen_lanes, heat=heat,
         actions=[a for a in actions if a["level"] in URGENT_LEVELS],
         watch_actions=[a for a in actions if a["level"] not in URGENT_LEVELS],

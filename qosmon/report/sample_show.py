@@ -149,10 +149,18 @@ def generate_show(
                     loss[w] = rng.uniform(20, 35, int(w.sum()))
                     rtt[w] = rng.uniform(300, 600, int(w.sum()))
             freeze_ms = freeze_count * rng.uniform(300, 1500, duration_s)
+            # Real probes stamp each second on their own sub-second phase,
+            # with scheduling jitter of a few hundredths (a quarter second
+            # now and then).
+            phase = float(rng.uniform(0.0, 1.0))
+            jitter = np.clip(rng.normal(0.0, 0.04, duration_s), -0.3, 0.3)
+            late = rng.random(duration_s) < 0.01
+            jitter[late] = 0.27
+            stamps = secs + phase + jitter - 1.0 + (phase < 0.5)
             for i in range(duration_s):
                 c = bool(connected[i])
                 samples.append(make(
-                    ts=t0 + float(secs[i]),
+                    ts=t0 + float(stamps[i]),
                     show_id=show_id,
                     stream_id="main",
                     probe_id=probe,
@@ -176,7 +184,7 @@ def generate_show(
                 ))
     samples.sort(key=lambda s: s.ts)
 
-    business = _business(show_id, t0, duration_s, faults, rng)
+    business = _business(show_id, t0, duration_s, faults, [r[0] for r in regions], rng)
     on_screen, stock_states = _stock(show, t0, duration_s, faults, regions)
     incidents, deliveries = _incidents(show_id, t0, faults, regions)
     injected = [
@@ -191,26 +199,41 @@ def generate_show(
 
 
 def _business(
-    show_id: str, t0: float, duration_s: int, faults: list[Fault], rng: np.random.Generator
+    show_id: str, t0: float, duration_s: int, faults: list[Fault], regions: list[str],
+    rng: np.random.Generator,
 ) -> list[BusinessSample]:
+    """Per region, once a second, each region's feed on its own sub-second
+    offset (as the platform's per-region feeds arrive)."""
     out = []
-    step = 5
-    for s in range(step, duration_s + 1, step):
+    shares = rng.dirichlet(np.full(len(regions), 4.0))
+    phases = rng.uniform(0.0, 1.0, len(regions))
+    for s in range(1, duration_s + 1):
         x = s / duration_s
-        viewers = 800 + 4200 * min(1.0, x * 3) - 1500 * max(0.0, x - 0.8) * 5
-        for f in faults:
-            if f.kind in ("bandwidth", "node_down") and f.start_s < s <= f.end_s + 120:
-                viewers *= 0.85
-        viewers += rng.normal(0, 40)
-        rate = viewers * 0.0004 * step
-        for f in faults:
-            if f.kind == "stock_out" and s > f.start_s:
-                rate *= 0.6
-        out.append(BusinessSample(
-            ts=t0 + s, show_id=show_id, viewers_online=max(0, int(viewers)),
-            joins=int(rng.poisson(viewers * 0.01)), leaves=int(rng.poisson(viewers * 0.01)),
-            orders=int(rng.poisson(rate)), chat_messages=int(rng.poisson(viewers * 0.002)),
-        ))
+        whole = 800 + 4200 * min(1.0, x * 3) - 1500 * max(0.0, x - 0.8) * 5
+        for r, region in enumerate(regions):
+            viewers = whole * shares[r]
+            for f in faults:
+                if (f.kind in ("bandwidth", "node_down") and f.region == region
+                        and f.start_s < s <= f.end_s + 120):
+                    viewers *= 0.6
+            viewers += rng.normal(0, 5)
+            rate = viewers * 0.0004
+            for f in faults:
+                if f.kind == "stock_out" and f.region == region and s > f.start_s:
+                    rate *= 0.3
+            for f in faults:
+                # The SKU that sells out is also counted on its own, every 5 s.
+                if f.kind == "stock_out" and s % 5 == 0:
+                    gone = f.region == region and s > f.start_s
+                    out.append(BusinessSample(
+                        ts=t0 + s, show_id=show_id, region=region, sku=f.sku,
+                        orders=0 if gone else int(rng.poisson(viewers * 0.0006))))
+            out.append(BusinessSample(
+                ts=t0 + s - 1 + phases[r] + (phases[r] < 0.5), show_id=show_id, region=region,
+                viewers_online=max(0, int(viewers)), joins=int(rng.poisson(viewers * 0.002)),
+                leaves=int(rng.poisson(viewers * 0.002)), orders=int(rng.poisson(rate)),
+                chat_messages=int(rng.poisson(viewers * 0.0004)),
+            ))
     return out
 
 
@@ -312,8 +335,10 @@ def _incidents(
                 evidence=[
                     Evidence(metric="no_frame_ms", observed=15000, threshold=5000, unit="ms",
                              text="no frame for 15 s on every probe behind the node"),
-                    Evidence(metric="connected_pct", observed=0, baseline=100, unit="%",
-                             text="0 of 2 probes connected"),
+                    Evidence(metric="probes_without_media", observed=2, unit="probes",
+                             text="2/2 probes lost media at once, others fine"),
+                    Evidence(metric="disconnected_probes", observed=2, unit="probes",
+                             text="2 probe(s) in state disconnected/failed"),
                 ],
                 summary=f"edge node {edge[f.region]} stopped serving media",
                 viewers_lost=910, orders_lost=31,
@@ -324,8 +349,9 @@ def _incidents(
                 detected_ts=start + 20, severity=Severity.WARNING, cause=Cause.CHAT_CHANNEL,
                 scope={"region": f.region}, probes=probes,
                 evidence=[
-                    Evidence(metric="chat_lost_pct", observed=100, baseline=0, threshold=5,
-                             unit="%", text="100% of chat messages not seen back within 5 s"),
+                    # Diagnosis reports the share lost as a 0-1 ratio.
+                    Evidence(metric="chat_lost_ratio", observed=1.0, threshold=0.3, unit="",
+                             text="4/4 chat messages not delivered in 5 s"),
                     Evidence(metric="bitrate_kbps", observed=1200, baseline=1200, unit="kbps",
                              text="media fine: bitrate unchanged"),
                 ],
@@ -350,8 +376,11 @@ def _incidents(
                 detected_ts=start + 2, severity=Severity.CRITICAL, cause=Cause.STOCK_OUT,
                 scope={"region": f.region, "warehouse": wh}, skus=[f.sku],
                 evidence=[
-                    Evidence(metric="on_hand", observed=0, baseline=550, unit="units",
-                             text=f"{f.sku} on hand 0 in {wh} while on screen"),
+                    Evidence(metric="on_hand", observed=0, threshold=550, unit="units",
+                             text=f"warehouse {wh}: 0 on hand (red), forecast 550"),
+                    Evidence(metric="sku_orders_30s", observed=0, baseline=14.5, unit="orders",
+                             text=f"orders of {f.sku} in {f.region}: 0 in the last 30 s vs "
+                                  "14.5 per 30 s before"),
                 ],
                 summary=f"{f.sku} sold out in {wh} while on screen",
                 orders_lost=48,

@@ -64,6 +64,7 @@ class ProbeTable:
     freeze_count: IntArray
     chat_sent: IntArray
     chat_lost: IntArray
+    sec: IntArray  # second of the show, aligned per probe (see second_slots)
     probes: list[str]
     regions: list[str]
     # probe -> (region, isp, edge_node) as last seen
@@ -74,8 +75,11 @@ class ProbeTable:
 
     @classmethod
     def from_samples(
-        cls, samples: Sequence[ProbeSample], regions: Sequence[str] = ()
+        cls, samples: Sequence[ProbeSample], regions: Sequence[str] = (),
+        t0: float | None = None,
     ) -> ProbeTable:
+        """``t0``: the show start that seconds count from (default: one
+        second before the first sample)."""
         names = (*_FLOAT_FIELDS, *_INT_FIELDS, "probe_id", "region", "state", "isp", "edge_node")
         # One C-level pass over the models' field dicts: attribute access on
         # half a million pydantic models costs seconds, a dict lookup does not.
@@ -105,9 +109,12 @@ class ProbeTable:
         conn = ConnectionState.CONNECTED
         connected = np.array([st == conn for st in col["state"]], dtype=np.bool_)
         order = np.argsort(floats["ts"], kind="stable")
+        ts = floats["ts"][order]
+        p_sorted = probe_idx[order]
+        start = t0 if t0 is not None else (float(np.floor(ts[0])) - 1 if len(ts) else 0.0)
         return cls(
-            ts=floats["ts"][order],
-            probe_idx=probe_idx[order],
+            ts=ts,
+            probe_idx=p_sorted,
             region_idx=region_idx[order],
             connected=connected[order],
             rtt_ms=floats["rtt_ms"][order],
@@ -121,6 +128,7 @@ class ProbeTable:
             freeze_count=ints["freeze_count"][order],
             chat_sent=ints["chat_sent"][order],
             chat_lost=ints["chat_lost"][order],
+            sec=second_slots(ts, p_sorted, start),
             probes=list(probe_codes),
             regions=region_names,
             probe_labels=labels,
@@ -132,7 +140,7 @@ class ProbeTable:
         for name in (
             "ts", "probe_idx", "region_idx", "connected", "rtt_ms", "loss_pct", "bitrate_kbps",
             "fps", "no_frame_ms", "chat_rtt_ms", "ttff_ms", "freeze_ms", "freeze_count",
-            "chat_sent", "chat_lost",
+            "chat_sent", "chat_lost", "sec",
         ):
             kw[name] = getattr(self, name)[mask]
         return ProbeTable(
@@ -149,23 +157,95 @@ class Buckets:
     lo: FloatArray
     hi: FloatArray
     n: IntArray  # values in the bucket
+    width_s: float = 0.0
 
 
-def bucket_series(
-    ts: FloatArray, values: FloatArray, t0: float, t1: float, n_buckets: int
-) -> Buckets:
-    """Mean, min and max of ``values`` per equal time bucket of [t0, t1];
-    NaN values (unknown) are left out, not counted as zero."""
-    n_buckets = max(1, n_buckets)
-    width = max((t1 - t0) / n_buckets, 1e-9)
-    edges = t0 + width * np.arange(n_buckets)
-    ok = ~np.isnan(values) & (ts >= t0) & (ts <= t1)
+# Bucket widths a reader can name ("per 10 s", "per 5 min").
+NICE_WIDTHS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def nice_width(span_s: float, max_buckets: int, min_s: int = 1) -> int:
+    """The narrowest whole-second bucket width >= ``min_s`` that cuts
+    ``span_s`` into at most ``max_buckets`` buckets."""
+    need = span_s / max(1, max_buckets)
+    for w in NICE_WIDTHS_S:
+        if w >= min_s and w >= need:
+            return w
+    return int(np.ceil(need))
+
+
+def second_slots(ts: FloatArray, keys: IntArray, t0: float) -> IntArray:
+    """The whole second of the show (0 = the first) each sample belongs to.
+
+    Each probe stamps its samples on its own sub-second phase (t0 + k +
+    0.07 for one, + 0.93 for another) with some jitter. Cutting time at
+    fixed edges would put two samples of a probe in one bucket and none in
+    the next, and charts would break into dots; so each series (``keys``:
+    one per probe or region) is put on its own second grid first: its phase
+    is the circular mean of its sub-second offsets, and each sample goes to
+    the nearest second of that grid.
+    """
+    if not len(ts):
+        return np.zeros(0, np.int64)
+    rel = ts - t0
+    ang = 2 * np.pi * np.mod(rel, 1.0)
+    n = int(keys.max()) + 1
+    phase = np.mod(np.arctan2(np.bincount(keys, np.sin(ang), n),
+                              np.bincount(keys, np.cos(ang), n)) / (2 * np.pi), 1.0)
+    # A sample covers the second before ``ts``; it belongs to the show
+    # second holding most of it (the one its midpoint falls in).
+    p = phase[keys]
+    out: IntArray = np.rint(rel - p).astype(np.int64) - 1 + (p >= 0.5)
+    return out
+
+
+@dataclass
+class Grid:
+    """Seconds [first_s, first_s + n_s) of the show in buckets of
+    ``width_s`` whole seconds; bucket edges fall on whole seconds."""
+
+    t0: float  # the show start: second 0 starts here
+    first_s: int
+    n_s: int
+    width_s: int
+
+    @property
+    def n(self) -> int:
+        return max(1, -(-self.n_s // self.width_s))
+
+    @property
+    def starts(self) -> FloatArray:
+        out: FloatArray = self.t0 + self.first_s + self.width_s * np.arange(self.n, dtype=float)
+        return out
+
+    def index(self, sec: IntArray) -> tuple[BoolArray, IntArray]:
+        """(inside the grid, bucket index) for each second."""
+        rel = sec - self.first_s
+        ok: BoolArray = (rel >= 0) & (rel < self.n_s)
+        return ok, np.where(ok, rel // self.width_s, 0)
+
+
+def grid_for(t0: float, t1: float, max_buckets: int, show_t0: float | None = None) -> Grid:
+    """A grid over [t0, t1) counted in seconds of the show that starts at
+    ``show_t0`` (default t0)."""
+    origin = t0 if show_t0 is None else show_t0
+    first = int(np.floor(t0 - origin + 1e-9))
+    n_s = max(1, int(np.ceil(t1 - origin - 1e-9)) - first)
+    return Grid(origin, first, n_s, nice_width(n_s, max_buckets))
+
+
+def bucket_series(sec: IntArray, values: FloatArray, grid: Grid) -> Buckets:
+    """Mean, min and max of ``values`` per bucket of ``grid``; NaN values
+    (unknown) are left out, not counted as zero."""
+    inside, b = grid.index(sec)
+    ok = inside & ~np.isnan(values)
     v = values[ok]
-    b = np.minimum(((ts[ok] - t0) / width).astype(np.int64), n_buckets - 1)
-    count = np.bincount(b, minlength=n_buckets).astype(np.int64)
-    total = np.bincount(b, weights=v, minlength=n_buckets)
-    lo = np.full(n_buckets, np.inf)
-    hi = np.full(n_buckets, -np.inf)
+    b = b[ok]
+    n = grid.n
+    count = np.bincount(b, minlength=n).astype(np.int64)
+    total = np.bincount(b, weights=v, minlength=n)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
     np.minimum.at(lo, b, v)
     np.maximum.at(hi, b, v)
     empty = count == 0
@@ -174,25 +254,23 @@ def bucket_series(
     mean[empty] = np.nan
     lo[empty] = np.nan
     hi[empty] = np.nan
-    return Buckets(t=edges, mean=mean, lo=lo, hi=hi, n=count)
+    return Buckets(t=grid.starts, mean=mean, lo=lo, hi=hi, n=count, width_s=grid.width_s)
 
 
 def bucket_ratio(
-    ts: FloatArray, num: FloatArray, den: FloatArray, t0: float, t1: float, n_buckets: int,
-    scale: float = 100.0,
+    sec: IntArray, num: FloatArray, den: FloatArray, grid: Grid, scale: float = 100.0,
 ) -> Buckets:
     """sum(num)/sum(den) per bucket (e.g. chat messages lost in % of sent);
-    buckets with no denominator are NaN. lo/hi are the per-second extremes."""
-    n_buckets = max(1, n_buckets)
-    width = max((t1 - t0) / n_buckets, 1e-9)
-    edges = t0 + width * np.arange(n_buckets)
-    ok = (den > 0) & (ts >= t0) & (ts <= t1)
-    b = np.minimum(((ts[ok] - t0) / width).astype(np.int64), n_buckets - 1)
-    s_num = np.bincount(b, weights=num[ok], minlength=n_buckets)
-    s_den = np.bincount(b, weights=den[ok], minlength=n_buckets)
+    buckets with no denominator are NaN. lo/hi are the per-sample extremes."""
+    inside, b = grid.index(sec)
+    ok = inside & (den > 0)
+    b = b[ok]
+    n = grid.n
+    s_num = np.bincount(b, weights=num[ok], minlength=n)
+    s_den = np.bincount(b, weights=den[ok], minlength=n)
     per = scale * num[ok] / den[ok]
-    lo = np.full(n_buckets, np.inf)
-    hi = np.full(n_buckets, -np.inf)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
     np.minimum.at(lo, b, per)
     np.maximum.at(hi, b, per)
     empty = s_den == 0
@@ -201,7 +279,29 @@ def bucket_ratio(
     mean[empty] = np.nan
     lo[empty] = np.nan
     hi[empty] = np.nan
-    return Buckets(t=edges, mean=mean, lo=lo, hi=hi, n=np.bincount(b, minlength=n_buckets))
+    return Buckets(t=grid.starts, mean=mean, lo=lo, hi=hi, n=np.bincount(b, minlength=n),
+                   width_s=grid.width_s)
+
+
+def bucket_sum(sec: IntArray, values: FloatArray, grid: Grid) -> FloatArray:
+    """Sum of ``values`` per bucket (counts such as orders); NaN is left out."""
+    inside, b = grid.index(sec)
+    ok = inside & ~np.isnan(values)
+    out: FloatArray = np.bincount(b[ok], weights=values[ok], minlength=grid.n)
+    return out
+
+
+def per_second(sec: IntArray, values: FloatArray, n_s: int) -> FloatArray:
+    """The last known value of each second of [0, n_s), carried forward over
+    gaps (a level such as viewers online holds until the next report);
+    NaN before the first report."""
+    out = np.full(n_s, np.nan)
+    ok = (sec >= 0) & (sec < n_s) & ~np.isnan(values)
+    out[sec[ok]] = values[ok]  # later samples win: input is in time order
+    idx = np.where(~np.isnan(out), np.arange(n_s), -1)
+    np.maximum.accumulate(idx, out=idx)
+    filled: FloatArray = np.where(idx >= 0, out[np.maximum(idx, 0)], np.nan)
+    return filled
 
 
 def session_ttffs(table: ProbeTable) -> tuple[FloatArray, IntArray]:
