@@ -82,6 +82,22 @@ def test_time_based_form(left: float | None, expected: StockLevel) -> None:
     assert time_level(left, DEFAULT) == expected
 
 
+@pytest.mark.parametrize(
+    ("left", "remaining", "expected"),
+    [
+        (27.0, 1.0, G),  # lasts 27 min, show ends in 1: outlasts the show
+        (0.5, 1.0, R),  # sells out before the show ends
+        (45.0, 50.0, Y),  # 50 min left: yellow threshold is min(60, 50)
+        (55.0, 50.0, G),
+        (20.0, 120.0, R),  # long show: the seed's thresholds as they are
+    ],
+)
+def test_time_based_form_is_capped_at_the_show_left(
+    left: float, remaining: float, expected: StockLevel
+) -> None:
+    assert time_level(left, DEFAULT, remaining) == expected
+
+
 def test_time_thresholds_can_be_switched_off() -> None:
     cfg = InventoryConfig(red_minutes_left=None)
     assert time_level(10.0, cfg) == Y

@@ -96,7 +96,8 @@ def test_level_from_live_orders(on_hand: int, level: StockLevel) -> None:
 
 def test_time_based_form_through_the_tracker() -> None:
     # 20/min: forecast 1000; 3500 in stock is green by the bands but lasts
-    # 175 min; 1100 lasts 55 min (yellow) although the band says orange.
+    # 175 min; 1100 lasts 55 min, which would be yellow, but the show ends in
+    # 50: the time-based form is capped at the show's remaining time.
     t = tracker_with(InventoryConfig(traffic_weight=0.0, green_above_x=1.0, yellow_at_x=1.0,
                                      orange_at_x=0.6, red_at_x=0.5))
     t.add_stock([stock("US-W", "A1", 1100), stock("US-W", "B1", 3500),
@@ -106,7 +107,7 @@ def test_time_based_form_through_the_tracker() -> None:
     t.add_business(orders("US", "C1", 20, NOW - 300 + 60 * (i + 1)) for i in range(5))
     t.step(NOW)
     assert state(t, "B1", "US-W").level == StockLevel.GREEN
-    assert state(t, "A1", "US-W").level == StockLevel.YELLOW
+    assert state(t, "A1", "US-W").level == StockLevel.GREEN
     assert state(t, "A1", "US-W").minutes_left == pytest.approx(55.0)
     assert state(t, "C1", "US-W").level == StockLevel.RED  # 27.5 min left
 
@@ -401,20 +402,22 @@ def test_paging_route(level: StockLevel, on_screen: bool, route: str) -> None:
 # --- refill quantities in the tracker -----------------------------------------------
 
 @pytest.mark.parametrize(
-    ("sku", "tier", "daily", "expected"),
+    ("sku", "tier", "daily", "stand_in", "expected"),
     [
         # forecast 100, on hand 40, velocity 2/min
-        ("A1", "everyday", {"A1": 10.0}, 100 + 210 - 40),
-        ("A1", "planned_show", {"A1": 10.0}, 100 + 350 - 40),
-        ("C1", "planned_show", {"C1": 10.0}, 100 + 140 - 40),
-        # No everyday figure: 2/min x 60 selling minutes a day = 120/day.
-        ("B1", "everyday", {}, 100 + 2.5 * 7 * 120 - 40),
+        ("A1", "everyday", {"A1": 10.0}, None, 100 + 210 - 40),
+        ("A1", "planned_show", {"A1": 10.0}, None, 100 + 350 - 40),
+        ("C1", "planned_show", {"C1": 10.0}, None, 100 + 140 - 40),
+        # No everyday figure: the show's shortfall only, no invented safety stock.
+        ("B1", "everyday", {}, None, 100 - 40),
+        # ... unless the stand-in is asked for: 2/min x 60 minutes = 120/day.
+        ("B1", "everyday", {}, 60.0, 100 + 2.5 * 7 * 120 - 40),
     ],
 )
 def test_refill_units_by_class_and_tier(sku: str, tier: str, daily: dict[str, float],
-                                        expected: float) -> None:
+                                        stand_in: float | None, expected: float) -> None:
     cfg = InventoryConfig(traffic_weight=0.0, refill_tier=tier,
-                          daily_units=daily)
+                          daily_units=daily, selling_min_per_day=stand_in)
     t = InventoryTracker(SHOW, cfg)
     t.add_stock([stock("US-W", sku, 40)])
     selling(t, "US", sku, 2)

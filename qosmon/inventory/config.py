@@ -89,10 +89,12 @@ class InventoryConfig(_Config):
     # Refill quantity: forecast until the show ends + safety stock - on hand.
     refill_tier: RefillTier = "everyday"
     safety_weeks: SafetyTiers = SafetyTiers()
-    # Everyday sales per SKU (units/day) from the ERP; without it, the show's
-    # velocity x selling_min_per_day stands in.
+    # Everyday sales per SKU (units/day) from the ERP. Without it there is no
+    # safety stock to add, unless selling_min_per_day is set: then the show's
+    # velocity x that many minutes stands in (a live show's rate is far above
+    # everyday sales, so the stand-in is off by default).
     daily_units: dict[str, float] = Field(default_factory=dict)
-    selling_min_per_day: float = Field(default=60.0, gt=0)
+    selling_min_per_day: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> InventoryConfig:

@@ -78,14 +78,27 @@ def band_level(
     return StockLevel.YELLOW
 
 
-def time_level(left_min: float | None, config: InventoryConfig) -> StockLevel:
+def time_level(
+    left_min: float | None, config: InventoryConfig, remaining_min: float | None = None
+) -> StockLevel:
     """The time-based form: lasts < red_minutes_left = red, < yellow_minutes_left
-    = yellow (at least)."""
+    = yellow (at least).
+
+    Both thresholds are capped at the show's remaining minutes: stock that
+    outlasts the show is not urgent because the show's pace would empty it an
+    hour later (in the last minutes of a show every SKU "lasts < 30 min")."""
     if left_min is None:
         return StockLevel.GREEN
-    if config.red_minutes_left and left_min < config.red_minutes_left:
+
+    def cap(threshold: float | None) -> float | None:
+        if not threshold or remaining_min is None:
+            return threshold
+        return min(threshold, remaining_min)
+
+    red, yellow = cap(config.red_minutes_left), cap(config.yellow_minutes_left)
+    if red and left_min < red:
         return StockLevel.RED
-    if config.yellow_minutes_left and left_min < config.yellow_minutes_left:
+    if yellow and left_min < yellow:
         return StockLevel.YELLOW
     return StockLevel.GREEN
 
@@ -98,6 +111,7 @@ def stock_level(
     *,
     on_screen: bool = False,
     previous: StockLevel | None = None,
+    remaining_min: float | None = None,
 ) -> StockLevel:
     """The alert level of a trusted stock figure: the worse of the band and the
     time-based form. Stock 0 is red when anyone wants it (forecast, velocity or
@@ -106,7 +120,7 @@ def stock_level(
         demand = forecast_units > 0 or (velocity_per_min or 0) > 0 or on_screen
         return StockLevel.RED if demand else StockLevel.YELLOW
     by_band = band_level(on_hand, forecast_units, config, previous)
-    by_time = time_level(minutes_left(on_hand, velocity_per_min), config)
+    by_time = time_level(minutes_left(on_hand, velocity_per_min), config, remaining_min)
     return worse(by_band, by_time)
 
 

@@ -271,7 +271,7 @@ class InventoryTracker:
             for shared in self._shared.values():
                 if pair in shared:
                     total = total + shared[pair]
-            state = self._judge(pair, now, total)
+            state = self._judge(pair, now, total, remaining)
             self._states[pair] = state
             key = (state.level, state.action, state.on_screen)
             if self._emitted.get(pair) != key:
@@ -280,7 +280,7 @@ class InventoryTracker:
         self._own_demand = own
         return changed
 
-    def _judge(self, pair: Pair, now: float, demand: Demand) -> StockState:
+    def _judge(self, pair: Pair, now: float, demand: Demand, remaining_min: float) -> StockState:
         cfg = self.config
         sku, wh = pair
         on_screen = self._is_on_screen(sku)
@@ -322,7 +322,8 @@ class InventoryTracker:
         else:
             level = levels.stock_level(fig.on_hand, demand.forecast_units,
                                        demand.velocity_per_min, cfg, on_screen=on_screen,
-                                       previous=self._stock_levels.get(pair))
+                                       previous=self._stock_levels.get(pair),
+                                       remaining_min=remaining_min)
         self._stock_levels[pair] = level
         refill = None
         if level in (StockLevel.ORANGE, StockLevel.RED):
@@ -332,7 +333,7 @@ class InventoryTracker:
     def _refill(self, sku: str, on_hand: int, demand: Demand) -> int | None:
         cfg = self.config
         daily = cfg.daily_units.get(sku)
-        if daily is None and demand.velocity_per_min is not None:
+        if daily is None and demand.velocity_per_min is not None and cfg.selling_min_per_day:
             daily = demand.velocity_per_min * cfg.selling_min_per_day
         if daily is None:
             daily = 0.0
