@@ -42,6 +42,8 @@ class SkuSpec(_Strict):
     price: float = Field(default=10.0, ge=0)
     # Orders per viewer per minute while the SKU is on screen.
     conversion_per_min: float = Field(default=0.002, ge=0, le=1)
+    # Everyday sales outside shows (units/day), for the safety stock in refills.
+    daily_units: float | None = Field(default=None, ge=0)
     # [start_s, end_s) windows when the SKU is on screen; default: whole show.
     on_screen: list[tuple[float, float]] | None = None
 

@@ -149,7 +149,10 @@ class DemoShow:
             link=lambda show_id: f"file://{(out / (show_id + '.html')).resolve()}",
             on_delivery=lambda d: pipeline.record_delivery(d),
         )
-        pipeline = LivePipeline(store, alerter)
+        from qosmon.inventory.config import InventoryConfig
+
+        pipeline = LivePipeline(store, alerter, inventory_config=InventoryConfig(
+            daily_units={s.sku: s.daily_units for s in sc.skus if s.daily_units is not None}))
         await pipeline.start()
         collector = await start_collector(
             CollectorConfig.model_validate({
