@@ -28,7 +28,7 @@ BAD_CASES = [
      "show.duration_s: Input should be a valid number"),
     (lambda s: s.replace('region = "DE"\nat_s = 70', 'region = "XX"\nat_s = 70'),
      "faults[1].region: unknown region 'XX'"),
-    (lambda s: s.replace('rate_kbps = 300', 'rate_kbs = 300'),
+    (lambda s: s.replace('rate_kbps = 1000', 'rate_kbs = 1000'),
      "faults[0].rate_kbs: unknown key"),
     (lambda s: s.replace('kind = "outage"', 'kind = "meteor"'),
      "faults[1].kind: Input should be"),
@@ -36,7 +36,7 @@ BAD_CASES = [
      "regions[2].warehouses: unknown warehouse 'WH-NOWHERE'"),
     (lambda s: s.replace('sku = "SKU-EARBUDS"\nwarehouse', 'sku = "SKU-NONE"\nwarehouse'),
      "faults[3].sku: unknown sku 'SKU-NONE'"),
-    (lambda s: s.replace('rate_kbps = 300\n', ''),
+    (lambda s: s.replace('rate_kbps = 1000\n', ''),
      "faults[0].rate_kbps: required for kind 'bandwidth'"),
     (lambda s: s + "\n[show\n", "not valid TOML"),
 ]
