@@ -11,7 +11,10 @@ for longer is unknown.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from qosmon.detection.counts import CountDrop, CountDropResult
 from qosmon.detection.levelshift import LevelShift, LevelShiftResult
@@ -125,19 +128,39 @@ class RegionBusiness:
         return BusinessStatus(self.region, s, viewers, orders, chat, active, self._persist.since)
 
     # --- history for impact --------------------------------------------------
-    def viewers_before(self, start: float, span_s: int = 60, gap_s: int = 5) -> float | None:
+    def viewers_course(
+        self, start: float, skip: Callable[[int], bool] = lambda s: False,
+        span_s: int = 60, gap_s: int = 5,
+    ) -> ViewerCourse | None:
+        """The audience's course before ``start`` (level and trend), fitted to
+        the ``span_s`` seconds ending ``gap_s`` before it, leaving out seconds
+        ``skip`` names (an earlier incident and its aftermath are not the
+        expected course)."""
         hi = second_of(start) - gap_s
-        vals = [self.viewers[s] for s in range(hi - span_s, hi) if s in self.viewers]
-        return float(statistics.median(vals)) if vals else None
+        pts = [
+            (t, self.viewers[t])
+            for t in range(hi - 10 * span_s, hi)
+            if t in self.viewers and not skip(t)
+        ][-span_s:]
+        if not pts:
+            return None
+        vals = [float(v) for _, v in pts]
+        if len(pts) < 20:
+            return ViewerCourse(second_of(start), float(statistics.median(vals)), 0.0)
+        t = np.array([p[0] for p in pts], float) - hi
+        slope, level = np.polyfit(t, np.array(vals), 1)
+        return ViewerCourse(second_of(start), float(level + slope * gap_s), float(slope))
 
     def viewers_now(self, s: int, span_s: int = 5) -> float | None:
         vals = [self.viewers[t] for t in range(s - span_s + 1, s + 1) if t in self.viewers]
         return float(statistics.median(vals)) if vals else None
 
     def orders_lost(
-        self, start: float, end: float, sku: str | None = None, span_s: int = 120
+        self, start: float, end: float, sku: str | None = None,
+        skip: Callable[[int], bool] = lambda s: False, span_s: int = 120,
     ) -> float | None:
-        """Expected orders (rate before ``start``) minus orders seen until ``end``."""
+        """Expected orders (the usual rate before ``start``, seconds ``skip``
+        names left out) minus orders seen until ``end``."""
         series = self.sku_orders.get(sku, {}) if sku else None
         s0, s1 = second_of(start), second_of(end)
 
@@ -146,11 +169,44 @@ class RegionBusiness:
                 return series.get(t, 0) if series else None
             return self.orders_at(t)
 
-        before = [at(t) for t in range(s0 - span_s, s0)]
-        known = [x for x in before if x is not None]
-        if len(known) < span_s // 4:
+        before = [None if skip(t) else at(t) for t in range(s0 - 5 * span_s, s0)]
+        # The last ``span_s`` usable seconds, looking back past earlier incidents.
+        usable = [i for i, x in enumerate(before) if x is not None]
+        if len(usable) < 15:
             return None
-        rate = sum(known) / len(known)
+        before = before[usable[-min(span_s, len(usable))]:]
+        rate = typical_rate(before)
         during = [at(t) for t in range(s0, s1 + 1)]
         seen = sum(x for x in during if x is not None)
         return max(0.0, rate * len(during) - seen)
+
+
+@dataclass(frozen=True)
+class ViewerCourse:
+    """Viewers expected from ``start`` on: the level then and its trend, held
+    for at most ``horizon_s`` (a show's swings are not straight lines)."""
+
+    start: int
+    level: float
+    slope_per_s: float
+    horizon_s: int = 60
+
+    def at(self, s: int) -> float:
+        return max(0.0, self.level + self.slope_per_s * min(max(0, s - self.start), self.horizon_s))
+
+
+def typical_rate(counts: list[int | None], bucket_s: int = 10) -> float:
+    """Orders per second of the usual course: the mean of 10 s buckets without
+    the highest and lowest, so a flash of demand just before a sell-out (or a
+    dead spell) does not set the expectation for the rest of the show."""
+    rates = []
+    for i in range(0, len(counts), bucket_s):
+        known = [x for x in counts[i : i + bucket_s] if x is not None]
+        if len(known) >= bucket_s // 2:
+            rates.append(sum(known) / len(known))
+    if len(rates) >= 5:
+        rates = sorted(rates)[1:-1]
+    if not rates:
+        known = [x for x in counts if x is not None]
+        return sum(known) / len(known) if known else 0.0
+    return sum(rates) / len(rates)
