@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qosmon.detection.counts import CountDrop, CountDropResult
+from qosmon.detection.counts import CountDrop, CountDropResult, CountRise
 from qosmon.detection.levelshift import LevelShift, LevelShiftResult
 from qosmon.detection.persistence import Persistence
 from qosmon.diagnosis.config import DiagnosisConfig
@@ -33,9 +33,12 @@ class BusinessStatus:
     chat: CountDropResult | None
     anomalous: bool  # after persistence
     since: float | None
+    leaves: CountDropResult | None = None  # viewers leaving per window (a rise)
 
     def what_moved(self) -> list[str]:
         out = []
+        if self.leaves is not None and self.leaves.anomalous:
+            out.append("viewers leaving")
         if self.viewers is not None and self.viewers.anomalous:
             out.append("viewers")
         if self.orders is not None and self.orders.anomalous:
@@ -52,6 +55,7 @@ class RegionBusiness:
         self.viewers: dict[int, int] = {}
         self.orders_total: dict[int, int] = {}
         self.chat: dict[int, int] = {}
+        self.leaves: dict[int, int] = {}
         self.sku_orders: dict[str, dict[int, int]] = {}
         self._viewers_det = LevelShift(
             rel=b.viewers_drop_rel,
@@ -74,6 +78,13 @@ class RegionBusiness:
 
         self._orders_det = counts()
         self._chat_det = counts()
+        self._leaves_det = CountRise(
+            window_s=b.leaves_window_s,
+            reference_s=b.leaves_reference_s,
+            p_value=b.leaves_p_value,
+            ratio=b.leaves_ratio,
+            rebaseline_s=b.rebaseline_s,
+        )
         self._persist = Persistence(b.min_duration_s, b.clear_s)
         self._seen_orders = False
         self._seen_chat = False
@@ -91,6 +102,8 @@ class RegionBusiness:
             self.orders_total[s] = self.orders_total.get(s, 0) + x.orders
         if x.chat_messages is not None:
             self.chat[s] = self.chat.get(s, 0) + x.chat_messages
+        if x.leaves is not None:
+            self.leaves[s] = self.leaves.get(s, 0) + x.leaves
 
     def orders_at(self, s: int) -> int | None:
         if s in self.orders_total:
@@ -120,12 +133,17 @@ class RegionBusiness:
             self._seen_chat = True
         if reported and self._seen_chat:
             chat = self._chat_det.update(float(s), self.chat.get(s, 0))
+        leaves = None
+        if s in self.leaves:
+            leaves = self._leaves_det.update(float(s), self.leaves[s])
         raw: bool | None = None
-        parts = [r for r in (viewers, orders, chat) if r is not None]
+        parts = [r for r in (viewers, orders, chat, leaves) if r is not None]
         if parts:
             raw = any(r.anomalous for r in parts)
         active = self._persist.update(raw, s)
-        return BusinessStatus(self.region, s, viewers, orders, chat, active, self._persist.since)
+        return BusinessStatus(
+            self.region, s, viewers, orders, chat, active, self._persist.since, leaves
+        )
 
     # --- history for impact --------------------------------------------------
     def viewers_course(
@@ -145,6 +163,7 @@ class RegionBusiness:
         if not pts:
             return None
         vals = [float(v) for _, v in pts]
+        # A trend from a short stretch is mostly noise, and it is held for a minute.
         if len(pts) < 20:
             return ViewerCourse(second_of(start), float(statistics.median(vals)), 0.0)
         t = np.array([p[0] for p in pts], float) - hi

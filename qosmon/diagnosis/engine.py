@@ -358,7 +358,7 @@ class DiagnosisEngine:
                         summary=summary,
                     )
                 )
-        return out
+        return _merge_stale(out)
 
     def _business_findings(
         self, s: int, business: dict[str, BusinessStatus], statuses: dict[str, ProbeStatus]
@@ -376,10 +376,14 @@ class DiagnosisEngine:
             if self._explained(r, s, grace):
                 continue
             in_region = [st for st in statuses.values() if not r or st.labels.region == r]
-            bad = sum(1 for st in in_region if st.stream_cause is not None or st.chat_bad)
-            known = sum(1 for st in in_region if st.media_known)
-            if bad >= 2 or (bad and bad >= known):
-                continue  # a regional stream finding is forming: it will explain this
+            if any(
+                st.stream_cause is not None
+                or st.raw_cause is not None
+                or st.chat_bad
+                or st.chat_raw
+                for st in in_region
+            ):
+                continue  # a stream or chat finding may be forming: it would explain this
             candidates.append(b)
         if not candidates:
             return []
@@ -455,7 +459,7 @@ class DiagnosisEngine:
         if family in (_STOCK, _STALE):
             return max(1, self.cfg.stock.min_duration_s)
         if family == _BUSINESS:
-            return 1  # the business series already passed their own persistence
+            return self.cfg.business.confirm_s
         return max(1, t.confirm_s)
 
     def _apply(self, s: int, now: float, findings: list[_Finding]) -> None:
@@ -554,7 +558,9 @@ class DiagnosisEngine:
         for sku in f.skus:
             if sku not in tr.skus:
                 tr.skus.append(sku)
-        lost = self._viewers_lost_now(tr, s)
+        # Stock does not drive viewers away: any move of theirs is another
+        # incident's (or the show's) and is not this one's impact.
+        lost = None if tr.family in (_STOCK, _STALE) else self._viewers_lost_now(tr, s)
         if lost is not None:
             tr.viewers_lost = max(tr.viewers_lost or 0.0, lost)
 
@@ -569,22 +575,23 @@ class DiagnosisEngine:
             return [self._business[""]]
         return []
 
-    def _disturbed(self, tr: _Tracked) -> Callable[[int], bool]:
+    def _disturbed(self, tr: _Tracked, viewers: bool = False) -> Callable[[int], bool]:
         """Seconds inside an earlier incident where ``tr`` is (or the minute
-        after it, while viewers come back): not the expected course."""
+        after it, while viewers come back): not the expected course. Stock
+        incidents move orders, not viewers."""
         spans = [
-            (math.floor(t.start_ts), math.ceil(t.end_ts if t.end_ts is not None else math.inf)
-             + _AFTERMATH_S)
+            (t.start_ts - 1, (t.end_ts if t.end_ts is not None else math.inf) + _AFTERMATH_S)
             for t in self._all
             if t is not tr
             and t.family != _PROBE
+            and not (viewers and t.family in (_STOCK, _STALE))
             and t.start_ts < tr.start_ts
             and (not t.regions or not tr.regions or set(t.regions) & set(tr.regions))
         ]
         return lambda s: any(a <= s < b for a, b in spans)
 
     def _viewers_expected(self, tr: _Tracked) -> list[ViewerCourse] | None:
-        skip = self._disturbed(tr)
+        skip = self._disturbed(tr, viewers=True)
         vals = [rb.viewers_course(tr.start_ts, skip) for rb in self._impact_trackers(tr)]
         known = [v for v in vals if v is not None]
         return known or None
@@ -657,6 +664,43 @@ def _group_cause(classes: list[Cause | None]) -> Cause:
         return Cause.NODE_FAILURE
     best = max(counts.values())
     return next(c for c in CAUSE_PRIORITY if counts.get(c, 0) == best)
+
+
+def _merge_stale(findings: list[_Finding]) -> list[_Finding]:
+    """Stale data is the warehouse's fault, not each SKU's: one incident per
+    place for all the SKUs on screen whose figures it holds."""
+    out = [f for f in findings if f.family != _STALE]
+    by_place: dict[str, list[_Finding]] = {}
+    for f in findings:
+        if f.family == _STALE:
+            by_place.setdefault(f.key[2], []).append(f)
+    for place, fs in sorted(by_place.items()):
+        first = fs[0]
+        skus = tuple(sorted({k for f in fs for k in f.skus}))
+        seen: set[str] = set()
+        evidence = []
+        for e in (e for f in fs for e in f.evidence if e.metric == "data_age_s"):
+            wh = e.text.split(" data for ")[0]
+            if wh not in seen:
+                seen.add(wh)
+                evidence.append(e)
+        summary = first.summary
+        if len(skus) > 1:
+            summary = summary.replace(f"SKU {first.skus[0]}", "SKUs " + ", ".join(skus))
+        out.append(
+            _Finding(
+                _STALE,
+                (_STALE, place),
+                first.scope,
+                first.cause,
+                min(f.start_ts for f in fs),
+                skus=skus,
+                regions=first.regions,
+                evidence=evidence,
+                summary=summary,
+            )
+        )
+    return out
 
 
 def _worst_stock(causes: Iterable[Cause]) -> Cause:

@@ -390,9 +390,24 @@ def business_evidence(
                     f"{ch.expected:.1f} expected",
                 )
             )
-    if have_v:
+    lv_obs = sum(b.leaves.observed for b in members if b.leaves and b.leaves.anomalous)
+    lv_exp = sum(b.leaves.expected or 0.0 for b in members if b.leaves and b.leaves.anomalous)
+    if lv_exp:
         ev.insert(
             0,
+            _ev(
+                "viewers_leaving",
+                float(lv_obs),
+                lv_exp,
+                cfg.business.leaves_ratio * lv_exp,
+                "viewers",
+                f"{lv_obs:,} viewers left in {cfg.business.leaves_window_s} s vs "
+                f"{lv_exp:,.0f} usually (x{lv_obs / lv_exp:.1f})",
+            ),
+        )
+    if have_v:
+        ev.insert(
+            len(ev) if lv_exp else 0,
             _ev(
                 "viewers_online",
                 obs_v,
@@ -412,13 +427,14 @@ def business_evidence(
             f"{n_probes} probe(s) here see a healthy stream; no SKU on screen out of stock",
         )
     )
-    what = " and ".join(moved) or "business"
     # Each series that moved with its own change: a viewers figure next to an
     # orders drop would read "dropped (+0%)".
-    changes = []
+    parts = []
+    if lv_exp:
+        parts.append(f"viewers are leaving at x{lv_obs / lv_exp:.1f} the usual rate")
     if have_v and "viewers" in moved:
-        changes.append(f"viewers{_pct_change(obs_v, exp_v)}")
-    for name, attr in (("orders", "orders"), ("chat", "chat")):
+        parts.append(f"viewers dropped{_pct_change(obs_v, exp_v)}")
+    for name, attr in (("orders", "orders"), ("chat messages", "chat")):
         obs = exp = 0.0
         for b in members:
             r = getattr(b, attr)
@@ -426,18 +442,17 @@ def business_evidence(
                 obs += r.observed
                 exp += r.expected
         if exp:
-            changes.append(f"{name}{_pct_change(obs, exp)}")
-    change = f" ({', '.join(changes)})" if changes else ""
+            parts.append(f"{name} dropped{_pct_change(obs, exp)}")
+    what = ", ".join(parts) or "business dropped"
     if cause == Cause.NETWORK_FINE:
         summary = (
-            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course "
-            f"while stream and stock are fine ({n_probes} healthy probes): content or "
-            f"audience"
+            f"In {where(scope)} {what} while stream and stock are fine "
+            f"({n_probes} healthy probes): content or audience"
         )
     else:
         summary = (
-            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course; "
-            f"no probe watches there, so the stream cannot be judged"
+            f"In {where(scope)} {what}; no probe watches there, so the stream cannot "
+            f"be judged"
         )
     return ev, summary
 
@@ -485,6 +500,9 @@ def chat_strength(members: Sequence[ProbeStatus]) -> float:
 def business_strength(members: Sequence[BusinessStatus]) -> float:
     drops = [0.0]
     for b in members:
+        lv = b.leaves
+        if lv is not None and lv.anomalous and lv.expected:
+            drops.append(1 - lv.expected / max(lv.observed, 1))
         if b.viewers is not None and b.viewers.anomalous and b.viewers.rel_change is not None:
             drops.append(-b.viewers.rel_change)
         for c in (b.orders, b.chat):
