@@ -376,14 +376,19 @@ class DiagnosisEngine:
             if self._explained(r, s, grace):
                 continue
             in_region = [st for st in statuses.values() if not r or st.labels.region == r]
-            if any(
-                st.stream_cause is not None
-                or st.raw_cause is not None
-                or st.chat_bad
-                or st.chat_raw
-                for st in in_region
+            bad = sum(1 for st in in_region if st.stream_cause is not None or st.chat_bad)
+            known = sum(1 for st in in_region if st.media_known)
+            if bad >= 2 or (bad and bad >= known):
+                continue  # a regional stream finding is forming: it will explain this
+            opened = (_BUSINESS, r) in self._open or (_BUSINESS, "*") in self._open
+            if not opened and any(
+                st.raw_cause is not None or st.chat_raw for st in in_region
             ):
-                continue  # a stream or chat finding may be forming: it would explain this
+                # Before opening, any probe showing a fault holds it back: a
+                # stream fault makes viewers leave at once and its probes show
+                # it a second or two later. Once open, one probe's blip does not
+                # split the incident.
+                continue
             candidates.append(b)
         if not candidates:
             return []
