@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
-from qosmon.detection.counts import CountDrop, poisson_cdf
+from qosmon.detection.counts import CountDrop, CountRise, poisson_cdf
 from qosmon.detection.levelshift import LevelShift
 from qosmon.detection.persistence import Persistence
 from qosmon.detection.score import OnlineScorer
@@ -98,3 +99,27 @@ def test_online_scorer_scores_spikes_high_and_noise_low() -> None:
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores[1500] > 0.9
     assert sum(s > 0.5 for s in scores) <= 5
+
+
+def test_count_rise_sees_a_leave_surge_within_seconds_and_ignores_noise() -> None:
+    rng = np.random.default_rng(5)
+    det = CountRise()
+    flagged = []
+    for t in range(200):
+        rate = 70.0 if 120 <= t < 150 else 7.0  # viewers walk out of a fine stream
+        r = det.update(float(t), int(rng.poisson(rate)))
+        if r.anomalous:
+            flagged.append(t)
+    assert flagged and flagged[0] - 120 <= 2
+    assert all(118 <= t < 156 for t in flagged)  # nothing before, nothing long after
+
+
+def test_count_rise_ignores_a_mild_rise_and_small_counts() -> None:
+    rng = np.random.default_rng(6)
+    det = CountRise()
+    for t in range(200):
+        rate = 4.5 if t >= 100 else 3.0  # x1.5: a chat stall's worth, not a walk-out
+        assert not det.update(float(t), int(rng.poisson(rate))).anomalous
+    small = CountRise()
+    for t in range(100):
+        assert not small.update(float(t), 3 if t == 60 else 0).anomalous

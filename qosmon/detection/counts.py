@@ -114,3 +114,79 @@ class CountDrop:
             self._frozen_rate = rate
             self._frozen_since = ts
         return CountDropResult(ts, observed, expected, rate, p, anomalous)
+
+
+def poisson_sf(k: int, mu: float) -> float:
+    """P(X >= k) for X ~ Poisson(mu)."""
+    return 1.0 - poisson_cdf(k - 1, mu) if k > 0 else 1.0
+
+
+class CountRise:
+    """Surges in a count series (viewers leaving per second): the window's sum
+    is improbably high for a Poisson variable at the reference rate and at
+    least ``ratio`` times it. A leave rate that jumps is seen within seconds,
+    long before the audience level it drains has moved past a level-shift
+    threshold. While a surge lasts the reference rate is frozen."""
+
+    def __init__(
+        self,
+        *,
+        window_s: int = 5,
+        reference_s: int = 60,
+        p_value: float = 1e-6,
+        ratio: float = 2.0,
+        min_expected: float = 5.0,
+        min_history_s: int = 20,
+        rebaseline_s: int = 180,
+    ) -> None:
+        self.window_s = window_s
+        self.reference_s = reference_s
+        self.p_value = p_value
+        self.ratio = ratio
+        self.min_expected = min_expected
+        self.min_history_s = min_history_s
+        self.rebaseline_s = rebaseline_s
+        self._points: deque[tuple[float, int]] = deque()
+        self._frozen_rate: float | None = None
+        self._frozen_since: float | None = None
+        self._first_ts: float | None = None
+
+    def _reference_rate(self, now: float) -> float | None:
+        end = now - self.window_s
+        if self._first_ts is None or end - self._first_ts < self.min_history_s:
+            return None
+        start = max(end - self.reference_s, self._first_ts - 1)
+        pts = [c for t, c in self._points if start < t <= end]
+        return sum(pts) / len(pts) if pts else None
+
+    def update(self, ts: float, count: int) -> CountDropResult:
+        if self._first_ts is None:
+            self._first_ts = ts
+        self._points.append((ts, count))
+        while self._points and self._points[0][0] <= ts - self.window_s - self.reference_s:
+            self._points.popleft()
+        observed = sum(c for t, c in self._points if t > ts - self.window_s)
+        rate = self._frozen_rate if self._frozen_rate is not None else self._reference_rate(ts)
+        if rate is None:
+            return CountDropResult(ts, observed, None, None, None, False)
+        expected = rate * self.window_s
+        p = poisson_sf(observed, expected)
+        if self._frozen_rate is not None:
+            back = observed < (1 + self.ratio) / 2 * expected
+            lasted = self._frozen_since is not None and ts - self._frozen_since >= self.rebaseline_s
+            if back or lasted:
+                self._frozen_rate = None
+                self._frozen_since = None
+                if lasted:
+                    self._first_ts = ts
+                return CountDropResult(ts, observed, expected, rate, p, False)
+            return CountDropResult(ts, observed, expected, rate, p, True)
+        anomalous = (
+            expected >= self.min_expected
+            and observed >= self.ratio * expected
+            and p < self.p_value
+        )
+        if anomalous:
+            self._frozen_rate = rate
+            self._frozen_since = ts
+        return CountDropResult(ts, observed, expected, rate, p, anomalous)

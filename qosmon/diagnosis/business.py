@@ -11,9 +11,12 @@ for longer is unknown.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from qosmon.detection.counts import CountDrop, CountDropResult
+import numpy as np
+
+from qosmon.detection.counts import CountDrop, CountDropResult, CountRise
 from qosmon.detection.levelshift import LevelShift, LevelShiftResult
 from qosmon.detection.persistence import Persistence
 from qosmon.diagnosis.config import DiagnosisConfig
@@ -30,9 +33,12 @@ class BusinessStatus:
     chat: CountDropResult | None
     anomalous: bool  # after persistence
     since: float | None
+    leaves: CountDropResult | None = None  # viewers leaving per window (a rise)
 
     def what_moved(self) -> list[str]:
         out = []
+        if self.leaves is not None and self.leaves.anomalous:
+            out.append("viewers leaving")
         if self.viewers is not None and self.viewers.anomalous:
             out.append("viewers")
         if self.orders is not None and self.orders.anomalous:
@@ -49,6 +55,7 @@ class RegionBusiness:
         self.viewers: dict[int, int] = {}
         self.orders_total: dict[int, int] = {}
         self.chat: dict[int, int] = {}
+        self.leaves: dict[int, int] = {}
         self.sku_orders: dict[str, dict[int, int]] = {}
         self._viewers_det = LevelShift(
             rel=b.viewers_drop_rel,
@@ -71,6 +78,13 @@ class RegionBusiness:
 
         self._orders_det = counts()
         self._chat_det = counts()
+        self._leaves_det = CountRise(
+            window_s=b.leaves_window_s,
+            reference_s=b.leaves_reference_s,
+            p_value=b.leaves_p_value,
+            ratio=b.leaves_ratio,
+            rebaseline_s=b.rebaseline_s,
+        )
         self._persist = Persistence(b.min_duration_s, b.clear_s)
         self._seen_orders = False
         self._seen_chat = False
@@ -88,6 +102,8 @@ class RegionBusiness:
             self.orders_total[s] = self.orders_total.get(s, 0) + x.orders
         if x.chat_messages is not None:
             self.chat[s] = self.chat.get(s, 0) + x.chat_messages
+        if x.leaves is not None:
+            self.leaves[s] = self.leaves.get(s, 0) + x.leaves
 
     def orders_at(self, s: int) -> int | None:
         if s in self.orders_total:
@@ -117,27 +133,53 @@ class RegionBusiness:
             self._seen_chat = True
         if reported and self._seen_chat:
             chat = self._chat_det.update(float(s), self.chat.get(s, 0))
+        leaves = None
+        if s in self.leaves:
+            leaves = self._leaves_det.update(float(s), self.leaves[s])
         raw: bool | None = None
-        parts = [r for r in (viewers, orders, chat) if r is not None]
+        parts = [r for r in (viewers, orders, chat, leaves) if r is not None]
         if parts:
             raw = any(r.anomalous for r in parts)
         active = self._persist.update(raw, s)
-        return BusinessStatus(self.region, s, viewers, orders, chat, active, self._persist.since)
+        return BusinessStatus(
+            self.region, s, viewers, orders, chat, active, self._persist.since, leaves
+        )
 
     # --- history for impact --------------------------------------------------
-    def viewers_before(self, start: float, span_s: int = 60, gap_s: int = 5) -> float | None:
+    def viewers_course(
+        self, start: float, skip: Callable[[int], bool] = lambda s: False,
+        span_s: int = 60, gap_s: int = 5,
+    ) -> ViewerCourse | None:
+        """The audience's course before ``start`` (level and trend), fitted to
+        the ``span_s`` seconds ending ``gap_s`` before it, leaving out seconds
+        ``skip`` names (an earlier incident and its aftermath are not the
+        expected course)."""
         hi = second_of(start) - gap_s
-        vals = [self.viewers[s] for s in range(hi - span_s, hi) if s in self.viewers]
-        return float(statistics.median(vals)) if vals else None
+        pts = [
+            (t, self.viewers[t])
+            for t in range(hi - 10 * span_s, hi)
+            if t in self.viewers and not skip(t)
+        ][-span_s:]
+        if not pts:
+            return None
+        vals = [float(v) for _, v in pts]
+        # A trend from a short stretch is mostly noise, and it is held for a minute.
+        if len(pts) < 20:
+            return ViewerCourse(second_of(start), float(statistics.median(vals)), 0.0)
+        t = np.array([p[0] for p in pts], float) - hi
+        slope, level = np.polyfit(t, np.array(vals), 1)
+        return ViewerCourse(second_of(start), float(level + slope * gap_s), float(slope))
 
     def viewers_now(self, s: int, span_s: int = 5) -> float | None:
         vals = [self.viewers[t] for t in range(s - span_s + 1, s + 1) if t in self.viewers]
         return float(statistics.median(vals)) if vals else None
 
     def orders_lost(
-        self, start: float, end: float, sku: str | None = None, span_s: int = 120
+        self, start: float, end: float, sku: str | None = None,
+        skip: Callable[[int], bool] = lambda s: False, span_s: int = 120,
     ) -> float | None:
-        """Expected orders (rate before ``start``) minus orders seen until ``end``."""
+        """Expected orders (the usual rate before ``start``, seconds ``skip``
+        names left out) minus orders seen until ``end``."""
         series = self.sku_orders.get(sku, {}) if sku else None
         s0, s1 = second_of(start), second_of(end)
 
@@ -146,11 +188,44 @@ class RegionBusiness:
                 return series.get(t, 0) if series else None
             return self.orders_at(t)
 
-        before = [at(t) for t in range(s0 - span_s, s0)]
-        known = [x for x in before if x is not None]
-        if len(known) < span_s // 4:
+        before = [None if skip(t) else at(t) for t in range(s0 - 5 * span_s, s0)]
+        # The last ``span_s`` usable seconds, looking back past earlier incidents.
+        usable = [i for i, x in enumerate(before) if x is not None]
+        if len(usable) < 15:
             return None
-        rate = sum(known) / len(known)
+        before = before[usable[-min(span_s, len(usable))]:]
+        rate = typical_rate(before)
         during = [at(t) for t in range(s0, s1 + 1)]
         seen = sum(x for x in during if x is not None)
         return max(0.0, rate * len(during) - seen)
+
+
+@dataclass(frozen=True)
+class ViewerCourse:
+    """Viewers expected from ``start`` on: the level then and its trend, held
+    for at most ``horizon_s`` (a show's swings are not straight lines)."""
+
+    start: int
+    level: float
+    slope_per_s: float
+    horizon_s: int = 60
+
+    def at(self, s: int) -> float:
+        return max(0.0, self.level + self.slope_per_s * min(max(0, s - self.start), self.horizon_s))
+
+
+def typical_rate(counts: list[int | None], bucket_s: int = 10) -> float:
+    """Orders per second of the usual course: the mean of 10 s buckets without
+    the highest and lowest, so a flash of demand just before a sell-out (or a
+    dead spell) does not set the expectation for the rest of the show."""
+    rates = []
+    for i in range(0, len(counts), bucket_s):
+        known = [x for x in counts[i : i + bucket_s] if x is not None]
+        if len(known) >= bucket_s // 2:
+            rates.append(sum(known) / len(known))
+    if len(rates) >= 5:
+        rates = sorted(rates)[1:-1]
+    if not rates:
+        known = [x for x in counts if x is not None]
+        return sum(known) / len(known) if known else 0.0
+    return sum(rates) / len(rates)

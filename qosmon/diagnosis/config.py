@@ -60,15 +60,25 @@ class BusinessThresholds(_Section):
     orders_p_value: float = Field(default=1e-6, gt=0, lt=1)
     orders_drop_rel: float = Field(default=0.5, gt=0, lt=1)
     orders_min_expected: float = Field(default=8.0, gt=0)
+    # Viewers leaving (BusinessSample.leaves) surging: at least this many
+    # times the reference rate and improbable as Poisson noise.
+    leaves_window_s: int = Field(default=5, ge=1)
+    leaves_reference_s: int = Field(default=60, ge=10)
+    leaves_ratio: float = Field(default=2.0, gt=1)
+    leaves_p_value: float = Field(default=1e-6, gt=0, lt=1)
     min_duration_s: int = Field(default=3, ge=1)
     clear_s: int = Field(default=10, ge=1)
+    # Seconds a business move must also hold with every probe of the region
+    # healthy before it is called network_fine: a stream fault makes viewers
+    # leave at once, its probes show it a second or two later.
+    confirm_s: int = Field(default=3, ge=1)
     # A business move within this long after a stream or stock incident in the
     # same place is that incident's impact, not a new incident.
     attribution_grace_s: int = Field(default=300, ge=0)
 
 
 class StockThresholds(_Section):
-    min_duration_s: int = Field(default=2, ge=0)
+    min_duration_s: int = Field(default=1, ge=0)
     clear_s: int = Field(default=5, ge=1)
     low_stock_levels: list[str] = Field(default_factory=lambda: ["red"])
 

@@ -23,20 +23,23 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from qosmon.diagnosis.business import BusinessStatus, RegionBusiness
+from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
     business_evidence,
+    business_strength,
     chat_evidence,
+    chat_strength,
     media_evidence,
+    media_strength,
     stock_evidence,
 )
 from qosmon.diagnosis.probes import CAUSE_PRIORITY, Labels, ProbeStatus, ProbeTracker, second_of
 from qosmon.diagnosis.scope import localize_probes
-from qosmon.diagnosis.stock import StockFinding, stock_findings
+from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
 from qosmon.model import (
     BusinessSample,
     Cause,
@@ -59,6 +62,9 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
     "stale",
     "business",
 )
+# After an incident ends its viewers take this long to come back: those
+# seconds are not the expected course for the next incident's impact.
+_AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
 
 
@@ -80,6 +86,10 @@ class _Finding:
     # False while the fault is fading (members inside their clear time): the
     # evidence of that second would show recovered values, so it is not kept.
     live: bool = True
+    # How clearly this second shows the cause: an incident shows the evidence
+    # of its clearest second, not of whichever came last (a fault fading out
+    # would otherwise be "proved" by nearly recovered values).
+    strength: float = 0.0
 
 
 @dataclass
@@ -103,11 +113,11 @@ class _Tracked:
     skus: list[str] = field(default_factory=list)
     regions: tuple[str, ...] = ()
     votes: Counter[Cause] = field(default_factory=Counter)
-    evidence: list[Evidence] = field(default_factory=list)
-    summaries: dict[Cause, str] = field(default_factory=dict)
+    # Per cause: the clearest second's strength, evidence and summary.
+    shown: dict[Cause, tuple[float, list[Evidence], str]] = field(default_factory=dict)
     last_seen: int = 0
     end_ts: float | None = None
-    viewers_expected: float | None = None
+    viewers_expected: list[ViewerCourse] | None = None
     viewers_lost: float | None = None
     emitted: tuple[object, ...] | None = None
 
@@ -236,6 +246,7 @@ class DiagnosisEngine:
                         evidence=ev,
                         summary=summary,
                         live=m.raw_cause is not None,
+                        strength=media_strength(under, members),
                     )
                 )
                 continue
@@ -255,6 +266,7 @@ class DiagnosisEngine:
                     evidence=ev,
                     summary=summary,
                     live=any(m.raw_cause is not None for m in members),
+                    strength=media_strength(cause, members),
                 )
             )
         return out
@@ -281,6 +293,7 @@ class DiagnosisEngine:
                         evidence=ev,
                         summary=summary,
                         live=members[0].chat_raw,
+                        strength=chat_strength(members),
                     )
                 )
             else:
@@ -297,6 +310,7 @@ class DiagnosisEngine:
                         evidence=ev,
                         summary=summary,
                         live=any(m.chat_raw for m in members),
+                        strength=chat_strength(members),
                     )
                 )
         return out
@@ -329,7 +343,7 @@ class DiagnosisEngine:
                     else (tuple(sorted(all_regions)) if not scope else ())
                 )
                 ev, summary = stock_evidence(f, scope, self._business, self.cfg)
-                start = min(st.ts for st in f.states)
+                start = min(st.ts for st in deciding_states(f, self.cfg))
                 key = (family, sku, ",".join(f"{k}={v}" for k, v in sorted(scope.items())) or "*")
                 out.append(
                     _Finding(
@@ -344,7 +358,7 @@ class DiagnosisEngine:
                         summary=summary,
                     )
                 )
-        return out
+        return _merge_stale(out)
 
     def _business_findings(
         self, s: int, business: dict[str, BusinessStatus], statuses: dict[str, ProbeStatus]
@@ -366,6 +380,15 @@ class DiagnosisEngine:
             known = sum(1 for st in in_region if st.media_known)
             if bad >= 2 or (bad and bad >= known):
                 continue  # a regional stream finding is forming: it will explain this
+            opened = (_BUSINESS, r) in self._open or (_BUSINESS, "*") in self._open
+            if not opened and any(
+                st.raw_cause is not None or st.chat_raw for st in in_region
+            ):
+                # Before opening, any probe showing a fault holds it back: a
+                # stream fault makes viewers leave at once and its probes show
+                # it a second or two later. Once open, one probe's blip does not
+                # split the incident.
+                continue
             candidates.append(b)
         if not candidates:
             return []
@@ -399,6 +422,7 @@ class DiagnosisEngine:
                     regions=regions,
                     evidence=ev,
                     summary=summary,
+                    strength=business_strength(members),
                 )
             )
         return out
@@ -440,7 +464,7 @@ class DiagnosisEngine:
         if family in (_STOCK, _STALE):
             return max(1, self.cfg.stock.min_duration_s)
         if family == _BUSINESS:
-            return 1  # the business series already passed their own persistence
+            return self.cfg.business.confirm_s
         return max(1, t.confirm_s)
 
     def _apply(self, s: int, now: float, findings: list[_Finding]) -> None:
@@ -527,16 +551,21 @@ class DiagnosisEngine:
             tr.cause = next(c for c in (*order, *tr.votes) if tr.votes.get(c, 0) == best)
         else:
             tr.cause = f.cause if tr.votes[f.cause] == best else tr.cause
-        if f.live and (tr.cause == f.cause or not tr.evidence):
-            tr.evidence = f.evidence
-        if f.live or f.cause not in tr.summaries:
-            tr.summaries[f.cause] = f.summary
+        best_here = tr.shown.get(f.cause)
+        # Stock evidence is a state, not a measurement: the latest is the truth.
+        # Elsewhere the first of the clearest seconds wins, before recovery
+        # blurs it (chat losses are counted seconds after the stall began).
+        latest_wins = tr.family in (_STOCK, _STALE) and f.live
+        if best_here is None or latest_wins or (f.live and f.strength > best_here[0]):
+            tr.shown[f.cause] = (f.strength if f.live else -math.inf, f.evidence, f.summary)
         tr.probes |= f.probes
         tr.common = f.common if f.probes == frozenset(tr.probes) else tr.common
         for sku in f.skus:
             if sku not in tr.skus:
                 tr.skus.append(sku)
-        lost = self._viewers_lost_now(tr, s)
+        # Stock does not drive viewers away: any move of theirs is another
+        # incident's (or the show's) and is not this one's impact.
+        lost = None if tr.family in (_STOCK, _STALE) else self._viewers_lost_now(tr, s)
         if lost is not None:
             tr.viewers_lost = max(tr.viewers_lost or 0.0, lost)
 
@@ -551,10 +580,26 @@ class DiagnosisEngine:
             return [self._business[""]]
         return []
 
-    def _viewers_expected(self, tr: _Tracked) -> float | None:
-        vals = [rb.viewers_before(tr.start_ts) for rb in self._impact_trackers(tr)]
+    def _disturbed(self, tr: _Tracked, viewers: bool = False) -> Callable[[int], bool]:
+        """Seconds inside an earlier incident where ``tr`` is (or the minute
+        after it, while viewers come back): not the expected course. Stock
+        incidents move orders, not viewers."""
+        spans = [
+            (t.start_ts - 1, (t.end_ts if t.end_ts is not None else math.inf) + _AFTERMATH_S)
+            for t in self._all
+            if t is not tr
+            and t.family != _PROBE
+            and not (viewers and t.family in (_STOCK, _STALE))
+            and t.start_ts < tr.start_ts
+            and (not t.regions or not tr.regions or set(t.regions) & set(tr.regions))
+        ]
+        return lambda s: any(a <= s < b for a, b in spans)
+
+    def _viewers_expected(self, tr: _Tracked) -> list[ViewerCourse] | None:
+        skip = self._disturbed(tr, viewers=True)
+        vals = [rb.viewers_course(tr.start_ts, skip) for rb in self._impact_trackers(tr)]
         known = [v for v in vals if v is not None]
-        return sum(known) if known else None
+        return known or None
 
     def _viewers_lost_now(self, tr: _Tracked, s: int) -> float | None:
         if tr.viewers_expected is None:
@@ -563,16 +608,17 @@ class DiagnosisEngine:
         known = [v for v in vals if v is not None]
         if not known:
             return None
-        return max(0.0, tr.viewers_expected - sum(known))
+        return max(0.0, sum(c.at(s) for c in tr.viewers_expected) - sum(known))
 
     def _orders_lost(self, tr: _Tracked) -> float | None:
         end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen)
+        skip = self._disturbed(tr)
         total = None
         for rb in self._impact_trackers(tr):
             if tr.family in (_STOCK, _STALE) and tr.skus:
-                lost = rb.orders_lost(tr.start_ts, end, sku=tr.skus[0])
+                lost = rb.orders_lost(tr.start_ts, end, sku=tr.skus[0], skip=skip)
             else:
-                lost = rb.orders_lost(tr.start_ts, end)
+                lost = rb.orders_lost(tr.start_ts, end, skip=skip)
             if lost is not None:
                 total = (total or 0.0) + lost
         return total
@@ -589,6 +635,7 @@ class DiagnosisEngine:
         ):
             scope["edge_node"] = tr.common["edge_node"]
         end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen + 1)
+        shown = tr.shown.get(tr.cause) or next(iter(tr.shown.values()), None)
         return Incident(
             incident_id=tr.incident_id,
             show_id=self.show.show_id,
@@ -600,8 +647,8 @@ class DiagnosisEngine:
             scope=scope,
             probes=sorted(tr.probes),
             skus=list(tr.skus),
-            evidence=list(tr.evidence),
-            summary=tr.summaries.get(tr.cause, ""),
+            evidence=list(shown[1]) if shown else [],
+            summary=shown[2] if shown else "",
             viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
             orders_lost=_round(self._orders_lost(tr)),
         )
@@ -622,6 +669,43 @@ def _group_cause(classes: list[Cause | None]) -> Cause:
         return Cause.NODE_FAILURE
     best = max(counts.values())
     return next(c for c in CAUSE_PRIORITY if counts.get(c, 0) == best)
+
+
+def _merge_stale(findings: list[_Finding]) -> list[_Finding]:
+    """Stale data is the warehouse's fault, not each SKU's: one incident per
+    place for all the SKUs on screen whose figures it holds."""
+    out = [f for f in findings if f.family != _STALE]
+    by_place: dict[str, list[_Finding]] = {}
+    for f in findings:
+        if f.family == _STALE:
+            by_place.setdefault(f.key[2], []).append(f)
+    for place, fs in sorted(by_place.items()):
+        first = fs[0]
+        skus = tuple(sorted({k for f in fs for k in f.skus}))
+        seen: set[str] = set()
+        evidence = []
+        for e in (e for f in fs for e in f.evidence if e.metric == "data_age_s"):
+            wh = e.text.split(" data for ")[0]
+            if wh not in seen:
+                seen.add(wh)
+                evidence.append(e)
+        summary = first.summary
+        if len(skus) > 1:
+            summary = summary.replace(f"SKU {first.skus[0]}", "SKUs " + ", ".join(skus))
+        out.append(
+            _Finding(
+                _STALE,
+                (_STALE, place),
+                first.scope,
+                first.cause,
+                min(f.start_ts for f in fs),
+                skus=skus,
+                regions=first.regions,
+                evidence=evidence,
+                summary=summary,
+            )
+        )
+    return out
 
 
 def _worst_stock(causes: Iterable[Cause]) -> Cause:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from qosmon.diagnosis.business import BusinessStatus, RegionBusiness
+from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, typical_rate
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.diagnosis.probes import ProbeStatus
+from qosmon.diagnosis.probes import ProbeStatus, second_of
 from qosmon.diagnosis.scope import ProbeGroup
-from qosmon.diagnosis.stock import StockFinding
+from qosmon.diagnosis.stock import StockFinding, deciding_states
 from qosmon.model import Cause, ConnectionState, Evidence
 
 
@@ -226,25 +226,26 @@ def chat_evidence(
     rtt = _med([v.chat_rtt_ms for v in views])
     fps = _med([v.fps for v in views])
     ratio = lost / sent if sent else None
-    ev = [
-        _ev(
-            "chat_lost_ratio",
-            ratio,
-            None,
-            c.lost_ratio,
-            "",
-            f"{lost}/{sent} chat messages not delivered in {c.window_s} s",
-        ),
-        _ev(
-            "chat_rtt_ms",
-            rtt,
-            None,
-            c.rtt_ms,
-            "ms",
-            f"chat delivery time {_fmt(rtt)} ms (threshold {c.rtt_ms:.0f} ms)",
-        ),
-        _ev("fps", fps, None, None, "fps", f"media fine: {_fmt(fps, 1)} fps, no stream fault"),
-    ]
+    by_loss = lost >= c.min_lost and ratio is not None and ratio >= c.lost_ratio
+    # Lead with the signal that decided: messages lost, or delivered too late.
+    e_lost = _ev(
+        "chat_lost_ratio",
+        ratio,
+        None,
+        c.lost_ratio,
+        "",
+        f"{lost}/{sent} chat messages not delivered in {c.window_s} s "
+        f"(threshold {c.lost_ratio:.0%})",
+    )
+    if rtt is None:
+        rtt_text = f"no chat message came back in {c.window_s} s"
+    else:
+        rtt_text = f"chat delivery time {_fmt(rtt)} ms (threshold {c.rtt_ms:.0f} ms)"
+    e_rtt = _ev("chat_rtt_ms", rtt, None, c.rtt_ms, "ms", rtt_text)
+    ev = [e_lost, e_rtt] if by_loss or rtt is None or rtt < c.rtt_ms else [e_rtt, e_lost]
+    ev.append(
+        _ev("fps", fps, None, None, "fps", f"media fine: {_fmt(fps, 1)} fps, no stream fault")
+    )
     k = len(members)
     if group.is_single_probe:
         summary = (
@@ -252,9 +253,14 @@ def chat_evidence(
             f"lost); other probes are fine, not a chat-channel fault"
         )
     else:
+        what = (
+            f"{lost}/{sent} messages not delivered"
+            if by_loss or rtt is None
+            else f"messages take {_fmt(rtt)} ms to arrive"
+        )
         summary = (
-            f"Chat is failing for viewers in {where(group.scope)}: {lost}/{sent} messages "
-            f"not delivered while media is fine ({k}/{max(n_known, k)} probes)"
+            f"Chat is failing for viewers in {where(group.scope)}: {what} "
+            f"while media is fine ({k}/{max(n_known, k)} probes)"
         )
     return ev, summary
 
@@ -296,8 +302,11 @@ def stock_evidence(
     if rb is not None and rb.sku_orders.get(f.sku):
         series = rb.sku_orders[f.sku]
         last = max(series)
+        onset = second_of(min(st.ts for st in deciding_states(f, cfg)))
         recent = sum(series.get(t, 0) for t in range(last - 29, last + 1))
-        before = sum(series.get(t, 0) for t in range(last - 149, last - 29)) / 4
+        # The usual pace before the onset, not the flash of demand that
+        # emptied the shelf.
+        before = typical_rate([series.get(t, 0) for t in range(onset - 120, onset)]) * 30
         ev.append(
             _ev(
                 "sku_orders_30s",
@@ -306,7 +315,7 @@ def stock_evidence(
                 None,
                 "orders",
                 f"orders of {f.sku} in {region}: {recent} in the last 30 s vs "
-                f"{before:.1f} per 30 s before",
+                f"{before:.1f} per 30 s usually",
             )
         )
     whs = ", ".join(sorted({st.warehouse for st in f.states}))
@@ -381,9 +390,24 @@ def business_evidence(
                     f"{ch.expected:.1f} expected",
                 )
             )
-    if have_v:
+    lv_obs = sum(b.leaves.observed for b in members if b.leaves and b.leaves.anomalous)
+    lv_exp = sum(b.leaves.expected or 0.0 for b in members if b.leaves and b.leaves.anomalous)
+    if lv_exp:
         ev.insert(
             0,
+            _ev(
+                "viewers_leaving",
+                float(lv_obs),
+                lv_exp,
+                cfg.business.leaves_ratio * lv_exp,
+                "viewers",
+                f"{lv_obs:,} viewers left in {cfg.business.leaves_window_s} s vs "
+                f"{lv_exp:,.0f} usually (x{lv_obs / lv_exp:.1f})",
+            ),
+        )
+    if have_v:
+        ev.insert(
+            len(ev) if lv_exp else 0,
             _ev(
                 "viewers_online",
                 obs_v,
@@ -403,17 +427,85 @@ def business_evidence(
             f"{n_probes} probe(s) here see a healthy stream; no SKU on screen out of stock",
         )
     )
-    what = " and ".join(moved) or "business"
-    change = _pct_change(obs_v, exp_v) if have_v else ""
+    # Each series that moved with its own change: a viewers figure next to an
+    # orders drop would read "dropped (+0%)".
+    parts = []
+    if lv_exp:
+        parts.append(f"viewers are leaving at x{lv_obs / lv_exp:.1f} the usual rate")
+    if have_v and "viewers" in moved:
+        parts.append(f"viewers dropped{_pct_change(obs_v, exp_v)}")
+    for name, attr in (("orders", "orders"), ("chat messages", "chat")):
+        obs = exp = 0.0
+        for b in members:
+            r = getattr(b, attr)
+            if r is not None and r.anomalous and r.expected:
+                obs += r.observed
+                exp += r.expected
+        if exp:
+            parts.append(f"{name} dropped{_pct_change(obs, exp)}")
+    what = ", ".join(parts) or "business dropped"
     if cause == Cause.NETWORK_FINE:
         summary = (
-            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course "
-            f"while stream and stock are fine ({n_probes} healthy probes): content or "
-            f"audience"
+            f"In {where(scope)} {what} while stream and stock are fine "
+            f"({n_probes} healthy probes): content or audience"
         )
     else:
         summary = (
-            f"{what.capitalize()} in {where(scope)} dropped{change} vs the expected course; "
-            f"no probe watches there, so the stream cannot be judged"
+            f"In {where(scope)} {what}; no probe watches there, so the stream cannot "
+            f"be judged"
         )
     return ev, summary
+
+
+# --- how clearly one second shows a cause -----------------------------------
+# Whole numbers count the probes whose own window shows the cause this very
+# second; the fraction in [0, 1) ranks seconds with as many by how far the
+# deciding signal is from normal. The engine keeps the evidence of the
+# strongest second.
+
+
+def media_strength(cause: Cause, members: Sequence[ProbeStatus]) -> float:
+    showing = sum(1 for m in members if m.raw_cause == cause)
+    views = [m.view for m in members if m.view is not None]
+    magnitude = 0.0
+    if cause == Cause.NODE_FAILURE:
+        no_frame = max((v.no_frame_ms or 0.0 for v in views), default=0.0)
+        magnitude = min(no_frame / 1000, 60.0) / 61
+    elif cause == Cause.BANDWIDTH:
+        drops = [
+            1 - v.bitrate_kbps / m.baseline.bitrate_kbps
+            for m in members
+            if (v := m.view) is not None
+            and v.bitrate_kbps is not None
+            and m.baseline.bitrate_kbps
+        ]
+        magnitude = statistics.median(drops) if drops else 0.0
+    elif cause == Cause.PACKET_LOSS:
+        loss = _med([v.loss_pct for v in views])
+        magnitude = (loss or 0.0) / 100
+    elif cause == Cause.HIGH_LATENCY:
+        rtt = _med([v.rtt_ms for v in views])
+        magnitude = min(rtt or 0.0, 9_999.0) / 10_000
+    return showing + min(max(magnitude, 0.0), 0.999)
+
+
+def chat_strength(members: Sequence[ProbeStatus]) -> float:
+    showing = sum(1 for m in members if m.chat_raw)
+    views = [m.view for m in members if m.view is not None]
+    sent = sum(v.chat_sent for v in views)
+    lost = sum(v.chat_lost for v in views)
+    return showing + (min(lost / sent, 1.0) * 0.999 if sent else 0.0)
+
+
+def business_strength(members: Sequence[BusinessStatus]) -> float:
+    drops = [0.0]
+    for b in members:
+        lv = b.leaves
+        if lv is not None and lv.anomalous and lv.expected:
+            drops.append(1 - lv.expected / max(lv.observed, 1))
+        if b.viewers is not None and b.viewers.anomalous and b.viewers.rel_change is not None:
+            drops.append(-b.viewers.rel_change)
+        for c in (b.orders, b.chat):
+            if c is not None and c.anomalous and c.expected:
+                drops.append(1 - c.observed / c.expected)
+    return min(max(drops), 0.999)

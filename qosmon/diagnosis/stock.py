@@ -87,3 +87,16 @@ def _judge(
         if best.level in low_levels:
             return StockFinding(Cause.LOW_STOCK, sku, region, states)
     return None
+
+
+def deciding_states(f: StockFinding, cfg: DiagnosisConfig) -> list[StockState]:
+    """The states that made the finding: its onset is when they began, not
+    when a still-stocked backup warehouse last changed level."""
+    if f.cause == Cause.STOCK_OUT:
+        out = [st for st in f.states if st.on_hand == 0]
+    elif f.cause == Cause.LOW_STOCK:
+        low = set(cfg.stock.low_stock_levels)
+        out = [st for st in f.states if st.level.value in low]
+    else:
+        out = []
+    return out or list(f.states)
