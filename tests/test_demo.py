@@ -76,5 +76,5 @@ async def test_report_lists_each_incident_with_region_and_cause(result: DemoResu
     for region in ("ID", "DE", "TH"):
         assert region in text
     index = json.loads((result.out_dir / "index.json").read_text())
-    assert any(e.get("show_id") == "e2e-short" for e in (index if isinstance(index, list)
-                                                         else index.get("shows", [])))
+    assert [e["show_id"] for e in index["reports"]] == ["e2e-short"]
+    assert "e2e-short.html" in (result.out_dir / "index.html").read_text()
