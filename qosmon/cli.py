@@ -11,6 +11,7 @@ import sys
 
 from qosmon import __version__
 from qosmon.configfile import ConfigError
+from qosmon.store.base import StoreError
 
 # name -> (module, help). The module has add_arguments(parser) and main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"qosmon {args.command}: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"qosmon {args.command}: store: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

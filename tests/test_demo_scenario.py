@@ -64,3 +64,13 @@ def test_cli_reports_missing_scenario(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "nope.toml"
     assert main(["demo", "--scenario", str(missing), "--out", str(tmp_path)]) == 2
     assert f"{missing}: cannot read" in capsys.readouterr().err
+
+
+def test_cli_store_problem_is_a_message_not_a_traceback(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # The out dir cannot be created under a file: the demo must say so.
+    code = main(["demo", "--scenario", str(SHIPPED), "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert str(blocker) in err

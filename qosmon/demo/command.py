@@ -7,6 +7,7 @@ import asyncio
 from importlib import resources
 from pathlib import Path
 
+from qosmon.configfile import ConfigError
 from qosmon.demo.scenario import load_scenario
 from qosmon.demo.show import DemoShow, print_summary
 
@@ -37,6 +38,10 @@ def main(args: argparse.Namespace) -> int:
             return 2
         scenario.show.duration_s = args.duration
         scenario.faults = [f for f in scenario.faults if f.at_s < args.duration]
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create it: {exc.strerror or exc}") from None
     result = asyncio.run(DemoShow(scenario, args.out).run())
     print_summary(result)
     return 0

@@ -129,7 +129,7 @@ class DemoShow:
         db = out / f"{sc.show.id}.db"
         for stale in (db, out / "alerts.jsonl"):
             stale.unlink(missing_ok=True)
-        store = open_store(f"sqlite:///{db}")
+        store = open_store(f"sqlite:///{db.resolve()}")
         webhook = WebhookLog(out / "alerts.jsonl")
         await webhook.start()
 
