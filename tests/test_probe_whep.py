@@ -241,9 +241,10 @@ async def test_failed_join_is_a_sample_and_other_streams_go_on(origin: WhepOrigi
 @pytest.mark.timeout(90)
 async def test_collector_outage_mid_run_loses_no_sample(origin: WhepOrigin,
                                                         tmp_path: Path) -> None:
-    """A real viewer, a real uplink, the collector stopped for 10 s (the issue
-    says a minute; the mechanism is the same: connection refused, spool on
-    disk, resend with the same batch ids) and started again on its port."""
+    """A real viewer, a real uplink, a stand-in collector stopped for 10 s
+    and started again on its port: the spool and resend mechanics. The
+    minute-long outage against the real collector is in
+    test_probe_collector_outage.py."""
     from probes.uplink import CollectorUplink
     from tests.test_probe_uplink import TOKEN, FakeCollector
 
