@@ -109,7 +109,15 @@ def run_load(proc: subprocess.Popen[str], url: str, probes: int, batch_samples: 
     cpu0 = cpu_seconds(proc.pid)
     result = asyncio.run(push(url, probes, batch_samples, duration_s, show_id, rate))
     result.server_cpu_s = cpu_seconds(proc.pid) - cpu0
+    result.server_peak_rss_mb = peak_rss_mb(proc.pid)
     return result
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -129,6 +137,7 @@ class LoadResult:
     elapsed_s: float
     latencies_ms: list[float]
     server_cpu_s: float | None = None  # the collector process's CPU time
+    server_peak_rss_mb: float | None = None
 
     @property
     def samples_per_s(self) -> float:
@@ -331,12 +340,14 @@ def main() -> int:
           f"{args.duration:g} s per run, closed loop, cpus={os.cpu_count()}, "
           f"load average at start {load0:.1f}, at end {os.getloadavg()[0]:.1f}")
     print(f"{'path':36} {'samples/s':>10} {'acked':>9} {'stored':>9} {'err':>4} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'cpu us/smp':>10}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'cpu us/smp':>10} {'rss MB':>6}")
     for name, r, stored in rows:
         cpu = r.cpu_us_per_sample
+        rss = r.server_peak_rss_mb
         print(f"{name:36} {r.samples_per_s:10.0f} {r.acked_samples:9d} {stored:9d} "
               f"{r.errors:4d} {r.pct(0.5):7.1f} {r.pct(0.99):7.1f} "
-              f"{'-' if cpu is None else f'{cpu:.1f}':>10}")
+              f"{'-' if cpu is None else f'{cpu:.1f}':>10} "
+              f"{'-' if rss is None else f'{rss:.0f}':>6}")
     ratio = direct.samples_per_s / ib.samples_per_s if ib.samples_per_s else float("inf")
     print(f"influx backend vs direct: {ratio:.2f}x slower (target <= 2x); embedded target: "
           f">= 50000 samples/s (closed loop), p99 ack < 100 ms (paced run)")
