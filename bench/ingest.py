@@ -107,8 +107,10 @@ def run_load(proc: subprocess.Popen[str], url: str, probes: int, batch_samples: 
              duration_s: float, show_id: str, rate: float | None = None) -> LoadResult:
     """Push load at the collector and charge it the CPU its process used."""
     cpu0 = cpu_seconds(proc.pid)
+    client0 = time.process_time()
     result = asyncio.run(push(url, probes, batch_samples, duration_s, show_id, rate))
     result.server_cpu_s = cpu_seconds(proc.pid) - cpu0
+    result.client_cpu_s = time.process_time() - client0
     result.server_peak_rss_mb = peak_rss_mb(proc.pid)
     return result
 
@@ -138,6 +140,7 @@ class LoadResult:
     latencies_ms: list[float]
     server_cpu_s: float | None = None  # the collector process's CPU time
     server_peak_rss_mb: float | None = None
+    client_cpu_s: float | None = None  # the simulated probes' (this process)
 
     @property
     def samples_per_s(self) -> float:
@@ -150,6 +153,12 @@ class LoadResult:
         if self.server_cpu_s is None or not self.acked_samples:
             return None
         return self.server_cpu_s / self.acked_samples * 1e6
+
+    @property
+    def client_cpu_us_per_sample(self) -> float | None:
+        if self.client_cpu_s is None or not self.acked_samples:
+            return None
+        return self.client_cpu_s / self.acked_samples * 1e6
 
     def pct(self, q: float) -> float:
         if not self.latencies_ms:
@@ -349,6 +358,12 @@ def main() -> int:
               f"{'-' if cpu is None else f'{cpu:.1f}':>10} "
               f"{'-' if rss is None else f'{rss:.0f}':>6}")
     ratio = direct.samples_per_s / ib.samples_per_s if ib.samples_per_s else float("inf")
+    if sq.cpu_us_per_sample and sq.client_cpu_us_per_sample:
+        # The probes share the machine with the collector: on 2 cores their
+        # CPU is taken from the collector's, so say how much it was.
+        print(f"collector CPU {sq.cpu_us_per_sample:.1f} us/sample (= "
+              f"{1e6 / sq.cpu_us_per_sample:.0f} samples per CPU-second); the simulated "
+              f"probes in this process used {sq.client_cpu_us_per_sample:.1f} us/sample")
     print(f"influx backend vs direct: {ratio:.2f}x slower (target <= 2x); embedded target: "
           f">= 50000 samples/s (closed loop), p99 ack < 100 ms (paced run)")
     figures = {
@@ -372,6 +387,7 @@ def main() -> int:
         "duration_s": args.duration,
         "collector_cpu_us_per_sample": _round(sq.cpu_us_per_sample),
         "influx_backend_cpu_us_per_sample": _round(ib.cpu_us_per_sample),
+        "client_cpu_us_per_sample": _round(sq.client_cpu_us_per_sample),
         "mean_batch_ms": round(statistics.fmean(sq.latencies_ms), 1) if sq.latencies_ms else None,
     }
     print(json.dumps(figures))
