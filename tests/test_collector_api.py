@@ -202,6 +202,18 @@ async def test_huge_number_in_a_later_sample_is_400(c: Ctx) -> None:
     assert c.store.count_probe_samples() == 5
 
 
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_non_finite_number_in_a_sample_is_400(c: Ctx, raw: str) -> None:
+    samples = [sample(ts=time.time() - 2), sample(ts=time.time() - 1)]
+    body = json.dumps(batch("nan-00001", samples))
+    head, _, tail = body.rpartition('"rtt_ms": 42.0')
+    async with c.http.post(c.url("/api/v1/samples"), data=head + f'"rtt_ms": {raw}' + tail,
+                           headers={**P1, "Content-Type": "application/json"}) as r:
+        got = await r.json()
+        assert (r.status, got["field"]) == (400, "samples[1].rtt_ms"), got
+    assert c.store.count_probe_samples() == 0
+
+
 class _BlockingOnlyStore:
     """The SQLite store without ``submit_probe_batch``, like a backend that
     only offers the blocking interface; records which thread wrote."""
