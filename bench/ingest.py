@@ -224,6 +224,19 @@ def vm_count(vm_url: str, show_id: str) -> int:
     return int(float(result[0]["value"][1])) if result else 0
 
 
+def vm_count_settled(vm_url: str, show_id: str, expected: int, timeout_s: float = 20.0) -> int:
+    """Points VictoriaMetrics shows for the show, once they stop arriving:
+    right after a run its last second of writes may not be searchable yet
+    even after a forced flush (seen: 20% of a run's points, all there a few
+    seconds later), which would read as data loss."""
+    deadline = time.monotonic() + timeout_s
+    count = vm_count(vm_url, show_id)
+    while count < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        count = vm_count(vm_url, show_id)
+    return count
+
+
 def direct_write(vm_url: str, probes: int, batch_samples: int, duration_s: float,
                  show_id: str) -> LoadResult:
     from influxdb_client import InfluxDBClient, WritePrecision
@@ -334,10 +347,10 @@ def main() -> int:
                               "bench-influx")
             finally:
                 stop(proc)
-            stored_influx = vm_count(vm.url, "bench-influx")
+            stored_influx = vm_count_settled(vm.url, "bench-influx", ib.acked_samples)
             direct = direct_write(vm.url, args.probes, args.batch_samples, args.duration,
                                   "bench-direct")
-            stored_direct = vm_count(vm.url, "bench-direct")
+            stored_direct = vm_count_settled(vm.url, "bench-direct", direct.acked_samples)
 
     rows = [
         ("collector -> SQLite (FULL sync)", sq, stored_sqlite),
