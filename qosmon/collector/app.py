@@ -2,8 +2,9 @@
 OpenAPI document it serves at ``/openapi.json``.
 
 Order of work for every write: authenticate, rate-limit, read the body
-(size-capped), validate against the data model, store (in a worker thread;
-returns once durable), then hand to the live pipeline, then acknowledge. So
+(size-capped), validate against the data model, store (in a worker thread,
+or for probe batches on the store's own writer thread; returns once
+durable), then hand to the live pipeline, then acknowledge. So
 the pipeline never sees data that could still be lost, and a client that got
 a 200 never has to send again.
 

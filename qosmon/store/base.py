@@ -4,7 +4,8 @@ and ``influx`` (influxdb-client, for teams that run a time-series server).
 
 The interface is synchronous on purpose: both backends are blocking libraries,
 and the collector calls them from a worker thread so the event loop never
-waits on a disk or a socket.
+waits on a disk or a socket. Probe batches, the bulk of the traffic, may
+skip that thread: see ``SubmitsProbeBatches``.
 """
 
 from __future__ import annotations
