@@ -14,7 +14,10 @@ Three runs, each against a fresh server:
 
 Probes run closed-loop (next batch when the last was acknowledged), so
 throughput is the collector's ceiling and ack latency includes queueing.
-Last line: one JSON object with the figures.
+The machine is shared: each run also reports the collector process's CPU
+per sample (all threads, from /proc) and peak RSS, the probes' own CPU
+(this process, same cores) and the load average. Last line: one JSON
+object with the figures.
 """
 
 from __future__ import annotations
