@@ -14,7 +14,10 @@ Three runs, each against a fresh server:
 
 Probes run closed-loop (next batch when the last was acknowledged), so
 throughput is the collector's ceiling and ack latency includes queueing.
-Last line: one JSON object with the figures.
+The machine is shared: each run also reports the collector process's CPU
+per sample (all threads, from /proc) and peak RSS, the probes' own CPU
+(this process, same cores) and the load average. Last line: one JSON
+object with the figures.
 """
 
 from __future__ import annotations
@@ -97,6 +100,31 @@ def start_collector(config: Path) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("collector did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(proc: subprocess.Popen[str], url: str, probes: int, batch_samples: int,
+             duration_s: float, show_id: str, rate: float | None = None) -> LoadResult:
+    """Push load at the collector and charge it the CPU its process used."""
+    cpu0 = cpu_seconds(proc.pid)
+    client0 = time.process_time()
+    result = asyncio.run(push(url, probes, batch_samples, duration_s, show_id, rate))
+    result.server_cpu_s = cpu_seconds(proc.pid) - cpu0
+    result.client_cpu_s = time.process_time() - client0
+    result.server_peak_rss_mb = peak_rss_mb(proc.pid)
+    return result
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     try:
@@ -113,10 +141,27 @@ class LoadResult:
     errors: int
     elapsed_s: float
     latencies_ms: list[float]
+    server_cpu_s: float | None = None  # the collector process's CPU time
+    server_peak_rss_mb: float | None = None
+    client_cpu_s: float | None = None  # the simulated probes' (this process)
 
     @property
     def samples_per_s(self) -> float:
         return self.acked_samples / self.elapsed_s
+
+    @property
+    def cpu_us_per_sample(self) -> float | None:
+        """Less noisy than samples/s on a shared machine: what one sample
+        costs the collector process, all its threads together."""
+        if self.server_cpu_s is None or not self.acked_samples:
+            return None
+        return self.server_cpu_s / self.acked_samples * 1e6
+
+    @property
+    def client_cpu_us_per_sample(self) -> float | None:
+        if self.client_cpu_s is None or not self.acked_samples:
+            return None
+        return self.client_cpu_s / self.acked_samples * 1e6
 
     def pct(self, q: float) -> float:
         if not self.latencies_ms:
@@ -182,6 +227,19 @@ def vm_count(vm_url: str, show_id: str) -> int:
     return int(float(result[0]["value"][1])) if result else 0
 
 
+def vm_count_settled(vm_url: str, show_id: str, expected: int, timeout_s: float = 20.0) -> int:
+    """Points VictoriaMetrics shows for the show, once they stop arriving:
+    right after a run its last second of writes may not be searchable yet
+    even after a forced flush (seen: 20% of a run's points, all there a few
+    seconds later), which would read as data loss."""
+    deadline = time.monotonic() + timeout_s
+    count = vm_count(vm_url, show_id)
+    while count < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        count = vm_count(vm_url, show_id)
+    return count
+
+
 def direct_write(vm_url: str, probes: int, batch_samples: int, duration_s: float,
                  show_id: str) -> LoadResult:
     from influxdb_client import InfluxDBClient, WritePrecision
@@ -235,6 +293,10 @@ def direct_write(vm_url: str, probes: int, batch_samples: int, duration_s: float
     return LoadResult(totals["acked"], totals["batches"], totals["errors"], elapsed, latencies)
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--probes", type=int, default=40)
@@ -247,6 +309,7 @@ def main() -> int:
         print("--batch-samples must be 1..100", file=sys.stderr)
         return 2
 
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qosmon-bench-") as tmp:
         tmpdir = Path(tmp)
         # 1. embedded store
@@ -255,7 +318,7 @@ def main() -> int:
         write_config(cfg, f"sqlite://{db}", args.probes)
         proc, url = start_collector(cfg)
         try:
-            sq = asyncio.run(push(url, args.probes, args.batch_samples, args.duration, "bench"))
+            sq = run_load(proc, url, args.probes, args.batch_samples, args.duration, "bench")
         finally:
             stop(proc)
         store = SqliteStore(db)
@@ -267,8 +330,8 @@ def main() -> int:
         write_config(cfg, f"sqlite://{db2}", args.probes)
         proc, url = start_collector(cfg)
         try:
-            paced = asyncio.run(push(url, args.probes, args.batch_samples, args.duration,
-                                     "bench", rate=args.rate))
+            paced = run_load(proc, url, args.probes, args.batch_samples, args.duration,
+                             "bench", rate=args.rate)
         finally:
             stop(proc)
         store = SqliteStore(db2)
@@ -283,14 +346,14 @@ def main() -> int:
                          args.probes)
             proc, url = start_collector(cfg)
             try:
-                ib = asyncio.run(push(url, args.probes, args.batch_samples, args.duration,
-                                      "bench-influx"))
+                ib = run_load(proc, url, args.probes, args.batch_samples, args.duration,
+                              "bench-influx")
             finally:
                 stop(proc)
-            stored_influx = vm_count(vm.url, "bench-influx")
+            stored_influx = vm_count_settled(vm.url, "bench-influx", ib.acked_samples)
             direct = direct_write(vm.url, args.probes, args.batch_samples, args.duration,
                                   "bench-direct")
-            stored_direct = vm_count(vm.url, "bench-direct")
+            stored_direct = vm_count_settled(vm.url, "bench-direct", direct.acked_samples)
 
     rows = [
         ("collector -> SQLite (FULL sync)", sq, stored_sqlite),
@@ -299,13 +362,24 @@ def main() -> int:
         ("influxdb-client direct -> VM", direct, stored_direct),
     ]
     print(f"{args.probes} probes, {args.batch_samples} samples/batch, "
-          f"{args.duration:g} s per run, closed loop, cpus={os.cpu_count()}")
+          f"{args.duration:g} s per run, closed loop, cpus={os.cpu_count()}, "
+          f"load average at start {load0:.1f}, at end {os.getloadavg()[0]:.1f}")
     print(f"{'path':36} {'samples/s':>10} {'acked':>9} {'stored':>9} {'err':>4} "
-          f"{'p50 ms':>7} {'p99 ms':>7}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'cpu us/smp':>10} {'rss MB':>6}")
     for name, r, stored in rows:
+        cpu = r.cpu_us_per_sample
+        rss = r.server_peak_rss_mb
         print(f"{name:36} {r.samples_per_s:10.0f} {r.acked_samples:9d} {stored:9d} "
-              f"{r.errors:4d} {r.pct(0.5):7.1f} {r.pct(0.99):7.1f}")
+              f"{r.errors:4d} {r.pct(0.5):7.1f} {r.pct(0.99):7.1f} "
+              f"{'-' if cpu is None else f'{cpu:.1f}':>10} "
+              f"{'-' if rss is None else f'{rss:.0f}':>6}")
     ratio = direct.samples_per_s / ib.samples_per_s if ib.samples_per_s else float("inf")
+    if sq.cpu_us_per_sample and sq.client_cpu_us_per_sample:
+        # The probes share the machine with the collector: on 2 cores their
+        # CPU is taken from the collector's, so say how much it was.
+        print(f"collector CPU {sq.cpu_us_per_sample:.1f} us/sample (= "
+              f"{1e6 / sq.cpu_us_per_sample:.0f} samples per CPU-second); the simulated "
+              f"probes in this process used {sq.client_cpu_us_per_sample:.1f} us/sample")
     print(f"influx backend vs direct: {ratio:.2f}x slower (target <= 2x); embedded target: "
           f">= 50000 samples/s (closed loop), p99 ack < 100 ms (paced run)")
     figures = {
@@ -327,6 +401,9 @@ def main() -> int:
         "probes": args.probes,
         "batch_samples": args.batch_samples,
         "duration_s": args.duration,
+        "collector_cpu_us_per_sample": _round(sq.cpu_us_per_sample),
+        "influx_backend_cpu_us_per_sample": _round(ib.cpu_us_per_sample),
+        "client_cpu_us_per_sample": _round(sq.client_cpu_us_per_sample),
         "mean_batch_ms": round(statistics.fmean(sq.latencies_ms), 1) if sq.latencies_ms else None,
     }
     print(json.dumps(figures))

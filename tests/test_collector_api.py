@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,6 +188,67 @@ async def test_huge_number_in_a_sample_is_400(c: Ctx) -> None:
                            headers={**P1, "Content-Type": "application/json"}) as r:
         body = await r.json()
         assert (r.status, body["field"]) == (400, "samples[0].packets_expected")
+
+
+async def test_huge_number_in_a_later_sample_is_400(c: Ctx) -> None:
+    samples = [sample(ts=time.time() - 5 + i) for i in range(5)]
+    samples[3]["chat_sent"] = 2**64
+    status, body = await post(c, "/api/v1/samples", batch("huge-0002", samples), P1)
+    assert (status, body["field"]) == (400, "samples[3].chat_sent")
+    assert "64-bit" in body["problem"]
+    samples[3]["chat_sent"] = 2**63 - 1  # the largest a column holds: fine
+    status, body = await post(c, "/api/v1/samples", batch("huge-0003", samples), P1)
+    assert status == 200, body
+    assert c.store.count_probe_samples() == 5
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_non_finite_number_in_a_sample_is_400(c: Ctx, raw: str) -> None:
+    samples = [sample(ts=time.time() - 2), sample(ts=time.time() - 1)]
+    body = json.dumps(batch("nan-00001", samples))
+    head, _, tail = body.rpartition('"rtt_ms": 42.0')
+    async with c.http.post(c.url("/api/v1/samples"), data=head + f'"rtt_ms": {raw}' + tail,
+                           headers={**P1, "Content-Type": "application/json"}) as r:
+        got = await r.json()
+        assert (r.status, got["field"]) == (400, "samples[1].rtt_ms"), got
+    assert c.store.count_probe_samples() == 0
+
+
+class _BlockingOnlyStore:
+    """The SQLite store without ``submit_probe_batch``, like a backend that
+    only offers the blocking interface; records which thread wrote."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.writer_threads: list[str] = []
+
+    def write_probe_batch(self, batch_id: str, samples: Any) -> bool:
+        self.writer_threads.append(threading.current_thread().name)
+        return self.inner.write_probe_batch(batch_id, samples)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "submit_probe_batch":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+async def test_a_store_with_only_blocking_writes_is_called_from_worker_threads(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "blocking.db")
+    wrapped = _BlockingOnlyStore(store)
+    running = await start_collector(make_config(), wrapped, RecordingPipeline(store))
+    try:
+        async with aiohttp.ClientSession() as http:
+            b = batch("block-0001", [sample(ts=time.time() - 1)])
+            for expected in ({"stored": 1, "duplicate": False}, {"stored": 0, "duplicate": True}):
+                async with http.post(f"{running.url}/api/v1/samples", json=b, headers=P1) as r:
+                    assert (r.status, await r.json()) == (200, expected)
+    finally:
+        await running.stop()
+        store.close()
+    assert len(wrapped.writer_threads) == 2
+    assert all(name.startswith("store") for name in wrapped.writer_threads)
 
 
 async def test_wrong_content_type_is_415(c: Ctx) -> None:

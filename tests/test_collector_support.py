@@ -76,6 +76,9 @@ class RecordingPipeline:
         self.ticks.append(now)
         self.tick_running = False
 
+    async def start(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

@@ -4,6 +4,7 @@ batches are stored once, and the collector runs on it end to end."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +51,9 @@ def ps(ts: float, show_id: str, **kw: object) -> ProbeSample:
                                 region="ID", isp="", edge_node="jkt-1",
                                 state=ConnectionState.CONNECTED, rtt_ms=40.5,
                                 packets_expected=100, packets_received=97, freeze_count=1,
-                                received_ts=ts + 0.2)
+                                # Rounded: VictoriaMetrics may round a value that
+                                # needs all 17 significant digits.
+                                received_ts=round(ts + 0.2, 3))
     d.update(kw)
     return ProbeSample.model_validate(d)
 
@@ -165,3 +168,87 @@ async def test_collector_on_influx_backend(vm: tsdb_server.VictoriaMetrics, tmp_
     finally:
         await running.stop()
         store.close()
+
+
+def test_batches_queued_together_are_stored_once_each(
+    store: InfluxStore, vm: tsdb_server.VictoriaMetrics
+) -> None:
+    show = f"group-{time.time_ns()}"
+    now = round(time.time() - 120, 3)
+    assert store.write_probe_batch("p1/g0", [ps(now, show)]) is True
+    # Submitted without waiting, so they queue up behind each other and go
+    # to the server in groups; copies of one batch must still count once.
+    ids = ["p1/g0", *(f"p1/g{i}" for i in range(1, 30)), "p1/g5", "p1/g29"]
+    futures = [store.submit_probe_batch(bid, [ps(now + int(bid[4:]) + j / 10, show)
+                                               for j in range(3)]) for bid in ids]
+    results = [f.result(timeout=30) for f in futures]
+    assert results == [False, *[True] * 29, False, False]
+    vm.flush()
+    got = store.probe_samples(show)
+    assert len(got) == 1 + 29 * 3
+    assert all(store.has_batch(f"p1/g{i}") for i in range(30))
+
+
+class _RefusingServer:
+    """Stands in for an InfluxDB that refuses some data (400), which
+    VictoriaMetrics never does: it holds the first write until released, so
+    the next ones queue up as one group."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.bodies: list[bytes] = []
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.arrived.set()
+                outer.release.wait(timeout=10)
+                outer.bodies.append(body)
+                refused = b"show_id=refused" in body
+                self.send_response(400 if refused else 204)
+                payload = b'{"code":"invalid","message":"refused"}' if refused else b""
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def test_a_refused_batch_fails_alone_and_its_group_is_stored(tmp_path: Path) -> None:
+    server = _RefusingServer()
+    s = InfluxStore(server.url, bucket="b", side_path=tmp_path / "side.db", timeout_s=10)
+    try:
+        now = time.time() - 60
+        first = s.submit_probe_batch("p1/first", [ps(now, "ok")])
+        assert server.arrived.wait(timeout=10)  # the writer is inside that request
+        group = {bid: s.submit_probe_batch(bid, [ps(now + 1, show)])
+                 for bid, show in [("p1/a", "ok"), ("p1/bad", "refused"), ("p1/b", "ok")]}
+        server.release.set()
+        assert first.result(timeout=20) is True
+        with pytest.raises(StoreError, match="write to"):
+            group.pop("p1/bad").result(timeout=20)
+        assert {k: f.result(timeout=20) for k, f in group.items()} == {"p1/a": True, "p1/b": True}
+        assert not s.has_batch("p1/bad") and s.has_batch("p1/a") and s.has_batch("p1/b")
+        # One request for the group, refused whole; then each batch alone.
+        assert len(server.bodies) == 1 + 1 + 3
+        assert server.bodies[1].count(b"\n") == 2  # three lines in one request
+    finally:
+        s.close()
+        server.close()

@@ -3,7 +3,10 @@ concurrency, durability across reopen, retention."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +43,9 @@ def ps(ts: float, probe_id: str = "p1", region: str = "ID", show_id: str = "s1",
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = SqliteStore(tmp_path / "q.db")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -201,3 +204,46 @@ def test_open_store_urls(tmp_path: Path) -> None:
             open_store(bad)
     with pytest.raises(StoreError):
         open_store(f"sqlite://{tmp_path}/no/such/dir/a.db")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 100, 257, 600])
+def test_batches_of_any_size_round_trip_in_order(store: SqliteStore, n: int) -> None:
+    # Multi-row inserts of power-of-two sizes: every size must come out whole.
+    samples = [ps(T0 + i, rtt_ms=float(i), packets_expected=i) for i in range(n)]
+    assert store.write_probe_batch("p1/sizes", samples) is True
+    assert store.probe_samples("s1") == samples
+
+
+def test_a_group_of_batches_is_stored_together_and_a_bad_one_fails_alone(
+    store: SqliteStore,
+) -> None:
+    # Another connection holds the write lock: the writer blocks on the
+    # first batch, everything submitted meanwhile forms one group.
+    blocker = sqlite3.connect(store.path, isolation_level=None, timeout=5)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        first = store.submit_probe_batch("p1/first", [ps(T0)])
+        time.sleep(0.3)  # the writer has taken it and waits for the lock
+        bad = ps(T0 + 9)
+        bad.packets_expected = 2**70  # bypassing validation: SQLite cannot hold it
+        futures = {
+            "dup_of_first": store.submit_probe_batch("p1/first", [ps(T0 + 1)]),
+            "new": store.submit_probe_batch("p1/new", [ps(T0 + 2), ps(T0 + 3)]),
+            "new_again": store.submit_probe_batch("p1/new", [ps(T0 + 4)]),
+            "bad": store.submit_probe_batch("p1/bad", [ps(T0 + 5), bad]),
+            "unicode": store.submit_probe_batch("探针-é/b\"1\\", [ps(T0 + 6)]),
+        }
+        assert not any(f.done() for f in [first, *futures.values()])
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    assert first.result(timeout=10) is True
+    with pytest.raises(StoreError, match="write failed"):
+        futures.pop("bad").result(timeout=10)
+    assert {k: f.result(timeout=10) for k, f in futures.items()} == {
+        "dup_of_first": False, "new": True, "new_again": False, "unicode": True,
+    }
+    assert [s.ts for s in store.probe_samples("s1")] == [T0, T0 + 2, T0 + 3, T0 + 6]
+    assert not store.has_batch("p1/bad")  # so a corrected retry can still be stored
+    assert store.has_batch("探针-é/b\"1\\")
+    assert store.write_probe_batch("探针-é/b\"1\\", [ps(T0 + 7)]) is False

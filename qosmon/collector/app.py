@@ -2,8 +2,9 @@
 OpenAPI document it serves at ``/openapi.json``.
 
 Order of work for every write: authenticate, rate-limit, read the body
-(size-capped), validate against the data model, store (in a worker thread;
-returns once durable), then hand to the live pipeline, then acknowledge. So
+(size-capped), validate against the data model, store (in a worker thread,
+or for probe batches on the store's own writer thread; returns once
+durable), then hand to the live pipeline, then acknowledge. So
 the pipeline never sees data that could still be lost, and a client that got
 a 200 never has to send again.
 
@@ -21,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -44,14 +45,15 @@ from qosmon.collector.wire import (
     ShowEnd,
     ShowPath,
     check_numbers,
-    check_sample_numbers,
     from_validation_error,
+    samples_plainly_fine,
 )
 from qosmon.model import (
     BusinessSample,
     Heartbeat,
     OnScreen,
     ProbeBatch,
+    ProbeSample,
     Show,
     StockRecord,
 )
@@ -86,6 +88,8 @@ class CollectorState:
     openapi: bytes
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     executor: ThreadPoolExecutor | None = None
+    # The store's non-blocking probe batch write, when it has one.
+    submit_probe_batch: Callable[[str, Sequence[ProbeSample]], Future[bool]] | None = None
 
     async def store_call(self, op: str, fn: Callable[..., T], *args: Any) -> T:
         if self.executor is None:
@@ -94,6 +98,20 @@ class CollectorState:
         t0 = time.perf_counter()
         try:
             return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+        except StoreError:
+            self.metrics.store_errors.labels(op).inc()
+            raise
+        finally:
+            self.metrics.store_seconds.labels(op).observe(time.perf_counter() - t0)
+
+    async def store_submit(self, op: str, submit: Callable[..., Future[T]], *args: Any) -> T:
+        """Like ``store_call`` for a store operation that queues itself and
+        hands back a future (``SubmitsProbeBatches``): no worker thread."""
+        if self.executor is None:
+            raise StoreError("collector is not running")
+        t0 = time.perf_counter()
+        try:
+            return await asyncio.wrap_future(submit(*args))
         except StoreError:
             self.metrics.store_errors.labels(op).inc()
             raise
@@ -254,11 +272,41 @@ async def _errors(
 async def post_samples(request: web.Request) -> web.Response:
     state = request.app[STATE]
     probe_id = _auth_probe(request)
-    batch = _parse(ProbeBatch, await _body(request), check=False)
-    check_numbers(batch.model_copy(update={"samples": []}))  # the samples: below, faster
+    body = await _body(request)
+    batch = _parse(ProbeBatch, body, check=False)
+    now = time.time()
+    samples = batch.samples
+    if not samples_plainly_fine(batch, probe_id, now + state.config.max_future_skew_s):
+        _check_samples(state, batch, probe_id, now)
+    for s in samples:
+        # Plain dict write: pydantic's __setattr__ costs ~1 µs a sample here.
+        s.__dict__["received_ts"] = now
+    # Batch ids are scoped by probe (batch ids cannot contain "/"), so one
+    # probe can never shadow another's batch.
+    batch_key = f"{probe_id}/{batch.batch_id}"
+    if state.submit_probe_batch is not None:
+        stored = await state.store_submit("write_probe_batch", state.submit_probe_batch,
+                                          batch_key, samples)
+    else:
+        stored = await state.store_call("write_probe_batch", state.store.write_probe_batch,
+                                        batch_key, samples)
+    state.fleet.on_batch(probe_id, batch.sent_ts, now, len(samples) if stored else 0,
+                         batch.dropped_samples if stored else 0)
+    if stored:
+        state.metrics.samples.inc(len(samples))
+        state.metrics.batches.labels("stored").inc()
+        state.feed_pipeline(state.pipeline.on_probe_samples, samples)
+    else:
+        state.metrics.batches.labels("duplicate").inc()
+    return _json({"stored": len(samples) if stored else 0, "duplicate": not stored})
+
+
+def _check_samples(state: CollectorState, batch: ProbeBatch, probe_id: str, now: float) -> None:
+    """The checks ``samples_plainly_fine`` vouches for, one sample at a time,
+    raising for the first problem found (field by field, in order)."""
+    check_numbers(batch.model_copy(update={"samples": []}))
     if batch.probe_id != probe_id:
         raise ApiError(403, f"this token belongs to probe {probe_id!r}", "probe_id")
-    now = time.time()
     skew = state.config.max_future_skew_s
     for i, s in enumerate(batch.samples):
         if s.probe_id != probe_id:
@@ -266,24 +314,7 @@ async def post_samples(request: web.Request) -> web.Response:
                            f"samples[{i}].probe_id")
         if s.ts > now + skew:
             _not_future(s.ts, now, skew, f"samples[{i}].ts")
-        check_sample_numbers(s, f"samples[{i}]")
-        # Plain dict write: pydantic's __setattr__ costs ~1 µs a sample here.
-        s.__dict__["received_ts"] = now
-    # Batch ids are scoped by probe (batch ids cannot contain "/"), so one
-    # probe can never shadow another's batch.
-    stored = await state.store_call(
-        "write_probe_batch", state.store.write_probe_batch,
-        f"{probe_id}/{batch.batch_id}", batch.samples,
-    )
-    state.fleet.on_batch(probe_id, batch.sent_ts, now, len(batch.samples) if stored else 0,
-                         batch.dropped_samples if stored else 0)
-    if stored:
-        state.metrics.samples.inc(len(batch.samples))
-        state.metrics.batches.labels("stored").inc()
-        state.feed_pipeline(state.pipeline.on_probe_samples, batch.samples)
-    else:
-        state.metrics.batches.labels("duplicate").inc()
-    return _json({"stored": len(batch.samples) if stored else 0, "duplicate": not stored})
+        check_numbers(s, f"samples[{i}]")
 
 
 async def post_heartbeat(request: web.Request) -> web.Response:
@@ -650,6 +681,7 @@ def create_app(
         fleet=fleet,
         metrics=CollectorMetrics(lambda: fleet.up_count(time.time())),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
+        submit_probe_batch=getattr(store, "submit_probe_batch", None),
     )
     app = web.Application(middlewares=[_errors], client_max_size=config.max_body_bytes)
     app[STATE] = state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -49,6 +50,29 @@ def open_configured_store(config: CollectorConfig, source: str) -> Store:
         raise ConfigError(f"{source}: store: {exc}") from None
 
 
+# Net new container objects between young-generation collections (CPython's
+# default is 700). See ``tune_gc_for_ingest``.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc_for_ingest() -> None:
+    """Make the cyclic garbage collector cheap for a process that turns
+    request bodies into thousands of short-lived models a second.
+
+    With CPython's defaults the collector ran ~200 times a second during
+    ingest, and each run promoted the models of the batches then in flight
+    (alive, waiting on the store) to older generations, which then needed
+    full scans: measured 17% of the event loop's time in GC and 30 ms
+    full-collection pauses. Freezing what exists after start-up (modules,
+    config, app) takes it out of every later scan; a larger young threshold
+    lets in-flight batches finish, and be freed by reference counting,
+    before a collection looks at them. Cyclic garbage is still collected,
+    just in bigger, rarer steps (bench: peak RSS +2-7 MB)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD)
+
+
 async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,6 +81,7 @@ async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> No
             loop.add_signal_handler(sig, stop.set)
     await pipeline.start()
     running = await start_collector(config, store, pipeline)
+    tune_gc_for_ingest()
     # The only line a supervisor or a test needs to find the collector.
     print(f"collector listening on {running.url}", flush=True)
     log.info("collector listening on %s (store %s)", running.url, config.store.split("?")[0])

@@ -9,11 +9,13 @@ Errors are ``{"error": "<field>: <problem>", "field": "samples[3].rtt_ms",
 from __future__ import annotations
 
 import math
+import operator
+import typing
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qosmon.model import BusinessSample, ProbeSample, StockRecord
+from qosmon.model import BusinessSample, ProbeBatch, ProbeSample, StockRecord
 
 INT64_MAX = 2**63 - 1
 MAX_ERRORS_LISTED = 20
@@ -92,25 +94,41 @@ def check_numbers(model: BaseModel, path: str = "") -> None:
         _check_value(value, f"{path}.{name}" if path else name)
 
 
-# The probe hot path: a flat loop over the numeric fields of a sample.
-_SAMPLE_FLOATS = tuple(
-    n for n, f in ProbeSample.model_fields.items() if "float" in str(f.annotation)
-)
-_SAMPLE_INTS = tuple(
-    n for n, f in ProbeSample.model_fields.items() if "int" in str(f.annotation)
-)
+# The fast path leaves NaN and infinities to the model; should the model ever
+# let them through, every batch takes the field-by-field checks instead.
+_MODEL_REFUSES_NAN = ProbeSample.model_config.get("allow_inf_nan") is False
+_PROBE_ID = operator.attrgetter("probe_id")
+_TS = operator.attrgetter("ts")
+_SAMPLE_INTS = operator.itemgetter(*(
+    name for name, f in ProbeSample.model_fields.items()
+    if f.annotation is int or set(typing.get_args(f.annotation)) == {int, type(None)}
+))
 
 
-def check_sample_numbers(s: ProbeSample, path: str) -> None:
-    d = s.__dict__
-    for name in _SAMPLE_FLOATS:
-        v = d[name]
-        if v is not None and not math.isfinite(v):
-            raise ApiError(400, "must be a finite number", f"{path}.{name}")
-    for name in _SAMPLE_INTS:
-        v = d[name]
-        if v is not None and v > INT64_MAX:
-            raise ApiError(400, "integer out of range (64-bit)", f"{path}.{name}")
+def samples_plainly_fine(batch: ProbeBatch, probe_id: str, latest_ts: float) -> bool:
+    """True if a probe batch certainly passes the checks the data model
+    leaves to the boundary: the batch and every sample from ``probe_id``,
+    none stamped after ``latest_ts``, no integer too large for a 64-bit
+    column (NaN and infinities the model refuses itself:
+    ``allow_inf_nan=False``). False means "look closer", which
+    ``check_numbers`` and friends do field by field to name the culprit.
+
+    This is the ingest hot path, hence C loops (``map``) where possible:
+    the per-sample generic checks cost about a third of validation."""
+    if not _MODEL_REFUSES_NAN or batch.probe_id != probe_id:
+        return False
+    if not -INT64_MAX - 1 <= batch.dropped_samples <= INT64_MAX:
+        return False
+    samples = batch.samples
+    if not samples:
+        return True
+    if max(map(_TS, samples)) > latest_ts or set(map(_PROBE_ID, samples)) != {probe_id}:
+        return False
+    for s in samples:
+        for v in _SAMPLE_INTS(s.__dict__):
+            if v is not None and not -INT64_MAX - 1 <= v <= INT64_MAX:
+                return False
+    return True
 
 
 class _Wire(BaseModel):

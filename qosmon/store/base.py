@@ -4,12 +4,14 @@ and ``influx`` (influxdb-client, for teams that run a time-series server).
 
 The interface is synchronous on purpose: both backends are blocking libraries,
 and the collector calls them from a worker thread so the event loop never
-waits on a disk or a socket.
+waits on a disk or a socket. Probe batches, the bulk of the traffic, may
+skip that thread: see ``SubmitsProbeBatches``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol
 
 from qosmon.model import (
@@ -86,3 +88,15 @@ class Store(Protocol):
     def alert_deliveries(self, show_id: str) -> list[AlertDelivery]: ...
 
     def close(self) -> None: ...
+
+
+class SubmitsProbeBatches(Protocol):
+    """Optional: a store that can take a probe batch without blocking the
+    caller (the embedded store queues it to its writer thread). The
+    collector awaits the future on its event loop instead of parking a
+    worker thread on ``write_probe_batch``. Same contract: the result is
+    ``write_probe_batch``'s, and comes only once the batch is durable; the
+    samples must not change before then."""
+
+    def submit_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> Future[bool]:
+        ...
