@@ -76,9 +76,19 @@ class LivePipeline:
             state.show = show
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None:
-        by_show: dict[str, list[ProbeSample]] = {}
-        for s in samples:
-            by_show.setdefault(s.show_id, []).append(s)
+        if not samples:
+            return
+        # A probe's batch is nearly always one show's: skip the grouping then
+        # (it showed in the collector's profile at 50k samples/s).
+        first = samples[0].show_id
+        by_show: dict[str, Sequence[ProbeSample]]
+        if all(s.show_id == first for s in samples):
+            by_show = {first: samples}
+        else:
+            grouped: dict[str, list[ProbeSample]] = {}
+            for s in samples:
+                grouped.setdefault(s.show_id, []).append(s)
+            by_show = dict(grouped)
         for show_id, group in by_show.items():
             state = self.shows.get(show_id)
             if state is None or state.finished:
