@@ -172,6 +172,28 @@ def test_bandwidth_told_apart_from_packet_loss() -> None:
     assert "14.0% packet loss" in inc.summary
 
 
+def test_starved_stream_with_packets_flowing_is_bandwidth_not_node_failure() -> None:
+    # Seen on real traffic: a region squeezed to 40 % of its streams' bitrate
+    # gets a third of the packets, no whole frame for 20 s, and no RTT check
+    # answered (the queue drops them). Packets still arrive: not the node.
+    def squeeze(pid: str, k: int) -> dict[str, object] | None:
+        if pid.startswith("th") and k >= 60:
+            return dict(bitrate_kbps=240.0, fps=0.0, rtt_ms=None, loss_pct=70.0,
+                        no_frame_ms=(k - 59) * 1000.0)
+        return None
+
+    def stopped(pid: str, k: int) -> dict[str, object] | None:
+        if pid.startswith("th") and k >= 60:
+            return dict(bitrate_kbps=0.0, fps=0.0, rtt_ms=None, loss_pct=None,
+                        no_frame_ms=(k - 59) * 1000.0)
+        return None
+
+    eng, _ = run(100, squeeze)
+    assert (only(eng).cause, only(eng).scope) == (Cause.BANDWIDTH, {"region": "TH"})
+    eng, _ = run(100, stopped)
+    assert only(eng).cause == Cause.NODE_FAILURE
+
+
 def test_high_latency_with_media_flowing() -> None:
     eng, _ = run(
         100, lambda pid, k: dict(rtt_ms=480.0) if pid.startswith("us") and k >= 60 else None

@@ -105,7 +105,13 @@ def classify_media(view: MediaView, base: Baseline, cfg: DiagnosisConfig) -> Cau
     m = cfg.media
     if view.state in _DOWN_STATES:
         return Cause.NODE_FAILURE
-    if view.no_frame_ms is not None and view.no_frame_ms >= m.no_frame_s * 1000:
+    # No frame for seconds is a node failure only when the packets stopped
+    # too. A stream squeezed below its bitrate still delivers packets (a
+    # third of them, say) but hardly ever a whole frame: that is the path,
+    # judged below, not the node.
+    flowing = view.bitrate_kbps is not None and view.bitrate_kbps > m.stopped_bitrate_kbps
+    starved = view.no_frame_ms is not None and view.no_frame_ms >= m.no_frame_s * 1000
+    if starved and not flowing:
         return Cause.NODE_FAILURE
     if (
         view.state == ConnectionState.CONNECTED
@@ -126,10 +132,18 @@ def classify_media(view: MediaView, base: Baseline, cfg: DiagnosisConfig) -> Cau
     )
     if rtt_up and (bitrate_low or fps_low):
         return Cause.BANDWIDTH
+    lossy = view.loss_pct is not None and view.loss_pct > m.loss_pct
+    # A full bottleneck queue drops the RTT checks too: no answer at all,
+    # heavy loss and a fraction of the bitrate is a squeeze, not random loss
+    # (which leaves the bitrate roughly whole and some checks answered).
+    if rtt is None and lossy and bitrate_low and (fps_low or starved):
+        return Cause.BANDWIDTH
     if rtt_slo:
         return Cause.HIGH_LATENCY
-    if view.loss_pct is not None and view.loss_pct > m.loss_pct:
+    if lossy:
         return Cause.PACKET_LOSS
+    if starved:
+        return Cause.NODE_FAILURE  # packets arrive but nothing decodable: the source
     return None
 
 
