@@ -228,6 +228,13 @@ def _write_probe_batches(
     return stored
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """The SQL conditions whose value is given (None: no condition), and their
+    parameters; always at least one condition so ``AND``-joining is valid."""
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    return [c for c, _ in given] or ["1"], [v for _, v in given]
+
+
 def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
 
@@ -445,25 +452,17 @@ class SqliteStore:
         region: str | None = None,
         probe_id: str | None = None,
     ) -> list[ProbeSample]:
-        where: list[str] = ["show_id = ?"]
-        params: list[Any] = [show_id]
-        extra: list[tuple[str, Any]] = []
-        if region is not None:
-            extra.append(("region = ?", region))
-        if probe_id is not None:
-            extra.append(("probe_id = ?", probe_id))
-        raw_where = where + (["ts >= ?"] if start_ts is not None else [])
-        raw_where += ["ts <= ?"] if end_ts is not None else []
-        raw_params: list[Any] = params + [t for t in (start_ts, end_ts) if t is not None]
-        raw_where += [c for c, _ in extra]
-        raw_params += [v for _, v in extra]
+        raw_where, raw_params = _where(
+            ("show_id = ?", show_id), ("ts >= ?", start_ts), ("ts <= ?", end_ts),
+            ("region = ?", region), ("probe_id = ?", probe_id),
+        )
         rows = self._read(
             f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM probe_samples "
             f"WHERE {' AND '.join(raw_where)} ORDER BY ts",
             raw_params,
         )
         out = [ProbeSample.model_validate(_row_dict(SAMPLE_COLUMNS, r)) for r in rows]
-        out.extend(self._minute_samples(show_id, start_ts, end_ts, extra))
+        out.extend(self._minute_samples(show_id, start_ts, end_ts, region, probe_id))
         if out and rows and len(out) > len(rows):
             out.sort(key=lambda s: s.ts)
         return out
@@ -473,21 +472,17 @@ class SqliteStore:
         show_id: str,
         start_ts: float | None,
         end_ts: float | None,
-        extra: list[tuple[str, Any]],
+        region: str | None,
+        probe_id: str | None,
     ) -> list[ProbeSample]:
         """Downsampled minutes, as one sample per minute stamped at its end."""
         cols = ["show_id", "stream_id", "probe_id", "region", "isp", "edge_node", "state",
                 *_MINUTE_AGGREGATES]
-        where: list[str] = ["show_id = ?"]
-        params: list[Any] = [show_id]
-        if start_ts is not None:
-            where.append("(minute + 1) * 60 >= ?")
-            params.append(start_ts)
-        if end_ts is not None:
-            where.append("(minute + 1) * 60 <= ?")
-            params.append(end_ts)
-        where += [c for c, _ in extra]
-        params += [v for _, v in extra]
+        where, params = _where(
+            ("show_id = ?", show_id), ("(minute + 1) * 60 >= ?", start_ts),
+            ("(minute + 1) * 60 <= ?", end_ts), ("region = ?", region),
+            ("probe_id = ?", probe_id),
+        )
         rows = self._read(
             f"SELECT (minute + 1) * 60.0, {', '.join(cols)} FROM probe_minutes "
             f"WHERE {' AND '.join(where)} ORDER BY minute",
@@ -503,14 +498,8 @@ class SqliteStore:
     def business(
         self, show_id: str, start_ts: float | None = None, end_ts: float | None = None
     ) -> list[BusinessSample]:
-        where: list[str] = ["show_id = ?"]
-        params: list[Any] = [show_id]
-        if start_ts is not None:
-            where.append("ts >= ?")
-            params.append(start_ts)
-        if end_ts is not None:
-            where.append("ts <= ?")
-            params.append(end_ts)
+        where, params = _where(("show_id = ?", show_id), ("ts >= ?", start_ts),
+                               ("ts <= ?", end_ts))
         rows = self._read(
             f"SELECT {', '.join(BUSINESS_COLUMNS)} FROM business "
             f"WHERE {' AND '.join(where)} ORDER BY ts, region, sku",
@@ -521,14 +510,7 @@ class SqliteStore:
     def stock(
         self, start_ts: float | None = None, end_ts: float | None = None
     ) -> list[StockRecord]:
-        where: list[str] = ["1"]
-        params: list[Any] = []
-        if start_ts is not None:
-            where.append("ts >= ?")
-            params.append(start_ts)
-        if end_ts is not None:
-            where.append("ts <= ?")
-            params.append(end_ts)
+        where, params = _where(("ts >= ?", start_ts), ("ts <= ?", end_ts))
         rows = self._read(
             f"SELECT {', '.join(STOCK_COLUMNS)} FROM stock "
             f"WHERE {' AND '.join(where)} ORDER BY ts, warehouse, sku",
