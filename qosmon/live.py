@@ -3,15 +3,28 @@ inventory tracker fed with everything accepted; once a second their results
 go to the store, to live subscribers and to alerting.
 
 This is the only place that knows all three; each of them stays pure.
+
+It outlives its process through the store: on ``start()`` it finds the shows
+still live there and rebuilds each one's state by replaying the recent window
+of stored samples, business figures and stock into a fresh engine and
+tracker, and gives the incidents the replay finds back the identity of the
+open ones stored before (same id, same start), so an incident open across a
+restart stays one incident and its alert (restored by the alerter from its
+outbox) is resolved once when it ends. A show created after samples for it
+arrived is replayed the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qosmon.alerting.alerter import Alerter
 from qosmon.diagnosis.config import DiagnosisConfig
@@ -19,8 +32,10 @@ from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.inventory.config import InventoryConfig
 from qosmon.inventory.tracker import InventoryTracker
 from qosmon.model import (
+    STOCK_CAUSES,
     AlertDelivery,
     BusinessSample,
+    Cause,
     Incident,
     OnScreen,
     ProbeSample,
@@ -29,9 +44,39 @@ from qosmon.model import (
     StockState,
 )
 from qosmon.pipeline import StockFeed
-from qosmon.store.base import Store
+from qosmon.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
+
+# How far back stock records are read for a replayed show: warehouse
+# snapshots come every few minutes, the tracker needs the last one.
+_STOCK_LOOKBACK_S = 3600.0
+# Replayed incidents that begin this close to the start of the replayed
+# window were seen only in part: unless they continue a stored incident they
+# are not reported again.
+_PARTIAL_S = 30.0
+# Show ids remembered as finished (samples for them are then not "unknown")
+# and show ids counted as unknown: both bounded.
+_REMEMBER_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How the pipeline survives restarts and shows that are never ended."""
+
+    # Stored data replayed into a show's engine on start (and for a show
+    # created after its samples arrived).
+    replay_s: float = 600.0
+    # A replay reaches back to the start of the oldest incident still open,
+    # but never further than this.
+    max_replay_s: float = 3600.0
+    # A show with no end call ends at its planned end plus this.
+    end_grace_s: float = 600.0
+    # On start, shows not ended whose start is older than this are left alone.
+    max_show_age_s: float = 2 * 86400.0
+    # After a restart a show's diagnosis waits this long, at most, for its
+    # probes to post again before it goes on without them.
+    resume_wait_s: float = 30.0
 
 
 @dataclass
@@ -41,6 +86,39 @@ class _ShowState:
     tracker: InventoryTracker
     latest: dict[str, ProbeSample] = field(default_factory=dict)  # probe_id -> last sample
     finished: bool = False
+    # Identity of replayed incidents: the stored incident each continues.
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)  # replayed history, already stored
+    closed: list[Incident] = field(default_factory=list)  # stored open, gone in the replay
+    # Replay to do (from this time) before the show is diagnosed; data that
+    # arrives meanwhile waits in ``buffer``.
+    replay_since: float | None = None
+    recovered: bool = False
+    buffer: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    # After a restart: hold the engine until probes post again (or the wait
+    # runs out) so the seconds the collector was down are not judged empty.
+    replayed_until: float | None = None
+    hold_until: float | None = None
+    resume_ts: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def view(self, incidents: Sequence[Incident]) -> list[Incident]:
+        out = []
+        for i in incidents:
+            if i.incident_id in self.hidden:
+                continue
+            update = self.overrides.get(i.incident_id)
+            out.append(i.model_copy(update=update) if update else i)
+        return out
+
+
+@dataclass
+class RecoveryStats:
+    shows: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+    incidents_continued: int = 0
+    incidents_closed: int = 0
 
 
 class LivePipeline:
@@ -51,29 +129,48 @@ class LivePipeline:
         engine_config: DiagnosisConfig | None = None,
         inventory_config: InventoryConfig | None = None,
         report_dir: Path | None = None,
+        settings: LiveSettings | None = None,
     ) -> None:
         self.store = store
         self.alerter = alerter
         self.report_dir = report_dir
+        self.settings = settings or LiveSettings()
         self.stock_feed = StockFeed()
         self._engine_config = engine_config
         self._inventory_config = inventory_config
         self.shows: dict[str, _ShowState] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._unknown: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self.unknown_show_samples = 0  # samples for shows not (yet) known, ever
         self._pending_deliveries: list[AlertDelivery] = []
         self._report_tasks: set[asyncio.Task[None]] = set()
+        self.last_tick: float | None = None  # wall clock at the end of the last tick
+        self.last_tick_s = 0.0  # how long the last tick took
+        self.recovery = RecoveryStats()
+        # Seconds from start() until each recovered show's diagnosis resumed.
+        self.resumed_after_s: dict[str, float] = {}
+        self._t_start = time.monotonic()
 
     # --- hooks the collector calls with accepted data ----------------------
     def on_show(self, show: Show) -> None:
         state = self.shows.get(show.show_id)
-        if state is None:
-            state = _ShowState(
-                show=show,
-                engine=DiagnosisEngine(show, self._engine_config),
-                tracker=InventoryTracker(show, self._inventory_config),
-            )
-            self.shows[show.show_id] = state
-        else:
+        if state is not None:
             state.show = show
+            return
+        state = self._new_state(show)
+        if self._unknown.pop(show.show_id, None) is not None:
+            # Its samples came first: diagnose them too, as far back as the
+            # replay window goes.
+            state.replay_since = max(show.start_ts, time.time() - self.settings.replay_s)
+        self._finished.pop(show.show_id, None)
+        self.shows[show.show_id] = state
+
+    def _new_state(self, show: Show) -> _ShowState:
+        return _ShowState(
+            show=show,
+            engine=DiagnosisEngine(show, self._engine_config),
+            tracker=InventoryTracker(show, self._inventory_config),
+        )
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None:
         if not samples:
@@ -91,13 +188,40 @@ class LivePipeline:
             by_show = dict(grouped)
         for show_id, group in by_show.items():
             state = self.shows.get(show_id)
-            if state is None or state.finished:
+            if state is None:
+                self._count_unknown(show_id, len(group))
                 continue
-            state.engine.add_probe_samples(group)
-            for s in group:
-                prev = state.latest.get(s.probe_id)
-                if prev is None or s.ts >= prev.ts:
-                    state.latest[s.probe_id] = s
+            if state.finished:
+                continue
+            if state.replay_since is not None:
+                state.buffer.append(("probe", group))
+                continue
+            self._add_probe_samples(state, group)
+
+    def _add_probe_samples(self, state: _ShowState, group: Sequence[ProbeSample]) -> None:
+        state.engine.add_probe_samples(group)
+        for s in group:
+            prev = state.latest.get(s.probe_id)
+            if prev is None or s.ts >= prev.ts:
+                state.latest[s.probe_id] = s
+            if (state.hold_until is not None and state.replayed_until is not None
+                    and s.ts > state.replayed_until
+                    and (state.resume_ts is None or s.ts < state.resume_ts)):
+                state.resume_ts = s.ts
+
+    def _count_unknown(self, show_id: str, n: int) -> None:
+        if show_id in self._finished:
+            return
+        self.unknown_show_samples += n
+        if show_id in self._unknown:
+            self._unknown[show_id] += n
+            return
+        log.warning("samples for show %s, which this collector does not know: stored, and "
+                    "diagnosed if the show is created within %.0f s", show_id,
+                    self.settings.replay_s)
+        self._unknown[show_id] = n
+        if len(self._unknown) > _REMEMBER_MAX:
+            self._unknown.popitem(last=False)
 
     def on_business(self, samples: Sequence[BusinessSample]) -> None:
         by_show: dict[str, list[BusinessSample]] = {}
@@ -106,6 +230,9 @@ class LivePipeline:
         for show_id, group in by_show.items():
             state = self.shows.get(show_id)
             if state is None or state.finished:
+                continue
+            if state.replay_since is not None:
+                state.buffer.append(("business", group))
                 continue
             state.engine.add_business(group)
             state.tracker.add_business(group)
@@ -118,13 +245,21 @@ class LivePipeline:
                 continue
             served = {w for ws in state.show.region_warehouses.values() for w in ws}
             mine = [r for r in records if r.warehouse in served]
-            if mine:
+            if not mine:
+                continue
+            if state.replay_since is not None:
+                state.buffer.append(("stock", mine))
+            else:
                 state.tracker.add_stock(mine)
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None:
         for e in events:
             state = self.shows.get(e.show_id)
-            if state is not None and not state.finished:
+            if state is None or state.finished:
+                continue
+            if state.replay_since is not None:
+                state.buffer.append(("on_screen", [e]))
+            else:
                 state.tracker.add_on_screen([e])
 
     def current_stock(self, show_id: str) -> list[StockState]:
@@ -137,19 +272,171 @@ class LivePipeline:
 
     def incidents(self, show_id: str) -> list[Incident]:
         state = self.shows.get(show_id)
-        return state.engine.incidents if state is not None else []
+        return self._incidents(state) if state is not None else []
+
+    @staticmethod
+    def _incidents(state: _ShowState) -> list[Incident]:
+        return state.view(state.engine.incidents) + state.closed
+
+    def health(self, now: float) -> dict[str, Any]:
+        """What ``/healthz`` reports about live analysis."""
+        return {
+            "tick_age_s": None if self.last_tick is None else round(now - self.last_tick, 3),
+            "tick_s": round(self.last_tick_s, 3),
+            "shows": sum(1 for s in self.shows.values() if not s.finished),
+            "outbox_depth": self.alerter.depth() if self.alerter is not None else 0,
+            "outbox_oldest_s": round(self.alerter.oldest_pending_s(now), 1)
+            if self.alerter is not None else 0.0,
+        }
+
+    # --- restart ------------------------------------------------------------
+    async def recover(self, now: float) -> RecoveryStats:
+        """Rebuild the live state of every show the store says is still
+        live (not ended, started within ``max_show_age_s``)."""
+        t0 = time.monotonic()
+        shows = await asyncio.to_thread(self.store.list_shows)
+        stats = self.recovery
+        for show in shows:
+            if show.end_ts is not None or show.show_id in self.shows:
+                continue
+            if show.start_ts < now - self.settings.max_show_age_s:
+                continue
+            state = self._new_state(show)
+            state.recovered = True
+            state.replay_since = max(show.start_ts, now - self.settings.replay_s)
+            self.shows[show.show_id] = state
+            stats.shows += 1
+        await self._replay_pending(now)
+        stats.seconds = time.monotonic() - t0
+        if stats.shows:
+            log.info("recovered %d live show(s) from the store in %.2f s: %d samples replayed, "
+                     "%d open incident(s) continued, %d closed", stats.shows, stats.seconds,
+                     stats.samples, stats.incidents_continued, stats.incidents_closed)
+        return stats
+
+    async def _replay_pending(self, now: float) -> None:
+        for state in list(self.shows.values()):
+            if state.replay_since is None or state.finished:
+                continue
+            try:
+                await self._replay(state, now)
+            except StoreError as exc:
+                # Diagnosis goes on from live data; the next tick tries again.
+                log.error("show %s: replaying stored data failed: %s", state.show.show_id, exc)
+                continue
+
+    async def _replay(self, state: _ShowState, now: float) -> None:
+        assert state.replay_since is not None
+        show = state.show
+        show_id = show.show_id
+        stored: list[Incident] = []
+        since = state.replay_since
+        if state.recovered:
+            stored = await asyncio.to_thread(self.store.incidents, show_id)
+            open_starts = [i.start_ts for i in stored if i.end_ts is None]
+            if open_starts:
+                # Reach back before the oldest open incident so its probes'
+                # baselines are rebuilt, bounded.
+                baseline_s = float(state.engine.cfg.media.baseline_s)
+                since = max(show.start_ts, now - self.settings.max_replay_s,
+                            min(since, min(open_starts) - baseline_s))
+
+        def read() -> tuple[list[ProbeSample], list[BusinessSample], list[StockRecord],
+                            list[OnScreen]]:
+            return (
+                self.store.probe_samples(show_id, since, None),
+                self.store.business(show_id, since, None),
+                self.store.stock(min(since, show.start_ts) - _STOCK_LOOKBACK_S, None),
+                self.store.on_screen(show_id),
+            )
+
+        samples, business, stock, on_screen = await asyncio.to_thread(read)
+        served = {w for ws in show.region_warehouses.values() for w in ws}
+        engine, tracker = state.engine, state.tracker
+        self._add_probe_samples(state, samples)
+        engine.add_business(business)
+        tracker.add_business(business)
+        tracker.add_stock([r for r in stock if r.warehouse in served])
+        tracker.add_on_screen(on_screen)
+        # What arrived while the store was read: probe samples and stock are
+        # idempotent, business figures add up, so skip those already read.
+        seen = {(b.ts, b.region, b.sku) for b in business}
+        for kind, items in state.buffer:
+            if kind == "probe":
+                self._add_probe_samples(state, items)
+            elif kind == "business":
+                fresh = [b for b in items if (b.ts, b.region, b.sku) not in seen]
+                engine.add_business(fresh)
+                tracker.add_business(fresh)
+            elif kind == "stock":
+                tracker.add_stock(items)
+            else:
+                tracker.add_on_screen(items)
+        state.buffer = []
+        state.replay_since = None
+        self.recovery.samples += len(samples)
+        if not state.recovered:
+            return  # a show created late: its data is continuous, go on as usual
+        # Judge the stored past up to the last stored data, then hold.
+        last = max((s.ts for s in samples), default=None)
+        if business:
+            last = max(last or 0.0, max(b.ts for b in business))
+        changes = tracker.step(last if last is not None else now)
+        engine.add_stock_states(changes)
+        if last is not None:
+            engine.step(last + engine.cfg.incident.lag_s)
+        self._reconcile(state, stored, since, last if last is not None else now)
+        if last is not None:
+            state.replayed_until = last
+            state.hold_until = now + self.settings.resume_wait_s
+        written = self._incidents(state)
+        if written:
+            await asyncio.to_thread(self.store.put_incidents, show_id, written)
+
+    def _reconcile(
+        self, state: _ShowState, stored: list[Incident], since: float, last: float
+    ) -> None:
+        """Give each replayed incident the identity of the stored one it
+        continues; keep replayed history that is stored already out of sight;
+        close stored open incidents the replay no longer finds."""
+        used: set[str] = set()
+        for r in state.engine.incidents:
+            match = _best_match(r, [s for s in stored if s.incident_id not in used])
+            if match is not None:
+                used.add(match.incident_id)
+                if match.end_ts is not None:
+                    state.hidden.add(r.incident_id)
+                else:
+                    state.overrides[r.incident_id] = {
+                        "incident_id": match.incident_id, "start_ts": match.start_ts,
+                        "detected_ts": match.detected_ts,
+                    }
+                    self.recovery.incidents_continued += 1
+            elif r.start_ts < since + _PARTIAL_S or (r.end_ts is not None and r.end_ts <= last):
+                # Seen in part at the window's edge, or over before the
+                # restart without ever being stored: history, not news.
+                state.hidden.add(r.incident_id)
+        for s in stored:
+            if s.end_ts is None and s.incident_id not in used:
+                state.closed.append(s.model_copy(update={"end_ts": max(s.start_ts, last)}))
+                self.recovery.incidents_closed += 1
 
     # --- once a second ------------------------------------------------------
     async def tick(self, now: float) -> None:
+        t0 = time.monotonic()
+        await self._replay_pending(now)
         for show_id, state in list(self.shows.items()):
-            if state.finished:
+            if state.finished or state.replay_since is not None:
                 continue
+            await self._end_if_overdue(state, now)
             stock_changes = state.tracker.step(now)
             if stock_changes:
                 state.engine.add_stock_states(stock_changes)
                 self.stock_feed.publish(stock_changes)
                 await asyncio.to_thread(self.store.write_stock_states, stock_changes)
-            changed = state.engine.step(now)
+            if state.hold_until is not None:
+                self._maybe_resume(state, now)
+            changed = state.view(state.engine.step(now)) if state.hold_until is None else []
             ended = state.show.end_ts is not None and now >= state.show.end_ts
             if ended:
                 closed = {i.incident_id: i for i in changed}
@@ -160,21 +447,60 @@ class LivePipeline:
             if changed:
                 await asyncio.to_thread(self.store.put_incidents, show_id, changed)
             if self.alerter is not None:
-                incidents = state.engine.incidents
+                incidents = self._incidents(state)
                 if ended:
                     incidents = self._ended(incidents, state.show.end_ts or now)
-                self.alerter.update(show_id, incidents, now)
+                await self.alerter.update(show_id, incidents, now)
                 if ended:
                     # Resolve at once rather than after the flap cool-off:
                     # the show is over, nothing can re-fire.
-                    self.alerter.end_show(show_id, now)
-            if ended and self.report_dir is not None:
-                # In the background: waiting for the last alert deliveries
-                # must not hold up the other shows' diagnosis.
-                task = asyncio.create_task(self._write_report(show_id))
-                self._report_tasks.add(task)
-                task.add_done_callback(self._report_tasks.discard)
+                    await self.alerter.end_show(show_id, now)
+            if ended:
+                self._forget(show_id)
+                if self.report_dir is not None:
+                    # In the background: waiting for the last alert deliveries
+                    # must not hold up the other shows' diagnosis.
+                    task = asyncio.create_task(self._write_report(show_id))
+                    self._report_tasks.add(task)
+                    task.add_done_callback(self._report_tasks.discard)
         await self._write_deliveries()
+        self.last_tick = time.time()
+        self.last_tick_s = time.monotonic() - t0
+
+    async def _end_if_overdue(self, state: _ShowState, now: float) -> None:
+        show = state.show
+        if show.end_ts is not None or show.planned_end_ts is None:
+            return
+        due = show.planned_end_ts + self.settings.end_grace_s
+        if now < due:
+            return
+        log.warning("show %s: no end call by its planned end + %.0f s grace: ended at %.0f",
+                    show.show_id, self.settings.end_grace_s, due)
+        state.show = show.model_copy(update={"end_ts": due})
+        await asyncio.to_thread(self.store.put_show, state.show)
+
+    def _maybe_resume(self, state: _ShowState, now: float) -> None:
+        assert state.hold_until is not None
+        lag = state.engine.cfg.incident.lag_s
+        if state.resume_ts is not None:
+            resume = state.resume_ts
+        elif now >= state.hold_until:
+            resume = now - lag
+        else:
+            return
+        state.engine.resume_at(resume)
+        state.hold_until = state.resume_ts = None
+        took = time.monotonic() - self._t_start
+        self.resumed_after_s[state.show.show_id] = took
+        log.info("show %s: diagnosis resumed %.1f s after start", state.show.show_id, took)
+
+    def _forget(self, show_id: str) -> None:
+        """A finished show leaves memory; its id is remembered (bounded) so
+        late samples for it are not taken for an unknown show's."""
+        self.shows.pop(show_id, None)
+        self._finished[show_id] = None
+        if len(self._finished) > _REMEMBER_MAX:
+            self._finished.popitem(last=False)
 
     async def _write_report(self, show_id: str) -> None:
         from qosmon.report.data import load_show_data
@@ -219,12 +545,15 @@ class LivePipeline:
 
     def _close_open(self, state: _ShowState, end_ts: float) -> list[Incident]:
         """At show end, incidents still open end with the show."""
-        return [i.model_copy(update={"end_ts": end_ts}) for i in state.engine.incidents
+        return [i.model_copy(update={"end_ts": end_ts}) for i in self._incidents(state)
                 if i.end_ts is None]
 
     async def start(self) -> None:
+        """Load the alerting state, then rebuild the shows still live."""
+        self._t_start = time.monotonic()
         if self.alerter is not None:
             await self.alerter.start()
+        await self.recover(time.time())
 
     async def close(self) -> None:
         if self._report_tasks:
@@ -233,3 +562,31 @@ class LivePipeline:
             await self.alerter.flush(timeout_s=10)
             await self.alerter.close()
         await self._write_deliveries()
+
+
+def _kind(cause: Cause) -> str:
+    if cause in STOCK_CAUSES:
+        return "stock"
+    if cause == Cause.NETWORK_FINE:
+        return "business"
+    return "stream"
+
+
+def _best_match(replayed: Incident, stored: list[Incident]) -> Incident | None:
+    """The stored incident a replayed one is: same place, same kind of
+    problem (and SKU), overlapping in time; the same cause and the nearest
+    start first."""
+    r_end = replayed.end_ts if replayed.end_ts is not None else math.inf
+    best: tuple[int, float, Incident] | None = None
+    for s in stored:
+        if s.scope != replayed.scope or _kind(s.cause) != _kind(replayed.cause):
+            continue
+        if _kind(s.cause) == "stock" and not set(s.skus) & set(replayed.skus):
+            continue
+        s_end = s.end_ts if s.end_ts is not None else math.inf
+        if s.start_ts > r_end + _PARTIAL_S or replayed.start_ts > s_end + _PARTIAL_S:
+            continue
+        rank = (0 if s.cause == replayed.cause else 1, abs(s.start_ts - replayed.start_ts))
+        if best is None or rank < best[:2]:
+            best = (*rank, s)
+    return best[2] if best is not None else None

@@ -39,6 +39,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from qosmon.alerting.outbox import OutboxEntry
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -362,6 +363,22 @@ class InfluxStore:
 
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
         self._side.write_alert_deliveries(show_id, deliveries)
+
+    # The alert outbox is a set of documents too: the side store keeps it.
+    def outbox_add(
+        self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
+        alert_state: tuple[str, str | None] | None,
+    ) -> None:
+        self._side.outbox_add(new, changed, alert_state)
+
+    def outbox_update(self, entries: Sequence[OutboxEntry]) -> None:
+        self._side.outbox_update(entries)
+
+    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
+        return self._side.outbox_load()
+
+    def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
+        return self._side.outbox_entries(show_id)
 
     # --- reads --------------------------------------------------------------
     def _export(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qosmon.alerting.outbox import OutboxEntry
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -109,6 +110,23 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
 );
 CREATE INDEX IF NOT EXISTS alert_deliveries_show ON alert_deliveries (show_id, ts);
 """
+
+# The alert outbox (``qosmon.alerting.outbox``) and the alert rules' state per
+# show: documents, updated by id. ``body`` is the entry's JSON; ``state`` and
+# ``seq`` are copied out of it for the queries.
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, show_id TEXT NOT NULL,
+    state TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
+CREATE INDEX IF NOT EXISTS outbox_show ON outbox (show_id, seq);
+CREATE TABLE IF NOT EXISTS alert_state (
+    show_id TEXT PRIMARY KEY, body TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+# A starting collector loads at most this many outbox entries of live shows.
+OUTBOX_LOAD_MAX = 100_000
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
 # 64 + 32 + 4 rows: three statements, each cached once prepared). The sqlite3
@@ -258,6 +276,7 @@ class SqliteStore:
         try:
             self._wconn = self._connect()
             self._wconn.executescript(_SCHEMA)
+            self._wconn.executescript(_OUTBOX_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
@@ -435,6 +454,50 @@ class SqliteStore:
             )
         )
 
+    # --- alert outbox (qosmon.alerting.outbox.Outbox) ----------------------
+    def outbox_add(
+        self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
+        alert_state: tuple[str, str | None] | None,
+    ) -> None:
+        rows = [(e.delivery_id, e.seq, e.show_id, e.state.value, e.model_dump_json())
+                for e in (*new, *changed)]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox (delivery_id, seq, show_id, state, body) "
+                "VALUES (?, ?, ?, ?, ?)", rows)
+            if alert_state is not None:
+                show_id, body = alert_state
+                if body is None:
+                    conn.execute("DELETE FROM alert_state WHERE show_id = ?", (show_id,))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO alert_state (show_id, body) "
+                                 "VALUES (?, ?)", (show_id, body))
+
+        self._write(op)
+
+    def outbox_update(self, entries: Sequence[OutboxEntry]) -> None:
+        rows = [(e.state.value, e.model_dump_json(), e.delivery_id) for e in entries]
+        self._write(lambda conn: conn.executemany(
+            "UPDATE outbox SET state = ?, body = ? WHERE delivery_id = ?", rows))
+
+    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
+        rows = self._read(
+            "SELECT body FROM outbox WHERE state = 'pending' "
+            "OR show_id IN (SELECT show_id FROM alert_state) ORDER BY seq LIMIT ?",
+            (OUTBOX_LOAD_MAX,),
+        )
+        states = self._read("SELECT show_id, body FROM alert_state")
+        return ([OutboxEntry.model_validate_json(r[0]) for r in rows],
+                {show_id: body for show_id, body in states})
+
+    def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
+        rows = self._read("SELECT body FROM outbox WHERE show_id = ? ORDER BY seq", (show_id,))
+        return [OutboxEntry.model_validate_json(r[0]) for r in rows]
+
+    def outbox_depth(self) -> int:
+        return int(self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0])
+
     # --- reads --------------------------------------------------------------
     def get_show(self, show_id: str) -> Show | None:
         rows = self._read("SELECT body FROM shows WHERE show_id = ?", (show_id,))
@@ -603,7 +666,8 @@ class SqliteStore:
             for (show_id,) in gone:
                 def delete(conn: sqlite3.Connection, show_id: str = show_id) -> None:
                     for table in ("probe_minutes", "business", "stock_states", "shows",
-                                  "on_screen", "incidents", "alert_deliveries"):
+                                  "on_screen", "incidents", "alert_deliveries", "outbox",
+                                  "alert_state"):
                         conn.execute(f"DELETE FROM {table} WHERE show_id = ?", (show_id,))
 
                 self._write(delete)
