@@ -77,6 +77,10 @@ class LiveSettings:
     # After a restart a show's diagnosis waits this long, at most, for its
     # probes to post again before it goes on without them.
     resume_wait_s: float = 30.0
+    # Unhealthy when no tick ended for this long, or when a notification has
+    # waited for its receiver this long.
+    tick_stalled_s: float = 10.0
+    outbox_stuck_s: float = 900.0
 
 
 @dataclass
@@ -150,6 +154,7 @@ class LivePipeline:
         # Seconds from start() until each recovered show's diagnosis resumed.
         self.resumed_after_s: dict[str, float] = {}
         self._t_start = time.monotonic()
+        self._t_start_wall = time.time()
 
     # --- hooks the collector calls with accepted data ----------------------
     def on_show(self, show: Show) -> None:
@@ -280,13 +285,28 @@ class LivePipeline:
 
     def health(self, now: float) -> dict[str, Any]:
         """What ``/healthz`` reports about live analysis."""
+        cfg = self.settings
+        # Before the first tick, count from start (recovery included).
+        since = self.last_tick if self.last_tick is not None else self._t_start_wall
+        tick_age = now - since
+        depth = self.alerter.depth() if self.alerter is not None else 0
+        oldest = self.alerter.oldest_pending_s(now) if self.alerter is not None else 0.0
+        problems = []
+        if tick_age > cfg.tick_stalled_s:
+            problems.append(f"live tick not run for {tick_age:.0f} s")
+        if oldest > cfg.outbox_stuck_s:
+            problems.append(f"an alert notification has waited {oldest:.0f} s for its receiver")
         return {
-            "tick_age_s": None if self.last_tick is None else round(now - self.last_tick, 3),
+            "tick_age_s": None if self.last_tick is None else round(tick_age, 3),
             "tick_s": round(self.last_tick_s, 3),
             "shows": sum(1 for s in self.shows.values() if not s.finished),
-            "outbox_depth": self.alerter.depth() if self.alerter is not None else 0,
-            "outbox_oldest_s": round(self.alerter.oldest_pending_s(now), 1)
-            if self.alerter is not None else 0.0,
+            "outbox_depth": depth,
+            "outbox_oldest_s": round(oldest, 1),
+            "recovered_shows": self.recovery.shows,
+            "recovery_s": round(self.recovery.seconds, 3),
+            "resumed_after_s": {k: round(v, 2) for k, v in self.resumed_after_s.items()},
+            "unknown_show_samples": self.unknown_show_samples,
+            "problems": problems,
         }
 
     # --- restart ------------------------------------------------------------
@@ -551,6 +571,7 @@ class LivePipeline:
     async def start(self) -> None:
         """Load the alerting state, then rebuild the shows still live."""
         self._t_start = time.monotonic()
+        self._t_start_wall = time.time()
         if self.alerter is not None:
             await self.alerter.start()
         await self.recover(time.time())

@@ -63,6 +63,13 @@ class LiveConfig(_Cfg):
     report_dir: str | None = "reports"
     # Link put in alerts; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
+    # Stored data replayed into a show's diagnosis on start (and for a show
+    # created after its samples came).
+    replay_s: float = Field(default=600.0, ge=0, le=86400)
+    # A show with no end call ends at its planned end plus this.
+    end_grace_s: float = Field(default=600.0, ge=0, le=86400)
+    # After a restart, how long a show's diagnosis waits for its probes.
+    resume_wait_s: float = Field(default=30.0, ge=0, le=3600)
 
 
 class CollectorConfig(_Cfg):

@@ -116,6 +116,7 @@ class DemoShow:
         from probes.uplink import CollectorUplink
         from qosmon.alerting.alerter import Alerter
         from qosmon.alerting.config import AlertingConfig
+        from qosmon.alerting.outbox import Outbox
         from qosmon.collector.app import CollectorConfig, start_collector
         from qosmon.live import LivePipeline
         from qosmon.model import ProbeLabels
@@ -148,6 +149,7 @@ class DemoShow:
             }),
             link=lambda show_id: f"file://{(out / (show_id + '.html')).resolve()}",
             on_delivery=lambda d: pipeline.record_delivery(d),
+            outbox=store if isinstance(store, Outbox) else None,
         )
         from qosmon.inventory.config import InventoryConfig
 
