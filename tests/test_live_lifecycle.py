@@ -1,0 +1,144 @@
+"""A show's life in the live pipeline beyond the happy path: it ends by
+itself when no end call comes, samples that arrive before their show are
+counted and still diagnosed, and /healthz says when live analysis is not
+well."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from qosmon.alerting.alerter import Alerter
+from qosmon.collector.app import start_collector
+from qosmon.collector.config import CollectorConfig
+from qosmon.live import LivePipeline, LiveSettings
+from qosmon.model import ProbeBatch, Show
+from qosmon.store.sqlite import SqliteStore
+from tests.alertmanager_server import Receiver
+from tests.collector_process import PROBES, sample
+from tests.test_alert_alerter import config, webhook
+
+TOKENS = {p: f"token-{p}-0123456789abcdef" for p in PROBES}
+FEED = "feed-token-0123456789abcdef"
+
+
+def _collector_config() -> CollectorConfig:
+    return CollectorConfig.model_validate({
+        "port": 0, "feed_tokens": [FEED],
+        "probes": [{"probe_id": p, "token": t} for p, t in TOKENS.items()],
+        "rate_limit": {"requests_per_s": 1000, "burst": 1000},
+    })
+
+
+async def test_show_without_end_call_ends_at_planned_end_plus_grace(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "q.db")
+    pipeline = LivePipeline(store, report_dir=tmp_path / "reports",
+                            settings=LiveSettings(end_grace_s=30))
+    await pipeline.start()
+    t0 = 1_700_000_000.0
+    show = Show(show_id="s-noend", title="never ended", start_ts=t0, planned_end_ts=t0 + 60,
+                regions=["ID", "TH"])
+    store.put_show(show)
+    pipeline.on_show(show)
+    samples = [sample("s-noend", p, t0 + k, None) for k in range(60) for p in PROBES]
+    store.write_probe_batch("b1", samples)
+    pipeline.on_probe_samples(samples)
+    try:
+        await pipeline.tick(t0 + 89)  # planned end passed, grace not yet
+        assert "s-noend" in pipeline.shows and store.get_show("s-noend").end_ts is None
+        await pipeline.tick(t0 + 91)
+        assert "s-noend" not in pipeline.shows  # finished shows leave memory
+    finally:
+        await pipeline.close()
+    assert store.get_show("s-noend").end_ts == t0 + 90
+    page = (tmp_path / "reports" / "s-noend.html").read_text()
+    assert "never ended" in page
+    # A late sample for it is neither diagnosed nor taken for an unknown show.
+    pipeline.on_probe_samples([sample("s-noend", "id-1", t0 + 95, None)])
+    assert pipeline.unknown_show_samples == 0
+    store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_samples_before_their_show_are_counted_then_diagnosed(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "q.db")
+    pipeline = LivePipeline(store, report_dir=None)
+    await pipeline.start()
+    collector = await start_collector(_collector_config(), store, pipeline)
+    now = time.time()
+    start = now - 28
+    broken = start + 15  # ID's edge node fails 15 s in
+    try:
+        async with aiohttp.ClientSession(base_url=collector.url) as http:
+            for probe in PROBES:
+                region = PROBES[probe][0]
+                samples = [sample("early", probe, start + k,
+                                  broken if region == "ID" and start + k >= broken else None)
+                           for k in range(28)]
+                batch = ProbeBatch(batch_id=f"{probe}-early", probe_id=probe, sent_ts=now,
+                                   samples=samples)
+                async with http.post("/api/v1/samples", data=batch.model_dump_json(),
+                                     headers={"Authorization": f"Bearer {TOKENS[probe]}",
+                                              "Content-Type": "application/json"}) as r:
+                    assert r.status == 200, await r.text()
+            async with http.get("/metrics") as r:
+                metrics = await r.text()
+            assert "qosmon_samples_unknown_show_total 112.0" in metrics
+            show = Show(show_id="early", start_ts=start, regions=["ID", "TH"])
+            async with http.put("/api/v1/shows/early", json=show.model_dump(mode="json"),
+                                headers={"Authorization": f"Bearer {FEED}"}) as r:
+                assert r.status == 200, await r.text()
+            found: list[dict[str, object]] = []
+            for _ in range(50):
+                async with http.get("/api/v1/shows/early/incidents") as r:
+                    found = (await r.json())["incidents"]
+                if found:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        await collector.stop()
+        await pipeline.close()
+        store.close()
+    assert [(i["cause"], i["scope"]["region"]) for i in found] == [("node_failure", "ID")]
+
+
+@pytest.mark.timeout(60)
+async def test_healthz_reports_the_tick_and_a_stuck_outbox(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "q.db")
+    rx = Receiver()  # down
+    alerter = Alerter(config(webhook(rx.url + "/hook")), outbox=store)
+    pipeline = LivePipeline(store, alerter, report_dir=None,
+                            settings=LiveSettings(outbox_stuck_s=2))
+    await pipeline.start()
+    collector = await start_collector(_collector_config(), store, pipeline)
+    try:
+        async with aiohttp.ClientSession(base_url=collector.url) as http:
+            for _ in range(30):
+                async with http.get("/healthz") as r:
+                    body = await r.json()
+                if body["live"]["tick_age_s"] is not None:
+                    break
+                await asyncio.sleep(0.2)
+            assert r.status == 200 and body["status"] == "ok", body
+            assert body["live"]["tick_age_s"] < 2 and body["live"]["outbox_depth"] == 0
+            # A page that cannot get out: queued, and after a while unhealthy.
+            t = time.time()
+            from tests.test_alert_alerter import incident
+
+            await alerter.update("show1", [incident(start=t - 10)], t)
+            async with http.get("/healthz") as r:
+                assert r.status == 200 and (await r.json())["live"]["outbox_depth"] == 1
+            await asyncio.sleep(2.5)
+            async with http.get("/healthz") as r:
+                body = await r.json()
+                assert r.status == 503, body
+            assert body["status"] == "unhealthy"
+            assert "waited" in body["problems"][0]
+    finally:
+        await collector.stop()
+        await pipeline.close()
+        store.close()
