@@ -25,7 +25,6 @@ import numpy as np
 from markupsafe import Markup
 
 from qosmon import __version__
-from qosmon.alerting.rules import alert_key
 from qosmon.model import (
     STOCK_CAUSES,
     AlertDelivery,
@@ -33,7 +32,11 @@ from qosmon.model import (
     BusinessSample,
     Cause,
     Incident,
+    InjectedFault,
+    Metric,
+    StockLevel,
     StockState,
+    incident_alert_key,
 )
 from qosmon.report import charts
 from qosmon.report.charts import Band, Lane, Series, Threshold
@@ -75,42 +78,43 @@ CAUSE_TEXT = {
     Cause.UNKNOWN: ("unknown", "no rule explained it"),
 }
 
-LEVEL_ORDER = ["green", "yellow", "orange", "red", "stale", "sync_fault", "unknown"]
-LEVEL_RANK = {name: i for i, name in enumerate(LEVEL_ORDER)}
-# Worst first when several warehouses disagree: a data fault hides the level.
-LEVEL_SEVERITY = {"green": 0, "unknown": 1, "yellow": 2, "stale": 3, "sync_fault": 3,
-                  "orange": 4, "red": 5}
-
-# Evidence metric (as diagnosis names it) -> (label, unit) of its chart
-# drawn per probe from the probe signals.
-_PROBE_METRICS = {
-    "rtt_ms": ("RTT", "ms"),
-    "loss_pct": ("packet loss", "%"),
-    "residual_loss_pct": ("loss after retransmission", "%"),
-    "bitrate_kbps": ("bitrate", "kbps"),
-    "fps": ("frame rate", "fps"),
-    "no_frame_ms": ("time since last frame", "ms"),
-    "chat_rtt_ms": ("chat delivery time", "ms"),
-    "freeze_ms": ("frozen time", "ms"),
-    "chat_lost_ratio": ("chat messages lost", "% of sent"),
-    "chat_lost_pct": ("chat messages lost", "% of sent"),
-    "connected_pct": ("probes connected", "%"),
+# Evidence metric -> (label, unit) of its chart; every metric has one.
+METRIC_TEXT: dict[Metric, tuple[str, str]] = {
+    Metric.RTT_MS: ("RTT", "ms"),
+    Metric.LOSS_PCT: ("packet loss", "%"),
+    Metric.BITRATE_KBPS: ("bitrate", "kbps"),
+    Metric.FPS: ("frame rate", "fps"),
+    Metric.NO_FRAME_MS: ("time since last frame", "ms"),
+    Metric.TTFF_MS: ("time to first frame", "ms"),
+    Metric.CHAT_RTT_MS: ("chat delivery time", "ms"),
+    Metric.CHAT_LOST_RATIO: ("chat messages lost", "% of sent"),
+    Metric.PROBES_WITHOUT_MEDIA: ("probes without media", "probes"),
+    Metric.DISCONNECTED_PROBES: ("probes disconnected", "probes"),
+    Metric.HEALTHY_PEERS: ("other probes of the region fine", "probes"),
+    Metric.HEALTHY_PROBES: ("probes with a fine stream", "probes"),
+    Metric.VIEWERS_ONLINE: ("viewers online", "viewers"),
+    Metric.VIEWERS_LEAVING: ("viewers leaving", "viewers"),
+    Metric.ORDERS: ("orders", "orders"),
+    Metric.CHAT_MESSAGES: ("chat messages", "messages"),
+    Metric.SKU_ORDERS_30S: ("orders of the SKU", "orders"),
+    Metric.ON_HAND: ("units on hand", "units"),
+    Metric.DATA_AGE_S: ("age of the stock figures", "s"),
 }
+# Probe signals charted per probe from the probe table's column of that name.
+_PROBE_METRICS = frozenset({
+    Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS, Metric.NO_FRAME_MS,
+    Metric.CHAT_RTT_MS, Metric.CHAT_LOST_RATIO,
+})
 # Counts of probes: drawn as how many of the incident's probes had no media.
-_MEDIA_COUNT_METRICS = {"probes_without_media", "disconnected_probes"}
+_MEDIA_COUNT_METRICS = frozenset({Metric.PROBES_WITHOUT_MEDIA, Metric.DISCONNECTED_PROBES})
 # The platform's figures for the incident's region.
-_BUSINESS_METRICS = {
-    "viewers_online": ("viewers online", "viewers"),
-    "orders": ("orders", "orders"),
-    "chat_messages": ("chat messages", "messages"),
-    "sku_orders_30s": ("orders of the SKU", "orders"),
-}
+_BUSINESS_METRICS = frozenset({
+    Metric.VIEWERS_ONLINE, Metric.ORDERS, Metric.CHAT_MESSAGES, Metric.SKU_ORDERS_30S,
+})
 # Stock signals: drawn per SKU x warehouse serving the incident's region.
-_STOCK_METRICS = {"on_hand": ("units on hand", "units"), "stock": ("units on hand", "units"),
-                  "on_hand_units": ("units on hand", "units"),
-                  "data_age_s": ("age of the stock figures", "s")}
+_STOCK_METRICS = frozenset({Metric.ON_HAND, Metric.DATA_AGE_S})
 # Ratios diagnosis reports as 0-1 but charts show in %.
-_RATIO_METRICS = {"chat_lost_ratio"}
+_RATIO_METRICS = frozenset({Metric.CHAT_LOST_RATIO})
 
 
 def _env() -> jinja2.Environment:
@@ -326,8 +330,7 @@ def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[Aler
     # An alert is keyed by show, place and cause, so it stays one alert when
     # diagnosis re-detects the same problem as a new incident: match on the
     # key within the incident's time, or on the incident it was raised for.
-    key = alert_key(inc.show_id, inc.scope.get("region", ""), inc.scope.get("edge_node", ""),
-                    inc.cause)
+    key = incident_alert_key(inc)
     end = inc.end_ts if inc.end_ts is not None else float("inf")
     return sorted(
         (d for d in deliveries
@@ -342,7 +345,7 @@ def _window_grid(span: Span, w0: float, w1: float) -> Grid:
 
 
 def _probe_window_series(
-    table: ProbeTable, metric: str, probes: list[str], region: str | None, grid: Grid,
+    table: ProbeTable, metric: Metric, probes: list[str], region: str | None, grid: Grid,
 ) -> list[Series]:
     codes = {p: i for i, p in enumerate(table.probes)}
     idx = [codes[p] for p in probes if p in codes]
@@ -354,13 +357,11 @@ def _probe_window_series(
     for k, p in enumerate(idx[:6]):
         m = inside & (table.probe_idx == p)
         sec = table.sec[m]
-        if metric in ("chat_lost_pct", "chat_lost_ratio"):
+        if metric is Metric.CHAT_LOST_RATIO:
             # Messages go out every few seconds: a ratio needs several per point.
             g = Grid(grid.t0, grid.first_s, grid.n_s, max(grid.width_s, 5))
             b = bucket_ratio(sec, table.chat_lost[m].astype(float),
                              table.chat_sent[m].astype(float), g)
-        elif metric == "connected_pct":
-            b = bucket_series(sec, table.connected[m].astype(float) * 100, grid)
         else:
             b = bucket_series(sec, getattr(table, metric)[m], grid)
         out.append(Series.from_buckets(table.probes[p], b, charts.SERIES_COLOURS[k % 7]))
@@ -392,12 +393,12 @@ def _media_count_series(
 
 
 def _business_window_series(
-    data: ShowData, metric: str, inc: Incident, span: Span, grid: Grid
+    data: ShowData, metric: Metric, inc: Incident, span: Span, grid: Grid
 ) -> tuple[list[Series], str]:
     """The platform's series for the incident's region (or the whole show)
     around the incident; counters summed per bucket."""
     region = inc.scope.get("region", "")
-    if metric == "sku_orders_30s":
+    if metric is Metric.SKU_ORDERS_30S:
         rows = [b for b in data.business if b.sku in inc.skus and b.region == region]
     else:
         rows = [b for b in data.business if not b.sku and b.region == region]
@@ -408,32 +409,32 @@ def _business_window_series(
     rows.sort(key=lambda b: b.ts)
     ts = np.array([b.ts for b in rows])
     sec = second_slots(ts, np.zeros(len(rows), np.int64), span.t0)
-    name = "orders" if metric == "sku_orders_30s" else metric
+    name = "orders" if metric is Metric.SKU_ORDERS_30S else str(metric)
     vals = np.array([np.nan if getattr(b, name) is None else getattr(b, name) for b in rows],
                     dtype=float)
     where = region or "whole show"
-    if metric == "viewers_online":
+    if metric is Metric.VIEWERS_ONLINE:
         b = bucket_series(sec, vals, grid)
         return [Series.from_buckets(f"viewers online, {where}", b, charts.SERIES_COLOURS[0])], ""
     width = nice_width(grid.n_s, 30, min_s=5)
     g = Grid(grid.t0, grid.first_s, grid.n_s, width)
     counts = bucket_sum(sec, vals, g)
     label = f"{name.replace('_', ' ')} {rate_unit(width)}, {where}"
-    if metric == "sku_orders_30s":
+    if metric is Metric.SKU_ORDERS_30S:
         label = f"orders of {', '.join(inc.skus)} {rate_unit(width)}, {where}"
     return [Series(name=label, t=g.starts + width / 2, v=counts, base=np.zeros(g.n),
                    bar_s=width, colour=charts.SERIES_COLOURS[1])], rate_unit(width)
 
 
 def _stock_window_series(
-    data: ShowData, inc: Incident, metric: str, t0: float, t1: float
+    data: ShowData, inc: Incident, metric: Metric, t0: float, t1: float
 ) -> list[Series]:
     """Per SKU x warehouse that serves the incident's region (all of the
     SKU's warehouses when the incident names none), held to the window end."""
     wh = inc.scope.get("warehouse")
     region = inc.scope.get("region")
     serving = set(data.show.region_warehouses.get(region, [])) if region else set()
-    field = "data_age_s" if metric == "data_age_s" else "on_hand"
+    field = metric.value  # both are StockState fields
     by_key: dict[tuple[str, str], list[StockState]] = defaultdict(list)
     for st in data.stock_states:
         if st.sku not in inc.skus or getattr(st, field) is None:
@@ -466,14 +467,18 @@ def _stock_window_series(
 
 
 # Which end of a signal is bad: the worst second is its max or its min.
-_LOW_IS_BAD = {"bitrate_kbps", "fps", "connected_pct"}
+_LOW_IS_BAD = frozenset({Metric.BITRATE_KBPS, Metric.FPS})
+# Probe signals whose whole-incident median and worst second are worth a line.
+_DURING_METRICS = frozenset({
+    Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS, Metric.NO_FRAME_MS,
+    Metric.CHAT_RTT_MS,
+})
 
 
-def _during(table: ProbeTable, metric: str, inc: Incident, span: Span, unit: str) -> str:
+def _during(table: ProbeTable, metric: Metric, inc: Incident, span: Span, unit: str) -> str:
     """The incident's probes over the whole incident, next to diagnosis's
     figure, which is a snapshot taken when the incident opened."""
-    if metric not in ("rtt_ms", "loss_pct", "bitrate_kbps", "fps", "no_frame_ms",
-                      "chat_rtt_ms", "residual_loss_pct"):
+    if metric not in _DURING_METRICS:
         return ""
     codes = {p: i for i, p in enumerate(table.probes)}
     idx = [codes[p] for p in inc.probes if p in codes]
@@ -504,16 +509,16 @@ def _evidence_views(
     grid = _window_grid(span, w0, w1)
     band = [Band(inc.start_ts, end, "", title="incident")]
     thresholds_for = {
-        "rtt_ms": th.rtt_failed_ms, "loss_pct": th.loss_failed_pct,
-        "no_frame_ms": th.no_frame_failed_ms, "bitrate_kbps": th.bitrate_degraded_kbps,
-        "chat_rtt_ms": th.chat_rtt_degraded_ms, "chat_lost_pct": th.chat_lost_chart_pct,
+        Metric.RTT_MS: th.rtt_failed_ms, Metric.LOSS_PCT: th.loss_failed_pct,
+        Metric.NO_FRAME_MS: th.no_frame_failed_ms, Metric.BITRATE_KBPS: th.bitrate_degraded_kbps,
+        Metric.CHAT_RTT_MS: th.chat_rtt_degraded_ms,
+        Metric.CHAT_LOST_RATIO: th.chat_lost_chart_pct,
     }
     out = []
     drawn: set[str] = set()  # one chart per kind of signal (e.g. stock of all warehouses)
     for ev in inc.evidence:
         scale = 100.0 if ev.metric in _RATIO_METRICS else 1.0
-        label, unit = _PROBE_METRICS.get(ev.metric) or _BUSINESS_METRICS.get(ev.metric) or \
-            _STOCK_METRICS.get(ev.metric) or (ev.metric.replace("_", " "), ev.unit)
+        label, unit = METRIC_TEXT[ev.metric]
         observed = None if ev.observed is None else ev.observed * scale
         baseline = None if ev.baseline is None else ev.baseline * scale
         limit = None if ev.threshold is None else ev.threshold * scale
@@ -525,7 +530,7 @@ def _evidence_views(
                           if baseline is not None or limit is not None else Markup(""))
         series: list[Series] = []
         ths: list[Threshold] = []
-        key = ev.metric
+        key: str = ev.metric
         y_max = None
         if ev.metric in _PROBE_METRICS:
             series = _probe_window_series(table, ev.metric, inc.probes,
@@ -558,7 +563,7 @@ def _evidence_views(
                     ths.append(Threshold(limit, f"alarm below {charts.fmt_num(limit)}",
                                          bad_above=False))
         elif ev.metric in _STOCK_METRICS:
-            key = "stock" if ev.metric != "data_age_s" else "data_age_s"
+            key = "stock" if ev.metric is Metric.ON_HAND else "data_age_s"
             series = _stock_window_series(data, inc, ev.metric, w0, w1)
             view["per"] = "per SKU and warehouse serving the region"
         if series and key not in drawn:
@@ -650,7 +655,7 @@ def _stock_sections(
     on_skus = [s for s in sku_order if on_spans.get(s)]
     for i, sku in enumerate(on_skus):
         times = sorted({st.ts for st in states if st.sku == sku})
-        latest: dict[str, str] = {}
+        latest: dict[str, StockLevel] = {}
         runs = []
         per_ts: dict[float, list[StockState]] = defaultdict(list)
         for st in states:
@@ -658,8 +663,8 @@ def _stock_sections(
                 per_ts[st.ts].append(st)
         for j, ts in enumerate(times):
             for st in per_ts[ts]:
-                latest[st.warehouse] = str(st.level)
-            worst = max(latest.values(), key=lambda lv: LEVEL_SEVERITY.get(lv, 0))
+                latest[st.warehouse] = st.level
+            worst = max(latest.values(), key=lambda lv: lv.severity)
             end = times[j + 1] if j + 1 < len(times) else span.t1
             if runs and runs[-1][2] == worst:
                 runs[-1] = (runs[-1][0], end, worst)
@@ -714,17 +719,13 @@ def _stock_sections(
                     "ts": st.ts, "time": utc_time(st.ts),
                     "into": charts.fmt_clock(st.ts - span.t0),
                     "sku": sku, "name": names.get(sku, ""), "warehouse": wh,
-                    "level": str(st.level), "on_hand": st.on_hand,
+                    "level": st.level, "on_hand": st.on_hand,
                     "minutes_left": st.minutes_left, "action": st.action,
                     "refill_units": st.refill_units, "on_screen": st.on_screen,
                 })
             prev = key
     actions.sort(key=lambda a: a["ts"])
     return heat, stock_chart, actions, lanes_on
-
-
-# Levels whose suggestion asks someone to act now; "watch" ones are folded.
-URGENT_LEVELS = frozenset({"orange", "red", "stale", "sync_fault"})
 
 
 def _region_charts(
@@ -899,7 +900,7 @@ def build_report(
         })
     local_views = [v for v in incident_views if v["local"]]
 
-    found = _found_vs_injected(data.injected, incidents, numbers, span) if data.injected else None
+    found = _found_vs_injected(data.injected, numbers, span) if data.injected else None
 
     headline = {
         "show_id": show.show_id, "title": show.title, "start_ts": span.t0,
@@ -921,11 +922,13 @@ def build_report(
         viewers_chart=viewers_chart, orders_chart=orders_chart, orders_caption=orders_caption,
         stock_chart=stock_chart,
         on_screen_lanes=on_screen_lanes, heat=heat,
-        actions=[a for a in actions if a["level"] in URGENT_LEVELS],
-        watch_actions=[a for a in actions if a["level"] not in URGENT_LEVELS],
+        # Levels whose suggestion asks someone to act now; "watch" ones are folded.
+        actions=[a for a in actions if a["level"].urgent],
+        watch_actions=[a for a in actions if not a["level"].urgent],
         regions=region_views, ttff_chart=ttff_chart, incidents=incident_views,
         probes=probe_rows, local_incidents=local_views, found=found,
-        level_legend=[(lv, charts.LEVEL_FILL[lv]) for lv in LEVEL_ORDER],
+        level_legend=[(lv, charts.LEVEL_FILL[lv]) for lv in StockLevel],
+        level_swatch=charts.LEVEL_SWATCH,
         status_legend=[(s, charts.STATUS_FILL[s]) for s in
                        ("good", "degraded", "failed", "unknown")],
         n_probes=len(table.probes), n_samples=len(table),
@@ -934,33 +937,20 @@ def build_report(
 
 
 def _found_vs_injected(
-    injected: list[dict], incidents: list[Incident], numbers: dict[str, int], span: Span
+    injected: list[InjectedFault], numbers: dict[str, int], span: Span
 ) -> list[dict[str, Any]]:
-    """Which reported incidents overlap each injected fault in time and
-    place (region, probe or SKU, where the fault names one)."""
+    """Each injected fault as its scoring judged it: where it was, and the
+    incidents that named it (linked when they are in this report)."""
     rows = []
-    for f in injected:
-        start = float(f.get("start_ts", span.t0))
-        end = float(f.get("end_ts") or span.t1)
-        hits = []
-        for inc in incidents:
-            i_end = inc.end_ts if inc.end_ts is not None else span.t1
-            if inc.start_ts > end or i_end < start:
-                continue
-            if f.get("probe") and f["probe"] not in inc.probes:
-                continue
-            if f.get("sku") and f["sku"] not in inc.skus:
-                continue
-            if (f.get("region") and not f.get("sku") and inc.scope.get("region")
-                    and inc.scope["region"] != f["region"]):
-                continue
-            hits.append(inc)
+    for f in sorted(injected, key=lambda f: f.index):
         rows.append({
-            "kind": str(f.get("kind", "?")),
-            "where": " · ".join(str(f[k]) for k in ("region", "probe", "sku") if f.get(k)),
-            "window": f"{charts.fmt_clock(start - span.t0)}–{charts.fmt_clock(end - span.t0)}",
-            "found": [(numbers[i.incident_id], CAUSE_TEXT.get(i.cause, (str(i.cause),))[0])
-                      for i in hits],
+            "kind": f.kind, "where": f.where, "ok": f.ok,
+            "window": (f"{charts.fmt_clock(f.start_ts - span.t0)}–"
+                       f"{charts.fmt_clock(f.end_ts - span.t0)}"),
+            "found": [(numbers.get(x.incident_id), x.incident_id, CAUSE_TEXT[x.cause][0])
+                      for x in f.found],
+            "expected": CAUSE_TEXT[f.expected_cause][0],
+            "detect": None if f.detect_s is None else f"{f.detect_s:.1f} s",
         })
     return rows
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qosmon.alerting.rules import alert_key
 from qosmon.model import (
     AlertDelivery,
     AlertStatus,
@@ -22,7 +21,9 @@ from qosmon.model import (
     Cause,
     ConnectionState,
     Evidence,
+    FoundAs,
     Incident,
+    InjectedFault,
     OnScreen,
     ProbeSample,
     Severity,
@@ -30,6 +31,7 @@ from qosmon.model import (
     Sku,
     StockLevel,
     StockState,
+    incident_alert_key,
 )
 from qosmon.report.data import ShowData
 
@@ -187,10 +189,13 @@ def generate_show(
     business = _business(show_id, t0, duration_s, faults, [r[0] for r in regions], rng)
     on_screen, stock_states = _stock(show, t0, duration_s, faults, regions)
     incidents, deliveries = _incidents(show_id, t0, faults, regions)
+    # Each fault has its own incident (in the same order), found right away.
     injected = [
-        {"kind": f.kind, "region": f.region, "probe": f.probe, "sku": f.sku,
-         "start_ts": t0 + f.start_s, "end_ts": t0 + f.end_s}
-        for f in faults
+        InjectedFault(index=i, kind=f.kind, regions=[f.region], probe=f.probe, sku=f.sku,
+                      start_ts=t0 + f.start_s, end_ts=t0 + f.end_s, expected_cause=inc.cause,
+                      found=[FoundAs(incident_id=inc.incident_id, cause=inc.cause)],
+                      detect_s=(inc.detected_ts or inc.start_ts) - inc.start_ts)
+        for i, (f, inc) in enumerate(zip(faults, incidents, strict=True))
     ]
     return ShowData(
         show=show, probe_samples=samples, business=business, stock_states=stock_states,
@@ -391,8 +396,7 @@ def _incidents(
         if inc.cause == Cause.PROBE_LOCAL:
             continue
         route = "slack" if inc.cause in (Cause.STOCK_OUT,) else "alertmanager"
-        key = alert_key(show_id, inc.scope.get("region", ""), inc.scope.get("edge_node", ""),
-                        inc.cause)
+        key = incident_alert_key(inc)
         fire = (inc.detected_ts or inc.start_ts) + 1
         deliveries.append(AlertDelivery(ts=fire, alert_key=key, show_id=show_id,
                                         incident_id=inc.incident_id, status=AlertStatus.FIRING,
