@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qosmon.report.render import write_report
+from qosmon.report.output import write_report
 from qosmon.report.sample_show import generate_show
 
 TARGET_S = 5.0

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from qosmon.inventory.paging import paging_route
 from qosmon.model import (
     STOCK_LEVELS,
+    Cause,
     Evidence,
     Incident,
     LevelKind,
@@ -24,7 +25,7 @@ from qosmon.model import (
     worse_level,
 )
 from qosmon.report import charts
-from qosmon.report.render import METRIC_TEXT
+from qosmon.report.vocabulary import CAUSE_TEXT, LEVEL_TEXT, METRIC_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,6 +71,11 @@ def test_metric_vocabulary_is_what_evidence_emits_and_the_report_knows() -> None
     # to chart), and the report has words for each.
     assert _emitted_by_evidence() == {m.name for m in Metric}
     assert set(METRIC_TEXT) == set(Metric)
+
+
+def test_report_has_words_for_every_cause_and_level() -> None:
+    assert set(CAUSE_TEXT) == set(Cause)
+    assert list(LEVEL_TEXT) == list(StockLevel)  # legends follow the model's order
     with pytest.raises(ValidationError):
         Evidence(metric="chat_lost_pct", text="a name no diagnosis emits")
     assert Evidence(metric="rtt_ms", text="x").metric is Metric.RTT_MS

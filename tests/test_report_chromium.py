@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qosmon.report.render import write_report
+from qosmon.report.output import write_report
 from qosmon.report.sample_show import generate_show
 from tests.chromium import Viewport, chromium_path, inspect_page
 

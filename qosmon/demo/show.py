@@ -120,7 +120,7 @@ class DemoShow:
         from qosmon.live import LivePipeline
         from qosmon.model import ProbeLabels
         from qosmon.report.data import load_show_data
-        from qosmon.report.render import write_report
+        from qosmon.report.output import write_report
         from qosmon.store import open_store
 
         sc = self.sc
