@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from qosmon.report.output import write_report
-from qosmon.report.sample_show import generate_show
 from tests.chromium import Viewport, chromium_path, inspect_page
+from tests.sample_show import generate_show
 
 BINARY = chromium_path()
 pytestmark = pytest.mark.skipif(

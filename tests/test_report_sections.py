@@ -14,8 +14,8 @@ import pytest
 from qosmon.model import Cause
 from qosmon.report.output import write_report
 from qosmon.report.render import page_style, render_page, render_sections
-from qosmon.report.sample_show import generate_show
 from qosmon.report.sections import SECTIONS, build_sections
+from tests.sample_show import generate_show
 
 
 def test_sections_of_a_show_still_running() -> None:

@@ -1,5 +1,5 @@
-"""A generated show that looks like a stored one, for tests, the benchmark
-and for trying the report without running a show.
+"""A generated show that looks like a stored one, for the report's tests and
+benchmark (not shipped: it lives with the tests).
 
 Deterministic for a given seed. The faults it contains are known (and
 returned as ``injected``), so a test can check that the report shows each:
@@ -34,18 +34,12 @@ from qosmon.model import (
     incident_alert_key,
 )
 from qosmon.report.data import ShowData
+from tests.regions import REGIONS
 
 START_TS = 1_717_000_000.0  # a fixed, plausible start time
 
 # region, isp, edge node, warehouse
-_REGIONS = [
-    ("SG", "Singtel", "sin-1", "SG-SIN"),
-    ("ID", "Telkomsel", "jkt-1", "ID-JKT"),
-    ("US-West", "Comcast", "lax-1", "US-LAX"),
-    ("DE", "Telekom", "fra-1", "DE-FRA"),
-    ("TH", "AIS", "bkk-1", "TH-BKK"),
-    ("US-East", "Verizon", "iad-1", "US-IAD"),
-]
+_REGIONS = [(r.name, r.isps[0], r.edge_node, r.warehouse) for r in REGIONS]
 
 
 @dataclass(frozen=True)
