@@ -112,6 +112,8 @@ async def _scenario(tmp_path: Path, receiver_down: bool) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.1)
         assert report.exists()
+        # The report says the page went out late when it did.
+        assert ("delivered late" in report.read_text()) == receiver_down
     finally:
         await player.close()
         collector.stop()
