@@ -20,6 +20,7 @@ import asyncio
 import collections
 import logging
 import math
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from qosmon.model import (
     StockState,
 )
 from qosmon.pipeline import StockFeed
-from qosmon.store.base import Store, StoreError
+from qosmon.store.base import LeasesShows, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ class LiveSettings:
     # waited for its receiver this long.
     tick_stalled_s: float = 10.0
     outbox_stuck_s: float = 900.0
+    # Show leases (a store shared by several collectors): held this long
+    # without renewal; renewed, and shows nobody holds looked for, this often.
+    lease_ttl_s: float = 15.0
+    lease_renew_s: float = 3.0
 
 
 @dataclass
@@ -98,6 +103,7 @@ class _ShowState:
     # arrives meanwhile waits in ``buffer``.
     replay_since: float | None = None
     recovered: bool = False
+    leased: bool = False  # this collector holds the show's lease
     buffer: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
     # After a restart: hold the engine until probes post again (or the wait
     # runs out) so the seconds the collector was down are not judged empty.
@@ -134,8 +140,15 @@ class LivePipeline:
         inventory_config: InventoryConfig | None = None,
         report_dir: Path | None = None,
         settings: LiveSettings | None = None,
+        owner: str = "",
     ) -> None:
         self.store = store
+        # Who this collector is in the store's show leases; the same after a
+        # restart, so a restarted collector gets its own shows back at once.
+        self.owner = owner or socket.gethostname()
+        self.leases: LeasesShows | None = store if isinstance(store, LeasesShows) else None
+        self._elsewhere: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._last_lease_round = -math.inf
         self.alerter = alerter
         self.report_dir = report_dir
         self.settings = settings or LiveSettings()
@@ -162,6 +175,8 @@ class LivePipeline:
         if state is not None:
             state.show = show
             return
+        if show.show_id in self._elsewhere:
+            return  # another collector diagnoses it (and reads the change from the store)
         state = self._new_state(show)
         if self._unknown.pop(show.show_id, None) is not None:
             # Its samples came first: diagnose them too, as far back as the
@@ -215,7 +230,7 @@ class LivePipeline:
                 state.resume_ts = s.ts
 
     def _count_unknown(self, show_id: str, n: int) -> None:
-        if show_id in self._finished:
+        if show_id in self._finished or show_id in self._elsewhere:
             return
         self.unknown_show_samples += n
         if show_id in self._unknown:
@@ -321,11 +336,11 @@ class LivePipeline:
                 continue
             if show.start_ts < now - self.settings.max_show_age_s:
                 continue
-            state = self._new_state(show)
-            state.recovered = True
-            state.replay_since = max(show.start_ts, now - self.settings.replay_s)
-            self.shows[show.show_id] = state
+            if not await self._acquire(show.show_id):
+                continue
+            await self._adopt(show, now)
             stats.shows += 1
+        self._last_lease_round = time.monotonic()
         await self._replay_pending(now)
         stats.seconds = time.monotonic() - t0
         if stats.shows:
@@ -333,6 +348,67 @@ class LivePipeline:
                      "%d open incident(s) continued, %d closed", stats.shows, stats.seconds,
                      stats.samples, stats.incidents_continued, stats.incidents_closed)
         return stats
+
+    async def _adopt(self, show: Show, now: float) -> None:
+        """Take a show whose live state is only in the store (a restart, or
+        a takeover from a collector that stopped)."""
+        state = self._new_state(show)
+        state.recovered = True
+        state.leased = True
+        state.replay_since = max(show.start_ts, now - self.settings.replay_s)
+        self.shows[show.show_id] = state
+        self._elsewhere.pop(show.show_id, None)
+        if self.alerter is not None and self.alerter.started:
+            await self.alerter.adopt_show(show.show_id)
+
+    async def _acquire(self, show_id: str) -> bool:
+        if self.leases is None:
+            return True
+        got = await asyncio.to_thread(self.leases.acquire_lease, show_id, self.owner,
+                                      self.settings.lease_ttl_s)
+        if not got:
+            self._elsewhere[show_id] = None
+            if len(self._elsewhere) > _REMEMBER_MAX:
+                self._elsewhere.popitem(last=False)
+        return got
+
+    def _let_go(self, show_id: str) -> None:
+        log.warning("show %s: another collector holds its lease now; no longer diagnosed here",
+                    show_id)
+        self.shows.pop(show_id, None)
+        if self.alerter is not None:
+            self.alerter.release_show(show_id)
+
+    async def _lease_round(self, now: float) -> None:
+        """Renew the leases of the shows held here, let go of those another
+        collector took, and take live shows whose holder stopped renewing."""
+        assert self.leases is not None
+        self._last_lease_round = time.monotonic()
+        for show_id, state in list(self.shows.items()):
+            if state.finished:
+                continue
+            if await self._acquire(show_id):
+                state.leased = True
+            else:
+                self._let_go(show_id)
+        shows = await asyncio.to_thread(self.store.list_shows)
+        holders = await asyncio.to_thread(self.leases.lease_holders)
+        for show in shows:
+            held = self.shows.get(show.show_id)
+            if held is not None:
+                if show.end_ts is not None and held.show.end_ts is None:
+                    held.show = show  # ended through another collector
+                continue
+            if (show.end_ts is not None or show.show_id in self._finished
+                    or show.start_ts < now - self.settings.max_show_age_s):
+                continue
+            if holders.get(show.show_id, self.owner) != self.owner:
+                self._elsewhere[show.show_id] = None
+                continue
+            if await self._acquire(show.show_id):
+                log.warning("show %s: taking it over (its lease was free)", show.show_id)
+                await self._adopt(show, now)
+                self.recovery.shows += 1
 
     async def _replay_pending(self, now: float) -> None:
         for state in list(self.shows.values()):
@@ -444,6 +520,17 @@ class LivePipeline:
     # --- once a second ------------------------------------------------------
     async def tick(self, now: float) -> None:
         t0 = time.monotonic()
+        if self.leases is not None:
+            for show_id, state in list(self.shows.items()):
+                if not state.leased and not state.finished:
+                    # A show created here: diagnosed here unless another
+                    # collector already holds it.
+                    if await self._acquire(show_id):
+                        state.leased = True
+                    else:
+                        self._let_go(show_id)
+            if time.monotonic() - self._last_lease_round >= self.settings.lease_renew_s:
+                await self._lease_round(now)
         await self._replay_pending(now)
         for show_id, state in list(self.shows.items()):
             if state.finished or state.replay_since is not None:
@@ -477,6 +564,8 @@ class LivePipeline:
                     await self.alerter.end_show(show_id, now)
             if ended:
                 self._forget(show_id)
+                if self.leases is not None:
+                    await asyncio.to_thread(self.leases.release_lease, show_id, self.owner)
                 if self.report_dir is not None:
                     # In the background: waiting for the last alert deliveries
                     # must not hold up the other shows' diagnosis.
@@ -572,8 +661,12 @@ class LivePipeline:
         """Load the alerting state, then rebuild the shows still live."""
         self._t_start = time.monotonic()
         self._t_start_wall = time.time()
+        others: frozenset[str] = frozenset()
+        if self.leases is not None:
+            holders = await asyncio.to_thread(self.leases.lease_holders)
+            others = frozenset(s for s, o in holders.items() if o != self.owner)
         if self.alerter is not None:
-            await self.alerter.start()
+            await self.alerter.start(exclude=others)
         await self.recover(time.time())
 
     async def close(self) -> None:

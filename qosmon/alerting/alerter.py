@@ -89,8 +89,9 @@ class Alerter:
         self.dropped = 0  # notifications dropped because a route's queue was full
         self.restored_shows: set[str] = set()  # shows whose alert state was loaded
 
-    async def start(self) -> None:
-        """Load the outbox, open the HTTP session and start one delivery
+    async def start(self, exclude: frozenset[str] = frozenset()) -> None:
+        """Load the outbox (but not the shows in ``exclude``: another
+        collector holds them), open the HTTP session and start one delivery
         worker per route.
 
         Raises ``ConfigError`` if a route's secret or URL cannot be resolved,
@@ -98,6 +99,8 @@ class Alerter:
         if self._session is not None:
             return
         entries, states = await asyncio.to_thread(self.outbox.outbox_load)
+        entries = [e for e in entries if e.show_id not in exclude]
+        states = {k: v for k, v in states.items() if k not in exclude}
         session = aiohttp.ClientSession()
         try:
             for route in self._routes.values():
@@ -109,6 +112,24 @@ class Alerter:
         self._restore(entries, states)
         for route in self._routes.values():
             route.task = asyncio.create_task(self._work(route), name=f"alert-{route.config.name}")
+
+    async def adopt_show(self, show_id: str) -> None:
+        """Take over one show from another collector: its alert state and
+        what its outbox still holds (sent from here on, in order)."""
+        entries, states = await asyncio.to_thread(self.outbox.outbox_load, [show_id])
+        known = {e.delivery_id for r in self._routes.values() for e in r.pending}
+        self._restore([e for e in entries if e.delivery_id not in known], states)
+        for route in self._routes.values():
+            route.pending.sort(key=lambda e: e.seq)
+            route.wake.set()
+
+    def release_show(self, show_id: str) -> None:
+        """Another collector holds the show now: stop sending for it."""
+        self.rules.restore_show(show_id, {})
+        self.restored_shows.discard(show_id)
+        for route in self._routes.values():
+            route.pending = [e for e in route.pending
+                             if e.show_id != show_id or e.delivery_id == route.in_flight]
 
     def _restore(self, entries: list[OutboxEntry], states: dict[str, str]) -> None:
         for show_id, body in states.items():
@@ -154,6 +175,10 @@ class Alerter:
         return await self._enqueue(
             show_id, self.rules.evaluate(show_id, [], now, show_ended=True), ended=True
         )
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
 
     def depth(self) -> int:
         """Notifications waiting for their receivers, all routes together."""

@@ -111,10 +111,12 @@ class Outbox(Protocol):
 
     def outbox_update(self, entries: Sequence[OutboxEntry]) -> None: ...
 
-    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
-        """What a starting collector needs: every pending entry, the entries
-        of shows that still have alert state (oldest first), and the rules
-        state per show."""
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
+        """What a collector taking over needs: every pending entry, the
+        entries of shows that still have alert state (oldest first), and the
+        rules state per show; of the given shows only, if given."""
         ...
 
     def outbox_entries(self, show_id: str) -> list[OutboxEntry]: ...
@@ -147,11 +149,16 @@ class MemoryOutbox:
             for e in entries:
                 self._entries[e.delivery_id] = e.model_copy()
 
-    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
         with self._lock:
             keep = [e.model_copy() for e in self._entries.values()
-                    if e.pending or e.show_id in self._states]
-            return sorted(keep, key=lambda e: e.seq), dict(self._states)
+                    if (e.pending or e.show_id in self._states)
+                    and (show_ids is None or e.show_id in show_ids)]
+            states = {k: v for k, v in self._states.items()
+                      if show_ids is None or k in show_ids}
+            return sorted(keep, key=lambda e: e.seq), states
 
     def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
         with self._lock:

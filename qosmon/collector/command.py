@@ -128,7 +128,9 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
         store, alerter, engine_config=diagnosis, inventory_config=inventory,
         report_dir=rel(live.report_dir) if live.report_dir else None,
         settings=LiveSettings(replay_s=live.replay_s, end_grace_s=live.end_grace_s,
-                              resume_wait_s=live.resume_wait_s),
+                              resume_wait_s=live.resume_wait_s, lease_ttl_s=live.lease_ttl_s,
+                              lease_renew_s=live.lease_renew_s),
+        owner=live.collector_id,
     )
     return pipeline
 

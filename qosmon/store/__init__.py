@@ -7,9 +7,12 @@ full: acknowledged data survives power loss).
 ``influx://HOST:PORT/BUCKET?org=ORG&token_env=VAR&side=PATH`` (``influxs://``
 for HTTPS): time series (probe, business, stock) go to an InfluxDB-API server
 through influxdb-client; show metadata, on-screen events, stock states,
-incidents, alert deliveries and batch ids go to the SQLite side store at
-``side`` (default ``qosmon-side.db``). The token is read from the environment
-variable named by ``token_env`` so it never sits in a config file or a log.
+incidents, alert deliveries, the alert outbox, show leases and batch ids go
+to the SQLite side store at ``side`` (default ``qosmon-side.db``), or, with
+``documents_env=VAR``, to the PostgreSQL database whose libpq connection
+string is in that environment variable (several collectors sharing shows;
+``qosmon.store.postgres``). The token is read from the environment variable
+named by ``token_env`` so it never sits in a config file or a log.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def open_store(url: str) -> Store:
         bucket = parts.path.strip("/")
         if not bucket:
             raise StoreURLError(f"store URL {url!r} names no bucket (influx://HOST:PORT/BUCKET)")
-        params = _params(parts.query, {"org", "token_env", "side"})
+        params = _params(parts.query, {"org", "token_env", "side", "documents_env"})
         token = ""
         if "token_env" in params:
             var = params["token_env"]
@@ -72,6 +75,13 @@ def open_store(url: str) -> Store:
             port = parts.port
         except ValueError:
             raise StoreURLError(f"store URL {url!r} has a bad port") from None
+        dsn = None
+        if "documents_env" in params:
+            var = params["documents_env"]
+            if not os.environ.get(var):
+                raise StoreURLError(
+                    f"store URL: environment variable {var} (documents_env) is not set")
+            dsn = os.environ[var]
         http = "https" if scheme == "influxs" else "http"
         from qosmon.store.influx import InfluxStore
 
@@ -81,6 +91,7 @@ def open_store(url: str) -> Store:
             org=params.get("org", "qosmon"),
             token=token,
             side_path=params.get("side", "qosmon-side.db"),
+            documents_dsn=dsn,
         )
     raise StoreURLError(f"store URL {url!r}: unknown scheme {scheme!r} (sqlite:// or influx://)")
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -52,6 +52,9 @@ from qosmon.model import (
 )
 from qosmon.store.base import StoreError
 from qosmon.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from qosmon.store.postgres import PostgresDocuments
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +218,7 @@ class InfluxStore:
         token: str = "",
         side_path: str | Path = "qosmon-side.db",
         timeout_s: float = 30.0,
+        documents_dsn: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.bucket = bucket
@@ -224,7 +228,15 @@ class InfluxStore:
             url=self.url, token=token or "unused", org=org, timeout=int(timeout_s * 1000)
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._side = SqliteStore(side_path)
+        # Documents: in PostgreSQL when several collectors share them,
+        # else in a SQLite file beside this collector.
+        self._side: SqliteStore | PostgresDocuments
+        if documents_dsn is not None:
+            from qosmon.store.postgres import PostgresDocuments
+
+            self._side = PostgresDocuments(documents_dsn)
+        else:
+            self._side = SqliteStore(side_path)
         self._closed = False
         self._queue: queue.SimpleQueue[_PendingBatch | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="influx-writer",
@@ -374,8 +386,19 @@ class InfluxStore:
     def outbox_update(self, entries: Sequence[OutboxEntry]) -> None:
         self._side.outbox_update(entries)
 
-    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
-        return self._side.outbox_load()
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
+        return self._side.outbox_load(show_ids)
+
+    def acquire_lease(self, show_id: str, owner: str, ttl_s: float) -> bool:
+        return self._side.acquire_lease(show_id, owner, ttl_s)
+
+    def release_lease(self, show_id: str, owner: str) -> None:
+        self._side.release_lease(show_id, owner)
+
+    def lease_holders(self) -> dict[str, str]:
+        return self._side.lease_holders()
 
     def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
         return self._side.outbox_entries(show_id)

@@ -28,6 +28,7 @@ import operator
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -123,6 +124,9 @@ CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
 CREATE INDEX IF NOT EXISTS outbox_show ON outbox (show_id, seq);
 CREATE TABLE IF NOT EXISTS alert_state (
     show_id TEXT PRIMARY KEY, body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS show_leases (
+    show_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
 # A starting collector loads at most this many outbox entries of live shows.
@@ -481,19 +485,48 @@ class SqliteStore:
         self._write(lambda conn: conn.executemany(
             "UPDATE outbox SET state = ?, body = ? WHERE delivery_id = ?", rows))
 
-    def outbox_load(self) -> tuple[list[OutboxEntry], dict[str, str]]:
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
+        only = "" if show_ids is None else " AND show_id IN (SELECT value FROM json_each(?))"
+        extra: tuple[Any, ...] = () if show_ids is None else (json.dumps(list(show_ids)),)
         rows = self._read(
-            "SELECT body FROM outbox WHERE state = 'pending' "
-            "OR show_id IN (SELECT show_id FROM alert_state) ORDER BY seq LIMIT ?",
-            (OUTBOX_LOAD_MAX,),
+            "SELECT body FROM outbox WHERE (state = 'pending' "
+            f"OR show_id IN (SELECT show_id FROM alert_state)){only} ORDER BY seq LIMIT ?",
+            (*extra, OUTBOX_LOAD_MAX),
         )
-        states = self._read("SELECT show_id, body FROM alert_state")
+        states = self._read(f"SELECT show_id, body FROM alert_state WHERE 1{only}", extra)
         return ([OutboxEntry.model_validate_json(r[0]) for r in rows],
                 {show_id: body for show_id, body in states})
 
     def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
         rows = self._read("SELECT body FROM outbox WHERE show_id = ? ORDER BY seq", (show_id,))
         return [OutboxEntry.model_validate_json(r[0]) for r in rows]
+
+    # --- show leases (qosmon.store.base.LeasesShows) ---------------------
+    # Collectors sharing one SQLite file share one host, so its clock.
+    def acquire_lease(self, show_id: str, owner: str, ttl_s: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = conn.execute(
+                "INSERT INTO show_leases (show_id, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (show_id) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at "
+                "WHERE show_leases.owner = excluded.owner OR show_leases.expires_at < ? "
+                "RETURNING owner", (show_id, owner, now + ttl_s, now),
+            ).fetchone()
+            return row is not None
+
+        return self._write(op)
+
+    def release_lease(self, show_id: str, owner: str) -> None:
+        self._write(lambda conn: conn.execute(
+            "DELETE FROM show_leases WHERE show_id = ? AND owner = ?", (show_id, owner)))
+
+    def lease_holders(self) -> dict[str, str]:
+        rows = self._read("SELECT show_id, owner FROM show_leases WHERE expires_at >= ?",
+                          (time.time(),))
+        return {show_id: owner for show_id, owner in rows}
 
     def outbox_depth(self) -> int:
         return int(self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0])
