@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from qosmon.history.analysis import Change, analyse
+from qosmon.history.analysis import WEEKDAYS, Change, analyse
 from qosmon.history.collect import load_summaries, store_summary
 from qosmon.history.summary import summarize_show
-from qosmon.i18n import ZH
+from qosmon.history.render import KIND_TEXT
+from qosmon.i18n import CAUSE_NAMES, ZH
 from qosmon.model import Cause, ConnectionState
 from qosmon.report.experience import combine, experience_scores
 from qosmon.report.signals import ProbeTable
@@ -167,6 +168,10 @@ def test_chinese_page_and_every_text_translated(tmp_path: Path) -> None:
     texts = set(re.findall(r't\("([^"]+)"\)', template))
     assert len(texts) > 30
     assert sorted(texts - set(ZH)) == []
+    # Texts the page picks from data: kinds of stock trouble, verdicts, causes.
+    picked = {*KIND_TEXT.values(), "better", "worse", "no clear change",
+              "too few shows to tell", *CAUSE_NAMES.values(), *WEEKDAYS}
+    assert sorted(picked - set(ZH)) == []
     db = tmp_path / "shows.db"
     _store(db, summarize_all=True)
     res = _run("--store", f"sqlite:///{db}", "--out", str(tmp_path / "zh"), "--lang", "zh")

@@ -32,6 +32,15 @@ CAUSE_COLOURS = {
 }
 
 
+KIND_TEXT = {"sold_out": "sold out", "red": "red: about to sell out", "stale": "stale data",
+             "sync_fault": "sync fault"}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([
@@ -85,6 +94,13 @@ def trend_chart(h: History, t: object) -> Markup:
     for tick in _date_ticks(lo, hi):
         out.append(f'<text x="{_x(tick, lo, hi):.1f}" y="{H - 12}" text-anchor="middle" '
                    f'font-size="12" fill="{charts.MUTED}">{_date(tick)[:10]}</text>')
+    for ch in h.changes[:: max(1, len(h.regions))]:
+        if lo <= ch.change.ts <= hi:
+            x = _x(ch.change.ts, lo, hi)
+            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{H - PAD_B}" '
+                       f'stroke="{charts.THRESHOLD}" stroke-dasharray="5 4"/>')
+            out.append(f'<text x="{x + 4:.1f}" y="{PAD_T + 12}" font-size="12" '
+                       f'fill="{charts.THRESHOLD}">{escape(ch.change.label)}</text>')
     for i, region in enumerate(h.regions):
         colour = charts.SERIES_COLOURS[i % len(charts.SERIES_COLOURS)]
         pts = [(p, _x(p.start_ts, lo, hi), y(p.score)) for p in h.trend[region]
@@ -171,6 +187,8 @@ def render_history(h: History, lang: str = "en") -> str:
         trend=trend_chart(h, t), causes=causes_chart(h, t), legend=legend,
         region_colours={r: charts.SERIES_COLOURS[i % len(charts.SERIES_COLOURS)]
                         for i, r in enumerate(h.regions)},
+        mean={r: _mean([p.score for p in h.trend[r]]) for r in h.regions},
+        kind_text=KIND_TEXT,
         latest={r: next((p.score for p in reversed(h.trend[r]) if p.score is not None), None)
                 for r in h.regions},
         network=h.network, slots=slot_rows, incidents=incident_rows, skus=h.skus,
