@@ -15,8 +15,8 @@ import pytest
 
 from qosmon.history.analysis import WEEKDAYS, Change, analyse
 from qosmon.history.collect import load_summaries, store_summary
-from qosmon.history.summary import summarize_show
 from qosmon.history.render import KIND_TEXT
+from qosmon.history.summary import summarize_show
 from qosmon.i18n import CAUSE_NAMES, ZH
 from qosmon.model import Cause, ConnectionState
 from qosmon.report.experience import combine, experience_scores
@@ -179,3 +179,33 @@ def test_chinese_page_and_every_text_translated(tmp_path: Path) -> None:
     html = (tmp_path / "zh" / "history.html").read_text(encoding="utf-8")
     assert '<html lang="zh-Hans">' in html
     assert "直播历史" in html and "周五 18:00-21:00" in html and "丢包" in html
+
+
+async def test_collector_serves_history(tmp_path: Path) -> None:
+    from aiohttp import ClientSession
+
+    from qosmon.collector.app import CollectorConfig, start_collector
+
+    db = tmp_path / "shows.db"
+    _store(db, summarize_all=True)
+    store = SqliteStore(db)
+    collector = await start_collector(CollectorConfig(port=0), store)
+    try:
+        async with ClientSession(base_url=collector.url) as http:
+            async with http.get("/api/v1/history", params={"since": "2026-09-22"}) as r:
+                assert r.status == 200
+                data = await r.json()
+            assert len(data["shows"]) == 6
+            assert data["network"][0]["edge_node"] == "bkk-2"
+            async with http.get("/history", params={"lang": "zh"}) as r:
+                assert r.status == 200 and r.content_type == "text/html"
+                html = await r.text()
+            assert "直播历史" in html and 'href="/shows/w0-fri"' in html
+            for params, field in (({"since": "soon"}, "since"), ({"lang": "fr"}, "lang"),
+                                  ({"since": "2026-10-01", "until": "2026-09-01"}, "since")):
+                async with http.get("/history", params=params) as r:
+                    assert r.status == 400
+                    assert (await r.json())["field"] == field
+    finally:
+        await collector.stop()
+        store.close()

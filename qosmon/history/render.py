@@ -9,6 +9,7 @@ escaped by the template engine or :func:`markupsafe.escape`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -77,7 +78,7 @@ def _date_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [lo + step * (i + 0.5) for i in range(n)]
 
 
-def trend_chart(h: History, t: object) -> Markup:
+def trend_chart(h: History, t: object, link: Callable[[str], str]) -> Markup:
     """Score 0-100 per region over shows; each point links to its report."""
     lo, hi = _x_scale(h)
 
@@ -111,7 +112,7 @@ def trend_chart(h: History, t: object) -> Markup:
             out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for p, x, yy in pts:
             tip = f"{region} · {p.title or p.show_id} · {_date(p.start_ts)} UTC · {p.score:.0f}"
-            out.append(f'<a href="{escape(report_filename(p.show_id))}">'
+            out.append(f'<a href="{escape(link(p.show_id))}">'
                        f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="5" fill="{colour}" stroke="#fff">'
                        f'<title>{escape(tip)}</title></circle></a>')
     out.append("</svg>")
@@ -157,7 +158,11 @@ def causes_chart(h: History, t: object) -> Markup:
     return Markup("".join(out))
 
 
-def render_history(h: History, lang: str = "en") -> str:
+def render_history(
+    h: History, lang: str = "en", link: Callable[[str], str] = report_filename
+) -> str:
+    """The page. ``link(show_id)``: where a show opens (its report file next
+    to the page, or the collector's show page)."""
     t = translator(lang)
     env = _env()
     slot_rows = [
@@ -172,7 +177,7 @@ def render_history(h: History, lang: str = "en") -> str:
         region = i.where.split("region=", 1)[1].split(",", 1)[0] if "region=" in i.where else ""
         zone = h.zones.get(region, "UTC")
         incident_rows.append({
-            "show_id": i.show_id, "title": i.title, "file": report_filename(i.show_id),
+            "show_id": i.show_id, "title": i.title, "file": link(i.show_id),
             "utc": _date(i.start_ts), "local": _date(i.start_ts, zone) if region else "",
             "zone": zone if region else "", "minutes": i.minutes,
             "cause": cause_name(i.cause, lang),
@@ -184,7 +189,7 @@ def render_history(h: History, lang: str = "en") -> str:
         t=t, lang=HTML_LANG[lang], ln=lang, h=h, defs=charts.svg_defs(), version=__version__,
         first=_date(h.shows[0].start_ts) if h.shows else "",
         last=_date(h.shows[-1].start_ts) if h.shows else "",
-        trend=trend_chart(h, t), causes=causes_chart(h, t), legend=legend,
+        trend=trend_chart(h, t, link), causes=causes_chart(h, t), legend=legend,
         region_colours={r: charts.SERIES_COLOURS[i % len(charts.SERIES_COLOURS)]
                         for i, r in enumerate(h.regions)},
         mean={r: _mean([p.score for p in h.trend[r]]) for r in h.regions},
@@ -192,7 +197,7 @@ def render_history(h: History, lang: str = "en") -> str:
         latest={r: next((p.score for p in reversed(h.trend[r]) if p.score is not None), None)
                 for r in h.regions},
         network=h.network, slots=slot_rows, incidents=incident_rows, skus=h.skus,
-        changes=h.changes, report_file=report_filename, cause_name=cause_name,
+        changes=h.changes, report_file=link, cause_name=cause_name,
     )
 
 
