@@ -209,3 +209,36 @@ async def test_collector_serves_history(tmp_path: Path) -> None:
     finally:
         await collector.stop()
         store.close()
+
+
+async def test_collector_retention_summarizes_ended_shows_first(tmp_path: Path) -> None:
+    import asyncio
+
+    from qosmon.collector.app import CollectorConfig, start_collector
+    from qosmon.collector.config import Retention
+
+    db = tmp_path / "shows.db"
+    store = SqliteStore(db)
+    for data in pattern_shows()[:3]:
+        store.put_show(data.show)
+        store.write_probe_batch(f"batch-{data.show.show_id}", data.probe_samples)
+        store.put_incidents(data.show.show_id, data.incidents)
+    assert store.show_summaries() == []
+    cfg = CollectorConfig(port=0, retention=Retention(raw_days=0.001, check_interval_s=0.2))
+    collector = await start_collector(cfg, store)
+    try:
+        for _ in range(100):
+            if len(store.show_summaries()) == 3 and store.count_probe_samples() == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await collector.stop()
+    summaries = store.show_summaries()
+    store.close()
+    # Summarized from the raw samples before retention replaced them.
+    assert [s.show_id for s in summaries] == ["w0-tue", "w0-fri", "w1-tue"]
+    # TH's three broken minutes of ten: 15 % of the watch time frozen
+    # (smoothness 0), 30 % of seconds over the loss limit (network 0.7):
+    # 100 x (0.25 x 0.7 + 0.15 + 0.15) = 47.5.
+    assert summaries[1].regions[0].region == "TH" and summaries[1].regions[0].score == 47.5
+    assert summaries[0].regions[0].score == 100.0

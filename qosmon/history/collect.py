@@ -43,3 +43,21 @@ def load_summaries(
         stored[show.show_id] = summarize_show(load_show_data(store, show.show_id), now)
         computed += 1
     return sorted(stored.values(), key=lambda s: (s.start_ts, s.show_id)), computed
+
+
+def backfill_summaries(store: Store, now: float, limit: int = 10) -> int:
+    """Summarize up to ``limit`` ended shows that have no summary yet (shows
+    stored before summaries existed, or whose end the pipeline missed), so
+    that retention never ages out raw samples history has not seen.
+    Returns how many were written."""
+    have = {s.show_id for s in store.show_summaries()}
+    done = 0
+    for show in store.list_shows():
+        if done >= limit:
+            break
+        if show.end_ts is None or show.show_id in have:
+            continue
+        store_summary(store, load_show_data(store, show.show_id), now)
+        log.info("show %s: summary written from its stored data", show.show_id)
+        done += 1
+    return done
