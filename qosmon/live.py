@@ -180,7 +180,7 @@ class LivePipeline:
         """The ended show's summary (what history reads) and its report."""
         from qosmon.history.collect import store_summary
         from qosmon.report.data import load_show_data
-        from qosmon.report.render import write_report
+        from qosmon.report.output import write_report
 
         if self.alerter is not None:
             await self.alerter.flush(timeout_s=10)
