@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qosmon.model import Cause
+from qosmon.report.vocabulary import CAUSE_TEXT
 
 LANGUAGES = ("en", "zh")
 DEFAULT_LANGUAGE = "en"
@@ -104,22 +105,9 @@ ZH: dict[str, str] = {
     "low stock": "库存偏低",
     "stale inventory": "库存数据过期",
     "not the network": "非网络原因",
-    "one probe only": "仅单个探针",
+    "probe-local": "仅单个探针",
 }
 
-CAUSE_NAMES: dict[Cause, str] = {
-    Cause.NODE_FAILURE: "node failure",
-    Cause.BANDWIDTH: "bandwidth",
-    Cause.PACKET_LOSS: "packet loss",
-    Cause.HIGH_LATENCY: "high latency",
-    Cause.CHAT_CHANNEL: "chat channel",
-    Cause.STOCK_OUT: "stock-out",
-    Cause.LOW_STOCK: "low stock",
-    Cause.STALE_INVENTORY: "stale inventory",
-    Cause.NETWORK_FINE: "not the network",
-    Cause.PROBE_LOCAL: "one probe only",
-    Cause.UNKNOWN: "unknown",
-}
 
 _CATALOGUES = {"en": {}, "zh": ZH}
 
@@ -139,8 +127,9 @@ def translator(lang: str) -> Callable[[str], str]:
 
 
 def cause_name(cause: Cause | str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The cause's short label (the report's vocabulary) in ``lang``."""
     try:
-        english = CAUSE_NAMES[Cause(cause)]
+        english = CAUSE_TEXT[Cause(cause)][0]
     except ValueError:
         english = str(cause)
     return translator(lang)(english)

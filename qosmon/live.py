@@ -178,7 +178,7 @@ class LivePipeline:
 
     async def _write_report(self, show_id: str, now: float) -> None:
         """The ended show's summary (what history reads) and its report."""
-        from qosmon.history.collect import store_summary
+        from qosmon.history.collect import refresh_history, store_summary
         from qosmon.report.data import load_show_data
         from qosmon.report.output import write_report
 
@@ -190,7 +190,10 @@ class LivePipeline:
         def write() -> Path | None:
             data = load_show_data(self.store, show_id)
             store_summary(self.store, data, now)
-            return write_report(data, report_dir) if report_dir is not None else None
+            if report_dir is None:
+                return None
+            refresh_history(self.store, report_dir, now)
+            return write_report(data, report_dir)
 
         try:
             path = await asyncio.to_thread(write)

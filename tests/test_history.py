@@ -17,10 +17,11 @@ from qosmon.history.analysis import WEEKDAYS, Change, analyse
 from qosmon.history.collect import load_summaries, store_summary
 from qosmon.history.render import KIND_TEXT
 from qosmon.history.summary import summarize_show
-from qosmon.i18n import CAUSE_NAMES, ZH
+from qosmon.i18n import ZH
 from qosmon.model import Cause, ConnectionState
 from qosmon.report.experience import combine, experience_scores
 from qosmon.report.signals import ProbeTable
+from qosmon.report.vocabulary import CAUSE_TEXT
 from qosmon.store.sqlite import SqliteStore
 from tests.history_shows import CHANGE_TS, make_show, pattern_shows
 
@@ -170,7 +171,7 @@ def test_chinese_page_and_every_text_translated(tmp_path: Path) -> None:
     assert sorted(texts - set(ZH)) == []
     # Texts the page picks from data: kinds of stock trouble, verdicts, causes.
     picked = {*KIND_TEXT.values(), "better", "worse", "no clear change",
-              "too few shows to tell", *CAUSE_NAMES.values(), *WEEKDAYS}
+              "too few shows to tell", *(label for label, _ in CAUSE_TEXT.values()), *WEEKDAYS}
     assert sorted(picked - set(ZH)) == []
     db = tmp_path / "shows.db"
     _store(db, summarize_all=True)
@@ -242,3 +243,18 @@ async def test_collector_retention_summarizes_ended_shows_first(tmp_path: Path) 
     # 100 x (0.25 x 0.7 + 0.15 + 0.15) = 47.5.
     assert summaries[1].regions[0].region == "TH" and summaries[1].regions[0].score == 47.5
     assert summaries[0].regions[0].score == 100.0
+
+
+def test_report_and_history_show_the_same_score() -> None:
+    from qosmon.report.render import render_report
+    from qosmon.report.sections import build_sections
+
+    data = pattern_shows()[1]  # w0-fri: TH and ID both broken for a while
+    views = build_sections(data, only=["regions"])
+    assert views.regions is not None
+    in_report = {r.name: r.score.score for r in views.regions.regions}
+    in_history = {r.region: r.score for r in summarize_show(data, now=2e9).regions}
+    assert in_report == in_history
+    assert in_report["TH"] is not None and in_report["TH"] < 100
+    page = render_report(data)
+    assert f"experience <b>{in_report['TH']:.0f}</b>/100" in page

@@ -9,6 +9,7 @@ a read-only command.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from qosmon.history.summary import summarize_show
 from qosmon.model import ShowSummary
@@ -26,13 +27,16 @@ def store_summary(store: Store, data: ShowData, now: float) -> ShowSummary:
 
 
 def load_summaries(
-    store: Store, since_ts: float | None, until_ts: float | None, now: float
+    store: Store, since_ts: float | None, until_ts: float | None, now: float,
+    compute_missing: bool = True,
 ) -> tuple[list[ShowSummary], int]:
     """Summaries of the shows that started in [since_ts, until_ts): stored
-    ones, plus ended shows without one summarized on the fly. Returns them
-    and how many had to be computed."""
+    ones, plus (``compute_missing``) ended shows without one summarized on
+    the fly. Returns them and how many had to be computed."""
     stored = {s.show_id: s for s in store.show_summaries(since_ts, until_ts)}
     computed = 0
+    if not compute_missing:
+        return sorted(stored.values(), key=lambda s: (s.start_ts, s.show_id)), 0
     for show in store.list_shows():
         if show.show_id in stored or show.end_ts is None:
             continue
@@ -61,3 +65,13 @@ def backfill_summaries(store: Store, now: float, limit: int = 10) -> int:
         log.info("show %s: summary written from its stored data", show.show_id)
         done += 1
     return done
+
+
+def refresh_history(store: Store, out_dir: Path, now: float, lang: str = "en") -> Path:
+    """Rewrite ``out_dir/history.html`` (and .json) over the stored
+    summaries, so a reports folder always has history next to its index."""
+    from qosmon.history.analysis import analyse
+    from qosmon.history.render import write_history
+
+    summaries, _ = load_summaries(store, None, None, now, compute_missing=False)
+    return write_history(analyse(summaries), out_dir, lang)[0]

@@ -21,7 +21,7 @@ from qosmon import __version__
 from qosmon.history.analysis import WEEKDAYS, History, history_json
 from qosmon.i18n import HTML_LANG, cause_name, translator
 from qosmon.report import charts
-from qosmon.report.render import _atomic_write, report_filename
+from qosmon.report.output import atomic_write, report_filename
 
 W, H = charts.W, 300
 PAD_L, PAD_R, PAD_T, PAD_B = 44, 16, 14, 36
@@ -205,6 +205,6 @@ def write_history(h: History, out_dir: Path, lang: str = "en") -> tuple[Path, Pa
     """Write ``history.html`` and ``history.json`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, json_path = out_dir / "history.html", out_dir / "history.json"
-    _atomic_write(html_path, render_history(h, lang))
-    _atomic_write(json_path, json.dumps(history_json(h), indent=1, ensure_ascii=False))
+    atomic_write(html_path, render_history(h, lang))
+    atomic_write(json_path, json.dumps(history_json(h), indent=1, ensure_ascii=False))
     return html_path, json_path

@@ -22,18 +22,8 @@ from qosmon.model import (
 )
 from qosmon.report.data import ShowData
 from qosmon.report.experience import SCORE_VERSION, experience_scores
-from qosmon.report.signals import ProbeTable
-from qosmon.report.verdict import ReportThresholds, excluded_mask, region_verdicts
-
-
-def show_span(data: ShowData) -> tuple[float, float]:
-    """Start and end of the show: its end call, else its last data."""
-    t0 = data.show.start_ts
-    t1 = data.show.end_ts
-    if t1 is None:
-        last = [s.ts for s in data.probe_samples[-1:]] + [b.ts for b in data.business[-1:]]
-        t1 = max(last, default=t0 + 1)
-    return t0, max(t1, t0 + 1)
+from qosmon.report.sections.context import report_context
+from qosmon.report.verdict import ReportThresholds
 
 
 def _region_business(samples: list[BusinessSample], region: str) -> tuple[int | None, int | None]:
@@ -81,17 +71,13 @@ def stock_events(states: list[StockState]) -> list[StockEvent]:
 def summarize_show(
     data: ShowData, now: float, thresholds: ReportThresholds | None = None
 ) -> ShowSummary:
-    th = thresholds or ReportThresholds()
-    show = data.show
-    t0, t1 = show_span(data)
-    table = ProbeTable.from_samples(data.probe_samples, show.regions, t0=t0)
-    regions = list(dict.fromkeys([*show.regions, *table.regions]))
-    local = [i for i in data.incidents if i.cause == Cause.PROBE_LOCAL]
-    windows = [(p, i.start_ts, i.end_ts if i.end_ts is not None else t1)
-               for i in local for p in i.probes]
-    excl = excluded_mask(table, windows)
-    verdicts = {v.region: v for v in region_verdicts(table, t0, t1, regions, th, excl)}
-    scores = {s.region: s for s in experience_scores(table, regions, excl)}
+    """The summary of an ended show, on the same ground as its report (the
+    report's context: its verdicts, its probe-local exclusions, its score)."""
+    ctx = report_context(data, now, thresholds)
+    t0, t1 = ctx.span.t0, ctx.span.t1
+    regions = ctx.regions
+    verdicts = {v.region: v for v in ctx.verdicts}
+    scores = {s.region: s for s in experience_scores(ctx.table, regions, ctx.excluded)}
 
     incidents = [
         IncidentSummary(
@@ -130,7 +116,7 @@ def summarize_show(
             peak_viewers=peak, orders=orders,
         ))
     return ShowSummary(
-        show_id=show.show_id, title=show.title, start_ts=t0, end_ts=t1, made_ts=now,
+        show_id=data.show.show_id, title=data.show.title, start_ts=t0, end_ts=t1, made_ts=now,
         score_version=SCORE_VERSION, regions=region_rows, incidents=incidents,
         stock=stock_events(data.stock_states),
     )
