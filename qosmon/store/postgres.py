@@ -1,7 +1,7 @@
 """The documents of several collectors in one PostgreSQL database: shows,
-on-screen events, stock states, incidents, the delivery log, the ids of
-stored probe batches, the alert outbox and rules state, and the show leases
-that decide which collector diagnoses which show.
+show summaries, on-screen events, stock states, incidents, the delivery
+log, the ids of stored probe batches, the alert outbox and rules state, and
+the show leases that decide which collector diagnoses which show.
 
 Time series stay in the time-series server (``qosmon.store.influx``); this
 takes the place of its SQLite side store when the store URL says
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from qosmon.alerting.outbox import OutboxEntry
-from qosmon.model import AlertDelivery, Incident, OnScreen, Show, StockState
+from qosmon.model import AlertDelivery, Incident, OnScreen, Show, ShowSummary, StockState
 from qosmon.store.base import StoreError
 
 T = TypeVar("T")
@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS qosmon_outbox (
 CREATE INDEX IF NOT EXISTS qosmon_outbox_state ON qosmon_outbox (state, seq);
 CREATE INDEX IF NOT EXISTS qosmon_outbox_show ON qosmon_outbox (show_id, seq);
 CREATE TABLE IF NOT EXISTS qosmon_alert_state (show_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS qosmon_show_summaries (
+    show_id TEXT PRIMARY KEY, start_ts DOUBLE PRECISION NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS qosmon_show_summaries_start ON qosmon_show_summaries (start_ts);
 CREATE TABLE IF NOT EXISTS qosmon_show_leases (
     show_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
 """
@@ -161,6 +164,21 @@ class PostgresDocuments:
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
         self._many("INSERT INTO qosmon_alert_deliveries (show_id, ts, body) VALUES (%s, %s, %s)",
                    [(show_id, d.ts, d.model_dump_json()) for d in deliveries])
+
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        self._many("INSERT INTO qosmon_show_summaries (show_id, start_ts, body) "
+                   "VALUES (%s, %s, %s) ON CONFLICT (show_id) DO UPDATE SET "
+                   "start_ts = EXCLUDED.start_ts, body = EXCLUDED.body",
+                   [(summary.show_id, summary.start_ts, summary.model_dump_json())])
+
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        rows = self._rows(
+            "SELECT body FROM qosmon_show_summaries WHERE (%s::float8 IS NULL OR start_ts >= %s) "
+            "AND (%s::float8 IS NULL OR start_ts < %s) ORDER BY start_ts, show_id",
+            (start_ts, start_ts, end_ts, end_ts))
+        return [ShowSummary.model_validate_json(r[0]) for r in rows]
 
     def get_show(self, show_id: str) -> Show | None:
         rows = self._rows("SELECT body FROM qosmon_shows WHERE show_id = %s", (show_id,))
