@@ -151,8 +151,8 @@ async def test_route_in_chinese_with_local_times() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now)[:1], now)
-            alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
+            await alerter.update("show1", incidents(now)[:1], now)
+            await alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
             await alerter.flush(5)
         finally:
             await alerter.close()
