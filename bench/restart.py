@@ -140,14 +140,14 @@ async def main() -> None:
                 t = await takeover_run(Path(tmp), args.lease_ttl)
             print(f"takeover run {k + 1}: {t}", flush=True)
             takeover.append(t)
-    r_med = statistics.median(x["kill_to_diagnosis_s"] for x in restart)
+    r_med = round(statistics.median(x["kill_to_diagnosis_s"] for x in restart), 2)
     out: dict[str, Any] = {
         "restart_kill_to_diagnosis_s": r_med,
         "restart_down_s": args.down,
         "restart_same_incident": all(x["same_incident"] for x in restart),
     }
     if takeover:
-        t_med = statistics.median(x["kill_to_diagnosis_s"] for x in takeover)
+        t_med = round(statistics.median(x["kill_to_diagnosis_s"] for x in takeover), 2)
         out.update({
             "takeover_kill_to_diagnosis_s": t_med,
             "takeover_lease_ttl_s": args.lease_ttl,
