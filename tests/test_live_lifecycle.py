@@ -142,3 +142,51 @@ async def test_healthz_reports_the_tick_and_a_stuck_outbox(tmp_path: Path) -> No
         await collector.stop()
         await pipeline.close()
         store.close()
+
+
+async def test_restart_continues_or_closes_the_open_incidents_it_finds(tmp_path: Path) -> None:
+    """The store says two incidents are open: one the stored samples still
+    show (it keeps its id and start), one they no longer show (it is closed
+    at the last stored data, not left open forever)."""
+    from qosmon.model import Cause, Incident, Severity
+
+    store = SqliteStore(tmp_path / "q.db")
+    now = time.time()
+    t0 = now - 60
+    broken = t0 + 20
+    show = Show(show_id="rs", start_ts=t0, regions=["ID", "TH"])
+    store.put_show(show)
+    samples = [sample("rs", p, t0 + k, broken if PROBES[p][0] == "ID" and t0 + k >= broken
+                      else None) for k in range(58) for p in PROBES]
+    store.write_probe_batch("b1", samples)
+    live_id = Incident(incident_id="inc-stored-live", show_id="rs", start_ts=broken,
+                       detected_ts=broken + 5, severity=Severity.CRITICAL,
+                       cause=Cause.NODE_FAILURE, scope={"region": "ID", "edge_node": "jkt-1"})
+    gone = Incident(incident_id="inc-stored-gone", show_id="rs", start_ts=t0 + 5,
+                    severity=Severity.WARNING, cause=Cause.PACKET_LOSS, scope={"region": "TH"})
+    store.put_incidents("rs", [live_id, gone])
+    pipeline = LivePipeline(store, report_dir=None)
+    try:
+        await pipeline.start()
+        assert pipeline.recovery.shows == 1
+        assert pipeline.recovery.incidents_continued == 1
+        assert pipeline.recovery.incidents_closed == 1
+        by_id = {i.incident_id: i for i in store.incidents("rs")}
+        assert set(by_id) == {"inc-stored-live", "inc-stored-gone"}
+        assert by_id["inc-stored-live"].end_ts is None
+        assert by_id["inc-stored-live"].start_ts == broken
+        assert by_id["inc-stored-gone"].end_ts == max(s.ts for s in samples)
+        # Held until its probes post again, then diagnosis goes on.
+        await pipeline.tick(time.time())
+        assert "rs" not in pipeline.resumed_after_s
+        later = [sample("rs", p, time.time(), broken if PROBES[p][0] == "ID" else None)
+                 for p in PROBES]
+        store.write_probe_batch("b2", later)
+        pipeline.on_probe_samples(later)
+        await pipeline.tick(time.time() + 3)
+        assert "rs" in pipeline.resumed_after_s
+        assert [i.incident_id for i in pipeline.incidents("rs") if i.end_ts is None] == [
+            "inc-stored-live"]
+    finally:
+        await pipeline.close()
+        store.close()
