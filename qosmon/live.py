@@ -59,6 +59,9 @@ _PARTIAL_S = 30.0
 # Show ids remembered as finished (samples for them are then not "unknown")
 # and show ids counted as unknown: both bounded.
 _REMEMBER_MAX = 10_000
+# Batches of data held for a show while its stored window is read (normally
+# until the next tick; longer only while the store keeps failing).
+_BUFFER_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class LivePipeline:
             if state.finished:
                 continue
             if state.replay_since is not None:
-                state.buffer.append(("probe", group))
+                self._hold(state, "probe", group)
                 continue
             self._add_probe_samples(state, group)
 
@@ -228,6 +231,14 @@ class LivePipeline:
                     and s.ts > state.replayed_until
                     and (state.resume_ts is None or s.ts < state.resume_ts)):
                 state.resume_ts = s.ts
+
+    @staticmethod
+    def _hold(state: _ShowState, kind: str, items: Sequence[Any]) -> None:
+        if len(state.buffer) >= _BUFFER_MAX:
+            del state.buffer[0]
+            log.error("show %s: replay still waiting, oldest held data dropped from diagnosis "
+                      "(it is stored)", state.show.show_id)
+        state.buffer.append((kind, items))
 
     def _count_unknown(self, show_id: str, n: int) -> None:
         if show_id in self._finished or show_id in self._elsewhere:
@@ -252,7 +263,7 @@ class LivePipeline:
             if state is None or state.finished:
                 continue
             if state.replay_since is not None:
-                state.buffer.append(("business", group))
+                self._hold(state, "business", group)
                 continue
             state.engine.add_business(group)
             state.tracker.add_business(group)
@@ -268,7 +279,7 @@ class LivePipeline:
             if not mine:
                 continue
             if state.replay_since is not None:
-                state.buffer.append(("stock", mine))
+                self._hold(state, "stock", mine)
             else:
                 state.tracker.add_stock(mine)
 
@@ -278,7 +289,7 @@ class LivePipeline:
             if state is None or state.finished:
                 continue
             if state.replay_since is not None:
-                state.buffer.append(("on_screen", [e]))
+                self._hold(state, "on_screen", [e])
             else:
                 state.tracker.add_on_screen([e])
 
@@ -376,6 +387,7 @@ class LivePipeline:
         log.warning("show %s: another collector holds its lease now; no longer diagnosed here",
                     show_id)
         self.shows.pop(show_id, None)
+        self.resumed_after_s.pop(show_id, None)
         if self.alerter is not None:
             self.alerter.release_show(show_id)
 
@@ -606,6 +618,7 @@ class LivePipeline:
         """A finished show leaves memory; its id is remembered (bounded) so
         late samples for it are not taken for an unknown show's."""
         self.shows.pop(show_id, None)
+        self.resumed_after_s.pop(show_id, None)
         self._finished[show_id] = None
         if len(self._finished) > _REMEMBER_MAX:
             self._finished.popitem(last=False)
