@@ -54,6 +54,9 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = charts.fmt_num
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f}%"
     env.filters["mins"] = lambda v: f"{v:.1f}"
+    # English unless a render passes the page's own ``t`` (a page of its own
+    # that includes the report's templates still renders).
+    env.globals["t"] = translator(DEFAULT_LANGUAGE)
     env.globals["statuses"] = STATUS_ORDER
     env.globals["version"] = __version__
     env.globals["score_weights"] = list(WEIGHTS.items())
