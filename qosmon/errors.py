@@ -5,7 +5,9 @@ refusal qosmon raises on purpose.
 
     QosmonError
     ├── ConfigError (ValueError)        config, scenario file or command-line value
-    │   └── StoreURLError               a store URL that cannot be used
+    │   ├── StoreURLError               a store URL that cannot be used
+    │   ├── ZoneError                   a region's time zone (qosmon.regions)
+    │   └── LanguageError               a language qosmon does not write (qosmon.i18n)
     ├── InputError (ValueError)         a data file given to a command
     ├── UnknownShowError (LookupError)  no show with that id in the store
     ├── StoreError (OSError)            a store backend failed

@@ -116,6 +116,7 @@ def test_read_only_open_of_a_file_that_is_no_store(tmp_path: Path) -> None:
     ["report", "--show", "x", "--out", "r", "--store", "sqlite://sub/q.db"],
     ["diagnose", "--show", "x"],
     ["diagnose", "--show", "x", "--save", "--store", "q.db"],
+    ["history", "--out", "h"],
 ])
 def test_reading_commands_in_an_empty_folder_create_nothing(tmp_path: Path,
                                                              argv: list[str]) -> None:
@@ -131,7 +132,7 @@ def test_reading_commands_in_an_empty_folder_create_nothing(tmp_path: Path,
 
 @pytest.mark.parametrize("command", [
     ["report", "--show", "x", "--out", "r"], ["diagnose", "--show", "x"], ["demo"],
-    ["serve", "--config", "c.toml"],
+    ["serve", "--config", "c.toml"], ["history", "--out", "h"],
 ])
 def test_a_bad_store_url_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
     proc = run_cli([*command, "--store", "sqlite:q.db"], cwd=tmp_path)
@@ -148,6 +149,9 @@ def test_report_and_diagnose_read_a_store_given_as_a_plain_path(tmp_path: Path) 
     proc = run_cli(["diagnose", "--show", SHOW, "--store", "sqlite://data/q.db"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"show {SHOW}:" in proc.stdout
+    proc = run_cli(["history", "--out", "h", "--store", "data/q.db"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "h" / "history.html").is_file()
 
 
 def test_report_default_store_is_qosmon_db_here(tmp_path: Path) -> None:
