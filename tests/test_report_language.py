@@ -118,12 +118,27 @@ def test_incident_times_in_utc_and_the_region_s_own_time(tmp_path: Path) -> None
     assert f"{utc} UTC ({jakarta:%H:%M:%S} Asia/Jakarta)" in en
     zh = parse(write_report(data, tmp_path / "zh", lang="zh").read_text(encoding="utf-8")).text
     assert f"{utc} UTC（当地 {jakarta:%H:%M:%S}，Asia/Jakarta）" in zh
-    # A deployment's own zone for a region wins over the built-in table.
-    views = build_sections(data, only=["incidents"], zones={"ID": "Asia/Makassar"})
+    # Past midnight where the viewers are: the local date is said.
+    sg = next(i for i in data.incidents if i.scope.get("region") == "SG")
+    here = datetime.fromtimestamp(sg.start_ts, UTC).astimezone(ZoneInfo("Asia/Singapore"))
+    assert here.day != datetime.fromtimestamp(sg.start_ts, UTC).day
+    assert (f"{datetime.fromtimestamp(sg.start_ts, UTC):%H:%M:%S} UTC "
+            f"({here:%Y-%m-%d %H:%M:%S} Asia/Singapore)") in en
+    # So do the alerts sent about an incident.
+    views = build_sections(data, only=["incidents"])
     assert views.incidents is not None
     row = next(v for v in views.incidents.incidents if v.id == inc.incident_id)
-    makassar = datetime.fromtimestamp(inc.start_ts, UTC).astimezone(ZoneInfo("Asia/Makassar"))
-    assert row.start == f"{utc} UTC ({makassar:%H:%M:%S} Asia/Makassar)"
+    sent = next(d.ts for d in data.deliveries if d.incident_id == inc.incident_id and d.ok)
+    assert row.alerts.first_sent == (
+        f"{datetime.fromtimestamp(sent, UTC):%H:%M:%S} UTC "
+        f"({datetime.fromtimestamp(sent, UTC).astimezone(ZoneInfo('Asia/Jakarta')):%H:%M:%S}"
+        " Asia/Jakarta)")
+    # A deployment's own zone for a region wins over the built-in table.
+    views = build_sections(data, only=["incidents"], zones={"ID": "Asia/Kolkata"})
+    assert views.incidents is not None
+    row = next(v for v in views.incidents.incidents if v.id == inc.incident_id)
+    kolkata = datetime.fromtimestamp(inc.start_ts, UTC).astimezone(ZoneInfo("Asia/Kolkata"))
+    assert row.start == f"{utc} UTC ({kolkata:%H:%M:%S} Asia/Kolkata)"
 
 
 def test_english_report_has_no_chinese_and_the_index_follows_the_language(

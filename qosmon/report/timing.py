@@ -60,12 +60,15 @@ def utc_time(ts: float | None) -> str:
 
 def utc_and_local(ts: float | None, zone: str, t: Translate = english) -> str:
     """``12:00:05 UTC (19:00:05 Asia/Bangkok)``: the time in UTC and in the
-    zone of the region it happened in (UTC alone when the zone is UTC)."""
+    zone of the region it happened in (UTC alone when the zone is UTC). The
+    local date is said when it is not the UTC date."""
     if ts is None:
         return "–"
     if zone == "UTC":
         return f"{utc_time(ts)} UTC"
-    local = datetime.fromtimestamp(ts, UTC).astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
+    at = datetime.fromtimestamp(ts, UTC)
+    here = at.astimezone(ZoneInfo(zone))
+    local = here.strftime("%H:%M:%S" if here.date() == at.date() else "%Y-%m-%d %H:%M:%S")
     return t("{utc} UTC ({local} {zone})").format(utc=utc_time(ts), local=local, zone=zone)
 
 

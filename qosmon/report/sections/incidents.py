@@ -5,6 +5,7 @@ the alerts sent about it."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,8 +166,13 @@ def build(ctx: ReportContext) -> IncidentsView:
     out = []
     for inc in ctx.incidents:
         row = _row(ctx, inc)
+        region = inc.scope.get("region")
+
+        def clock(ts: float, region: str | None = region) -> str:
+            return ctx.clock(ts, region)
+
         out.append(IncidentView(**vars(row), evidence=_evidence_views(ctx, inc),
-                                alerts=_alert_view(inc, ctx.data.deliveries, ctx.t)))
+                                alerts=_alert_view(inc, ctx.data.deliveries, ctx.t, clock)))
     return IncidentsView(incidents=out)
 
 
@@ -189,7 +195,9 @@ def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[Aler
 
 
 def _alert_view(inc: Incident, deliveries: list[AlertDelivery],
-                t: Translate = english) -> AlertsView:
+                t: Translate = english, clock: Callable[[float], str] = utc_time) -> AlertsView:
+    """The alerts sent about ``inc``; ``clock`` writes when the first went
+    out and the resolve (UTC, with the region's local time in a report)."""
     rows = _deliveries_for(inc, deliveries)
     fired = [d for d in rows if d.status == AlertStatus.FIRING and d.ok]
     resolved = [d for d in rows if d.status == AlertStatus.RESOLVED and d.ok]
@@ -203,10 +211,10 @@ def _alert_view(inc: Incident, deliveries: list[AlertDelivery],
     return AlertsView(
         rows=[DeliveryRow(time=utc_time(d.ts), status=t(str(d.status)), notifier=d.notifier,
                           ok=d.ok, attempt=d.attempt, error=d.error) for d in rows],
-        first_sent=utc_time(fired[0].ts) if fired else None,
+        first_sent=clock(fired[0].ts) if fired else None,
         first_after=(duration_text(max(0.0, fired[0].ts - inc.start_ts), t) if fired
                      else ""),
-        resolved=utc_time(resolved[-1].ts) if resolved else None,
+        resolved=clock(resolved[-1].ts) if resolved else None,
         resolve_after=resolve_after,
         failed_attempts=sum(1 for d in rows if not d.ok),
     )
