@@ -19,6 +19,7 @@ from qosmon.collector.command import build_pipeline
 from qosmon.collector.config import CollectorConfig
 from qosmon.i18n import ZH, LanguageError
 from qosmon.model import AlertStatus, Severity
+from qosmon.regions import ZoneError
 from qosmon.report import command
 from qosmon.report.experience import WEIGHTS
 from qosmon.report.output import write_report
@@ -139,6 +140,8 @@ def test_incident_times_in_utc_and_the_region_s_own_time(tmp_path: Path) -> None
     row = next(v for v in views.incidents.incidents if v.id == inc.incident_id)
     kolkata = datetime.fromtimestamp(inc.start_ts, UTC).astimezone(ZoneInfo("Asia/Kolkata"))
     assert row.start == f"{utc} UTC ({kolkata:%H:%M:%S} Asia/Kolkata)"
+    with pytest.raises(ZoneError, match="unknown time zone 'Asia/Atlantis'"):
+        build_sections(data, zones={"ID": "Asia/Atlantis"})
 
 
 def test_english_report_has_no_chinese_and_the_index_follows_the_language(

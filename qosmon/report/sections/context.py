@@ -12,7 +12,7 @@ import numpy as np
 
 from qosmon.i18n import DEFAULT_LANGUAGE, check_language, translator
 from qosmon.model import STOCK_CAUSES, BusinessSample, Cause, Incident
-from qosmon.regions import region_zone
+from qosmon.regions import check_zone, region_zone
 from qosmon.report.charts import Band
 from qosmon.report.data import ShowData
 from qosmon.report.signals import (
@@ -161,6 +161,8 @@ def report_context(data: ShowData, now: float | None = None,
     end once it has ended; data stamped after ``now`` is left out), in
     ``lang`` with regions' local times from ``zones`` over the defaults."""
     check_language(lang)
+    for zone in (zones or {}).values():
+        check_zone(zone)  # refused here, not half way through a page
     th = thresholds or ReportThresholds()
     show = data.show
     if show.end_ts is None and now is not None:
