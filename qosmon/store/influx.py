@@ -219,6 +219,7 @@ class InfluxStore:
         token: str = "",
         side_path: str | Path = "qosmon-side.db",
         timeout_s: float = 30.0,
+        read_only: bool = False,
         documents_dsn: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -235,9 +236,9 @@ class InfluxStore:
         if documents_dsn is not None:
             from qosmon.store.postgres import PostgresDocuments
 
-            self._side = PostgresDocuments(documents_dsn)
+            self._side = PostgresDocuments(documents_dsn, read_only=read_only)
         else:
-            self._side = SqliteStore(side_path)
+            self._side = SqliteStore(side_path, read_only=read_only)
         self._closed = False
         self._queue: queue.SimpleQueue[_PendingBatch | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="influx-writer",

@@ -71,7 +71,10 @@ _NOW = "extract(epoch from clock_timestamp())"
 class PostgresDocuments:
     """The document side of the store in PostgreSQL."""
 
-    def __init__(self, dsn: str, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, connect_timeout_s: float = 10.0,
+                 read_only: bool = False) -> None:
+        """``read_only``: for commands that only read; the tables are not
+        created, only the connection is checked."""
         self._dsn = dsn
         self._timeout = max(1, round(connect_timeout_s))
         self._local = threading.local()
@@ -84,7 +87,10 @@ class PostgresDocuments:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 conn.execute(_SCHEMA)
 
-        self._run(schema)
+        if read_only:
+            self._run(lambda conn: conn.execute("SELECT 1"))
+        else:
+            self._run(schema)
 
     # --- plumbing ------------------------------------------------------------
     def _conn(self) -> psycopg.Connection[Any]:
