@@ -153,6 +153,7 @@ class LivePipeline:
         self.owner = owner or socket.gethostname()
         self.leases: LeasesShows | None = store if isinstance(store, LeasesShows) else None
         self._elsewhere: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._draining: set[str] = set()  # ended shows whose alerts are still being sent
         self._last_lease_round = -math.inf
         self.alerter = alerter
         self.report_dir = report_dir
@@ -406,6 +407,7 @@ class LivePipeline:
                 state.leased = True
             else:
                 self._let_go(show_id)
+        await self._drain(self.leases)
         shows = await asyncio.to_thread(self.store.list_shows)
         holders = await asyncio.to_thread(self.leases.lease_holders)
         for show in shows:
@@ -424,6 +426,29 @@ class LivePipeline:
                 log.warning("show %s: taking it over (its lease was free)", show.show_id)
                 await self._adopt(show, now)
                 self.recovery.shows += 1
+
+    async def _drain(self, leases: LeasesShows) -> None:
+        """Ended shows: keep the lease while their notifications wait, give
+        it up once they are out; take those another collector left."""
+        for show_id in list(self._draining):
+            waiting = self.alerter.pending_for(show_id) if self.alerter is not None else 0
+            if waiting and await self._acquire(show_id):
+                continue
+            self._draining.discard(show_id)
+            await asyncio.to_thread(leases.release_lease, show_id, self.owner)
+        if self.alerter is None:
+            return
+        for show_id in await asyncio.to_thread(leases.expired_leases):
+            if show_id in self.shows or show_id in self._draining:
+                continue
+            show = await asyncio.to_thread(self.store.get_show, show_id)
+            if show is None or show.end_ts is None:
+                continue  # a live show: taken over below
+            if await self._acquire(show_id):
+                log.warning("show %s: sending what its last collector left in the outbox",
+                            show_id)
+                await self.alerter.adopt_show(show_id)
+                self._draining.add(show_id)
 
     async def _replay_pending(self, now: float) -> None:
         for state in list(self.shows.values()):
@@ -580,7 +605,9 @@ class LivePipeline:
             if ended:
                 self._forget(show_id)
                 if self.leases is not None:
-                    await asyncio.to_thread(self.leases.release_lease, show_id, self.owner)
+                    # Held while its last notifications are on their way, so
+                    # another collector sends them if this one stops.
+                    self._draining.add(show_id)
                 # In the background: waiting for the last alert deliveries
                 # must not hold up the other shows' diagnosis.
                 task = asyncio.create_task(self._write_report(show_id, now))

@@ -190,3 +190,54 @@ async def test_restart_continues_or_closes_the_open_incidents_it_finds(tmp_path:
     finally:
         await pipeline.close()
         store.close()
+
+
+@pytest.mark.timeout(90)
+async def test_notifications_of_an_ended_show_are_sent_by_the_next_collector(
+    tmp_path: Path,
+) -> None:
+    """Collector A ends a show while the receiver is down and stops; B,
+    sharing A's store, takes the show's lease once it runs out and sends the
+    firing, then the resolve."""
+    from tests.test_alert_alerter import incident
+
+    db = tmp_path / "q.db"
+    rx = Receiver()  # down
+    fast = LiveSettings(lease_ttl_s=2, lease_renew_s=0.5)
+    store_a = SqliteStore(db)
+    alerter_a = Alerter(config(webhook(rx.url + "/hook")), outbox=store_a)
+    a = LivePipeline(store_a, alerter_a, report_dir=None, settings=fast, owner="a")
+    await a.start()
+    t = time.time()
+    show = Show(show_id="drain", start_ts=t - 60, regions=["ID"])
+    store_a.put_show(show)
+    a.on_show(show)
+    await a.tick(t)
+    assert store_a.lease_holders() == {"drain": "a"}
+    await alerter_a.update("drain", [incident(start=t - 30).model_copy(
+        update={"show_id": "drain"})], t)
+    store_a.put_show(show.model_copy(update={"end_ts": t + 1}))
+    a.on_show(show.model_copy(update={"end_ts": t + 1}))
+    await a.tick(t + 2)  # the show ends: its alert resolves, nothing got out
+    assert alerter_a.pending_for("drain") == 2
+    await alerter_a.close()  # A stops without delivering (its lease stays, unrenewed)
+
+    store_b = SqliteStore(db)
+    alerter_b = Alerter(config(webhook(rx.url + "/hook")), outbox=store_b)
+    b = LivePipeline(store_b, alerter_b, report_dir=None, settings=fast, owner="b")
+    await rx.start()
+    try:
+        await b.start()  # A's lease is still valid: not B's to send yet
+        assert alerter_b.pending_for("drain") == 0
+        for _ in range(40):
+            await b.tick(time.time())
+            if len(rx.requests) >= 2:
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)
+    finally:
+        await b.close()
+        await rx.stop()
+        store_a.close()
+        store_b.close()
+    assert [r.json()["status"] for r in rx.requests] == ["firing", "resolved"]

@@ -98,3 +98,17 @@ def test_unreachable_server_is_a_store_error_without_the_password() -> None:
         PostgresDocuments("postgresql://qosmon:hunter2-secret@127.0.0.1:1/postgres",
                           connect_timeout_s=2)
     assert "hunter2-secret" not in str(err.value)
+
+
+def test_store_url_names_the_documents_variable_not_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qosmon.errors import StoreURLError
+    from qosmon.store import open_store
+    from qosmon.store.url import parse_store_url
+
+    url = "influx://127.0.0.1:8428/qosmon?documents_env=QOSMON_TEST_PG_UNSET"
+    assert parse_store_url(url).documents_env == "QOSMON_TEST_PG_UNSET"  # type: ignore[union-attr]
+    monkeypatch.delenv("QOSMON_TEST_PG_UNSET", raising=False)
+    with pytest.raises(StoreURLError, match="QOSMON_TEST_PG_UNSET"):
+        open_store(url)

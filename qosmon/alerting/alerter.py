@@ -184,6 +184,10 @@ class Alerter:
         """Notifications waiting for their receivers, all routes together."""
         return sum(len(r.pending) for r in self._routes.values())
 
+    def pending_for(self, show_id: str) -> int:
+        """Notifications of one show still waiting for their receivers."""
+        return sum(1 for r in self._routes.values() for e in r.pending if e.show_id == show_id)
+
     def oldest_pending_s(self, now: float) -> float:
         """Age of the oldest notification still waiting (0 if none)."""
         oldest = min((e.created_ts for r in self._routes.values() for e in r.pending),

@@ -144,3 +144,9 @@ class LeasesShows(Protocol):
     def lease_holders(self) -> dict[str, str]:
         """Unexpired leases: show id -> owner."""
         ...
+
+    def expired_leases(self) -> list[str]:
+        """Shows whose lease ran out without being released (their holder
+        stopped), e.g. an ended show whose last notifications were still
+        being sent."""
+        ...

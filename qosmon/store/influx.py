@@ -402,6 +402,9 @@ class InfluxStore:
     def lease_holders(self) -> dict[str, str]:
         return self._side.lease_holders()
 
+    def expired_leases(self) -> list[str]:
+        return self._side.expired_leases()
+
     def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
         return self._side.outbox_entries(show_id)
 

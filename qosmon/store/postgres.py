@@ -284,6 +284,11 @@ class PostgresDocuments:
                           f"WHERE expires_at >= {_NOW}")
         return {show_id: owner for show_id, owner in rows}
 
+    def expired_leases(self) -> list[str]:
+        rows = self._rows(f"SELECT show_id FROM qosmon_show_leases WHERE expires_at < {_NOW} "
+                          "LIMIT 1000")
+        return [r[0] for r in rows]
+
     def close(self) -> None:
         self._closed = True
         with self._lock:

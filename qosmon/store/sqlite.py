@@ -547,6 +547,11 @@ class SqliteStore:
                           (time.time(),))
         return {show_id: owner for show_id, owner in rows}
 
+    def expired_leases(self) -> list[str]:
+        rows = self._read("SELECT show_id FROM show_leases WHERE expires_at < ? LIMIT 1000",
+                          (time.time(),))
+        return [r[0] for r in rows]
+
     def outbox_depth(self) -> int:
         return int(self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0])
 
