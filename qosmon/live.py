@@ -170,6 +170,7 @@ class LivePipeline:
         self._report_tasks: set[asyncio.Task[None]] = set()
         self.last_tick: float | None = None  # wall clock at the end of the last tick
         self.last_tick_s = 0.0  # how long the last tick took
+        self.tick_error: str | None = None  # why the last tick failed, if it did
         self.recovery = RecoveryStats()
         # Seconds from start() until each recovered show's diagnosis resumed.
         self.resumed_after_s: dict[str, float] = {}
@@ -323,7 +324,8 @@ class LivePipeline:
         oldest = self.alerter.oldest_pending_s(now) if self.alerter is not None else 0.0
         problems = []
         if tick_age > cfg.tick_stalled_s:
-            problems.append(f"live tick not run for {tick_age:.0f} s")
+            why = f": {self.tick_error}" if self.tick_error else ""
+            problems.append(f"live tick not completed for {tick_age:.0f} s{why}")
         if oldest > cfg.outbox_stuck_s:
             problems.append(f"an alert notification has waited {oldest:.0f} s for its receiver")
         return {
@@ -559,6 +561,15 @@ class LivePipeline:
 
     # --- once a second ------------------------------------------------------
     async def tick(self, now: float) -> None:
+        try:
+            await self._tick(now)
+        except StoreError as exc:
+            # /healthz says so; the next tick tries again.
+            self.tick_error = str(exc)[:300]
+            raise
+        self.tick_error = None
+
+    async def _tick(self, now: float) -> None:
         t0 = time.monotonic()
         if self.leases is not None:
             for show_id, state in list(self.shows.items()):

@@ -112,3 +112,24 @@ def test_store_url_names_the_documents_variable_not_the_password(
     monkeypatch.delenv("QOSMON_TEST_PG_UNSET", raising=False)
     with pytest.raises(StoreURLError, match="QOSMON_TEST_PG_UNSET"):
         open_store(url)
+
+
+async def test_health_says_the_live_tick_fails_when_the_store_is_gone() -> None:
+    import asyncio
+
+    from qosmon.live import LivePipeline, LiveSettings
+
+    with postgres_server.postgres() as own:  # a server of its own, to stop it
+        docs = PostgresDocuments(own)
+        pipeline = LivePipeline(docs, report_dir=None,  # type: ignore[arg-type]
+                                settings=LiveSettings(lease_ttl_s=1, lease_renew_s=0.1))
+        await pipeline.start()
+        await pipeline.tick(time.time())
+        assert pipeline.health(time.time())["problems"] == []
+    await asyncio.sleep(0.2)
+    with pytest.raises(StoreError):
+        await pipeline.tick(time.time())
+    problems = pipeline.health(time.time() + 30)["problems"]
+    assert len(problems) == 1 and "PostgreSQL" in problems[0], problems
+    assert "live tick not completed" in problems[0]
+    docs.close()
