@@ -27,6 +27,7 @@ from tests.collector_process import (
 )
 
 pytestmark = [
+    pytest.mark.server,
     pytest.mark.skipif(not postgres_server.available(), reason="PostgreSQL not installed"),
     pytest.mark.skipif(not tsdb_server.available(), reason="victoria-metrics not installed"),
 ]

@@ -15,8 +15,11 @@ from qosmon.store.base import LeasesShows, StoreError
 from qosmon.store.postgres import PostgresDocuments
 from tests import postgres_server
 
-pytestmark = pytest.mark.skipif(not postgres_server.available(),
-                                reason="PostgreSQL not installed (Debian package postgresql)")
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(not postgres_server.available(),
+                       reason="PostgreSQL not installed (Debian package postgresql)"),
+]
 
 
 @pytest.fixture(scope="module")
