@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qosmon.diagnosis.localize import localize
-from qosmon.diagnosis.probes import Labels
+from qosmon.diagnosis.probe_health import Labels
 from qosmon.diagnosis.scope import localize_probes
 
 

@@ -21,7 +21,7 @@ from qosmon.detection.levelshift import LevelShiftResult
 from qosmon.detection.persistence import Persistence
 from qosmon.detection.series import count_drop_detector, count_rise_detector, viewers_detector
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.diagnosis.probes import second_of
+from qosmon.diagnosis.probe_health import second_of
 from qosmon.model import BusinessSample
 
 

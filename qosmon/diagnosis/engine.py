@@ -5,7 +5,7 @@ Pure: no I/O, no clock. ``step(now)`` evaluates every whole second up to
 across probes; the lag lets them in before their second is judged). Each
 second it
 
-1. asks every probe tracker for its verdict (``probes.py``),
+1. asks every probe tracker for its verdict (``probe_health.py``),
 2. localizes the bad probes to the narrowest scope (``scope.py``) and names
    the cause of each group from what its probes show together,
 3. applies the stock rules to the latest stock states (``stock.py``),
@@ -37,7 +37,13 @@ from qosmon.diagnosis.evidence import (
     media_strength,
     stock_evidence,
 )
-from qosmon.diagnosis.probes import CAUSE_PRIORITY, Labels, ProbeStatus, ProbeTracker, second_of
+from qosmon.diagnosis.probe_health import (
+    CAUSE_PRIORITY,
+    Labels,
+    ProbeStatus,
+    ProbeTracker,
+    second_of,
+)
 from qosmon.diagnosis.scope import localize_probes
 from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
 from qosmon.model import (

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, typical_rate
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.diagnosis.probes import ProbeStatus, second_of
+from qosmon.diagnosis.probe_health import ProbeStatus, second_of
 from qosmon.diagnosis.scope import ProbeGroup
 from qosmon.diagnosis.stock import StockFinding, deciding_states
 from qosmon.model import Cause, ConnectionState, Evidence
