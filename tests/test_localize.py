@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from qosmon.diagnosis.localize import localize
+from qosmon.diagnosis.localize import LocalizeParams, localize
 from qosmon.diagnosis.probe_health import Labels
 from qosmon.diagnosis.scope import localize_probes
 
@@ -39,7 +39,9 @@ def test_finds_a_region_x_isp_x_edge_node_x_device_combination() -> None:
     rnd = random.Random(5)
     target = {"region": "ID", "isp": "b", "edge_node": "n2", "device": "android"}
     dims, leaves, real, pred = _cube(rnd, [(target, 0.3)])
-    assert [f.combination for f in localize(leaves, real, pred, dims)] == [target]
+    # Deeper than the default search (three dimensions) when asked for.
+    deep = LocalizeParams(max_depth=4)
+    assert [f.combination for f in localize(leaves, real, pred, dims, params=deep)] == [target]
 
 
 def test_prefers_the_most_general_combination_and_ranks_by_deviation() -> None:

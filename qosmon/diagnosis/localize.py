@@ -78,11 +78,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class LocalizeParams:
-    z_min: float = 5.0
+    z_min: float = 6.0
     min_change: float = 0.05
-    min_consistency: float = 0.75
+    min_consistency: float = 0.85
     min_share: float = 0.02
-    max_depth: int | None = None  # default: every dimension
+    max_depth: int | None = 3
 
 
 @dataclass(frozen=True)
@@ -98,27 +98,31 @@ class _Leaves:
 
 
 def noise_model(o: FloatArray, e: FloatArray) -> tuple[float, float]:
-    """``alpha, beta`` of ``var(o - e) = alpha e + beta e^2``, fitted on robust
-    spreads of leaves binned by expected size (a minority of failed leaves
-    does not move a median). Leaves expecting fewer than ``_MIN_FIT`` are left
-    out: their deviations are mostly whole events and a median says nothing
-    of their spread; counting noise (``alpha = 1``) stands in when no leaf is
-    larger."""
-    keep = e >= _MIN_FIT
-    o, e = o[keep], e[keep]
+    """``alpha, beta`` of ``var(o - e) = alpha e + beta e^2``.
+
+    Fitted on the leaves that moved against the anomaly (the total's
+    direction): whatever failed moved with it, so these are noise alone, and
+    half of a symmetric noise tells its spread (the median of ``|o - e|`` is
+    0.6745 sd). Leaves are binned by expected size so counting noise and
+    relative error separate. Leaves expecting fewer than ``_MIN_FIT`` are
+    left out: their deviations are mostly whole events, and counting noise
+    (``alpha = 1``) stands in when too few leaves are larger."""
+    # Whole numbers observed are counts of events (failures, orders,
+    # messages): they spread at least as a Poisson count does, which the
+    # half-sample of small counts understates.
+    floor = 1.0 if bool(np.all(o == np.round(o))) else 1e-6
+    d_all = o - e
+    sign = 1.0 if float(d_all.sum()) >= 0 else -1.0
+    keep = (e >= _MIN_FIT) & (d_all * sign < 0)
+    d, e = np.abs(d_all[keep]), e[keep]
     n = len(e)
-    if n < 40:
-        return 1.0, 0.0
+    if n < 20:
+        return max(1.0, floor), 0.0
     order = np.argsort(e, kind="stable")
-    bins = np.array_split(order, min(12, n // 20))
-    xs, vs = [], []
-    for idx in bins:
-        d = o[idx] - e[idx]
-        mad = float(np.median(np.abs(d - np.median(d))))
-        xs.append(float(np.mean(e[idx])))
-        vs.append((1.4826 * mad) ** 2)
-    x = np.array(xs)
-    v = np.maximum(np.array(vs), 1e-12)
+    bins = np.array_split(order, min(12, n // 10))
+    x = np.array([float(np.mean(e[idx])) for idx in bins])
+    v = np.array([(float(np.median(d[idx])) / 0.6745) ** 2 for idx in bins])
+    v = np.maximum(v, 1e-12)
     # Relative least squares: every size class counts alike.
     a = np.column_stack([x / v, x * x / v])
     coef, *_ = np.linalg.lstsq(a, np.ones(len(x)), rcond=None)
@@ -132,11 +136,11 @@ def noise_model(o: FloatArray, e: FloatArray) -> tuple[float, float]:
     alpha, beta = max(alpha, 1e-6), max(beta, 0.0)
     # Calibrate on all those leaves at once: the binned fit is rough when bins
     # are few, and a scale set too low turns ordinary leaves into "causes".
-    z = (o - e) / np.sqrt(alpha * e + beta * e * e)
-    scale = (1.4826 * float(np.median(np.abs(z - np.median(z))))) ** 2
+    z = d / np.sqrt(alpha * e + beta * e * e)
+    scale = (float(np.median(z)) / 0.6745) ** 2
     if scale > 0:
         alpha, beta = alpha * scale, beta * scale
-    return max(alpha, 1e-6), beta
+    return max(alpha, floor), beta
 
 
 def _prepare(
@@ -150,11 +154,10 @@ def _prepare(
     names: list[list[str]] = []
     sizes: list[int] = []
     for j, d in enumerate(dims):
-        col = [leaf.get(d, "") for leaf in leaves]
-        uniq, inv = np.unique(np.array(col, dtype=object), return_inverse=True)
-        codes[:, j] = inv
-        names.append([str(u) for u in uniq])
-        sizes.append(len(uniq))
+        seen: dict[str, int] = {}
+        codes[:, j] = [seen.setdefault(leaf.get(d, ""), len(seen)) for leaf in leaves]
+        names.append(list(seen))
+        sizes.append(len(seen))
     alpha, beta = noise_model(o, e)
     return _Leaves(codes, sizes, names, o, e, alpha, beta, b)
 
@@ -225,6 +228,8 @@ def _search(lv: _Leaves, dims: list[str], p: LocalizeParams) -> list[Finding]:
             for j in combo:
                 key = key * lv.sizes[j] + lv.codes[:, j]
             idx = np.flatnonzero(left)
+            if not len(idx):
+                break
             uniq, inv = np.unique(key[idx], return_inverse=True)
             stats = _group_stats(inv, len(uniq), idx, lv, d)
             ok = (
@@ -282,19 +287,22 @@ def _group_stats(
         change = np.where(E > 0, D / np.where(E > 0, E, 1.0), np.sign(D) * np.inf)
     r = np.where(E > 0, change, 0.0)
     # The ripple effect: one uniform relative change of the group
-    # (``a = e (1 + r)``) against no change, in a weighted chi-square. Its
-    # leaves' noise is that of the new level (failures that tripled spread as
-    # three times as many events), floored at half an event so a leaf
-    # expecting next to nothing weighs little. ``explained`` is what the
-    # uniform change accounts for; ``structure`` what is left beyond the
-    # noise the leaves show anyway. For a parent of which only a share f of
-    # the volume changed, consistency comes out near f.
+    # (``a = e (1 + r)``) against no change, in a weighted chi-square. Under
+    # the change a leaf's noise is that of its new level (failures that
+    # tripled spread as three times as many events), floored at half an
+    # event so a leaf expecting next to nothing weighs little. ``explained``
+    # is what the uniform change accounts for, ``structure`` what is left
+    # beyond the noise the leaves show anyway; that noise is taken at the
+    # level each leaf shows, between its old and new expected levels, so a
+    # leaf that did not move is not excused by the noise it would have had
+    # if it had. For a parent of which
+    # only a share f of the volume changed, consistency comes out near f.
     e1 = np.maximum(e * (1 + r[inv]), 0.0)
-    true1 = lv.var_alpha * e1 + lv.var_beta * e1 * e1
     v1 = lv.var_alpha * np.maximum(e1, 0.5) + lv.var_beta * e1 * e1
+    level = e1
     r0 = np.bincount(inv, dd * dd / v1, groups)
     r1 = np.bincount(inv, (dd - r[inv] * e) ** 2 / v1, groups)
-    noise = np.bincount(inv, true1 / v1, groups)
+    noise = np.bincount(inv, (lv.var_alpha * level + lv.var_beta * level * level) / v1, groups)
     noise *= np.where(count > 1, (count - 1) / np.maximum(count, 1), 0.0)
     explained = np.maximum(r0 - r1, 0.0)
     structure = np.maximum(r1 - noise, 0.0)
