@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from qosmon.model import (
     AlertDelivery,
@@ -21,6 +21,7 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
@@ -55,6 +56,11 @@ class Store(Protocol):
 
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None: ...
 
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        """Create or replace a finished show's summary (what history reads;
+        kept after retention ages out the raw samples)."""
+        ...
+
     # --- reads ------------------------------------------------------------
     def get_show(self, show_id: str) -> Show | None: ...
 
@@ -87,9 +93,16 @@ class Store(Protocol):
 
     def alert_deliveries(self, show_id: str) -> list[AlertDelivery]: ...
 
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        """Summaries of shows that started in [start_ts, end_ts), oldest first."""
+        ...
+
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class SubmitsProbeBatches(Protocol):
     """Optional: a store that can take a probe batch without blocking the
     caller (the embedded store queues it to its writer thread). The
@@ -100,3 +113,14 @@ class SubmitsProbeBatches(Protocol):
 
     def submit_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> Future[bool]:
         ...
+
+
+@runtime_checkable
+class AppliesRetention(Protocol):
+    """Optional: a store that downsamples and forgets old shows itself (the
+    embedded store; a time-series server has retention of its own). Returns
+    counts of what was done, by kind."""
+
+    def apply_retention(
+        self, now: float, raw_days: float, keep_days: float | None
+    ) -> dict[str, int]: ...
