@@ -235,6 +235,8 @@ class Metric(StrEnum):
     ORDERS = "orders"
     CHAT_MESSAGES = "chat_messages"
     SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
+    # Orders per 1,000 viewer-minutes where conversion moved (region x SKU).
+    CONVERSION = "conversion"
     # Stock (StockState fields).
     ON_HAND = "on_hand"
     DATA_AGE_S = "data_age_s"

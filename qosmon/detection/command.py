@@ -1,6 +1,10 @@
 """``qosmon detect FILE.csv``: the engine's business-series detectors over a
 ``timestamp,value`` series.
 
+The detectors' tick is one row (``--clock rows``, the default, whatever the
+sampling interval) or the timestamp in seconds (``--clock time``, as the
+engine runs them on per-second data).
+
 ``--kind level|count|rate`` picks the detector (see ``detection/series.py``);
 without it, a series whose first rows are all whole numbers >= 0 is a
 ``count``, anything else a ``level``. Rows are scored one by one in the order
@@ -56,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(level and count: down, rate: up)",
     )
     parser.add_argument(
+        "--clock",
+        choices=["rows", "time"],
+        default="rows",
+        help="the detectors' tick: one per row in arrival order (default, any sampling "
+        "interval), or the timestamp in seconds as the engine runs on per-second data "
+        "(a row that goes back in time is scored at the latest time seen)",
+    )
+    parser.add_argument(
         "--config", metavar="FILE.toml", help="diagnosis thresholds (the engine's config file)"
     )
 
@@ -85,7 +97,7 @@ class _Rows:
         if self.first_skip is None:
             self.first_skip = line
 
-    def read(self, fh: TextIO) -> Iterator[tuple[str, float]]:
+    def read(self, fh: TextIO) -> Iterator[tuple[str, float | None, float]]:
         path = self.path
         reader = csv.reader(fh)
         line = 1
@@ -128,7 +140,7 @@ class _Rows:
                     self.notes["repeat a timestamp"] += 1
                 if ts is not None:
                     last_ts = ts
-                yield ts_text, value
+                yield ts_text, ts, value
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line {line}: not CSV text: {exc}") from None
 
@@ -153,6 +165,7 @@ def score_file(
     kind: Kind | None = None,
     direction: Direction | None = None,
     thresholds: BusinessThresholds | None = None,
+    clock: str = "rows",
 ) -> int:
     """Score every usable row of ``path``; returns how many were scored."""
     try:
@@ -164,23 +177,30 @@ def score_file(
     n = 0
     with fh:
         it = rows.read(fh)
-        head: list[tuple[str, float]] = []
+        head: list[tuple[str, float | None, float]] = []
         if kind is None:
             for r in it:
                 head.append(r)
                 if len(head) >= PICK_ROWS:
                     break
-            kind = pick_kind([v for _, v in head])
+            kind = pick_kind([v for _, _, v in head])
         det = SeriesDetector(kind, direction, thresholds)
         writer.writerow(["timestamp", "value", "anomaly_score", "expected", "anomalous"])
 
-        def chained() -> Iterator[tuple[str, float]]:
+        def chained() -> Iterator[tuple[str, float | None, float]]:
             yield from head
             yield from it
 
-        for ts_text, value in chained():
-            # The tick is the row's place in arrival order.
-            p = det.update(float(n), value)
+        tick = -math.inf
+        for ts_text, ts, value in chained():
+            if clock == "time":
+                # Never backwards: a late row is scored as arriving now.
+                tick = max(tick, ts if ts is not None else tick)
+                if not math.isfinite(tick):
+                    tick = 0.0
+            else:
+                tick = float(n)  # the row's place in arrival order
+            p = det.update(tick, value)
             expected = "" if p.expected is None else f"{p.expected:.6g}"
             writer.writerow(
                 [ts_text, f"{value:.10g}", f"{p.score:.2f}", expected, int(p.anomalous)]
@@ -204,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
             kind=Kind(args.kind) if args.kind else None,
             direction=Direction(args.direction) if args.direction else None,
             thresholds=thresholds,
+            clock=args.clock,
         )
     except (InputError, ConfigError) as exc:
         sys.stdout.flush()

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from qosmon.diagnosis.breakdown import conversion_leaves, where_conversion_moved
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
@@ -33,6 +34,7 @@ from qosmon.diagnosis.evidence import (
     business_strength,
     chat_evidence,
     chat_strength,
+    conversion_evidence,
     media_evidence,
     media_strength,
     stock_evidence,
@@ -419,6 +421,7 @@ class DiagnosisEngine:
             ev, summary = business_evidence(
                 cause, scope, members, len(probes_here), self._business, self.cfg
             )
+            ev += self._conversion_evidence(start, s, regions)
             out.append(
                 _Finding(
                     _BUSINESS,
@@ -435,6 +438,19 @@ class DiagnosisEngine:
         return out
 
     # --- helpers -------------------------------------------------------------
+    def _conversion_evidence(
+        self, start: float, s: int, regions: tuple[str, ...]
+    ) -> list[Evidence]:
+        """Where conversion fell (region x SKU), if anywhere stands out."""
+        leaves = conversion_leaves(self._business, second_of(start), s)
+        if leaves is None:
+            return []
+        return [
+            conversion_evidence(f)
+            for f in where_conversion_moved(leaves)[:1]
+            if f.change < 0 and f.combination.get("region", "") in (*regions, "")
+        ]
+
     def _peers(self, m: ProbeStatus, statuses: dict[str, ProbeStatus]) -> list[ProbeStatus]:
         return [
             st

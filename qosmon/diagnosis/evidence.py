@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, typical_rate
 from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.diagnosis.localize import Finding
 from qosmon.diagnosis.probe_health import ProbeStatus, second_of
 from qosmon.diagnosis.scope import ProbeGroup
 from qosmon.diagnosis.stock import StockFinding, deciding_states
@@ -509,3 +510,23 @@ def business_strength(members: Sequence[BusinessStatus]) -> float:
             if c is not None and c.anomalous and c.expected:
                 drops.append(1 - c.observed / c.expected)
     return min(max(drops), 0.999)
+
+
+# Orders per viewer-second to orders per 1,000 viewer-minutes.
+_PER_1000_VIEWER_MIN = 60_000.0
+
+
+def conversion_evidence(where: Finding) -> Evidence:
+    """Where conversion moved (region x SKU), judged at the viewers there."""
+    place = " ".join(f"{k} {v}" for k, v in where.combination.items()) or "the whole show"
+    obs = where.observed * _PER_1000_VIEWER_MIN
+    exp = where.expected * _PER_1000_VIEWER_MIN
+    return _ev(
+        Metric.CONVERSION,
+        obs,
+        exp,
+        None,
+        "orders per 1,000 viewer-min",
+        f"conversion in {place}: {obs:.2f} vs {exp:.2f} orders per 1,000 viewer-minutes "
+        f"expected ({where.explains:.0%} of the change)",
+    )
