@@ -237,6 +237,10 @@ class Metric(StrEnum):
     SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
     # Orders per 1,000 viewer-minutes where conversion moved (region x SKU).
     CONVERSION = "conversion"
+    # The platform's players (ViewerAggregate), where the ratio rose: share
+    # of sessions that failed and of watch time stalled, in %.
+    FAILURE_RATE = "failure_rate"
+    REBUFFER_RATIO = "rebuffer_ratio"
     # Stock (StockState fields).
     ON_HAND = "on_hand"
     DATA_AGE_S = "data_age_s"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qosmon.diagnosis.breakdown import conversion_leaves, where_conversion_moved
+from qosmon.diagnosis.breakdown import conversion_leaves, where_ratio_moved
 from qosmon.diagnosis.business import RegionBusiness
 from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.model import BusinessSample
@@ -84,7 +84,7 @@ def test_localize_names_what_the_engine_names(tmp_path: Path) -> None:
             end = int(inc.end_ts if inc.end_ts is not None else inc.start_ts + 30)
             leaves = conversion_leaves(engine._business, int(inc.start_ts), end)
             assert leaves is not None
-            live = where_conversion_moved(leaves)
+            live = where_ratio_moved(leaves)
             f = tmp_path / "leaves.csv"
             with f.open("w", newline="") as fh:
                 csv.writer(fh).writerows(leaves.csv_rows())

@@ -26,7 +26,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from qosmon.diagnosis.breakdown import conversion_leaves, where_conversion_moved
+from qosmon.diagnosis.breakdown import (
+    ViewerMeasure,
+    conversion_leaves,
+    viewer_leaves,
+    where_ratio_moved,
+)
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
@@ -38,6 +43,7 @@ from qosmon.diagnosis.evidence import (
     media_evidence,
     media_strength,
     stock_evidence,
+    viewer_evidence,
 )
 from qosmon.diagnosis.probe_health import (
     CAUSE_PRIORITY,
@@ -58,6 +64,7 @@ from qosmon.model import (
     Severity,
     Show,
     StockState,
+    ViewerAggregate,
 )
 
 # Families of incidents: a finding of one family never extends an incident of
@@ -75,6 +82,8 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 # seconds are not the expected course for the next incident's impact.
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
+# Viewer-side aggregates kept (each an audience slice over an interval).
+_MAX_VIEWER_AGGREGATES = 500_000
 
 
 @dataclass
@@ -144,6 +153,9 @@ class DiagnosisEngine:
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
+        self._viewer_aggs: list[ViewerAggregate] = []
+        self._viewer_newest = 0.0
+        self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
 
     # --- input -------------------------------------------------------------
     def add_probe_samples(self, samples: Iterable[ProbeSample]) -> None:
@@ -167,6 +179,22 @@ class DiagnosisEngine:
                 rb = self._business[x.region] = RegionBusiness(x.region, self.cfg)
             rb.add(x)
             self._note_data(x.ts)
+
+    def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
+        """The platform's players' own reports, per audience slice."""
+        for x in samples:
+            if x.show_id == self.show.show_id:
+                self._viewer_aggs.append(x)
+                self._viewer_newest = max(self._viewer_newest, x.ts)
+                self._viewer_cache.clear()
+        # An hour is more than any incident's window and its reference.
+        cutoff = self._viewer_newest - 3600
+        if len(self._viewer_aggs) > _MAX_VIEWER_AGGREGATES or (
+            self._viewer_aggs and self._viewer_aggs[0].ts < cutoff
+        ):
+            self._viewer_aggs = [x for x in self._viewer_aggs if x.ts >= cutoff][
+                -_MAX_VIEWER_AGGREGATES:
+            ]
 
     def add_stock_states(self, states: Iterable[StockState]) -> None:
         for x in states:
@@ -438,6 +466,33 @@ class DiagnosisEngine:
         return out
 
     # --- helpers -------------------------------------------------------------
+    def _viewer_evidence(
+        self, start: float, end: float | None, regions: tuple[str, ...]
+    ) -> list[Evidence]:
+        """Where the platform's players saw failures or stalls rise between
+        ``start`` and ``end`` (None: still open), if the platform sends its
+        aggregates and anywhere stands out. Computed again only when new
+        aggregates arrive."""
+        if not self._viewer_aggs:
+            return []
+        until = math.inf if end is None else end
+        key = (math.floor(start), until, regions)
+        cached = self._viewer_cache.get(key)
+        if cached is not None:
+            return cached
+        out = []
+        for measure in ViewerMeasure:
+            leaves = viewer_leaves(self._viewer_aggs, float(math.floor(start)), until, measure)
+            if leaves is None:
+                continue
+            out += [
+                viewer_evidence(measure.value, f)
+                for f in where_ratio_moved(leaves)[:1]
+                if f.change > 0 and f.combination.get("region", "") in (*regions, "")
+            ]
+        self._viewer_cache[key] = out
+        return out
+
     def _conversion_evidence(
         self, start: float, s: int, regions: tuple[str, ...]
     ) -> list[Evidence]:
@@ -447,7 +502,7 @@ class DiagnosisEngine:
             return []
         return [
             conversion_evidence(f)
-            for f in where_conversion_moved(leaves)[:1]
+            for f in where_ratio_moved(leaves)[:1]
             if f.change < 0 and f.combination.get("region", "") in (*regions, "")
         ]
 
@@ -659,6 +714,11 @@ class DiagnosisEngine:
             scope["edge_node"] = tr.common["edge_node"]
         end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen + 1)
         shown = tr.shown.get(tr.cause) or next(iter(tr.shown.values()), None)
+        evidence = list(shown[1]) if shown else []
+        if tr.family in (_STREAM, _BUSINESS):
+            # The players' reports come per interval, after the second that
+            # showed the fault most clearly: they belong to the whole incident.
+            evidence += self._viewer_evidence(tr.start_ts, tr.end_ts, tr.regions)
         return Incident(
             incident_id=tr.incident_id,
             show_id=self.show.show_id,
@@ -670,7 +730,7 @@ class DiagnosisEngine:
             scope=scope,
             probes=sorted(tr.probes),
             skus=list(tr.skus),
-            evidence=list(shown[1]) if shown else [],
+            evidence=evidence,
             summary=shown[2] if shown else "",
             viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
             orders_lost=_round(self._orders_lost(tr)),

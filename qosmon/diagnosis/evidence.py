@@ -530,3 +530,23 @@ def conversion_evidence(where: Finding) -> Evidence:
         f"conversion in {place}: {obs:.2f} vs {exp:.2f} orders per 1,000 viewer-minutes "
         f"expected ({where.explains:.0%} of the change)",
     )
+
+
+def viewer_evidence(measure: str, where: Finding) -> Evidence:
+    """Where the platform's players saw more failures or stalls, judged on
+    the ratio at the sessions (watch time) there."""
+    place = " ".join(f"{k} {v}" for k, v in where.combination.items()) or "the whole audience"
+    obs, exp = where.observed * 100, where.expected * 100
+    if measure == "failure_rate":
+        metric, unit, what = Metric.FAILURE_RATE, "% of sessions", "sessions failing"
+    else:
+        metric, unit, what = Metric.REBUFFER_RATIO, "% of watch time", "watch time stalled"
+    return _ev(
+        metric,
+        obs,
+        exp,
+        None,
+        unit,
+        f"{what} in {place}: {obs:.2f} % vs {exp:.2f} % expected "
+        f"({where.explains:.0%} of the rise, players' own reports)",
+    )
