@@ -140,3 +140,15 @@ def test_pick_kind() -> None:
     assert pick_kind([0, 3, 2, 5]) == Kind.COUNT
     assert pick_kind([0.5, 3, 2]) == Kind.LEVEL
     assert pick_kind([-1, 3]) == Kind.LEVEL
+
+
+def test_count_drop_accepts_a_lasting_lower_rate_once() -> None:
+    # Orders fall from ~9 to ~3 a second for good: one drop, then the new rate
+    # is normal. The counts from before must not come back into the
+    # reference and raise the same drop every few minutes.
+    rng = np.random.default_rng(12)
+    det = CountDrop(p_value=1e-6)
+    flags = [det.update(float(t), int(rng.poisson(9.0 if t < 300 else 3.0))).anomalous
+             for t in range(1500)]
+    starts = [t for t in range(1, 1500) if flags[t] and not flags[t - 1]]
+    assert len(starts) == 1 and 300 <= starts[0] <= 315
