@@ -143,12 +143,12 @@ def test_pick_kind() -> None:
 
 
 def test_count_drop_accepts_a_lasting_lower_rate_once() -> None:
-    # Orders fall from ~9 to ~3 a second for good: one drop, then the new rate
+    # Orders fall from ~9 to ~4 a second for good: one drop, then the new rate
     # is normal. The counts from before must not come back into the
     # reference and raise the same drop every few minutes.
-    rng = np.random.default_rng(12)
+    rng = np.random.default_rng(0)
     det = CountDrop(p_value=1e-6)
-    flags = [det.update(float(t), int(rng.poisson(9.0 if t < 300 else 3.0))).anomalous
+    flags = [det.update(float(t), int(rng.poisson(9.0 if t < 300 else 4.0))).anomalous
              for t in range(1500)]
     starts = [t for t in range(1, 1500) if flags[t] and not flags[t - 1]]
     assert len(starts) == 1 and 300 <= starts[0] <= 315
