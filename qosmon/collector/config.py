@@ -6,9 +6,9 @@ error messages.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from qosmon.store import DEFAULT_STORE_URL
+from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 _LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 # Short tokens can be guessed; 16 characters of a random token is ~96 bits.
@@ -87,6 +87,12 @@ class CollectorConfig(_Cfg):
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
     live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        parse_store_url(value)  # a StoreURLError is a ValueError: reported with the key
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

@@ -31,18 +31,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from qosmon.configfile import ConfigError, load_model
+from qosmon.configfile import load_model
 from qosmon.detection.series import Direction, Kind, SeriesDetector, pick_kind
 from qosmon.diagnosis.config import BusinessThresholds, DiagnosisConfig
+from qosmon.errors import ConfigError, InputError
 
 # Rows looked at to pick the kind of a series when --kind is not given. They
 # fall within every detector's learning time, so the choice uses no row that
 # a score could not already have seen.
 PICK_ROWS = 30
-
-
-class InputError(Exception):
-    pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,10 +21,7 @@ import sys
 from pathlib import Path
 
 from qosmon.diagnosis.localize import LocalizeParams, localize
-
-
-class InputError(Exception):
-    pass
+from qosmon.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
