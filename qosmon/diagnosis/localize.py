@@ -224,9 +224,7 @@ def _search(lv: _Leaves, dims: list[str], p: LocalizeParams) -> list[Finding]:
             break
         candidates: list[_Candidate] = []
         for combo in itertools.combinations(range(len(dims)), layer):
-            key = np.zeros(n, dtype=np.int64)
-            for j in combo:
-                key = key * lv.sizes[j] + lv.codes[:, j]
+            key = _combination_key(lv, combo)
             idx = np.flatnonzero(left)
             if not len(idx):
                 break
@@ -256,6 +254,20 @@ def _search(lv: _Leaves, dims: list[str], p: LocalizeParams) -> list[Finding]:
             found.append(_finding(lv, dims, c, d, dev_new / total_abs))
     found.sort(key=lambda f: -f.explains)
     return found
+
+
+def _combination_key(lv: _Leaves, combo: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    """One integer per leaf naming its values of the dimensions ``combo``
+    (mixed radix, renumbered before it could overflow)."""
+    key = np.zeros(len(lv.o), dtype=np.int64)
+    span = 1
+    for j in combo:
+        if span * lv.sizes[j] >= 2**62:
+            uniq, inv = np.unique(key, return_inverse=True)
+            key, span = inv.astype(np.int64), len(uniq)
+        key = key * lv.sizes[j] + lv.codes[:, j]
+        span *= lv.sizes[j]
+    return key
 
 
 @dataclass(frozen=True)
