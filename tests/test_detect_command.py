@@ -169,6 +169,9 @@ def test_localize_20k_leaves_4_dims(tmp_path: Path) -> None:
         ("region,real\nID,1\n", "line 1: header must have columns real and predict"),
         ("region,real,predict\nID,1\n", "line 2: 2 columns, header has 3"),
         ("real,predict\n1,2\n", "no dimension columns"),
+        ("cdn,real_a,predict_a,real_b\nc1,1,2,3\n", "or real_a, predict_a, real_b and predict_b"),
+        ("cdn,real_a,predict_a,real_b,predict_b\nc1,1,2,x,3\n",
+         "line 2, column real_b: not a number: 'x'"),
     ],
 )
 def test_localize_bad_input(tmp_path: Path, content: str, message: str) -> None:
