@@ -154,6 +154,16 @@ def test_engine_names_the_slice_whose_players_failed_in_the_stream_incident() ->
     assert "region TH isp isp-b" in fail.text
     assert fail.observed is not None and fail.baseline is not None
     assert fail.observed > 4 * fail.baseline
+    # Reports that arrive late and out of order are read in time order.
+    late = DiagnosisEngine(show)
+    late.add_viewer_aggregates(reversed(aggs))
+    for sec in seconds:
+        late.add_probe_samples(x for _, x in sec.probes)
+        late.add_business(sec.business)
+        late.add_stock_states(sec.stock)
+        late.step(sec.ts + 3)
+    (again,) = [i for i in late.incidents if i.scope.get("region") == "TH"]
+    assert [e for e in again.evidence if e.metric in players] == list(players.values())
     # Without the platform's reports the incident is diagnosed as before.
     plain = DiagnosisEngine(show)
     for sec in seconds:

@@ -20,6 +20,7 @@ See ``docs/diagnosis.md`` for every rule, its evidence and its thresholds.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import Counter
@@ -82,8 +83,10 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 # seconds are not the expected course for the next incident's impact.
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
-# Viewer-side aggregates kept (each an audience slice over an interval).
+# Viewer-side aggregates kept (each an audience slice over an interval), and
+# how far before an incident they are its reference.
 _MAX_VIEWER_AGGREGATES = 500_000
+_VIEWER_REFERENCE_S = 600.0
 
 
 @dataclass
@@ -154,7 +157,7 @@ class DiagnosisEngine:
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
         self._viewer_aggs: list[ViewerAggregate] = []
-        self._viewer_newest = 0.0
+        self._viewer_ts: list[float] = []
         self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
 
     # --- input -------------------------------------------------------------
@@ -181,20 +184,25 @@ class DiagnosisEngine:
             self._note_data(x.ts)
 
     def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
-        """The platform's players' own reports, per audience slice."""
+        """The platform's players' own reports, per audience slice; kept in
+        time order so an incident reads only its own window of them."""
         for x in samples:
-            if x.show_id == self.show.show_id:
+            if x.show_id != self.show.show_id:
+                continue
+            if self._viewer_ts and x.ts < self._viewer_ts[-1]:
+                i = bisect.bisect_right(self._viewer_ts, x.ts)
+                self._viewer_ts.insert(i, x.ts)
+                self._viewer_aggs.insert(i, x)
+            else:
+                self._viewer_ts.append(x.ts)
                 self._viewer_aggs.append(x)
-                self._viewer_newest = max(self._viewer_newest, x.ts)
-                self._viewer_cache.clear()
+            self._viewer_cache.clear()
         # An hour is more than any incident's window and its reference.
-        cutoff = self._viewer_newest - 3600
-        if len(self._viewer_aggs) > _MAX_VIEWER_AGGREGATES or (
-            self._viewer_aggs and self._viewer_aggs[0].ts < cutoff
-        ):
-            self._viewer_aggs = [x for x in self._viewer_aggs if x.ts >= cutoff][
-                -_MAX_VIEWER_AGGREGATES:
-            ]
+        if self._viewer_ts:
+            cut = bisect.bisect_left(self._viewer_ts, self._viewer_ts[-1] - 3600)
+            cut = max(cut, len(self._viewer_ts) - _MAX_VIEWER_AGGREGATES)
+            if cut > 0:
+                del self._viewer_ts[:cut], self._viewer_aggs[:cut]
 
     def add_stock_states(self, states: Iterable[StockState]) -> None:
         for x in states:
@@ -481,8 +489,12 @@ class DiagnosisEngine:
         if cached is not None:
             return cached
         out = []
+        since = float(math.floor(start))
+        lo = bisect.bisect_right(self._viewer_ts, since - _VIEWER_REFERENCE_S)
+        hi = bisect.bisect_right(self._viewer_ts, until)
+        window = self._viewer_aggs[lo:hi]
         for measure in ViewerMeasure:
-            leaves = viewer_leaves(self._viewer_aggs, float(math.floor(start)), until, measure)
+            leaves = viewer_leaves(window, since, until, measure, reference_s=_VIEWER_REFERENCE_S)
             if leaves is None:
                 continue
             out += [
