@@ -152,3 +152,14 @@ def test_count_drop_accepts_a_lasting_lower_rate_once() -> None:
              for t in range(1500)]
     starts = [t for t in range(1, 1500) if flags[t] and not flags[t - 1]]
     assert len(starts) == 1 and 300 <= starts[0] <= 315
+
+
+def test_levelshift_judges_the_next_change_right_after_accepting_a_new_level() -> None:
+    # 1000 -> 700 lasts until it becomes the new normal (180 s after it was
+    # confirmed), then the level comes straight back: that is a change too,
+    # seen at once rather than after relearning the reference.
+    det = LevelShift(direction="both")
+    series = [1000.0 if t < 100 else 700.0 for t in range(290)] + [1000.0] * 60
+    flags = [det.update(float(t), v).anomalous for t, v in enumerate(series)]
+    starts = [t for t in range(1, len(series)) if flags[t] and not flags[t - 1]]
+    assert len(starts) == 2 and 100 <= starts[0] <= 105 and 290 <= starts[1] <= 295

@@ -93,10 +93,15 @@ class LevelShift:
             back = self._passes(change, self.rel / 2, 0.0) is False
             lasted = self._frozen_since is not None and ts - self._frozen_since >= self.rebaseline_s
             if back or lasted:
+                if lasted and self._frozen_since is not None:
+                    # The new level is the reference from now on: keep what
+                    # was seen since the shift began (at most one current
+                    # window before it was confirmed), so the next change is
+                    # judged at once instead of after a blind relearning.
+                    began = self._frozen_since - self.current_s
+                    self._points = deque(p for p in self._points if p[0] > began)
                 self._frozen = None
                 self._frozen_since = None
-                if lasted:
-                    self._points = deque(p for p in self._points if p[0] > ts - self.current_s)
                 return LevelShiftResult(ts, observed, expected, change, False)
             return LevelShiftResult(ts, observed, expected, change, True)
         ref = self._reference(ts)
