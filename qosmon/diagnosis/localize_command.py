@@ -6,8 +6,9 @@ One row per leaf: dimension columns (any names) plus either ``real`` and
 ``predict_a``, ``real_b``, ``predict_b`` (a ratio ``a/b``: failures/attempts,
 orders/viewers, stalled/watched seconds). Prints a JSON list of combinations
 ``{dim: value}``, most of the anomaly explained first, ``[]`` when nothing
-stands out (``--details`` adds the share explained, the change and the
-measure observed vs expected). Bad input: a message naming the line and
+stands out (``--details`` adds the share explained, the change, how
+uniformly the combination moved, its significance and the measure observed
+vs expected). Bad input: a message naming the line and
 column, exit code 2.
 """
 
@@ -38,10 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {LocalizeParams.min_consistency})",
     )
     parser.add_argument(
-        "--max-depth", type=int, help="most dimensions in one combination (default: all)"
+        "--max-depth",
+        type=int,
+        default=LocalizeParams.max_depth,
+        help=f"most dimensions in one combination (default {LocalizeParams.max_depth})",
     )
     parser.add_argument(
-        "--details", action="store_true", help="add share explained, change, observed, expected"
+        "--details",
+        action="store_true",
+        help="add share explained, change, consistency, z, observed, expected",
     )
 
 
@@ -137,6 +143,8 @@ def main(args: argparse.Namespace) -> int:
                 "combination": f.combination,
                 "explains": round(f.explains, 3),
                 "change": round(f.change, 3),
+                "consistency": round(f.consistency, 3),
+                "z": round(f.z, 1),
                 "observed": round(f.observed, 6),
                 "expected": round(f.expected, 6),
                 "leaves": f.leaves,
