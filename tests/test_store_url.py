@@ -107,6 +107,8 @@ def test_read_only_open_of_a_file_that_is_no_store(tmp_path: Path) -> None:
     junk.write_text("not a database " * 100)
     with pytest.raises(StoreError, match="cannot open"):
         open_store(str(junk), read_only=True)
+    with pytest.raises(StoreURLError, match="is a folder"):
+        open_store(str(tmp_path), read_only=True)
 
 
 # --- every command with --store -------------------------------------------------
