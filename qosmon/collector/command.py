@@ -123,6 +123,7 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
     pipeline = LivePipeline(
         store, alerter, engine_config=diagnosis, inventory_config=inventory,
         report_dir=rel(live.report_dir) if live.report_dir else None,
+        report_language=live.report_language,
     )
     return pipeline
 

@@ -6,6 +6,8 @@ error messages.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from qosmon.logs import LogFormat
@@ -62,6 +64,8 @@ class LiveConfig(_Cfg):
     alerting_config: str | None = None
     # Where each show's report is written when it ends; unset: not written.
     report_dir: str | None = "reports"
+    # Language of those reports, their index and the history next to them.
+    report_language: Literal["en", "zh"] = "en"
     # Link put in alerts; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
 
