@@ -339,7 +339,6 @@ ZH: dict[str, str] = {
     "conversion": "转化率",
     "orders per 1,000 viewer-min": "每千观众分钟订单数",
     "sessions failing (players)": "播放失败的会话（播放器上报）",
-    "% of sessions": "占会话的 %",
     "watch time stalled (players)": "卡顿的观看时长（播放器上报）",
     "% of watch time": "占观看时长的 %",
     "units on hand": "现有库存",
