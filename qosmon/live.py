@@ -44,9 +44,10 @@ from qosmon.model import (
     Show,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.pipeline import StockFeed
-from qosmon.store.base import LeasesShows, Store, StoreError
+from qosmon.store.base import LeasesShows, Store, StoreError, StoresViewerAggregates
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,16 @@ class LivePipeline:
             state.engine.add_business(group)
             state.tracker.add_business(group)
 
+    def on_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        for show_id, state in self.shows.items():
+            group = [s for s in samples if s.show_id == show_id]
+            if not group or state.finished:
+                continue
+            if state.replay_since is not None:
+                self._hold(state, "viewer", group)
+            else:
+                state.engine.add_viewer_aggregates(group)
+
     def on_stock(self, records: Sequence[StockRecord]) -> None:
         # Stock belongs to warehouses, not shows: every live show served by
         # the warehouse sees it.
@@ -489,6 +500,10 @@ class LivePipeline:
             )
 
         samples, business, stock, on_screen = await asyncio.to_thread(read)
+        viewer: list[ViewerAggregate] = []
+        if isinstance(self.store, StoresViewerAggregates):
+            viewer = await asyncio.to_thread(self.store.viewer_aggregates, show_id, since, None)
+        state.engine.add_viewer_aggregates(viewer)
         served = {w for ws in show.region_warehouses.values() for w in ws}
         engine, tracker = state.engine, state.tracker
         self._add_probe_samples(state, samples)
@@ -499,9 +514,13 @@ class LivePipeline:
         # What arrived while the store was read: probe samples and stock are
         # idempotent, business figures add up, so skip those already read.
         seen = {(b.ts, b.region, b.sku) for b in business}
+        seen_viewer = {_viewer_key(v) for v in viewer}
         for kind, items in state.buffer:
             if kind == "probe":
                 self._add_probe_samples(state, items)
+            elif kind == "viewer":
+                engine.add_viewer_aggregates(
+                    [v for v in items if _viewer_key(v) not in seen_viewer])
             elif kind == "business":
                 fresh = [b for b in items if (b.ts, b.region, b.sku) not in seen]
                 engine.add_business(fresh)
@@ -736,6 +755,10 @@ class LivePipeline:
             await self.alerter.flush(timeout_s=10)
             await self.alerter.close()
         await self._write_deliveries()
+
+
+def _viewer_key(v: ViewerAggregate) -> tuple[Any, ...]:
+    return (v.ts, v.region, v.isp, v.cdn, v.device, v.app_version)
 
 
 def _kind(cause: Cause) -> str:

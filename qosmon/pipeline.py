@@ -11,7 +11,15 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from qosmon.model import BusinessSample, OnScreen, ProbeSample, Show, StockRecord, StockState
+from qosmon.model import (
+    BusinessSample,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+    ViewerAggregate,
+)
 
 
 class StockFeed:
@@ -79,6 +87,14 @@ class ReportsHealth(Protocol):
         before the first), ``outbox_depth``, ``outbox_oldest_s`` and
         ``problems``: what is wrong, one phrase each (empty: healthy)."""
         ...
+
+
+@runtime_checkable
+class TakesViewerAggregates(Protocol):
+    """Optional: a pipeline that diagnoses from the platform's viewer-side
+    aggregates too (the live one)."""
+
+    def on_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
 
 
 class NullPipeline:

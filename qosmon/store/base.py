@@ -27,6 +27,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 
 
@@ -150,3 +151,16 @@ class LeasesShows(Protocol):
         stopped), e.g. an ended show whose last notifications were still
         being sent."""
         ...
+
+
+@runtime_checkable
+class StoresViewerAggregates(Protocol):
+    """Optional: a store that keeps the platform's viewer-side aggregates
+    (the embedded store). Same contract as the other writes: returns once
+    durable."""
+
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]: ...
