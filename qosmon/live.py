@@ -78,7 +78,8 @@ class LiveSettings:
     max_replay_s: float = 3600.0
     # A show with no end call ends at its planned end plus this.
     end_grace_s: float = 600.0
-    # On start, shows not ended whose start is older than this are left alone.
+    # A show with neither an end call nor a planned end ends this long after
+    # its start; on start, older shows not ended are left alone.
     max_show_age_s: float = 2 * 86400.0
     # After a restart a show's diagnosis waits this long, at most, for its
     # probes to post again before it goes on without them.
@@ -649,13 +650,18 @@ class LivePipeline:
 
     async def _end_if_overdue(self, state: _ShowState, now: float) -> None:
         show = state.show
-        if show.end_ts is not None or show.planned_end_ts is None:
+        if show.end_ts is not None:
             return
-        due = show.planned_end_ts + self.settings.end_grace_s
+        if show.planned_end_ts is not None:
+            due = show.planned_end_ts + self.settings.end_grace_s
+            why = f"its planned end + {self.settings.end_grace_s:.0f} s grace"
+        else:
+            # No planned end either: bounded all the same.
+            due = show.start_ts + self.settings.max_show_age_s
+            why = f"{self.settings.max_show_age_s / 3600:.0f} h after its start (no planned end)"
         if now < due:
             return
-        log.warning("show %s: no end call by its planned end + %.0f s grace: ended at %.0f",
-                    show.show_id, self.settings.end_grace_s, due)
+        log.warning("show %s: no end call by %s: ended at %.0f", show.show_id, why, due)
         state.show = show.model_copy(update={"end_ts": due})
         await asyncio.to_thread(self.store.put_show, state.show)
 
