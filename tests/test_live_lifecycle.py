@@ -241,3 +241,31 @@ async def test_notifications_of_an_ended_show_are_sent_by_the_next_collector(
         store_a.close()
         store_b.close()
     assert [r.json()["status"] for r in rx.requests] == ["firing", "resolved"]
+
+
+async def test_a_holder_that_lost_its_lease_lets_the_show_go(tmp_path: Path) -> None:
+    """A collector that stalled past its lease finds the show taken by
+    another and stops diagnosing it (it is not unknown to it either)."""
+    store = SqliteStore(tmp_path / "q.db")
+    a = LivePipeline(store, report_dir=None, owner="a",
+                     settings=LiveSettings(lease_ttl_s=1, lease_renew_s=0.2))
+    await a.start()
+    t = time.time()
+    show = Show(show_id="held", start_ts=t - 10, regions=["ID"])
+    store.put_show(show)
+    a.on_show(show)
+    try:
+        await a.tick(t)
+        assert store.lease_holders() == {"held": "a"} and "held" in a.shows
+        await asyncio.sleep(1.2)  # a stalls: its lease runs out
+        assert store.acquire_lease("held", "b", 30)  # another collector takes it
+        await asyncio.sleep(0.3)
+        await a.tick(time.time())
+        assert "held" not in a.shows
+        a.on_probe_samples([sample("held", "id-1", time.time(), None)])
+        assert a.unknown_show_samples == 0
+        a.on_show(show)  # a later update sent to a does not bring it back
+        assert "held" not in a.shows
+    finally:
+        await a.close()
+        store.close()
