@@ -10,7 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.joins.credentials import SecretSource
 from qosmon.model import ProbeLabels
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+VideoCodec = Literal["vp8", "h264"]
+_DEFAULT_CODECS: tuple[VideoCodec, ...] = ("vp8", "h264")
 
 
 class _Strict(BaseModel):
@@ -31,12 +36,40 @@ class StreamTarget(_Strict):
     textroom_room: int | None = Field(default=None, ge=0)
     chat: bool = True
     chat_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # The join's credential, named by where to read it, never by value: for
+    # WHEP the ``Authorization: Bearer`` token, for Janus its ``token``.
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    token_file: Path | None = None
+    # Janus ``api_secret`` (``apisecret`` in every request).
+    apisecret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    apisecret_file: Path | None = None
+    # Video codecs offered (WHEP) or accepted (Janus), in order of preference.
+    video_codecs: list[VideoCodec] = Field(
+        default_factory=lambda: list(_DEFAULT_CODECS), min_length=1, max_length=2)
+    # Receive the show's audio (Opus) too.
+    audio: bool = True
 
     @model_validator(mode="after")
     def _janus_needs_mountpoint(self) -> StreamTarget:
         if self.join == "janus" and self.mountpoint is None:
             raise ValueError("join = 'janus' needs mountpoint")
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give token_env or token_file, not both")
+        if self.apisecret_env is not None and self.apisecret_file is not None:
+            raise ValueError("give apisecret_env or apisecret_file, not both")
+        if self.join != "janus" and (self.apisecret_env or self.apisecret_file):
+            raise ValueError("apisecret_env / apisecret_file are for join = 'janus'")
+        if len(set(self.video_codecs)) != len(self.video_codecs):
+            raise ValueError("video_codecs lists a codec twice")
         return self
+
+    @property
+    def token_source(self) -> SecretSource:
+        return SecretSource(self.token_env, self.token_file)
+
+    @property
+    def apisecret_source(self) -> SecretSource:
+        return SecretSource(self.apisecret_env, self.apisecret_file)
 
 
 class ProbeConfig(_Strict):
