@@ -137,10 +137,11 @@ class _Cdp:
 
 
 @contextlib.asynccontextmanager
-async def chromium(binary: str, timeout: float = 30.0) -> AsyncIterator[_Cdp]:
+async def chromium(binary: str, timeout: float = 30.0,
+                   extra_flags: list[str] | None = None) -> AsyncIterator[_Cdp]:
     """A running headless Chromium with a fresh profile, and a DevTools client."""
     profile = Path(tempfile.mkdtemp(prefix="qosmon-chromium-"))
-    args = [binary, *FLAGS, f"--user-data-dir={profile}"]
+    args = [binary, *FLAGS, *(extra_flags or []), f"--user-data-dir={profile}"]
     if os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root otherwise
     log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed in finally
@@ -257,3 +258,46 @@ async def inspect_page(
                     report.console_errors.append(params["entry"].get("text", ""))
             await cdp.call("Target.closeTarget", {"targetId": target["targetId"]})
     return report
+
+
+# A page served on loopback that does WebRTC there: Chromium otherwise offers
+# no loopback ICE candidate and hides host addresses behind mDNS names; audio
+# must start without a user gesture.
+WEBRTC_LOOPBACK_FLAGS = [
+    # The page itself is served on 127.0.0.1 (the last rule given wins).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    # A publishing page must not be throttled as a background tab.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+async def open_page(cdp: _Cdp, url: str, timeout: float = 30.0) -> str:
+    """Open ``url`` in a new tab; its DevTools session id once loaded."""
+    target = await cdp.call("Target.createTarget", {"url": "about:blank"})
+    attached = await cdp.call(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+    session: str = attached["sessionId"]
+    for domain in ("Runtime", "Page"):
+        await cdp.call(f"{domain}.enable", session=session)
+    start = len(cdp.events)
+    await cdp.call("Page.navigate", {"url": url}, session=session)
+    await cdp.wait_event("Page.loadEventFired", session, start, timeout)
+    return session
+
+
+async def evaluate(cdp: _Cdp, session: str, expression: str, timeout: float = 30.0) -> Any:
+    """Run ``expression`` in the page (awaiting a promise); its JSON value.
+    A script exception is raised as RuntimeError with the page's message."""
+    res = await cdp.call("Runtime.evaluate", {
+        "expression": expression, "awaitPromise": True, "returnByValue": True,
+    }, session=session, timeout=timeout)
+    if "exceptionDetails" in res:
+        details = res["exceptionDetails"]
+        raise RuntimeError(details.get("exception", {}).get("description")
+                           or details.get("text", "script error"))
+    return res.get("result", {}).get("value")
