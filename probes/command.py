@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig
-from probes.joins.credentials import CredentialError
+from probes.joins.credentials import CredentialError, SecretSource
 from probes.sinks import JsonLinesSink, SampleSink
 from probes.uplink import CollectorUplink
 from qosmon.configfile import ConfigError, format_validation_error, load_model
@@ -99,6 +99,14 @@ def check_credentials(config: ProbeConfig, source: str) -> None:
             except CredentialError as exc:
                 raise ConfigError(f"{source}: streams[{i}] ({stream.show_id}/"
                                   f"{stream.stream_id}) {what}: {exc}") from None
+    for name, cred in config.credentials.items():
+        for what, secret in (("token", SecretSource(cred.token_env, cred.token_file)),
+                             ("apisecret", SecretSource(cred.apisecret_env,
+                                                        cred.apisecret_file))):
+            try:
+                secret.read()
+            except CredentialError as exc:
+                raise ConfigError(f"{source}: credentials.{name} {what}: {exc}") from None
 
 
 def build_config(args: argparse.Namespace) -> ProbeConfig:
@@ -154,8 +162,10 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--duration must be > 0")
     config = build_config(args)
     sink, owned = build_sink(args, config)
-    log.info("probe %s (%s): watching %d stream(s)", config.labels.probe_id,
-             config.labels.region, len(config.streams))
+    log.info("probe %s (%s): watching %d stream(s)%s", config.labels.probe_id,
+             config.labels.region, len(config.streams),
+             " and those the collector assigns" if config.collector_url and config.assignment
+             else "")
     try:
         asyncio.run(run(config, sink, args.duration))
     finally:

@@ -27,16 +27,21 @@ class SecretSource:
 
     env: str | None = None
     file: Path | None = None
+    # Set when the config names a credential the probe does not hold: every
+    # read fails with this reason.
+    missing: str | None = None
 
     @property
     def configured(self) -> bool:
-        return self.env is not None or self.file is not None
+        return self.env is not None or self.file is not None or self.missing is not None
 
     def describe(self) -> str:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
     def read(self) -> str | None:
         """The secret (surrounding whitespace stripped), None when not configured."""
+        if self.missing is not None:
+            raise CredentialError(self.missing)
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None or not value.strip():
