@@ -26,6 +26,7 @@ from types import ModuleType
 from qosmon.collector.routes import (
     assignments,
     business,
+    history,
     inventory,
     ops,
     probes,
@@ -34,5 +35,5 @@ from qosmon.collector.routes import (
 )
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
-    probes, shows, business, inventory, series, ops, assignments,
+    probes, shows, business, inventory, series, history, ops, assignments,
 )
