@@ -120,6 +120,7 @@ async def _measure(codec: str, phase_s: float, phases: list[tuple[str, int, int 
                 b0 = await evaluate(cdp, page, "stats()")
                 s0 = await origin.sender_stats()
                 await asyncio.sleep(phase_s)
+                squeezed = {"probe": pns.rate_dropped(), "browser": bns.rate_dropped()}
                 for ns in (pns, bns):
                     ns.set_loss(0, ssrc["probe" if ns is pns else "browser"])
                     ns.set_rate(None)
@@ -130,6 +131,7 @@ async def _measure(codec: str, phase_s: float, phases: list[tuple[str, int, int 
                 results[name] = figures(
                     probe_samples(out_file, t0, t1), b0, b1, s0, s1, probe_sid, browser_sid,
                     pns.counters(), bns.counters(), t1 - t0)
+                results[name]["tbf_dropped_packets"] = squeezed
                 report(name, results[name])
     finally:
         if probe.returncode is None:

@@ -140,6 +140,11 @@ table inet qv {{
             run("tc", "qdisc", "replace", "dev", self.veth_root, "root", "tbf",
                 "rate", f"{kbit}kbit", "burst", "16kb", "latency", "200ms")
 
+    def rate_dropped(self) -> int:
+        """Packets the squeeze (tbf) dropped since it was set."""
+        out = json.loads(run("tc", "-s", "-j", "qdisc", "show", "dev", self.veth_root).stdout)
+        return sum(int(q.get("drops", 0)) for q in out if q.get("kind") == "tbf")
+
     def counters(self) -> ViewerCounters:
         out = json.loads(self.netns("nft", "-j", "list", "counters", "table", "inet", "qv").stdout)
         vals = {c["counter"]["name"]: c["counter"]["packets"]
