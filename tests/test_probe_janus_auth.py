@@ -56,8 +56,8 @@ def secret_janus(clip: Path) -> Iterator[JanusNetns]:
 
 def config(janus: JanusNetns, streams: list[dict[str, object]]) -> ProbeConfig:
     for s in streams:
-        s.update(show_id="show", join="janus", url=janus.api_url, mountpoint=MOUNTPOINT,
-                 chat=False)
+        s.setdefault("url", janus.api_url)
+        s.update(show_id="show", join="janus", mountpoint=MOUNTPOINT, chat=False)
     return ProbeConfig.model_validate({
         "labels": {"probe_id": "auth", "region": "lab"},
         "ice_host_addresses": [janus.root_ip],
@@ -109,10 +109,15 @@ async def test_signed_token_from_file_joins_and_wrong_token_is_refused(
         {"stream_id": "good", "token_file": str(tmp_path / "good")},
         {"stream_id": "forged", "token_env": "QOSMON_TEST_FORGED"},
         {"stream_id": "none"},
+        {"stream_id": "nopath", "token_file": str(tmp_path / "good"),
+         "url": token_janus.api_url.replace("/janus", "/nope")},
     ]), 4.5)
     assert_watching(by["good"])
     assert_refused(by["forged"], forged)
     assert_refused(by["none"], good)
+    nopath = by["nopath"][-1]
+    assert nopath.state == ConnectionState.JOIN_FAILED
+    assert (nopath.error or "").startswith("Janus create answered HTTP 404 Not Found"), nopath
     for secret in (good, forged):
         assert secret not in caplog.text
         assert all(secret not in s.model_dump_json() for v in by.values() for s in v)
