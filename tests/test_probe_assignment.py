@@ -188,5 +188,7 @@ region = "{region}"
         log = (tmp_path / f"{probe_id}.log").read_text()
         assert token not in log
     sg_log = (tmp_path / "sg-1.log").read_text()
-    assert f"watch {show_id}/main" in sg_log and f"stop watching {show_id}/main" in sg_log
+    # Started once (every poll repeats the same assignment), stopped once.
+    assert sg_log.count(f"watch {show_id}/main (") == 1, sg_log
+    assert sg_log.count(f"stop watching {show_id}/main") == 1, sg_log
     print(json.dumps({"picked_up_s": round(picked_up_s, 2)}))
