@@ -14,10 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from qosmon.errors import QosmonError
+
 MAX_SECRET_BYTES = 8192
 
 
-class CredentialError(Exception):
+class CredentialError(QosmonError):
     """A configured secret cannot be read; the message names where, not what."""
 
 
