@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from probes.ice_host_pin import pin_host_addresses
 from qosmon.demo.clip import encode_clip
 from qosmon.demo.netpath import Impairment, RegionPath
 from qosmon.demo.origin import DemoOrigin
@@ -40,6 +41,9 @@ def free_port() -> int:
 
 @pytest.fixture
 async def origin() -> AsyncIterator[DemoOrigin]:
+    # The origin runs in this process: its ICE offers loopback only (the
+    # probes are other processes, so nothing else pins it here).
+    pin_host_addresses(["127.0.0.1"])
     o = DemoOrigin(encode_clip(seconds=4),
                    {"SG": RegionPath("SG", impairment=Impairment(delay_ms=5))})
     await o.start()
@@ -47,6 +51,7 @@ async def origin() -> AsyncIterator[DemoOrigin]:
         yield o
     finally:
         await o.stop()
+        pin_host_addresses(None)
 
 
 async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:

@@ -16,6 +16,7 @@ import pytest
 
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig
+from probes.ice_host_pin import pin_host_addresses
 from probes.sinks import MemorySink
 from qosmon.model import ConnectionState, ProbeSample
 from tests.janus_harness import (
@@ -71,9 +72,12 @@ async def run_for(cfg: ProbeConfig, seconds: float) -> dict[str, list[ProbeSampl
     agent = ProbeAgent(cfg, sink)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 15)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        pin_host_addresses(None)  # the agent pinned the veth address process-wide
     out: dict[str, list[ProbeSample]] = {}
     for s in sink.samples:
         out.setdefault(s.stream_id, []).append(s)

@@ -140,10 +140,13 @@ async def test_probe_measures_janus_h264_variants(janus: JanusNetns) -> None:
     agent = ProbeAgent(config(janus), sink)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(6)
-    stop.set()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 15)
+    try:
+        await asyncio.sleep(6)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
+        pin_host_addresses(None)  # the agent pinned the veth address process-wide
     for mp in MOUNTS:
         got = [s for s in sink.samples if s.stream_id == f"mp{mp}"]
         steady = [s for s in got if s.state == ConnectionState.CONNECTED][2:]

@@ -76,6 +76,7 @@ async def test_sender_codec_follows_the_endpoint(origin: LibwebrtcOrigin) -> Non
     and Opus: whichever the endpoint picks, it is sent and counted."""
     from probes.agent import ProbeAgent
     from probes.config import ProbeConfig
+    from probes.ice_host_pin import pin_host_addresses
     from probes.sinks import MemorySink
 
     cases = {"vp8": origin.url("vp8"),
@@ -97,6 +98,7 @@ async def test_sender_codec_follows_the_endpoint(origin: LibwebrtcOrigin) -> Non
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+        pin_host_addresses(None)  # the agent pinned loopback process-wide
     video = {s.get("sdpFmtpLine") or s["mimeType"]: s for s in sent if s["kind"] == "video"}
     assert any(s["mimeType"] == "video/VP8" for s in video.values()), video
     assert any("profile-level-id=4d001f" in k and "packetization-mode=0" in k
