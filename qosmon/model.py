@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Identifiers and labels: short, printable, no control characters. They end up
 # as tags in line protocol, as labels in Alertmanager and as text in reports.
@@ -179,6 +179,16 @@ class Show(_Model):
     # The stream endpoints probes watch, defined once here: running probes
     # pick them up from the collector (see ShowStream) until the show ends.
     streams: list[ShowStream] = Field(default_factory=list, max_length=200)
+
+    @field_validator("streams")
+    @classmethod
+    def _one_stream_per_id(cls, streams: list[ShowStream]) -> list[ShowStream]:
+        seen: set[str] = set()
+        for s in streams:
+            if s.stream_id in seen:
+                raise ValueError(f"stream_id {s.stream_id!r} listed twice")
+            seen.add(s.stream_id)
+        return streams
 
 
 class Cause(StrEnum):

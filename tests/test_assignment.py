@@ -97,6 +97,9 @@ def test_show_stream_is_validated() -> None:
     with pytest.raises(ValidationError):
         ShowStream.model_validate({"stream_id": "x", "join": "whep", "url": "https://e",
                                    "credential": "../x"})
+    with pytest.raises(ValidationError, match="stream_id 'main' listed twice"):
+        show(streams=[{"stream_id": "main", "join": "whep", "url": "https://e/1"},
+                      {"stream_id": "main", "join": "whep", "url": "https://e/2"}])
 
 
 # --- the probe's side ------------------------------------------------------------
