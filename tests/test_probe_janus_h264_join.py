@@ -1,7 +1,8 @@
 """Janus mountpoints that send H.264 in the variants live shows use (Main
-profile 4d001f in packetization mode 1; constrained baseline in mode 0, one
-NAL unit per packet), fed by ffmpeg with libx264: the probe's join accepts
-what aiortc alone would refuse, and measures the stream. Mountpoints are
+profile 4d001f in packetization mode 1, with Opus audio; constrained
+baseline in mode 0, one NAL unit per packet), fed by ffmpeg with libx264 and
+libopus: the probe's join accepts what aiortc alone would refuse, hands the
+audio receiver to the viewer, and measures the stream. Mountpoints are
 created through Janus's own API (``create``), next to the harness's VP8 one."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ MOUNTS: dict[int, tuple[str, int, list[str], list[str]]] = {
          ["-rtpflags", "h264_mode0"]),
 }
 PT = 96
+AUDIO_MOUNT, AUDIO_PORT, AUDIO_PT = 21, 5020, 111
 
 
 def encode(path: Path, x264: list[str]) -> Path:
@@ -73,7 +75,9 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusNetns]:
                         "janus": "message", "body": {
                             "request": "create", "type": "rtp", "id": mp, "audio": False,
                             "video": True, "videoport": port, "videopt": PT,
-                            "videocodec": "h264", "videofmtp": fmtp, "videobufferkf": True}})
+                            "videocodec": "h264", "videofmtp": fmtp, "videobufferkf": True,
+                            **({"audio": True, "audioport": AUDIO_PORT, "audiopt": AUDIO_PT,
+                                "audiortpmap": "opus/48000/2"} if mp == AUDIO_MOUNT else {})}})
                     assert "error" not in made["plugindata"]["data"], made
                 await janus_call(http, f"{j.api_url}/{sid}", {"janus": "destroy"})
 
@@ -86,6 +90,12 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusNetns]:
                  "-bsf:v", "dump_extra", "-f", "rtp", "-payload_type", str(PT), *flags,
                  f"rtp://127.0.0.1:{port}?pkt_size=1200"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        feeds.append(subprocess.Popen(
+            ["ip", "netns", "exec", j.ns, "ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "libopus",
+             "-b:a", "32k", "-f", "rtp", "-payload_type", str(AUDIO_PT),
+             f"rtp://127.0.0.1:{AUDIO_PORT}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         try:
             yield j
         finally:
@@ -110,8 +120,10 @@ async def test_janus_h264_variants_are_negotiated(janus: JanusNetns) -> None:
         async with aiohttp.ClientSession() as http:
             for mp, (fmtp, _, _, _) in MOUNTS.items():
                 receivers: list[RTCRtpReceiver] = []
+                audio: list[RTCRtpReceiver] = []
                 hooks = JoinHooks(rtc_config=rtc_configuration(cfg),
-                                  on_receiver=receivers.append, on_chat_text=lambda t: None)
+                                  on_receiver=receivers.append, on_chat_text=lambda t: None,
+                                  on_audio_receiver=audio.append)
                 target = StreamTarget.model_validate(
                     {"show_id": "s", "stream_id": "x", "join": "janus", "url": janus.api_url,
                      "mountpoint": mp, "chat": False})
@@ -125,8 +137,24 @@ async def test_janus_h264_variants_are_negotiated(janus: JanusNetns) -> None:
                     assert str(codec.parameters["packetization-mode"]) == \
                         want["packetization-mode"]
                     assert receivers == [video.receiver]
+                    sound = [t for t in joined.pc.getTransceivers() if t.kind == "audio"]
+                    if mp == AUDIO_MOUNT:
+                        assert [t.receiver for t in sound] == audio
+                        assert sound[0]._codecs[0].mimeType.lower() == "audio/opus"
+                    else:
+                        assert not sound and not audio
                 finally:
                     await joined.close()
+                if mp == AUDIO_MOUNT:
+                    audio.clear()
+                    mute = target.model_copy(update={"audio": False})
+                    joined = await JanusJoiner().join(mute, http, hooks)
+                    try:
+                        sound = [t for t in joined.pc.getTransceivers() if t.kind == "audio"]
+                        assert not audio and sound[0].direction == "inactive"
+                        assert "a=inactive" in joined.pc.localDescription.sdp
+                    finally:
+                        await joined.close()
                 vp8_only = target.model_copy(update={"video_codecs": ["vp8"]})
                 with pytest.raises(JoinError, match="no video codec in video_codecs"):
                     await JanusJoiner().join(vp8_only, http, hooks)
