@@ -168,6 +168,14 @@ region = "{region}"
             assert got["sg-1"]["streams"] == [f"{show_id}/main"]
             assert got["us-1"]["streams"] == []
 
+            async def heartbeat_lists_it() -> bool:
+                async with http.get(base + "/api/v1/fleet") as r:
+                    fleet = {p["probe_id"]: p for p in (await r.json())["probes"]}
+                return fleet["sg-1"]["streams"] == [f"{show_id}/main"]
+
+            # The probe's heartbeats name what it watches, assigned streams too.
+            await wait_for(heartbeat_lists_it, 12, "heartbeat naming the assigned stream")
+
             # The show ends: the probe stops watching, without being touched.
             async with http.post(f"{base}/api/v1/shows/{show_id}/end",
                                  json={"ts": time.time()}, headers=feed) as r:
