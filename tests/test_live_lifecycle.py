@@ -138,9 +138,18 @@ async def test_healthz_reports_the_tick_and_a_stuck_outbox(tmp_path: Path) -> No
                 assert r.status == 503, body
             assert body["status"] == "unhealthy"
             assert "waited" in body["problems"][0]
+            await rx.start()  # the receiver is back: the page goes out, health returns
+            await rx.wait_for(1, timeout_s=10)
+            for _ in range(20):
+                async with http.get("/healthz") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+            assert r.status == 200
     finally:
         await collector.stop()
         await pipeline.close()
+        await rx.stop()
         store.close()
 
 
