@@ -761,6 +761,19 @@ class LivePipeline:
             await self.alerter.flush(timeout_s=10)
             await self.alerter.close()
         await self._write_deliveries()
+        if self.leases is not None:
+            # A clean stop hands the shows over at once rather than when
+            # their leases run out; ended shows with notifications still
+            # waiting keep theirs, so the next collector finds them expired.
+            waiting = self.alerter.pending_for if self.alerter is not None else None
+            for show_id in [*self.shows, *self._draining]:
+                if waiting is not None and waiting(show_id):
+                    continue
+                try:
+                    await asyncio.to_thread(self.leases.release_lease, show_id, self.owner)
+                except StoreError as exc:
+                    log.warning("show %s: lease not released (%s); it runs out by itself",
+                                show_id, exc)
 
 
 def _viewer_key(v: ViewerAggregate) -> tuple[Any, ...]:

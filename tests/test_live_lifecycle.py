@@ -278,3 +278,22 @@ async def test_a_holder_that_lost_its_lease_lets_the_show_go(tmp_path: Path) -> 
     finally:
         await a.close()
         store.close()
+
+
+async def test_a_clean_stop_hands_its_shows_over_at_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "q.db")
+    a = LivePipeline(store, report_dir=None, owner="a")  # default 15 s leases
+    await a.start()
+    show = Show(show_id="handover", start_ts=time.time() - 10, regions=["ID"])
+    store.put_show(show)
+    a.on_show(show)
+    await a.tick(time.time())
+    assert store.lease_holders() == {"handover": "a"}
+    await a.close()
+    b = LivePipeline(store, report_dir=None, owner="b")
+    try:
+        await b.start()  # no waiting for a's lease to run out
+        assert "handover" in b.shows and store.lease_holders() == {"handover": "b"}
+    finally:
+        await b.close()
+        store.close()
