@@ -30,6 +30,11 @@ class StoreError(Exception):
     """A backend failed; the data passed in was not (fully) stored."""
 
 
+class BatchConflictError(Exception):
+    """A probe batch id that was stored before with other content: not a
+    retry but a new batch under a reused id. Nothing was stored."""
+
+
 class Store(Protocol):
     # --- writes; each returns only once the data is durable -----------------
     def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
