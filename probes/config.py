@@ -49,6 +49,9 @@ class ProbeConfig(_Strict):
     # memory only (lost on restart, still bounded).
     spool_dir: Path | None = None
     spool_max_samples: int = Field(default=100_000, ge=10)
+    # When the spool's disk refuses writes (full, read-only), batches are
+    # held in memory up to this many samples, the oldest dropped first.
+    spool_memory_max_samples: int = Field(default=10_000, ge=10)
     batch_interval_s: float = Field(default=1.0, gt=0, le=60)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
     # Host addresses aioice may offer as ICE candidates. aioice leaves out

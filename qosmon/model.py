@@ -114,6 +114,9 @@ class Heartbeat(_Model):
     ts: float = Field(gt=0)
     version: str = Field(default="", max_length=64)
     streams: list[Label] = Field(default_factory=list)
+    # Empty while the probe's spool works; else what fails (e.g. the disk
+    # is full and batches are held in memory), so "up" does not hide it.
+    spool_error: str = Field(default="", max_length=300)
 
 
 class BusinessSample(_Model):
