@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from qosmon.model import ProbeLabels
+from qosmon.credentials import resolve_secret
+from qosmon.model import Label, ProbeLabels
 
 
 class _Strict(BaseModel):
@@ -20,8 +21,8 @@ class _Strict(BaseModel):
 class StreamTarget(_Strict):
     """One stream the probe watches, and how it joins it."""
 
-    show_id: str = Field(min_length=1, max_length=128)
-    stream_id: str = Field(min_length=1, max_length=128)
+    show_id: Label
+    stream_id: Label
     # whep: any WHEP endpoint; janus: Janus streaming plugin over its REST API
     # (``url`` is the API root, e.g. http://host:8088/janus); demo: the demo
     # origin, which is WHEP plus a chat echo on the ``chat`` DataChannel.
@@ -41,8 +42,12 @@ class StreamTarget(_Strict):
 
 class ProbeConfig(_Strict):
     labels: ProbeLabels
-    # Bearer token for the collector. Never logged, never in repr().
+    # Bearer token for the collector. Never logged, never in repr(). Or
+    # named: ``token_env`` (an environment variable), ``token_file`` (a
+    # file, e.g. "${CREDENTIALS_DIRECTORY}/probe-token" under systemd).
     token: str = Field(default="", repr=False, max_length=4096)
+    token_env: str | None = None
+    token_file: str | None = None
     collector_url: str | None = Field(default=None, pattern=r"^https?://")
     streams: list[StreamTarget] = Field(min_length=1)
     # Where samples wait while the collector is unreachable; None keeps them in
@@ -79,6 +84,11 @@ class ProbeConfig(_Strict):
             if key in seen:
                 raise ValueError(f"stream {s.show_id}/{s.stream_id} listed twice")
             seen.add(key)
+        named = resolve_secret(SecretStr(self.token) if self.token else None,
+                               self.token_env, self.token_file, "token")
+        self.token = named.get_secret_value() if named is not None else ""
+        if len(self.token) > 4096:
+            raise ValueError("token: longer than 4096 characters")
         if self.collector_url is not None and not self.token:
-            raise ValueError("collector_url needs a token")
+            raise ValueError("collector_url needs a token (token, token_env or token_file)")
         return self

@@ -14,14 +14,23 @@ a typo in a producer is an error, not silently dropped data.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Identifiers and labels: short, printable, no control characters. They end up
-# as tags in line protocol, as labels in Alertmanager and as text in reports.
-Label = str
-_LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
-_OPT_LABEL = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
+# Identifiers and labels (region, ISP, edge node, probe, show, stream, SKU,
+# warehouse): short, and only characters that show as themselves. They end
+# up as tags in line protocol, as labels in Alertmanager and as text in
+# alerts and reports, where a bidi override (U+202E), a zero-width space or
+# another invisible character would let one label pass for another. Refused:
+# Unicode categories C (controls, format characters such as bidi controls
+# and zero-width joiners, surrogates, private use, unassigned) and Z
+# (separators) except the plain space. Letters of any script are fine.
+LABEL_PATTERN = r"^(?:[^\p{C}\p{Z}]| )+$"
+LABEL_MAX_CHARS = 128
+Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX_CHARS, pattern=LABEL_PATTERN)]
+# The same, where empty means "not given".
+OptLabel = Annotated[str, Field(max_length=LABEL_MAX_CHARS, pattern=r"^(?:[^\p{C}\p{Z}]| )*$")]
 
 
 class _Model(BaseModel):
@@ -45,10 +54,10 @@ class ConnectionState(StrEnum):
 class ProbeLabels(_Model):
     """Who a probe is and where it watches from."""
 
-    probe_id: Label = _LABEL
-    region: Label = _LABEL
-    isp: Label = _OPT_LABEL
-    edge_node: Label = _OPT_LABEL
+    probe_id: Label
+    region: Label
+    isp: OptLabel = ""
+    edge_node: OptLabel = ""
 
 
 class ProbeSample(_Model):
@@ -59,12 +68,12 @@ class ProbeSample(_Model):
     """
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    stream_id: Label = _LABEL
-    probe_id: Label = _LABEL
-    region: Label = _LABEL
-    isp: Label = _OPT_LABEL
-    edge_node: Label = _OPT_LABEL
+    show_id: Label
+    stream_id: Label
+    probe_id: Label
+    region: Label
+    isp: OptLabel = ""
+    edge_node: OptLabel = ""
     state: ConnectionState
     # Time from starting to join until the first complete video frame; set on
     # every sample of a session once known.
@@ -103,7 +112,7 @@ class ProbeBatch(_Model):
     """What a probe posts to the collector. A retried batch keeps its id."""
 
     batch_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    probe_id: Label = _LABEL
+    probe_id: Label
     sent_ts: float = Field(gt=0)
     samples: list[ProbeSample] = Field(max_length=10_000)
     dropped_samples: int = Field(default=0, ge=0)  # spool overflow, counted
@@ -127,14 +136,14 @@ class BusinessSample(_Model):
     """
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    region: Label = _OPT_LABEL
+    show_id: Label
+    region: OptLabel = ""
     viewers_online: int | None = Field(default=None, ge=0)
     joins: int | None = Field(default=None, ge=0)
     leaves: int | None = Field(default=None, ge=0)
     orders: int | None = Field(default=None, ge=0)
     chat_messages: int | None = Field(default=None, ge=0)
-    sku: Label = _OPT_LABEL  # orders broken down per SKU when known
+    sku: OptLabel = ""  # orders broken down per SKU when known
 
 
 class StockRecord(_Model):
@@ -146,14 +155,14 @@ class StockRecord(_Model):
 
     ts: float = Field(gt=0)
     source_ts: float = Field(gt=0)
-    warehouse: Label = _LABEL
-    sku: Label = _LABEL
+    warehouse: Label
+    sku: Label
     on_hand: int = Field(ge=0)
     full_snapshot: bool = False
 
 
 class Sku(_Model):
-    sku: Label = _LABEL
+    sku: Label
     name: str = Field(default="", max_length=300)
     abc_class: str = Field(default="B", pattern=r"^[ABC]$")
     price: float | None = Field(default=None, ge=0)
@@ -163,13 +172,13 @@ class OnScreen(_Model):
     """A SKU goes on or off screen in a show at ``ts``."""
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    sku: Label = _LABEL
+    show_id: Label
+    sku: Label
     on: bool
 
 
 class Show(_Model):
-    show_id: Label = _LABEL
+    show_id: Label
     title: str = Field(default="", max_length=300)
     start_ts: float = Field(gt=0)
     end_ts: float | None = None  # set when the show ends
@@ -222,7 +231,7 @@ class Evidence(_Model):
 
 class Incident(_Model):
     incident_id: str
-    show_id: Label = _LABEL
+    show_id: Label
     start_ts: float
     end_ts: float | None = None  # None while it lasts
     detected_ts: float | None = None  # when the engine first reported it
@@ -254,9 +263,9 @@ class StockState(_Model):
     """The alert state of one SKU in one warehouse at ``ts``."""
 
     ts: float
-    show_id: Label = _LABEL
-    sku: Label = _LABEL
-    warehouse: Label = _LABEL
+    show_id: Label
+    sku: Label
+    warehouse: Label
     level: StockLevel
     on_hand: int | None = None
     velocity_per_min: float | None = None
@@ -278,7 +287,7 @@ class Alert(_Model):
 
     key: str  # stable de-duplication key
     status: AlertStatus
-    show_id: Label = _LABEL
+    show_id: Label
     region: str = ""
     node: str = ""
     cause: Cause

@@ -61,7 +61,7 @@ async def _retention_loop(state: CollectorState, store: AppliesRetention) -> Non
         try:
             done = await state.store_call(
                 "apply_retention", store.apply_retention, time.time(), cfg.raw_days,
-                cfg.keep_days,
+                cfg.keep_days, cfg.batch_id_days,
             )
             if any(done.values()):
                 log.info("retention: %s", done)
@@ -100,7 +100,7 @@ def create_app(
 ) -> web.Application:
     pipeline = pipeline if pipeline is not None else NullPipeline()
     tokens = TokenRegistry(
-        [(p.probe_id, p.token) for p in config.probes], config.feed_tokens, config.read_tokens
+        [(p.probe_id, p.secret) for p in config.probes], config.feed_tokens, config.read_tokens
     )
     fleet = Fleet(tokens.probe_ids, config.heartbeat_interval_s)
     state = CollectorState(
@@ -115,6 +115,10 @@ def create_app(
         submit_probe_batch=(
             store.submit_probe_batch if isinstance(store, SubmitsProbeBatches) else None
         ),
+        open_limiter=RateLimiter(config.rate_limit.open_reads_per_s,
+                                 config.rate_limit.open_reads_burst),
+        series_slots=asyncio.Semaphore(config.limits.series_concurrency),
+        pins={p.probe_id: p for p in config.probes},
     )
     app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = state
@@ -143,7 +147,11 @@ async def start_collector(
     app = create_app(config, store, pipeline)
     # No access log: at thousands of batches a second it would cost more
     # than the ingest; rejects are counted in /metrics and logged at debug.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    # keepalive_timeout also closes a connection that has not sent a whole
+    # request head this long after opening (or after its last answer): a
+    # client trickling headers a byte at a time is cut off.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0,
+                           keepalive_timeout=config.limits.header_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)

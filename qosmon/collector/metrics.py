@@ -36,6 +36,14 @@ class CollectorMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.limits_hit = Counter(
+            "qosmon_collector_limits_hit",
+            "Limits reached without refusing the request (a series downsampled) "
+            "or refusing it for load (concurrent series reads); refusals are "
+            "also in requests_rejected",
+            ["limit"],
+            registry=self.registry,
+        )
         self.store_seconds = Histogram(
             "qosmon_collector_store_seconds",
             "Time for a store call to return (writes: until durable)",

@@ -37,6 +37,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import operator
 import queue
 import sqlite3
@@ -59,7 +60,7 @@ from qosmon.model import (
     StockRecord,
     StockState,
 )
-from qosmon.store.base import BatchConflictError, StoreError
+from qosmon.store.base import BatchConflictError, SeriesRead, StoreError, StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -306,29 +307,6 @@ def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
 
 def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
-
-
-@dataclass(frozen=True)
-class StoreHealth:
-    """The writer as ``/healthz`` reports it. ``ok``: the writer thread is
-    alive, its last group committed, and nothing has waited longer than
-    the store's timeout."""
-
-    ok: bool
-    writer_alive: bool
-    queued: int
-    # Seconds the group being written has taken so far (0: idle).
-    busy_s: float
-    failed_groups: int
-    last_error: str | None
-    last_error_ts: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "writer_alive": self.writer_alive, "queued": self.queued,
-            "busy_s": round(self.busy_s, 3), "failed_groups": self.failed_groups,
-            "last_error": self.last_error, "last_error_ts": self.last_error_ts,
-        }
 
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -697,6 +675,48 @@ class SqliteStore:
             d["ts"] = r[0]
             out.append(ProbeSample.model_validate(d))
         return out
+
+    def probe_series(
+        self, show_id: str, metric: str, start_ts: float, end_ts: float | None,
+        region: str | None, probe_id: str | None, max_points: int,
+    ) -> SeriesRead:
+        """See ``ReadsSeries``: counted, and bucketed in SQL when there are
+        more rows than ``max_points``, so only the points leave SQLite."""
+        if metric not in _MINUTE_AGGREGATES:
+            raise ValueError(f"not a numeric sample column: {metric!r}")
+        raw_where, raw_params = _where(
+            ("show_id = ?", show_id), ("ts >= ?", start_ts), ("ts <= ?", end_ts),
+            ("region = ?", region), ("probe_id = ?", probe_id),
+        )
+        min_where, min_params = _where(
+            ("show_id = ?", show_id), ("(minute + 1) * 60 >= ?", start_ts),
+            ("(minute + 1) * 60 <= ?", end_ts), ("region = ?", region),
+            ("probe_id = ?", probe_id),
+        )
+        rows_sql = (
+            f"SELECT ts, probe_id, region, stream_id, {metric} AS v FROM probe_samples "
+            f"WHERE {' AND '.join(raw_where)} UNION ALL "
+            f"SELECT (minute + 1) * 60.0, probe_id, region, stream_id, {metric} "
+            f"FROM probe_minutes WHERE {' AND '.join(min_where)}"
+        )
+        params = [*raw_params, *min_params]
+        n, n_series, first, last = self._read(
+            f"SELECT count(*), count(DISTINCT probe_id || '/' || stream_id), min(ts), max(ts) "
+            f"FROM ({rows_sql})", params)[0]
+        if n <= max_points:
+            rows = self._read(f"SELECT * FROM ({rows_sql}) ORDER BY ts", params)
+            return SeriesRead([tuple(r) for r in rows], 0.0, False)
+        # Buckets wide enough that every series fits its share of the cap.
+        bucket = float(max(1, math.ceil((last - first + 1) * n_series / max_points)))
+        rows = self._read(
+            f"SELECT max(ts) AS t, probe_id, max(region), stream_id, avg(v) FROM ({rows_sql}) "
+            f"GROUP BY probe_id, stream_id, CAST(ts / ? AS INTEGER) "
+            f"ORDER BY t DESC LIMIT ?",
+            [*params, bucket, max_points + 1],
+        )
+        truncated = len(rows) > max_points
+        points = [tuple(r) for r in reversed(rows[:max_points])]
+        return SeriesRead(points, bucket, truncated)
 
     def business(
         self, show_id: str, start_ts: float | None = None, end_ts: float | None = None

@@ -22,7 +22,16 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def get_healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    """200 while the collector can take data; 503 when the store's writer
+    is dead, stuck longer than its timeout, or its last write failed."""
+    store = state_of(request).store_health()
+    body: dict[str, object] = {"status": "ok"}
+    if store is not None:
+        body["store"] = store
+        if not store["ok"]:
+            body["status"] = "store_failing"
+            return json_response(body, status=503)
+    return json_response(body)
 
 
 @routes.get("/openapi.json")

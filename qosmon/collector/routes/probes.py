@@ -11,14 +11,16 @@ from qosmon.collector.request import (
     auth_probe,
     auth_read,
     json_response,
+    known_show,
     not_future,
+    not_stale,
     parse,
     read_body,
     state_of,
 )
 from qosmon.collector.state import CollectorState
 from qosmon.collector.wire import ApiError, check_numbers, samples_plainly_fine
-from qosmon.model import Heartbeat, ProbeBatch
+from qosmon.model import Heartbeat, ProbeBatch, ProbeSample
 
 routes = web.RouteTableDef()
 
@@ -36,6 +38,12 @@ async def post_samples(request: web.Request) -> web.Response:
     samples = batch.samples
     if not samples_plainly_fine(batch, probe_id, now + state.config.max_future_skew_s):
         _check_samples(state, batch, probe_id, now)
+    if samples:
+        oldest = min(s.ts for s in samples)
+        if oldest < now - state.config.limits.max_sample_age_s:
+            i = next(i for i, s in enumerate(samples) if s.ts == oldest)
+            not_stale(state, oldest, now, f"samples[{i}].ts")
+        await _check_claims(state, probe_id, samples)
     for s in samples:
         # Plain dict write: pydantic's __setattr__ costs ~1 µs a sample here.
         s.__dict__["received_ts"] = now
@@ -72,6 +80,41 @@ def _check_samples(state: CollectorState, batch: ProbeBatch, probe_id: str, now:
         check_numbers(s, f"samples[{i}]")
 
 
+_PINNED = ("region", "isp", "edge_node")
+
+
+def _check_pinned(state: CollectorState, probe_id: str, values: dict[str, set[str]],
+                  field: str) -> None:
+    """Each label the probe's token is pinned to (``[[probes]] labels``)
+    must be the only value claimed for it."""
+    pin = state.pins.get(probe_id)
+    if pin is None:
+        return
+    for name in _PINNED:
+        want = getattr(pin.labels, name)
+        if want is not None and values[name] != {want}:
+            other = sorted(values[name] - {want})[:1] or [""]
+            raise ApiError(403, f"this token is pinned to {name} {want!r}, not {other[0]!r}",
+                           field.format(name=name))
+
+
+async def _check_claims(state: CollectorState, probe_id: str,
+                        samples: list[ProbeSample]) -> None:
+    """What the samples claim beyond the probe id: its pinned labels, shows
+    it may post for, and shows that exist."""
+    values = {name: {s.__dict__[name] for s in samples} for name in _PINNED}
+    _check_pinned(state, probe_id, values, "samples[].{name}")
+    shows = {s.show_id for s in samples}
+    pin = state.pins.get(probe_id)
+    if pin is not None and pin.shows:
+        other = sorted(shows - set(pin.shows))
+        if other:
+            raise ApiError(403, f"this token may not post for show {other[0]!r}",
+                           "samples[].show_id")
+    for show_id in sorted(shows):
+        await known_show(state, show_id, "samples[].show_id")
+
+
 @routes.post("/api/v1/probes/heartbeat")
 async def post_heartbeat(request: web.Request) -> web.Response:
     state = state_of(request)
@@ -79,6 +122,9 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     hb = parse(Heartbeat, await read_body(request))
     if hb.probe.probe_id != probe_id:
         raise _not_this_probe(probe_id, "probe.probe_id")
+    # A heartbeat names the probe's labels for the fleet view: pinned too.
+    _check_pinned(state, probe_id, {n: {getattr(hb.probe, n)} for n in _PINNED},
+                  "probe.{name}")
     now = time.time()
     state.fleet.on_heartbeat(hb, now)
     return json_response({"ok": True, "received_ts": now})

@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter
 from qosmon.collector.request import (
     auth_feed,
     auth_read,
+    check_show_times,
     dump_models,
     existing_show,
     invalid_is_400,
@@ -20,6 +21,7 @@ from qosmon.collector.request import (
     parse,
     path_show_id,
     read_body,
+    remember_show,
     same_show,
     state_of,
 )
@@ -48,7 +50,9 @@ async def put_show(request: web.Request) -> web.Response:
     show_id = path_show_id(request)
     show = parse(Show, await read_body(request))
     same_show(show.show_id, show_id, "show_id")
+    check_show_times(state, show, time.time())
     await state.store_call("put_show", state.store.put_show, show)
+    remember_show(state, show_id)
     state.feed_pipeline(state.pipeline.on_show, show)
     return json_response(show.model_dump(mode="json"))
 
@@ -72,6 +76,7 @@ async def post_show_end(request: web.Request) -> web.Response:
         raise ApiError(400, f"before the show's start_ts ({show.start_ts})", "ts")
     not_future(state, end.ts, time.time(), "ts")
     show = show.model_copy(update={"end_ts": end.ts})
+    check_show_times(state, show, time.time())
     await state.store_call("put_show", state.store.put_show, show)
     state.feed_pipeline(state.pipeline.on_show, show)
     return json_response(show.model_dump(mode="json"))
