@@ -42,7 +42,8 @@ class ProbePin(_Cfg):
 
 class ProbeCredential(_Cfg):
     probe_id: Label
-    token: SecretStr | None = Field(default=None, repr=False)
+    token: SecretStr | None = Field(default=None, repr=False, min_length=TOKEN_MIN_CHARS,
+                                    max_length=TOKEN_MAX_CHARS)
     token_env: str | None = None
     token_file: str | None = None
     labels: ProbePin = Field(default_factory=ProbePin)
@@ -55,7 +56,8 @@ class ProbeCredential(_Cfg):
         token = resolve_secret(self.token, self.token_env, self.token_file, "token")
         if token is None:
             raise ValueError("needs token, token_env or token_file")
-        self.token = _check_token(token, "token")
+        source = "token_env" if self.token_env else "token_file" if self.token_file else "token"
+        self.token = _check_token(token, source)
         return self
 
     @property
