@@ -447,11 +447,11 @@ class InjectedFault(_Model):
     """
 
     index: int = Field(ge=0)
-    kind: Label = _LABEL
+    kind: Label
     regions: list[Label] = Field(default_factory=list)
-    probe: Label = _OPT_LABEL
-    sku: Label = _OPT_LABEL
-    warehouse: Label = _OPT_LABEL
+    probe: OptLabel = ""
+    sku: OptLabel = ""
+    warehouse: OptLabel = ""
     start_ts: float
     end_ts: float
     expected_cause: Cause
