@@ -48,11 +48,16 @@ async def _tick_loop(state: CollectorState) -> None:
     while True:
         # Tick near whole seconds; sleep at least a little so a slow tick
         # cannot make ticks run back to back.
-        await asyncio.sleep(max(0.05, 1.0 - time.time() % 1.0))
+        delay = max(0.05, 1.0 - time.time() % 1.0)
+        due = time.time() + delay
+        await asyncio.sleep(delay)
         try:
             await state.pipeline.tick(time.time())
         except Exception:
             log.exception("pipeline tick failed")
+        # How long after its second the tick was done: a busy event loop
+        # or a slow analysis shows here before ticks start to be skipped.
+        state.metrics.observe_tick_lag(time.time() - due)
 
 
 async def _retention_loop(state: CollectorState, store: AppliesRetention) -> None:

@@ -57,12 +57,29 @@ class CollectorMetrics:
             ["op"],
             registry=self.registry,
         )
+        self.tick_lag = Gauge(
+            "qosmon_collector_tick_lag_seconds",
+            "How long after its whole second the last live-analysis tick was done",
+            registry=self.registry,
+        )
+        self.tick_lag_max = Gauge(
+            "qosmon_collector_tick_lag_max_seconds",
+            "The largest tick lag since the collector started",
+            registry=self.registry,
+        )
+        self._tick_lag_max = 0.0
         up = Gauge(
             "qosmon_collector_probes_up",
             "Probes whose last heartbeat is within 3 heartbeat intervals",
             registry=self.registry,
         )
         up.set_function(lambda: float(probes_up()))
+
+    def observe_tick_lag(self, lag_s: float) -> None:
+        self.tick_lag.set(lag_s)
+        if lag_s > self._tick_lag_max:
+            self._tick_lag_max = lag_s
+            self.tick_lag_max.set(lag_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
