@@ -117,6 +117,7 @@ class DemoShow:
         from qosmon.alerting.alerter import Alerter
         from qosmon.alerting.config import AlertingConfig
         from qosmon.collector.app import CollectorConfig, start_collector
+        from qosmon.history.collect import refresh_history
         from qosmon.live import LivePipeline
         from qosmon.model import ProbeLabels
         from qosmon.report.data import load_show_data
@@ -231,6 +232,9 @@ class DemoShow:
         results, false = score(sc, start, incidents)
         data = load_show_data(store, show.show_id)
         data.injected = [r.record() for r in results]
+        # The pipeline stored the show's summary when it ended: history over
+        # every demo run kept in this store goes next to the reports.
+        refresh_history(store, out, time.time())
         report = write_report(data, out)
         store.close()
         return DemoResult(
