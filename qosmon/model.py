@@ -31,6 +31,10 @@ LABEL_MAX_CHARS = 128
 Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX_CHARS, pattern=LABEL_PATTERN)]
 # The same, where empty means "not given".
 OptLabel = Annotated[str, Field(max_length=LABEL_MAX_CHARS, pattern=r"^(?:[^\p{C}\p{Z}]| )*$")]
+# Older spellings (``x: Label = _LABEL``, ``x: Label = _OPT_LABEL``) still
+# work: the checks are in ``Label`` itself, these only say required / "".
+_LABEL = Field()
+_OPT_LABEL = Field(default="")
 
 
 class _Model(BaseModel):
@@ -475,7 +479,7 @@ class InjectedFault(_Model):
 class RegionSummary(_Model):
     """One region of one finished show, as history compares it across shows."""
 
-    region: Label = _LABEL
+    region: Label
     score: float | None = Field(default=None, ge=0, le=100)  # viewer experience 0-100
     # The score's parts (availability, smoothness, network, startup, chat), 0..1.
     parts: dict[str, float | None] = Field(default_factory=dict)
@@ -507,8 +511,8 @@ class IncidentSummary(_Model):
 class StockEvent(_Model):
     """A SKU x warehouse that sold out, went red or went stale during a show."""
 
-    sku: Label = _LABEL
-    warehouse: Label = _LABEL
+    sku: Label
+    warehouse: Label
     kind: str = Field(pattern=r"^(sold_out|red|stale|sync_fault)$")
     first_ts: float
     refill_units: int | None = None
@@ -520,7 +524,7 @@ class ShowSummary(_Model):
     history neither reads raw samples nor loses shows whose samples were
     downsampled or deleted by retention."""
 
-    show_id: Label = _LABEL
+    show_id: Label
     title: str = Field(default="", max_length=300)
     start_ts: float = Field(gt=0)
     end_ts: float = Field(gt=0)

@@ -100,6 +100,9 @@ class Limits(_Cfg):
     # Samples older than this (probe clock vs ours) are refused; the spool
     # of a probe holds about a day at most.
     max_sample_age_s: float = Field(default=2 * 86400.0, gt=0)
+    # Samples older than this are stored but not handed to the live
+    # analysis (it would replay every second since then to place them).
+    live_max_age_s: float = Field(default=600.0, gt=0)
     # Shows: start no further ahead than this, no longer than this.
     max_show_lead_days: float = Field(default=30.0, gt=0)
     max_show_hours: float = Field(default=48.0, gt=0)

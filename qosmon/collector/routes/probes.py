@@ -61,7 +61,8 @@ async def post_samples(request: web.Request) -> web.Response:
     if stored:
         state.metrics.samples.inc(len(samples))
         state.metrics.batches.labels("stored").inc()
-        state.feed_pipeline(state.pipeline.on_probe_samples, samples)
+        state.feed_pipeline(state.pipeline.on_probe_samples,
+                            _live_part(state, samples, now))
     else:
         state.metrics.batches.labels("duplicate").inc()
     return json_response({"stored": len(samples) if stored else 0, "duplicate": not stored})
@@ -78,6 +79,19 @@ def _check_samples(state: CollectorState, batch: ProbeBatch, probe_id: str, now:
             raise _not_this_probe(probe_id, f"samples[{i}].probe_id")
         not_future(state, s.ts, now, f"samples[{i}].ts")
         check_numbers(s, f"samples[{i}]")
+
+
+def _live_part(state: CollectorState, samples: list[ProbeSample], now: float
+               ) -> list[ProbeSample]:
+    """The samples recent enough for live diagnosis. Older ones (a probe
+    sending what it spooled through a long outage) are stored and in the
+    show's report, but the live analysis would have to replay every second
+    since then on the event loop to place them."""
+    horizon = now - state.config.limits.live_max_age_s
+    if not samples or min(s.ts for s in samples) >= horizon:
+        return samples
+    state.metrics.limits_hit.labels("live_max_age").inc()
+    return [s for s in samples if s.ts >= horizon]
 
 
 _PINNED = ("region", "isp", "edge_node")
