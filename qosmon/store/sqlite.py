@@ -561,14 +561,18 @@ class SqliteStore:
     def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
         return self._wait(self.submit_probe_batch(batch_id, samples))
 
-    def submit_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> Future[bool]:
+    def submit_probe_batch(
+        self, batch_id: str, samples: Sequence[ProbeSample], digest: str | None = None
+    ) -> Future[bool]:
         """``write_probe_batch`` without waiting: the future's result comes
         once the batch is committed (or known as a duplicate). An event loop
         can await it directly, with no worker thread in between: each thread
         hop is another wait for the GIL under load. The future fails with
         ``BatchConflictError`` if the id was stored with other samples; the
-        caller bounds its own wait (``timeout_s`` is the store's own)."""
-        return self._submit(_ProbeBatchWrite(batch_id, samples))
+        caller bounds its own wait (``timeout_s`` is the store's own).
+        ``digest``: the samples' ``batch_digest`` when ``samples`` is not
+        what was sent (a side store recording batches kept elsewhere)."""
+        return self._submit(_ProbeBatchWrite(batch_id, samples, digest))
 
     def write_business(self, samples: Sequence[BusinessSample]) -> None:
         rows = [tuple(s.__dict__[c] for c in BUSINESS_COLUMNS) for s in samples]
@@ -803,6 +807,12 @@ class SqliteStore:
 
     def has_batch(self, batch_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM probe_batches WHERE batch_id = ?", (batch_id,)))
+
+    def batch_record(self, batch_id: str) -> tuple[bool, str | None]:
+        """Whether ``batch_id`` was stored, and the digest of its samples
+        (``batch_digest``; None if stored before digests were kept)."""
+        rows = self._read("SELECT digest FROM probe_batches WHERE batch_id = ?", (batch_id,))
+        return (True, rows[0][0]) if rows else (False, None)
 
     def apply_retention(
         self, now: float, raw_days: float, keep_days: float | None,
