@@ -143,6 +143,12 @@ class Spool:
         if not name and self.directory is not None:
             self._memory_samples -= len(batch.samples)
 
+    def note_dropped(self, n: int) -> None:
+        """``n`` samples were lost before reaching the spool: carried in the
+        next batch's ``dropped_samples`` like the spool's own drops."""
+        self._carry_dropped += n
+        self.dropped_total += n
+
     def add(self, samples: list[ProbeSample], now: float | None = None) -> ProbeBatch:
         """Write one batch of ``samples`` (with any drop count carried).
         Never raises for a disk fault: see the module docstring."""

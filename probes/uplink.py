@@ -47,6 +47,7 @@ REFUSED_FOR_GOOD = frozenset({400, 403, 409, 413, 422})
 # Samples waiting for the batcher; reaching it makes the batch now.
 PENDING_MAX = 10_000
 RESTART_DELAY_S = 1.0
+TASK_ERROR_SHOWN_S = 300.0
 
 
 class CollectorUplink:
@@ -83,7 +84,7 @@ class CollectorUplink:
         self.auth_failures = 0
         self.task_failures = 0
         self.last_error: str | None = None
-        self._task_error: str | None = None
+        self._task_error: tuple[str, float] | None = None  # (what, when: monotonic)
 
     @classmethod
     def from_config(cls, config: ProbeConfig) -> CollectorUplink:
@@ -121,28 +122,44 @@ class CollectorUplink:
                 raise
             except Exception as exc:
                 self.task_failures += 1
-                self._task_error = f"{run.__name__.strip('_')} failed: {type(exc).__name__}: {exc}"
+                self._task_error = (
+                    f"{run.__name__.strip('_')} failed: {type(exc).__name__}: {exc}",
+                    time.monotonic())
                 log.exception("uplink task %s failed; restarting it", run.__name__)
                 await asyncio.sleep(RESTART_DELAY_S)
 
     @property
     def spool_error(self) -> str:
-        """What keeps samples from being spooled safely; "" when nothing."""
-        return (self.spool.error or self._task_error or "")[:300]
+        """What keeps samples from being spooled safely; "" when nothing.
+        A task that failed (and was restarted) is reported for
+        ``TASK_ERROR_SHOWN_S`` after."""
+        task_error = ""
+        if self._task_error and time.monotonic() - self._task_error[1] < TASK_ERROR_SHOWN_S:
+            task_error = self._task_error[0]
+        return (self.spool.error or task_error)[:300]
 
     async def put(self, sample: ProbeSample) -> None:
         if not self._tasks:
             await self.start()
+        if len(self._pending) >= 2 * PENDING_MAX:
+            # Spooling keeps failing (the batcher logs why): bounded, counted.
+            del self._pending[:PENDING_MAX]
+            self.spool.note_dropped(PENDING_MAX)
         self._pending.append(sample)
         if len(self._pending) >= PENDING_MAX:
-            self._flush_pending()
+            try:
+                self._flush_pending()
+            except Exception:
+                log.exception("spooling failed; the batcher tries again")
 
     def _flush_pending(self) -> None:
         if self._pending:
-            # The model caps a batch at 10 000 samples.
+            # The model caps a batch at 10 000 samples. A sample leaves
+            # pending only once spooled: a failing add loses nothing.
             while self._pending:
-                chunk, self._pending = self._pending[:10_000], self._pending[10_000:]
+                chunk = self._pending[:10_000]
                 self.spool.add(chunk)
+                del self._pending[:len(chunk)]
             self._wake.set()
 
     async def _batcher(self) -> None:

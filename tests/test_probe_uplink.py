@@ -243,3 +243,30 @@ async def test_spool_disk_failing_is_reported_in_heartbeats_and_nothing_lost(
     await wait_for(lambda: len(collector.heartbeats) > n + 1)
     assert collector.heartbeats[-1].spool_error == ""
     await up.aclose()
+
+
+async def test_a_failing_uplink_task_is_restarted_and_reported(
+    collector: FakeCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in spooling (here: the first add raises) must not leave the
+    # batcher dead while heartbeats keep the probe looking healthy.
+    monkeypatch.setattr("probes.uplink.RESTART_DELAY_S", 0.05)
+    up = uplink(collector.url, tmp_path, heartbeat_interval_s=0.1)
+    real_add = up.spool.add
+    calls = {"n": 0}
+
+    def add_failing_once(samples: list[ProbeSample], now: float | None = None) -> ProbeBatch:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("spool bug")
+        return real_add(samples, now)
+
+    monkeypatch.setattr(up.spool, "add", add_failing_once)
+    await up.put(sample(1))
+    await wait_for(lambda: up.task_failures == 1)
+    await wait_for(lambda: any("batcher failed: RuntimeError: spool bug" in h.spool_error
+                               for h in collector.heartbeats))
+    await up.put(sample(2))
+    # Nothing lost: the sample whose spooling failed is spooled on the retry.
+    await wait_for(lambda: len(collector.stored()) == 2)
+    await up.aclose()
