@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from qosmon.errors import ConfigError
 from qosmon.model import Cause
 from qosmon.report.vocabulary import CAUSE_TEXT
 
@@ -20,7 +21,7 @@ DEFAULT_LANGUAGE = "en"
 HTML_LANG = {"en": "en", "zh": "zh-Hans"}
 
 
-class LanguageError(ValueError):
+class LanguageError(ConfigError):
     """A language setting names a language qosmon does not write."""
 
 

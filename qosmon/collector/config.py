@@ -8,11 +8,11 @@ see ``qosmon.credentials``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from qosmon.credentials import resolve_secret
 from qosmon.model import Label, OptLabel
-from qosmon.store import DEFAULT_STORE_URL
+from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 # Short tokens can be guessed; 16 characters of a random token is ~96 bits.
 TOKEN_MIN_CHARS = 16
@@ -173,6 +173,12 @@ class CollectorConfig(_Cfg):
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
     live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        parse_store_url(value)  # a StoreURLError is a ValueError: reported with the key
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

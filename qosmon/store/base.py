@@ -15,6 +15,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+# Defined with the other errors; the store modules import them from here.
+from qosmon.errors import BatchConflictError as BatchConflictError
+from qosmon.errors import NoSuchStore as NoSuchStore
+from qosmon.errors import StoreError as StoreError
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -26,15 +30,6 @@ from qosmon.model import (
     StockRecord,
     StockState,
 )
-
-
-class StoreError(Exception):
-    """A backend failed; the data passed in was not (fully) stored."""
-
-
-class BatchConflictError(Exception):
-    """A probe batch id that was stored before with other content: not a
-    retry but a new batch under a reused id. Nothing was stored."""
 
 
 class Store(Protocol):

@@ -320,13 +320,15 @@ _PROGRESS_STEPS = 20_000
 
 
 class SqliteStore:
-    """The ``Store`` interface on one SQLite database file."""
+    """The ``Store`` interface on one SQLite database file. ``read_only``:
+    the file must exist and is neither created, migrated nor written."""
 
     def __init__(
         self,
         path: str | Path,
         synchronous: str = "FULL",
         group_max: int = 256,
+        read_only: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         synchronous = synchronous.upper()
@@ -338,14 +340,9 @@ class SqliteStore:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s!r}")
         self.path = Path(path)
         self.timeout_s = timeout_s
+        self.read_only = read_only
         self._synchronous = synchronous
         self._group_max = group_max
-        try:
-            self._wconn = self._connect()
-            self._wconn.executescript(_SCHEMA)
-            self._migrate(self._wconn)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self._closed = False
         self._local = threading.local()
@@ -357,11 +354,30 @@ class SqliteStore:
         self._last_error: str | None = None
         self._last_error_ts: float | None = None
         self._last_ok = True
+        self._writer: threading.Thread | None = None
+        try:
+            if read_only:
+                # Reading the catalogue proves it is a database we can read.
+                self._read("SELECT count(*) FROM sqlite_master")
+                return
+            self._wconn = self._connect()
+            self._wconn.executescript(_SCHEMA)
+            self._migrate(self._wconn)
+        except (sqlite3.Error, StoreError) as exc:
+            self.close()
+            raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
 
     # --- plumbing ----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=self.timeout_s,
+            )
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            return conn
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.timeout_s
         )
@@ -388,7 +404,9 @@ class SqliteStore:
     def _submit(self, op: Callable[[sqlite3.Connection], T] | _ProbeBatchWrite) -> Future[T]:
         if self._closed:
             raise StoreError("store is closed")
-        if not self._writer.is_alive():
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only, cannot write")
+        if self._writer is None or not self._writer.is_alive():
             raise StoreError("store writer is not running")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
@@ -412,7 +430,8 @@ class SqliteStore:
     def health(self) -> StoreHealth:
         busy_since = self._busy_since
         busy_s = time.monotonic() - busy_since if busy_since is not None else 0.0
-        alive = self._writer.is_alive() or self._closed
+        alive = self._closed or self.read_only or (
+            self._writer is not None and self._writer.is_alive())
         return StoreHealth(
             ok=alive and self._last_ok and busy_s <= self.timeout_s,
             writer_alive=alive,
@@ -892,8 +911,9 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._writer.join(timeout=30.0)
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30.0)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
