@@ -206,10 +206,12 @@ async def test_reused_batch_id_with_other_content_is_409(
     again unchanged, then with other samples. Expected: 200, 200 duplicate,
     409 naming the reuse."""
     url = collector.url + "/api/v1/samples"
-    first = batch("reuse-0001", [sample(rtt_ms=10.0)])
+    ts = time.time() - 5
+    first = batch("reuse-0001", [sample(ts=ts, rtt_ms=10.0)])
     assert await post(http, url, first, SG1) == (200, {"stored": 1, "duplicate": False})
     assert await post(http, url, first, SG1) == (200, {"stored": 0, "duplicate": True})
-    status, body = await post(http, url, batch("reuse-0001", [sample(rtt_ms=99.0)]), SG1)
+    other = batch("reuse-0001", [sample(ts=ts + 1, rtt_ms=10.0)])
+    status, body = await post(http, url, other, SG1)
     assert status == 409
     assert "'reuse-0001' was stored before with other content" in body["error"]
 

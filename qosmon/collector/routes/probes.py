@@ -3,6 +3,7 @@ them."""
 
 from __future__ import annotations
 
+import operator
 import time
 
 from aiohttp import web
@@ -39,7 +40,7 @@ async def post_samples(request: web.Request) -> web.Response:
     if not samples_plainly_fine(batch, probe_id, now + state.config.max_future_skew_s):
         _check_samples(state, batch, probe_id, now)
     if samples:
-        oldest = min(s.ts for s in samples)
+        oldest = min(map(_TS, samples))
         if oldest < now - state.config.limits.max_sample_age_s:
             i = next(i for i, s in enumerate(samples) if s.ts == oldest)
             not_stale(state, oldest, now, f"samples[{i}].ts")
@@ -95,6 +96,8 @@ def _live_part(state: CollectorState, samples: list[ProbeSample], now: float
 
 
 _PINNED = ("region", "isp", "edge_node")
+_GET = {name: operator.itemgetter(name) for name in (*_PINNED, "show_id")}
+_TS = operator.attrgetter("ts")
 
 
 def _check_pinned(state: CollectorState, probe_id: str, values: dict[str, set[str]],
@@ -116,10 +119,13 @@ async def _check_claims(state: CollectorState, probe_id: str,
                         samples: list[ProbeSample]) -> None:
     """What the samples claim beyond the probe id: its pinned labels, shows
     it may post for, and shows that exist."""
-    values = {name: {s.__dict__[name] for s in samples} for name in _PINNED}
-    _check_pinned(state, probe_id, values, "samples[].{name}")
-    shows = {s.show_id for s in samples}
     pin = state.pins.get(probe_id)
+    # C loops (map): this runs for every batch on the ingest path.
+    dicts = [s.__dict__ for s in samples]
+    if pin is not None:
+        values = {name: set(map(_GET[name], dicts)) for name in _PINNED}
+        _check_pinned(state, probe_id, values, "samples[].{name}")
+    shows = set(map(_GET["show_id"], dicts))
     if pin is not None and pin.shows:
         other = sorted(shows - set(pin.shows))
         if other:
