@@ -116,3 +116,15 @@ def test_retention_forgets_old_batch_ids(store: SqliteStore) -> None:
                                  batch_id_days=7)
     assert done["batch_ids_pruned"] == 1 and not store.has_batch("p1/old")
     assert store.apply_retention(now, 30, None, batch_id_days=7)["batch_ids_pruned"] == 0
+
+
+def test_the_store_timeout_is_set_in_its_url(tmp_path: Path) -> None:
+    from qosmon.store import StoreURLError, open_store
+
+    store = open_store(f"sqlite://{tmp_path / 'u.db'}?timeout_s=2.5")
+    try:
+        assert isinstance(store, SqliteStore) and store.timeout_s == 2.5
+    finally:
+        store.close()
+    with pytest.raises(StoreURLError, match="timeout_s must be seconds"):
+        open_store(f"sqlite://{tmp_path / 'u.db'}?timeout_s=never")
