@@ -31,7 +31,7 @@ LABEL_MAX_CHARS = 128
 Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX_CHARS, pattern=LABEL_PATTERN)]
 # The same, where empty means "not given".
 OptLabel = Annotated[str, Field(max_length=LABEL_MAX_CHARS, pattern=r"^(?:[^\p{C}\p{Z}]| )*$")]
-# Older spellings (``x: Label = _LABEL``, ``x: Label = _OPT_LABEL``) still
+# Older spellings (``x: Label``, ``x: OptLabel = ""``) still
 # work: the checks are in ``Label`` itself, these only say required / "".
 _LABEL = Field()
 _OPT_LABEL = Field(default="")
@@ -251,6 +251,12 @@ class Metric(StrEnum):
     ORDERS = "orders"
     CHAT_MESSAGES = "chat_messages"
     SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
+    # Orders per 1,000 viewer-minutes where conversion moved (region x SKU).
+    CONVERSION = "conversion"
+    # The platform's players (ViewerAggregate), where the ratio rose: share
+    # of sessions that failed and of watch time stalled, in %.
+    FAILURE_RATE = "failure_rate"
+    REBUFFER_RATIO = "rebuffer_ratio"
     # Stock (StockState fields).
     ON_HAND = "on_hand"
     DATA_AGE_S = "data_age_s"
@@ -533,3 +539,24 @@ class ShowSummary(_Model):
     regions: list[RegionSummary] = Field(default_factory=list)
     incidents: list[IncidentSummary] = Field(default_factory=list)
     stock: list[StockEvent] = Field(default_factory=list)
+
+
+class ViewerAggregate(_Model):
+    """What the platform's own players reported for one slice of the audience
+    over the interval ending at ``ts``: sessions started and how many failed
+    to play, seconds watched and seconds stalled. Slices are any combination
+    of region, ISP, CDN, device and app version (empty: not broken down), so
+    big audiences are diagnosed from their own numbers."""
+
+    ts: float = Field(gt=0)
+    show_id: Label
+    interval_s: float = Field(default=60.0, gt=0, le=3600)
+    region: OptLabel = ""
+    isp: OptLabel = ""
+    cdn: OptLabel = ""
+    device: OptLabel = ""
+    app_version: OptLabel = ""
+    sessions: int = Field(ge=0)
+    failures: int = Field(default=0, ge=0)
+    watched_s: float = Field(default=0.0, ge=0)
+    stalled_s: float = Field(default=0.0, ge=0)

@@ -29,6 +29,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 
 
@@ -180,3 +181,16 @@ class ReadsSeries(Protocol):
         self, show_id: str, metric: str, start_ts: float, end_ts: float | None,
         region: str | None, probe_id: str | None, max_points: int,
     ) -> SeriesRead: ...
+
+
+@runtime_checkable
+class StoresViewerAggregates(Protocol):
+    """Optional: a store that keeps the platform's viewer-side aggregates
+    (the embedded store). Same contract as the other writes: returns once
+    durable."""
+
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]: ...

@@ -62,6 +62,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.store.base import BatchConflictError, SeriesRead, StoreError, StoreHealth
 
@@ -113,6 +114,10 @@ CREATE TABLE IF NOT EXISTS stock_states (
     show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stock_states_show ON stock_states (show_id, ts);
+CREATE TABLE IF NOT EXISTS viewer_aggregates (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS viewer_aggregates_show ON viewer_aggregates (show_id, ts);
 CREATE TABLE IF NOT EXISTS shows (
     show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
 );
@@ -624,6 +629,14 @@ class SqliteStore:
             )
         )
 
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        rows = [(s.show_id, s.ts, s.model_dump_json()) for s in samples]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT INTO viewer_aggregates (show_id, ts, body) VALUES (?, ?, ?)", rows
+            )
+        )
+
     def put_show(self, show: Show) -> None:
         row = (show.show_id, show.start_ts, show.model_dump_json())
         self._write(
@@ -811,6 +824,16 @@ class SqliteStore:
         )
         return [StockState.model_validate_json(r[0]) for r in rows]
 
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        rows = self._read(
+            "SELECT body FROM viewer_aggregates WHERE show_id = ? AND ts >= ? AND ts <= ? "
+            "ORDER BY ts, rowid",
+            (show_id, -math.inf if start is None else start, math.inf if end is None else end),
+        )
+        return [ViewerAggregate.model_validate_json(r[0]) for r in rows]
+
     def on_screen(self, show_id: str) -> list[OnScreen]:
         rows = self._read(
             'SELECT ts, sku, "on" FROM on_screen WHERE show_id = ? ORDER BY ts, sku', (show_id,)
@@ -912,7 +935,8 @@ class SqliteStore:
             for (show_id,) in gone:
                 def delete(conn: sqlite3.Connection, show_id: str = show_id) -> None:
                     for table in ("probe_minutes", "business", "stock_states", "shows",
-                                  "on_screen", "incidents", "alert_deliveries"):
+                                  "on_screen", "incidents", "alert_deliveries",
+                                  "viewer_aggregates"):
                         conn.execute(f"DELETE FROM {table} WHERE show_id = ?", (show_id,))
 
                 self._write(delete)
