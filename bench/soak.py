@@ -205,6 +205,14 @@ async def hostile(http: aiohttp.ClientSession, url: str, until: float,
             await t
 
 
+async def watch_rss(pid: int, until: float, course: list[float]) -> None:
+    """The collector's RSS every 30 s: whether it levels off or keeps
+    climbing shows here, not in two end points."""
+    while time.time() < until:
+        await asyncio.sleep(min(30.0, max(0.0, until - time.time())))
+        course.append(rss_mb(pid))
+
+
 def scrape(text: str) -> tuple[dict[str, float], float]:
     refused = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'^qosmon_collector_requests_rejected_total\{reason="([^"]+)"\} ([0-9.e+]+)$', text,
@@ -225,6 +233,7 @@ async def run(minutes: float, tmp: Path) -> dict[str, Any]:
     proc = CollectorProcess(cfg)
     probes = Probes()
     counts: dict[str, int] = {}
+    rss_course: list[float] = []
     try:
         await asyncio.sleep(2.0)
         rss_start = rss_mb(proc.pid)
@@ -235,6 +244,7 @@ async def run(minutes: float, tmp: Path) -> dict[str, Any]:
             await asyncio.gather(
                 *(probes.run_one(http, proc.url, i, until) for i in range(PROBES)),
                 hostile(http, proc.url, until, counts),
+                watch_rss(proc.pid, until, rss_course),
             )
             rss_end = rss_mb(proc.pid)
             text = ""
@@ -256,7 +266,7 @@ async def run(minutes: float, tmp: Path) -> dict[str, Any]:
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
     return {
         "minutes": minutes, "probes": PROBES,
-        "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+        "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_every_30s_mb": rss_course,
         "p50_ack_ms": round(statistics.median(lat), 1) if lat else None,
         "p99_ack_ms": round(p99, 1),
         "acked": probes.acked, "stored": stored,
@@ -283,7 +293,8 @@ def main() -> int:
     print(f"{PROBES} probes at 1 Hz + hostile client, {args.minutes:g} min, "
           f"cpus={os.cpu_count()}, load {load0:.1f} -> {out['load_average_end']:.1f}")
     print(f"collector RSS {out['rss_start_mb']} MB -> {out['rss_end_mb']} MB "
-          f"({out['rss_end_mb'] / out['rss_start_mb']:.2f}x)")
+          f"({out['rss_end_mb'] / out['rss_start_mb']:.2f}x); every 30 s: "
+          f"{out['rss_every_30s_mb']}")
     print(f"acks p50 {out['p50_ack_ms']} ms, p99 {out['p99_ack_ms']} ms; acked {out['acked']}, "
           f"stored {out['stored']} ({'equal' if out['acked'] == out['stored'] else 'DIFFERENT'})")
     print(f"refused by the collector: {out['refused']}")
