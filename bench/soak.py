@@ -49,9 +49,10 @@ def token(i: int) -> str:
     return f"soak-probe-{i:03d}-token-0123456789"
 
 
-def write_config(path: Path, db: Path) -> None:
+def write_config(path: Path, db: Path, store_threads: int | None) -> None:
     lines = [
         'host = "127.0.0.1"', "port = 0", f'store = "sqlite://{db}"',
+        *([f"store_threads = {store_threads}"] if store_threads else []),
         f'feed_tokens = ["{FEED}"]',
         "[retention]", "enabled = false",
         "[live]", "enabled = true", f'report_dir = "{path.parent / "reports"}"',
@@ -221,7 +222,7 @@ def scrape(text: str) -> tuple[dict[str, float], float]:
     return refused, float(lag.group(1)) if lag else float("nan")
 
 
-async def run(minutes: float, tmp: Path) -> dict[str, Any]:
+async def run(minutes: float, tmp: Path, store_threads: int | None) -> dict[str, Any]:
     db = tmp / "soak.db"
     store = SqliteStore(db)
     now = time.time()
@@ -229,7 +230,7 @@ async def run(minutes: float, tmp: Path) -> dict[str, Any]:
                         regions=REGIONS))
     store.close()
     cfg = tmp / "collector.toml"
-    write_config(cfg, db)
+    write_config(cfg, db, store_threads)
     proc = CollectorProcess(cfg)
     probes = Probes()
     counts: dict[str, int] = {}
@@ -281,13 +282,16 @@ async def run(minutes: float, tmp: Path) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--store-threads", type=int, default=None,
+                    help="the collector's store_threads (default: its own default, 16); "
+                         "each reading thread keeps its own SQLite page cache")
     args = ap.parse_args()
     if not args.minutes > 0:
         print("--minutes must be > 0", file=sys.stderr)
         return 2
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qosmon-soak-") as tmp:
-        out = asyncio.run(run(args.minutes, Path(tmp)))
+        out = asyncio.run(run(args.minutes, Path(tmp), args.store_threads))
     out["load_average_start"] = round(load0, 1)
     out["load_average_end"] = round(os.getloadavg()[0], 1)
     print(f"{PROBES} probes at 1 Hz + hostile client, {args.minutes:g} min, "
