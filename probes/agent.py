@@ -2,7 +2,9 @@
 sample per stream per second to its sink.
 
 No process-wide state except the aioice host-address pin
-(:mod:`probes.ice_host_pin`), so several agents can share a process.
+(:mod:`probes.ice_host_pin`), so several agents can share a process. The
+agent refuses to start (:class:`probes.rtc_seams.SeamError`) when aiortc or
+aioice lack a private name the measuring relies on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from probes.joins.base import Joiner
 from probes.joins.demo import DemoJoiner
 from probes.joins.janus import JanusJoiner
 from probes.joins.whep import WhepJoiner
+from probes.rtc_seams import check_seams
 from probes.sinks import SampleSink
 from probes.viewer import StreamWatcher
 
@@ -39,7 +42,9 @@ class ProbeAgent:
         self.watchers: list[StreamWatcher] = []
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until ``stop`` is set. Never raises for a stream's failure."""
+        """Watch until ``stop`` is set. Never raises for a stream's failure;
+        raises :class:`probes.rtc_seams.SeamError` at once if it cannot measure."""
+        check_seams()
         if self.config.ice_host_addresses is not None:
             pin_host_addresses(self.config.ice_host_addresses)
         async with aiohttp.ClientSession() as http:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig
+from probes.rtc_seams import SeamError
 from probes.sinks import JsonLinesSink, SampleSink
 from probes.uplink import CollectorUplink
 from qosmon.configfile import ConfigError, format_validation_error, load_model
@@ -123,6 +124,8 @@ def main(args: argparse.Namespace) -> int:
              config.labels.region, len(config.streams))
     try:
         asyncio.run(run(config, sink, args.duration))
+    except SeamError as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         if owned is not None:
             owned.close()

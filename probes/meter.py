@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from probes.chat import ChatLedger
 from probes.frames import FrameAssembler
-from probes.freeze import FreezeDetector
+from probes.freeze import INACTIVE_MS, FreezeDetector
 from probes.jitter import InterarrivalJitter
 from probes.loss import LossAccounting
 
@@ -38,6 +38,12 @@ class SecondFigures:
     chat_lost: int
     chat_rtt_ms: float | None
     rtt_ms: float | None
+    received_kbps: float | None
+    rtx_kbps: float | None
+    goodput_kbps: float | None
+    stuck_ms: float
+    rtt_error: str | None
+    video_codec: str | None
 
 
 class _SsrcStats:
@@ -73,6 +79,9 @@ class StreamMeter:
         self._last_rtt: tuple[float, float] | None = None  # (measured at, rtt)
         self.packets_total = 0
         self.last_packet_ms: float | None = None
+        self._rtx_bytes_this_interval = 0
+        self._rtt_error: str | None = None
+        self.video_codec: str | None = None
 
     def _ssrc(self, ssrc: int) -> _SsrcStats:
         s = self._ssrcs.get(ssrc)
@@ -89,6 +98,7 @@ class StreamMeter:
     def media_packet(
         self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float
     ) -> None:
+        self._check_active(now_ms)
         s = self._ssrc(ssrc)
         s.loss.media(seq, payload_bytes, now_ms)
         s.jitter.add(rtp_timestamp, now_ms)
@@ -96,8 +106,19 @@ class StreamMeter:
         self.packets_total += 1
         self.last_packet_ms = now_ms
 
-    def rtx_packet(self, media_ssrc: int, original_seq: int, now_ms: float) -> None:
+    def rtx_packet(
+        self, media_ssrc: int, original_seq: int, payload_bytes: int, now_ms: float
+    ) -> None:
+        """A retransmission; ``payload_bytes`` is the RTX payload, whose first
+        two bytes are the original sequence number."""
+        self._check_active(now_ms)
         self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
+        self._rtx_bytes_this_interval += max(0, payload_bytes - 2)
+        self.last_packet_ms = now_ms
+
+    def _check_active(self, now_ms: float) -> None:
+        if self.last_packet_ms is not None and now_ms - self.last_packet_ms >= INACTIVE_MS:
+            self._frames.stream_inactive()
 
     def video_packet(
         self,
@@ -110,11 +131,12 @@ class StreamMeter:
         now_ms: float,
         width: int | None = None,
         height: int | None = None,
+        rtp_timestamp: int | None = None,
     ) -> None:
-        """A packet of a codec whose frames the probe assembles itself (VP8),
-        original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
+        """A packet of a codec whose frames the probe assembles itself (VP8,
+        H.264), original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
         shown = self._ssrc(ssrc).frames.packet(seq, start, end, keyframe, size, now_ms,
-                                               width, height)
+                                               width, height, rtp_timestamp)
         for f in shown:
             self.frame(f.at_ms, f.size_bytes, f.width, f.height)
 
@@ -136,6 +158,10 @@ class StreamMeter:
     def rtt(self, rtt_ms: float, now_ms: float) -> None:
         self._rtts_ms.append(rtt_ms)
         self._last_rtt = (now_ms, rtt_ms)
+
+    def rtt_failed(self, reason: str) -> None:
+        """RTT cannot be measured any more in this session: samples say why."""
+        self._rtt_error = reason
 
     # -- outputs ----------------------------------------------------------
 
@@ -162,6 +188,8 @@ class StreamMeter:
         """Close the interval ending at ``now_ms``."""
         elapsed_s = max(1e-3, (now_ms - self._last_take_ms) / 1000.0)
         self._last_take_ms = now_ms
+        if self.last_packet_ms is not None and now_ms - self.last_packet_ms >= INACTIVE_MS:
+            self._frames.stream_inactive()
         expected = received = path_lost = residual = payload = 0
         jitter: float | None = None
         busiest = -1
@@ -193,8 +221,11 @@ class StreamMeter:
             if now_ms - at <= RTT_HOLD_MS:
                 rtt = last
         frames = self._frames_this_interval
+        frame_bytes = self._frame_bytes_this_interval
+        rtx_bytes = self._rtx_bytes_this_interval
         self._frames_this_interval = 0
         self._frame_bytes_this_interval = 0
+        self._rtx_bytes_this_interval = 0
         return SecondFigures(
             packets_expected=expected,
             packets_received=min(received, expected) if expected else received,
@@ -214,4 +245,10 @@ class StreamMeter:
             chat_lost=chat.lost,
             chat_rtt_ms=chat.mean_rtt_ms,
             rtt_ms=rtt,
+            received_kbps=(payload + rtx_bytes) * 8 / elapsed_s / 1000.0,
+            rtx_kbps=rtx_bytes * 8 / elapsed_s / 1000.0,
+            goodput_kbps=frame_bytes * 8 / elapsed_s / 1000.0,
+            stuck_ms=self._frames.take_stuck_ms(now_ms),
+            rtt_error=self._rtt_error if rtt is None else None,
+            video_codec=self.video_codec,
         )

@@ -24,6 +24,7 @@ from probes.chat import chat_message, parse_chat_message
 from probes.config import ProbeConfig, StreamTarget
 from probes.joins.base import Joined, Joiner, JoinError, JoinHooks
 from probes.meter import StreamMeter
+from probes.rtc_seams import ReceiverSeam, ice_connection
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
 from probes.tap import ReceiverTap, monotonic_ms
@@ -176,6 +177,8 @@ class StreamWatcher:
         chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
 
         def on_receiver(receiver: RTCRtpReceiver) -> None:
+            if ReceiverSeam(receiver).kind != "video":
+                return
             ReceiverTap(receiver, meter, decode=cfg.decode_video)
             receivers.append(receiver)
 
@@ -209,9 +212,10 @@ class StreamWatcher:
         tasks: list[asyncio.Task[None]] = []
         try:
             if receivers:
-                conn = receivers[0].transport.transport._connection
-                tasks.append(asyncio.create_task(
-                    run_rtt_checks(conn, lambda rtt: meter.rtt(rtt, monotonic_ms()))))
+                rtt_task = asyncio.create_task(run_rtt_checks(
+                    ice_connection(receivers[0]), lambda rtt: meter.rtt(rtt, monotonic_ms())))
+                rtt_task.add_done_callback(lambda t: self._rtt_ended(t, meter))
+                tasks.append(rtt_task)
                 if cfg.decode_video:
                     tasks.append(asyncio.create_task(_drain(receivers[0])))
             if joined.send_chat is not None and self.target.chat:
@@ -231,6 +235,17 @@ class StreamWatcher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(joined.close(), 5.0)
             self._joined = None
+
+    def _rtt_ended(self, task: asyncio.Task[None], meter: StreamMeter) -> None:
+        """The RTT checks only end when cancelled; any other end is logged
+        and every later sample of the session says why RTT is unknown."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        reason = f"RTT checks stopped: {exc!r}" if exc else "RTT checks stopped"
+        log.warning("%s/%s: %s", self.target.show_id, self.target.stream_id, reason,
+                    exc_info=exc)
+        meter.rtt_failed(reason[:300])
 
     async def _watch_session(
         self, joined: Joined, meter: StreamMeter, stop: asyncio.Event

@@ -97,6 +97,20 @@ class ProbeSample(_Model):
     error: str | None = Field(default=None, max_length=500)
     # Set by the collector on receipt (not by the probe).
     received_ts: float | None = None
+    # Video as the browser counts it: every RTP payload byte received,
+    # retransmissions (RTX) included (W3C bytesReceived), the retransmitted
+    # part on its own, and the bytes of frames a decoder could show.
+    received_kbps: float | None = Field(default=None, ge=0)
+    rtx_kbps: float | None = Field(default=None, ge=0)
+    goodput_kbps: float | None = Field(default=None, ge=0)
+    # Picture stuck: time in stalls (gaps beyond the freeze threshold, and
+    # pauses) counted while they last. When a stall begins, its part before
+    # the threshold is counted at once, so a second can hold up to about
+    # 1.2 s; the sum over a show is the browser's freeze + pause time.
+    stuck_ms: float = Field(default=0.0, ge=0)
+    # Why rtt_ms is unknown when its measuring stopped (None: not stopped).
+    rtt_error: str | None = Field(default=None, max_length=300)
+    video_codec: str | None = Field(default=None, max_length=32)
 
 
 class ProbeBatch(_Model):
