@@ -61,6 +61,9 @@ class FrameAssembler:
         # The head packet follows a frame's last packet: it starts a frame
         # whatever its own flags say.
         self._head_after_end = False
+        # A frame was given up or could not be shown since the last keyframe:
+        # only a keyframe brings the picture back.
+        self._broken = False
         self.frames_given_up = 0
         self.frames_undecodable = 0
 
@@ -128,11 +131,18 @@ class FrameAssembler:
             self._head_after_end = True
             if keyframe:
                 self._decodable = True
+                self._broken = False
             if self._decodable:
                 shown.append(ShownFrame(now_ms, size, keyframe, width, height))
             else:
                 self.frames_undecodable += 1
+                self._broken = True
         return shown
+
+    @property
+    def needs_keyframe(self) -> bool:
+        """The picture cannot go on without a keyframe."""
+        return self._broken and not self._decodable
 
     def _head_since(self) -> float:
         """When the head frame was first known to be incomplete: the arrival
@@ -182,5 +192,6 @@ class FrameAssembler:
         self._next = target
         self._head_after_end = False
         self._decodable = False
+        self._broken = True
         self.frames_given_up += 1
         return True

@@ -63,6 +63,7 @@ class StreamMeter:
         clock_rate: int = 90_000,
     ) -> None:
         self._settle_ms = settle_ms
+        self.settle_ms = settle_ms  # a frame's deadline: repairs after it are too late
         self._clock_rate = clock_rate
         self._ssrcs: dict[int, _SsrcStats] = {}
         self._frames = FreezeDetector()
@@ -158,6 +159,15 @@ class StreamMeter:
     def rtt(self, rtt_ms: float, now_ms: float) -> None:
         self._rtts_ms.append(rtt_ms)
         self._last_rtt = (now_ms, rtt_ms)
+
+    @property
+    def last_rtt_ms(self) -> float | None:
+        return None if self._last_rtt is None else self._last_rtt[1]
+
+    def needs_keyframe(self, ssrc: int) -> bool:
+        """The frames of ``ssrc`` cannot be shown again without a keyframe."""
+        s = self._ssrcs.get(ssrc)
+        return s is not None and s.frames.needs_keyframe
 
     def rtt_failed(self, reason: str) -> None:
         """RTT cannot be measured any more in this session: samples say why."""

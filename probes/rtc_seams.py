@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import queue
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -230,6 +231,16 @@ class _NoFrames:
         return False, None
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What to ask the sender for after a packet: NACK these sequence
+    numbers, and/or a keyframe (PLI), for one media SSRC."""
+
+    media_ssrc: int
+    nack: list[int]
+    pli: bool
+
+
 class ReceiverSeam:
     """The private parts of one ``RTCRtpReceiver`` the probe uses."""
 
@@ -244,19 +255,25 @@ class ReceiverSeam:
 
     def tap(
         self,
-        on_packet: Callable[[RtpPacket], None],
+        on_packet: Callable[[RtpPacket], Feedback | None],
         on_frame: Callable[[Any, Any], None],
         decode: bool,
     ) -> None:
         """``on_packet`` sees every RTP packet (media and RTX, as received)
-        before aiortc handles it; ``on_frame`` every encoded frame aiortc's
-        jitter buffer completes, which reaches the decoder only if ``decode``."""
+        before aiortc handles it, and may answer with feedback to send;
+        ``on_frame`` sees every encoded frame aiortc's jitter buffer
+        completes, which reaches the decoder only if ``decode``."""
         receiver = self.receiver
         original: Callable[[RtpPacket, int], Awaitable[None]] = receiver._handle_rtp_packet
 
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
-            on_packet(packet)
+            feedback = on_packet(packet)
             await original(packet, arrival_time_ms)
+            if feedback is not None:
+                if feedback.nack:
+                    await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
+                if feedback.pli:
+                    await receiver._send_rtcp_pli(feedback.media_ssrc)
 
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
@@ -300,8 +317,3 @@ class ReceiverSeam:
         origin: int | None = getattr(self.receiver, _PREFIX + "timestamp_mapper")._origin
         return origin
 
-    async def send_nack(self, media_ssrc: int, seqs: list[int]) -> None:
-        await self.receiver._send_rtcp_nack(media_ssrc, seqs)
-
-    async def send_pli(self, media_ssrc: int) -> None:
-        await self.receiver._send_rtcp_pli(media_ssrc)

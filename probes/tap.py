@@ -23,7 +23,8 @@ from aiortc.rtp import RtpPacket
 
 from probes.h264 import parse_h264_packet
 from probes.meter import StreamMeter
-from probes.rtc_seams import ReceiverSeam
+from probes.nack import NackScheduler
+from probes.rtc_seams import Feedback, ReceiverSeam
 from probes.vp8 import parse_vp8_frame, parse_vp8_packet
 
 _ARRIVALS_KEPT = 128  # RTP timestamps whose last packet arrival we remember
@@ -54,19 +55,27 @@ class ReceiverTap:
         # SSRCs whose SPS and PPS were seen: an IDR is a keyframe only with them.
         self._h264_sps: set[int] = set()
         self._h264_pps: set[int] = set()
+        # Once the probe assembles frames itself it also asks for repairs
+        # itself, per media SSRC, as a browser would.
+        self._nacks: dict[int, NackScheduler] = {}
+        self._nack_deadline_ms = meter.settle_ms
         self.seam.tap(self._packet, self._frame, decode)
 
-    def _packet(self, packet: RtpPacket) -> None:
+    def _packet(self, packet: RtpPacket) -> Feedback | None:
         now = self._now_ms = self._clock_ms()
         codec = self.seam.codec(packet.payload_type)
         if codec is None:
-            return
+            return None
+        media_ssrc: int | None = packet.ssrc
         if codec.mimeType.lower().endswith("/rtx"):
             media_ssrc = self.seam.rtx_media_ssrc(packet.ssrc)
             if media_ssrc is None or len(packet.payload) < 2:
-                return
+                return None
             osn = (packet.payload[0] << 8) | packet.payload[1]
             self._meter.rtx_packet(media_ssrc, osn, len(packet.payload), now)
+            nacks = self._nacks.get(media_ssrc)
+            if nacks is not None:
+                nacks.repaired(osn)
             apt = codec.parameters.get("apt")
             media = self.seam.codec(apt) if isinstance(apt, int) else None
             if media is not None:
@@ -78,9 +87,16 @@ class ReceiverTap:
             )
             name = codec.name.upper()
             self._meter.video_codec = name
-            if name in _OWN_FRAMES and not self.decode and not self._own_frames:
-                self.seam.skip_jitter_buffer()
+            if name in _OWN_FRAMES and not self._own_frames:
+                if not self.decode:
+                    self.seam.skip_jitter_buffer()
+                self.seam.own_nacks()
                 self._own_frames = True
+            if name in _OWN_FRAMES:
+                nacks = self._nacks.get(packet.ssrc)
+                if nacks is None:
+                    nacks = self._nacks[packet.ssrc] = NackScheduler(self._nack_deadline_ms)
+                nacks.media(packet.sequence_number, now)
             self._assemble(name, packet.ssrc, packet.sequence_number, packet.marker,
                            packet.timestamp, packet.payload, now)
         # The frame is complete when its last packet (original or RTX) came.
@@ -89,6 +105,17 @@ class ReceiverTap:
         self._arrivals.move_to_end(ts)
         if len(self._arrivals) > _ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
+        return self._feedback(media_ssrc, now)
+
+    def _feedback(self, media_ssrc: int | None, now: float) -> Feedback | None:
+        nacks = self._nacks.get(media_ssrc) if media_ssrc is not None else None
+        if nacks is None or media_ssrc is None:
+            return None
+        seqs = nacks.due(now, self._meter.last_rtt_ms)
+        pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now)
+        if not seqs and not pli:
+            return None
+        return Feedback(media_ssrc, seqs, pli)
 
     def _assemble(self, codec: str, ssrc: int, seq: int, marker: int, ts: int,
                   payload: bytes, now: float) -> None:
