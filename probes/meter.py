@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probes.audio import AudioAccounting, SenderClock, av_skew_ms
 from probes.chat import ChatLedger
 from probes.frames import FrameAssembler
 from probes.freeze import INACTIVE_MS, FreezeDetector
@@ -44,6 +45,14 @@ class SecondFigures:
     stuck_ms: float
     rtt_error: str | None
     video_codec: str | None
+    audio_loss_pct: float | None = None
+    audio_jitter_ms: float | None = None
+    audio_kbps: float | None = None
+    audio_concealed_ms: float | None = None
+    audio_dtx_ms: float | None = None
+    audio_stalled_ms: float | None = None
+    audio_stalled: bool | None = None
+    av_skew_ms: float | None = None
 
 
 class _SsrcStats:
@@ -83,11 +92,16 @@ class StreamMeter:
         self._rtx_bytes_this_interval = 0
         self._rtt_error: str | None = None
         self.video_codec: str | None = None
+        self.audio: AudioAccounting | None = None  # from the first audio packet on
+        self._audio_ssrc: int | None = None
+        self._sender_clocks: dict[int, SenderClock] = {}
+        self._last_video_rtp: tuple[int, float] | None = None  # newest (rtp ts, arrival)
 
     def _ssrc(self, ssrc: int) -> _SsrcStats:
         s = self._ssrcs.get(ssrc)
         if s is None:
             s = self._ssrcs[ssrc] = _SsrcStats(self._settle_ms, self._clock_rate)
+            self._sender_clocks[ssrc] = SenderClock(self._clock_rate)
         return s
 
     @property
@@ -103,9 +117,35 @@ class StreamMeter:
         s = self._ssrc(ssrc)
         s.loss.media(seq, payload_bytes, now_ms)
         s.jitter.add(rtp_timestamp, now_ms)
+        self._last_video_rtp = (rtp_timestamp, now_ms)
         s.packets_this_interval += 1
         self.packets_total += 1
         self.last_packet_ms = now_ms
+
+    def audio_packet(
+        self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float,
+        clock_rate: int = 48_000,
+    ) -> None:
+        """A packet of the (first) audio stream."""
+        if self.audio is None:
+            self.audio = AudioAccounting(now_ms, clock_rate)
+            self._audio_ssrc = ssrc
+            self._sender_clocks[ssrc] = SenderClock(clock_rate)
+        if ssrc == self._audio_ssrc:
+            self.audio.packet(seq, rtp_timestamp, payload_bytes, now_ms)
+
+    def sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """An RTCP sender report for one of the streams received."""
+        clock = self._sender_clocks.get(ssrc)
+        if clock is not None:
+            clock.sender_report(ntp_timestamp, rtp_timestamp)
+
+    def _av_skew_ms(self) -> float | None:
+        if self.audio is None or self._audio_ssrc is None or not self._ssrcs:
+            return None
+        video_ssrc = next(iter(self._ssrcs))
+        return av_skew_ms(self.audio.last_rtp, self._sender_clocks[self._audio_ssrc],
+                          self._last_video_rtp, self._sender_clocks[video_ssrc])
 
     def rtx_packet(
         self, media_ssrc: int, original_seq: int, payload_bytes: int, now_ms: float
@@ -236,6 +276,7 @@ class StreamMeter:
         self._frames_this_interval = 0
         self._frame_bytes_this_interval = 0
         self._rtx_bytes_this_interval = 0
+        audio = self.audio.take(now_ms) if self.audio is not None else None
         return SecondFigures(
             packets_expected=expected,
             packets_received=min(received, expected) if expected else received,
@@ -261,4 +302,6 @@ class StreamMeter:
             stuck_ms=self._frames.take_stuck_ms(now_ms),
             rtt_error=self._rtt_error if rtt is None else None,
             video_codec=self.video_codec,
+            **(vars(audio) if audio is not None else {}),
+            av_skew_ms=self._av_skew_ms(),
         )

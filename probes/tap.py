@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from probes.h264 import parse_h264_packet
 from probes.meter import StreamMeter
@@ -60,6 +60,7 @@ class ReceiverTap:
         self._nacks: dict[int, NackScheduler] = {}
         self._nack_deadline_ms = meter.settle_ms
         self.seam.tap(self._packet, self._frame, decode)
+        self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
 
     def _packet(self, packet: RtpPacket) -> Feedback | None:
         now = self._now_ms = self._clock_ms()
@@ -152,3 +153,38 @@ class ReceiverTap:
             self._meter.frame(arrival, len(data), info.width, info.height)
         else:
             self._meter.frame(arrival, len(data))
+
+
+def _sender_report(meter: StreamMeter, packet: object) -> None:
+    if isinstance(packet, RtcpSrPacket):
+        meter.sender_report(packet.ssrc, packet.sender_info.ntp_timestamp,
+                            packet.sender_info.rtp_timestamp)
+
+
+class AudioTap:
+    """Feeds the audio figures of a :class:`StreamMeter` from one audio
+    ``RTCRtpReceiver``. Nothing is decoded: aiortc's audio jitter buffer and
+    decoder are bypassed."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        meter: StreamMeter,
+        clock_ms: Callable[[], float] = monotonic_ms,
+    ) -> None:
+        self.seam = ReceiverSeam(receiver)
+        self._meter = meter
+        self._clock_ms = clock_ms
+        self._bypassed = False
+        self.seam.tap(self._packet, lambda codec, frame: None, decode=False)
+        self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
+
+    def _packet(self, packet: RtpPacket) -> None:
+        codec = self.seam.codec(packet.payload_type)
+        if codec is None or codec.mimeType.lower().endswith("/rtx"):
+            return
+        if not self._bypassed:
+            self.seam.skip_jitter_buffer()
+            self._bypassed = True
+        self._meter.audio_packet(packet.ssrc, packet.sequence_number, packet.timestamp,
+                                 len(packet.payload), self._clock_ms(), codec.clockRate)

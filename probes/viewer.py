@@ -27,7 +27,7 @@ from probes.meter import StreamMeter
 from probes.rtc_seams import ReceiverSeam, ice_connection
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
-from probes.tap import ReceiverTap, monotonic_ms
+from probes.tap import AudioTap, ReceiverTap, monotonic_ms
 from qosmon.model import ConnectionState, ProbeLabels, ProbeSample
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,8 @@ class StreamWatcher:
         chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
 
         def on_receiver(receiver: RTCRtpReceiver) -> None:
-            if ReceiverSeam(receiver).kind != "video":
+            if ReceiverSeam(receiver).kind == "audio":
+                AudioTap(receiver, meter)
                 return
             ReceiverTap(receiver, meter, decode=cfg.decode_video)
             receivers.append(receiver)

@@ -111,6 +111,21 @@ class ProbeSample(_Model):
     # Why rtt_ms is unknown when its measuring stopped (None: not stopped).
     rtt_error: str | None = Field(default=None, max_length=300)
     video_codec: str | None = Field(default=None, max_length=32)
+    # Audio (Opus), all None when the stream carries none: path loss in % of
+    # packets expected, interarrival jitter, payload bitrate; time the
+    # receiver had to conceal (lost packets, arrivals later than a jitter
+    # buffer absorbs), silence the sender chose (DTX, not concealment);
+    # "stalled": no audio packet for 1 s, its time counted while it lasts.
+    audio_loss_pct: float | None = Field(default=None, ge=0, le=100)
+    audio_jitter_ms: float | None = Field(default=None, ge=0)
+    audio_kbps: float | None = Field(default=None, ge=0)
+    audio_concealed_ms: float | None = Field(default=None, ge=0)
+    audio_dtx_ms: float | None = Field(default=None, ge=0)
+    audio_stalled_ms: float | None = Field(default=None, ge=0)
+    audio_stalled: bool | None = None
+    # Video arriving later (+) or earlier (-) than the audio captured with
+    # it, from both streams' RTCP sender reports, in ms.
+    av_skew_ms: float | None = None
 
 
 class ProbeBatch(_Model):

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import pytest
 from aiortc import (
+    AudioStreamTrack,
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
@@ -32,7 +33,7 @@ from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfb
 
 from probes.ice_host_pin import pin_host_addresses
 from probes.meter import StreamMeter
-from probes.tap import ReceiverTap, monotonic_ms
+from probes.tap import AudioTap, ReceiverTap, monotonic_ms
 from tests.test_probe_h264 import encode as encode_h264
 from tests.test_probe_whep import ClipTrack
 
@@ -69,6 +70,8 @@ class Dropper:
     """Decides, per outgoing RTP packet of the sender, whether it is lost."""
 
     media_drop: set[int] = field(default_factory=set)  # media seqs never sent
+    audio_ssrc: int | None = None
+    audio_drop: set[int] = field(default_factory=set)  # audio seqs never sent
     # retransmissions of these seqs dropped this many times before one goes
     rtx_drops: dict[int, int] = field(default_factory=dict)
     media_ssrc: int | None = None
@@ -81,6 +84,8 @@ class Dropper:
         packet = RtpPacket.parse(data)
         if packet.ssrc == self.media_ssrc:
             return self.armed and packet.sequence_number in self.media_drop
+        if packet.ssrc == self.audio_ssrc:
+            return self.armed and packet.sequence_number in self.audio_drop
         if len(packet.payload) >= 2:  # RTX: the original seq leads the payload
             osn = (packet.payload[0] << 8) | packet.payload[1]
             n = self.rtx_sent[osn] = self.rtx_sent.get(osn, 0) + 1
@@ -99,27 +104,35 @@ class Loopback:
     nacked: dict[int, int] = field(default_factory=dict)  # seq -> NACKs received
     plis: list[float] = field(default_factory=list)  # when PLIs reached the sender
     sent_seq: list[int] = field(default_factory=list)
+    audio_sent: list[int] = field(default_factory=list)
 
     def next_seq(self) -> int:
         return self.sent_seq[-1] + 1
 
 
-async def start_loopback(track: MediaStreamTrack, mime: str) -> Loopback:
+async def start_loopback(track: MediaStreamTrack, mime: str,
+                         audio: MediaStreamTrack | None = None) -> Loopback:
     viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     transceiver = viewer.addTransceiver("video", direction="recvonly")
+    audio_transceiver = viewer.addTransceiver("audio", direction="recvonly") if audio else None
     caps = RTCRtpReceiver.getCapabilities("video")
     assert caps is not None
     transceiver.setCodecPreferences(
         [c for c in caps.codecs if c.mimeType.lower() in (mime.lower(), "video/rtx")])
     meter = StreamMeter(start_ms=monotonic_ms())
     tap = ReceiverTap(transceiver.receiver, meter)
+    if audio_transceiver is not None:
+        AudioTap(audio_transceiver.receiver, meter)
     sender = sender_pc.addTrack(track)
+    audio_sender = sender_pc.addTrack(audio) if audio is not None else None
     await viewer.setLocalDescription(await viewer.createOffer())
     await sender_pc.setRemoteDescription(viewer.localDescription)
     await sender_pc.setLocalDescription(await sender_pc.createAnswer())
     loop = Loopback(sender_pc, viewer, sender, meter, tap, Dropper())
     loop.dropper.media_ssrc = sender._ssrc
+    if audio_sender is not None:
+        loop.dropper.audio_ssrc = audio_sender._ssrc
 
     transport = sender.transport
     real_send = transport._send_rtp
@@ -129,6 +142,8 @@ async def start_loopback(track: MediaStreamTrack, mime: str) -> Loopback:
             packet = RtpPacket.parse(data)
             if packet.ssrc == sender._ssrc:
                 loop.sent_seq.append(packet.sequence_number)
+            elif packet.ssrc == loop.dropper.audio_ssrc:
+                loop.audio_sent.append(packet.sequence_number)
         if not loop.dropper.lost(data):
             await real_send(data)
 
@@ -153,8 +168,9 @@ async def loopbacks() -> AsyncIterator[Callable[[MediaStreamTrack, str], Any]]:
     pin_host_addresses(["127.0.0.1"])
     made: list[Loopback] = []
 
-    async def make(track: MediaStreamTrack, mime: str) -> Loopback:
-        lb = await start_loopback(track, mime)
+    async def make(track: MediaStreamTrack, mime: str,
+                   audio: MediaStreamTrack | None = None) -> Loopback:
+        lb = await start_loopback(track, mime, audio)
         made.append(lb)
         return lb
 
@@ -244,3 +260,44 @@ async def test_pli_brings_the_picture_back(loopbacks: Any) -> None:
     assert s.fps is not None and s.fps > 15
     assert lb.meter.no_frame_ms(monotonic_ms()) < 200
     assert len(lb.plis) <= 3  # asked again only while still waiting
+
+
+class ToneTrack(AudioStreamTrack):
+    """A 440 Hz tone (aiortc's AudioStreamTrack sends silence, which Opus
+    would code as almost nothing)."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        n = frame.samples
+        t = (np.arange(n) + (frame.pts or 0)) / frame.sample_rate
+        tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        out = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+        return out
+
+
+@pytest.mark.timeout(60)
+async def test_audio_loss_concealment_and_av_skew(loopbacks: Any) -> None:
+    lb: Loopback = await loopbacks(LiveTrack(), "video/VP8", ToneTrack())
+    await wait_for(lambda: lb.meter.audio is not None and lb.meter.first_frame_ms is not None,
+                   10)
+    await asyncio.sleep(1.5)
+    s0 = lb.meter.take(monotonic_ms())
+    sent_before = len(lb.audio_sent)
+    assert s0.audio_loss_pct == 0.0 and s0.audio_stalled is False
+    assert s0.audio_kbps is not None and s0.audio_kbps > 10
+    # Only audio packets are lost: 10 of the next 50 (20 ms each).
+    first = lb.audio_sent[-1] + 5
+    lb.dropper.audio_drop = {(first + k * 5) & 0xFFFF for k in range(10)}
+    lb.dropper.armed = True
+    await asyncio.sleep(2.0)
+    s1 = lb.meter.take(monotonic_ms())
+    sent = len(lb.audio_sent) - sent_before
+    assert s1.audio_loss_pct is not None and s1.audio_loss_pct > 0
+    assert s1.audio_concealed_ms is not None and 200 <= s1.audio_concealed_ms < 400, s1
+    assert s1.audio_dtx_ms == 0.0
+    assert s1.loss_pct == 0.0  # video untouched
+    truth_pct = 100 * 10 / sent  # the sender's count, give or take one in flight
+    assert abs(s1.audio_loss_pct - truth_pct) < 1, (s1.audio_loss_pct, truth_pct)
+    # both streams' sender reports seen: loopback, so the streams line up
+    assert s1.av_skew_ms is not None and abs(s1.av_skew_ms) < 100, s1.av_skew_ms
