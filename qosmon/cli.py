@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "localize": ("qosmon.diagnosis.localize_command", "find root-cause combinations in a CSV"),
     "diagnose": ("qosmon.diagnosis.command", "re-run diagnosis on a stored show"),
     "report": ("qosmon.report.command", "write the HTML report of a stored show"),
+    "history": ("qosmon.history.command", "write the history page over the stored shows"),
     "alert-test": ("qosmon.alerting.command", "send a test alert through each configured route"),
 }
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from qosmon.alerting.alerter import Alerter, AlertingConfig
 from qosmon.model import Cause, Evidence, Incident, Severity
@@ -26,7 +28,7 @@ def incidents(now: float, end: float | None = None) -> list[Incident]:
             incident_id=iid, show_id="show1", start_ts=now - 20, end_ts=end,
             severity=Severity.INFO, cause=cause, scope=scope,
             summary=f"{cause.value} <on> the path & more",
-            evidence=[Evidence(metric="m", text=f"{cause.value} 3x baseline")],
+            evidence=[Evidence(metric="loss_pct", text=f"{cause.value} 3x baseline")],
         )
     return [one("i1", Cause.BANDWIDTH, region="DE", edge_node="fra-1"),
             one("i2", Cause.HIGH_LATENCY, region="DE")]
@@ -137,3 +139,30 @@ async def test_alertmanager_route_reposts_firing_alerts() -> None:
             assert len(rx.requests) == n
         finally:
             await alerter.close()
+
+
+async def test_route_in_chinese_with_local_times() -> None:
+    """A route read in China: the message frame in Chinese, each time in UTC
+    with the viewers' local time next to it; the receiver gets it as sent."""
+    async with receiver() as rx:
+        alerter = Alerter(config({"name": "slack-cn", "kind": "slack", "url": rx.url + "/hook",
+                                  "language": "zh"}),
+                          link=lambda s: f"https://qosmon.example/{s}")
+        await alerter.start()
+        try:
+            now = time.time()
+            alerter.update("show1", incidents(now)[:1], now)
+            alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
+            await alerter.flush(5)
+        finally:
+            await alerter.close()
+    fire, res = (r.json() for r in rx.requests)
+    assert fire["text"].startswith("[提示] 带宽不足 - 直播 show1，地区 DE，节点 fra-1 - 自 ")
+    start = datetime.fromtimestamp(now - 20, UTC)
+    local = start.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (f"{start:%H:%M:%S} UTC ({local:%H:%M:%S} Europe/Berlin)") in fire["text"]
+    section = next(b["text"]["text"] for b in fire["blocks"] if b["type"] == "section")
+    assert "_证据:_ bandwidth 3x baseline" in section
+    assert "|实时页面 / 报告>" in section
+    assert res["text"].startswith("已恢复 带宽不足")
+    assert "(1 分 25 秒)" in res["text"]

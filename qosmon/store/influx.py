@@ -46,6 +46,7 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
@@ -451,6 +452,14 @@ class InfluxStore:
             out.append(StockRecord.model_validate(d))
         out.sort(key=lambda r: (r.ts, r.warehouse, r.sku))
         return out
+
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        self._side.put_show_summary(summary)
+
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        return self._side.show_summaries(start_ts, end_ts)
 
     def get_show(self, show_id: str) -> Show | None:
         return self._side.get_show(show_id)

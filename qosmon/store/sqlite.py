@@ -41,6 +41,7 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
@@ -108,6 +109,10 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alert_deliveries_show ON alert_deliveries (show_id, ts);
+CREATE TABLE IF NOT EXISTS show_summaries (
+    show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS show_summaries_start ON show_summaries (start_ts);
 """
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
@@ -435,7 +440,28 @@ class SqliteStore:
             )
         )
 
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        row = (summary.show_id, summary.start_ts, summary.model_dump_json())
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO show_summaries (show_id, start_ts, body) VALUES (?, ?, ?)",
+                row,
+            )
+        )
+
     # --- reads --------------------------------------------------------------
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        """Summaries of shows that started in [start_ts, end_ts), oldest first."""
+        where, params = _where(("start_ts >= ?", start_ts), ("start_ts < ?", end_ts))
+        rows = self._read(
+            f"SELECT body FROM show_summaries WHERE {' AND '.join(where)}"
+            " ORDER BY start_ts, show_id",
+            params,
+        )
+        return [ShowSummary.model_validate_json(r[0]) for r in rows]
+
     def get_show(self, show_id: str) -> Show | None:
         rows = self._read("SELECT body FROM shows WHERE show_id = ?", (show_id,))
         return Show.model_validate_json(rows[0][0]) if rows else None

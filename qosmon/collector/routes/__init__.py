@@ -23,6 +23,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from qosmon.collector.routes import business, inventory, ops, probes, series, shows
+from qosmon.collector.routes import business, history, inventory, ops, probes, series, shows
 
-ROUTE_MODULES: tuple[ModuleType, ...] = (probes, shows, business, inventory, series, ops)
+ROUTE_MODULES: tuple[ModuleType, ...] = (probes, shows, business, inventory, series, history, ops)
