@@ -263,6 +263,12 @@ class SqliteStore:
         try:
             self._wconn = self._connect()
             self._wconn.executescript(_SCHEMA)
+            # A store made by an older version lacks the sample fields added
+            # since (all have defaults): add them, keeping its rows.
+            have = {r[1] for r in self._wconn.execute("PRAGMA table_info(probe_samples)")}
+            for column in SAMPLE_COLUMNS:
+                if column not in have:
+                    self._wconn.execute(f"ALTER TABLE probe_samples ADD COLUMN {column}")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
