@@ -25,6 +25,7 @@ import aioice
 import aioice.ice
 from aioice import stun
 from aiortc import RTCRtpReceiver
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -102,10 +103,8 @@ def check_seams() -> None:
         ):
             missing.append("aiortc TimestampMapper._origin")
         jb = getattr(receiver, _PREFIX + "jitter_buffer", None)
-        if jb is not None and not (hasattr(jb, "capacity") and callable(getattr(jb, "add", None))):
-            missing.append("aiortc JitterBuffer.capacity/add()")
-    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
-
+        if jb is not None and not callable(getattr(jb, "add", None)):
+            missing.append("aiortc JitterBuffer.add()")
     ice = RTCIceTransport(RTCIceGatherer())
     if not hasattr(ice, "_connection"):
         missing.append("aiortc RTCIceTransport._connection")
@@ -223,9 +222,7 @@ class _FrameTapQueue(queue.Queue):
 class _NoFrames:
     """Stands in for aiortc's jitter buffer when the probe assembles the
     frames itself and nothing is decoded: saves its per-packet work (and its
-    PLIs, which the probe then sends itself)."""
-
-    capacity = 512
+    PLIs, which the probe then sends itself). aiortc only calls ``add``."""
 
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         return False, None
