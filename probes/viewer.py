@@ -173,10 +173,12 @@ class StreamWatcher:
         self._error = None
         self._joined = None
         receivers: list[RTCRtpReceiver] = []
+        tapped: list[RTCRtpReceiver] = []  # every receiver the join handed over
         chat_ready = asyncio.Event()
         chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
 
         def on_receiver(receiver: RTCRtpReceiver) -> None:
+            tapped.append(receiver)
             if ReceiverSeam(receiver).kind == "audio":
                 AudioTap(receiver, meter)
                 return
@@ -219,6 +221,12 @@ class StreamWatcher:
                 tasks.append(rtt_task)
                 if cfg.decode_video:
                     tasks.append(asyncio.create_task(_drain(receivers[0])))
+            # A receiver the join did not hand over (e.g. the audio of a
+            # mountpoint) is decoded by aiortc into an unbounded queue: drain it.
+            for transceiver in joined.pc.getTransceivers():
+                untapped = transceiver.receiver
+                if untapped not in tapped and untapped.track is not None:
+                    tasks.append(asyncio.create_task(_drain(untapped)))
             if joined.send_chat is not None and self.target.chat:
                 tasks.append(asyncio.create_task(
                     self._chat(joined, meter, chat_id, chat_ready)))

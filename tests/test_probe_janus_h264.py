@@ -54,8 +54,15 @@ def config(janus: JanusNetns, **extra: object) -> ProbeConfig:
 @pytest.mark.timeout(60)
 async def test_h264_frames_size_and_rate(janus: JanusNetns) -> None:
     sink = CountingSink(janus)
-    async with Running(ProbeAgent(config(janus), sink)):
+    async with Running(ProbeAgent(config(janus), sink)) as run:
         await asyncio.sleep(7.2)
+        joined = run.agent.watchers[0]._joined
+        assert joined is not None
+        audio = [t for t in joined.pc.getTransceivers() if t.kind == "audio"]
+        # The mountpoint's Opus reaches the probe; whether tapped or not, no
+        # decoded audio piles up (aiortc's frame queue has no bound).
+        assert audio and audio[0].receiver.track is not None
+        assert audio[0].receiver.track._queue.qsize() < 25
     steady = [s for s in sink.samples[2:] if s.state == ConnectionState.CONNECTED]
     assert len(steady) >= 4, [(s.state, s.error) for s in sink.samples]
     for s in steady:
