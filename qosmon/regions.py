@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from qosmon.errors import ConfigError
 
-class ZoneError(ValueError):
+
+class ZoneError(ConfigError):
     """A region's time zone setting cannot be used."""
 
 

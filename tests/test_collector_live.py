@@ -35,6 +35,7 @@ def _sample(probe: str, region: str, node: str, ts: float, broken_since: float |
     )
 
 
+@pytest.mark.slow  # a live show of half a minute, in real time
 @pytest.mark.timeout(90)
 async def test_live_pipeline_from_config_diagnoses_and_writes_the_report(tmp_path: Path) -> None:
     tokens = {p: secrets.token_urlsafe(16) for p in ("id-1", "id-2", "th-1", "th-2")}

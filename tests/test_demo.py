@@ -18,7 +18,7 @@ from qosmon.demo.show import DemoResult, DemoShow
 SHORT = Path(__file__).parent / "scenarios" / "short.toml"
 
 # One show for the module: it takes a minute and a half of real time.
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

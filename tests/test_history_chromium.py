@@ -18,6 +18,7 @@ from tests.history_shows import CHANGE_TS, pattern_shows
 BINARY = chromium_path()
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.server,
     pytest.mark.skipif(BINARY is None,
                        reason="headless Chromium not installed (Debian package 'chromium')"),
 ]

@@ -27,21 +27,13 @@ from qosmon.alerting.config import NotifierKind, RouteConfig
 from qosmon.alerting.message import body_lines, headline, label
 from qosmon.alerting.rules import Notification
 from qosmon.configfile import ConfigError
+from qosmon.errors import DeliveryError
 from qosmon.model import Alert, AlertStatus, Severity
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 _BODY_SNIPPET = 200
-
-
-class DeliveryError(Exception):
-    """A notification was not accepted. ``retryable``: a later try may work."""
-
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
 
 
 def rfc3339(ts: float) -> str:

@@ -14,8 +14,9 @@ from qosmon.collector.app import start_collector
 from qosmon.collector.config import CollectorConfig
 from qosmon.configfile import ConfigError, load_model
 from qosmon.pipeline import NullPipeline, Pipeline
-from qosmon.store import StoreURLError, open_store
+from qosmon.store import open_store
 from qosmon.store.base import Store, StoreError
+from qosmon.store.url import add_store_argument
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="collector config (TOML), see config/collector.toml")
     parser.add_argument("--port", type=int, default=None,
                         help="override the config's port (0: any free port)")
-    parser.add_argument("--store", default=None, metavar="URL",
-                        help="override the config's store URL")
+    add_store_argument(parser, default=None, what="override the config's store")
 
 
 def load_config(args: argparse.Namespace) -> CollectorConfig:
@@ -44,9 +44,7 @@ def load_config(args: argparse.Namespace) -> CollectorConfig:
 def open_configured_store(config: CollectorConfig, source: str) -> Store:
     try:
         return open_store(config.store)
-    except StoreURLError as exc:
-        raise ConfigError(f"{source}: store: {exc}") from None
-    except StoreError as exc:
+    except (ConfigError, StoreError) as exc:
         raise ConfigError(f"{source}: store: {exc}") from None
 
 
@@ -124,6 +122,7 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
     pipeline = LivePipeline(
         store, alerter, engine_config=diagnosis, inventory_config=inventory,
         report_dir=rel(live.report_dir) if live.report_dir else None,
+        report_language=live.report_language,
     )
     return pipeline
 
@@ -135,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
         pipeline = build_pipeline(config, Path(args.config), store)
         try:
             asyncio.run(serve(config, store, pipeline))
+        except StoreError:
+            raise  # an OSError too, but not the listening socket's
         except OSError as exc:
             # Typically the port is taken: a usage problem, not a crash.
             raise ConfigError(f"{args.config}: cannot listen on {config.host}:{config.port}: "

@@ -6,9 +6,11 @@ error messages.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from typing import Literal
 
-from qosmon.store import DEFAULT_STORE_URL
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 _LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 # Short tokens can be guessed; 16 characters of a random token is ~96 bits.
@@ -61,6 +63,8 @@ class LiveConfig(_Cfg):
     alerting_config: str | None = None
     # Where each show's report is written when it ends; unset: not written.
     report_dir: str | None = "reports"
+    # Language of those reports, their index and the history next to them.
+    report_language: Literal["en", "zh"] = "en"
     # Link put in alerts; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
 
@@ -87,6 +91,12 @@ class CollectorConfig(_Cfg):
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
     live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        parse_store_url(value)  # a StoreURLError is a ValueError: reported with the key
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from qosmon.history.analysis import Change
 from qosmon.i18n import LANGUAGES
-
-DEFAULT_STORE = "sqlite:///qosmon.db"
+from qosmon.store.url import add_store_argument
 
 
 def parse_date(text: str) -> float:
@@ -34,8 +33,7 @@ def parse_change(text: str) -> Change:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="URL",
-                        help=f"where the shows are stored (default {DEFAULT_STORE})")
+    add_store_argument(parser)
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder for history.html and history.json (usually the reports "
                              "folder, so the shows' points link to their reports)")
@@ -57,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     from qosmon.history.collect import load_summaries
     from qosmon.history.render import write_history
     from qosmon.regions import ZoneError, parse_zones
-    from qosmon.store import open_store  # type: ignore[attr-defined,unused-ignore]
+    from qosmon.store import open_store
     from qosmon.store.base import StoreError
 
     try:
@@ -68,11 +66,8 @@ def main(args: argparse.Namespace) -> int:
     if args.since is not None and args.until is not None and args.since >= args.until:
         print("qosmon history: --since must be before --until", file=sys.stderr)
         return 2
-    try:
-        store = open_store(args.store)
-    except (ValueError, StoreError, OSError) as exc:
-        print(f"qosmon history: cannot open store {args.store!r}: {exc}", file=sys.stderr)
-        return 2
+    # Read-only: a mistyped path says "no such store" instead of creating one.
+    store = open_store(args.store, read_only=True)
     try:
         summaries, computed = load_summaries(store, args.since, args.until, now=time.time())
     except StoreError as exc:

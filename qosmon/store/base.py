@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
+# Defined with the other errors; the store modules import them from here.
+from qosmon.errors import NoSuchStore as NoSuchStore
+from qosmon.errors import StoreError as StoreError
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -25,10 +28,6 @@ from qosmon.model import (
     StockRecord,
     StockState,
 )
-
-
-class StoreError(Exception):
-    """A backend failed; the data passed in was not (fully) stored."""
 
 
 class Store(Protocol):

@@ -219,6 +219,7 @@ class InfluxStore:
         token: str = "",
         side_path: str | Path = "qosmon-side.db",
         timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.bucket = bucket
@@ -228,7 +229,7 @@ class InfluxStore:
             url=self.url, token=token or "unused", org=org, timeout=int(timeout_s * 1000)
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._side = SqliteStore(side_path)
+        self._side = SqliteStore(side_path, read_only=read_only)
         self._closed = False
         self._queue: queue.SimpleQueue[_PendingBatch | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="influx-writer",

@@ -244,23 +244,32 @@ def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
 
 
-class _WriterStopped(Exception):
-    pass
-
-
 class SqliteStore:
-    """The ``Store`` interface on one SQLite database file."""
+    """The ``Store`` interface on one SQLite database file. ``read_only``:
+    the file must exist and is neither created, migrated nor written."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256,
+                 read_only: bool = False) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
             )
         self.path = Path(path)
+        self.read_only = read_only
         self._synchronous = synchronous
         self._group_max = group_max
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
         try:
+            if read_only:
+                # Reading the catalogue proves it is a database we can read.
+                self._read("SELECT count(*) FROM sqlite_master")
+                return
             self._wconn = self._connect()
             self._wconn.executescript(_SCHEMA)
             # A store made by an older version lacks the sample fields added
@@ -269,18 +278,21 @@ class SqliteStore:
             for column in SAMPLE_COLUMNS:
                 if column not in have:
                     self._wconn.execute(f"ALTER TABLE probe_samples ADD COLUMN {column}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
+            self.close()
             raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
-        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        self._closed = False
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
 
     # --- plumbing ----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=30.0,
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
@@ -292,6 +304,8 @@ class SqliteStore:
     def _submit(self, op: Callable[[sqlite3.Connection], T] | _ProbeBatchWrite) -> Future[T]:
         if self._closed:
             raise StoreError("store is closed")
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only, cannot write")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return fut
@@ -649,8 +663,9 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._writer.join(timeout=30.0)
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30.0)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

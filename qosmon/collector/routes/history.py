@@ -23,7 +23,7 @@ MAX_CHANGES = 20
 
 def _date(request: web.Request, name: str) -> float | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         return parse_date(raw)
