@@ -91,6 +91,7 @@ class FrameAssembler:
     ) -> list[ShownFrame]:
         """Add one packet (original or RTX-repaired); frames it made showable."""
         ext = self._extend(seq)
+        in_order = self._max_ext is not None and ext == self._max_ext + 1
         if self._max_ext is None or ext > self._max_ext:
             self._max_ext = ext
         if self._next is not None and ext < self._next:
@@ -103,6 +104,10 @@ class FrameAssembler:
                                                 rtp_timestamp))
         if len(self._packets) > MAX_HELD:
             self._skip(now_ms, force=True)
+        elif in_order and not end and not self._new_timestamp(ext):
+            # The next packet of a frame still open: it cannot complete one
+            # (saves walking the open frame again for each of its packets).
+            return []
         return self.advance(now_ms)
 
     def advance(self, now_ms: float) -> list[ShownFrame]:

@@ -37,7 +37,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def janus(clip: Path) -> Iterator[JanusNetns]:
     with JanusNetns(index=2) as j:
         j.start_h264_feed(clip)
-        time.sleep(1.0)  # let Janus hold a keyframe before the first join
+        time.sleep(2.5)  # a whole GOP (2 s): Janus holds a keyframe before the first join
         yield j
 
 
@@ -71,7 +71,9 @@ async def test_h264_frames_size_and_rate(janus: JanusNetns) -> None:
         assert s.fps is not None and 22.5 <= s.fps <= 27.5, s
         assert s.loss_pct == 0.0 and s.freeze_count == 0 and s.stuck_ms == 0.0
         assert s.goodput_kbps is not None and s.goodput_kbps > 300
-    assert steady[-1].ttff_ms is not None and steady[-1].ttff_ms < 1000
+    # Janus hands out its buffered keyframe: no wait for the next one (the
+    # GOP is 2 s). Signalling and ICE took up to 1.1 s in some runs here.
+    assert steady[-1].ttff_ms is not None and steady[-1].ttff_ms < 1500
 
 
 @pytest.mark.timeout(60)
