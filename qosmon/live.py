@@ -28,6 +28,7 @@ from qosmon.model import (
     Show,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.pipeline import StockFeed
 from qosmon.store.base import Store
@@ -112,6 +113,12 @@ class LivePipeline:
                 continue
             state.engine.add_business(group)
             state.tracker.add_business(group)
+
+    def on_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        for show_id, state in self.shows.items():
+            group = [s for s in samples if s.show_id == show_id]
+            if group and not state.finished:
+                state.engine.add_viewer_aggregates(group)
 
     def on_stock(self, records: Sequence[StockRecord]) -> None:
         # Stock belongs to warehouses, not shows: every live show served by

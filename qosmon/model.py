@@ -264,6 +264,12 @@ class Metric(StrEnum):
     ORDERS = "orders"
     CHAT_MESSAGES = "chat_messages"
     SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
+    # Orders per 1,000 viewer-minutes where conversion moved (region x SKU).
+    CONVERSION = "conversion"
+    # The platform's players (ViewerAggregate), where the ratio rose: share
+    # of sessions that failed and of watch time stalled, in %.
+    FAILURE_RATE = "failure_rate"
+    REBUFFER_RATIO = "rebuffer_ratio"
     # Stock (StockState fields).
     ON_HAND = "on_hand"
     DATA_AGE_S = "data_age_s"
@@ -546,3 +552,24 @@ class ShowSummary(_Model):
     regions: list[RegionSummary] = Field(default_factory=list)
     incidents: list[IncidentSummary] = Field(default_factory=list)
     stock: list[StockEvent] = Field(default_factory=list)
+
+
+class ViewerAggregate(_Model):
+    """What the platform's own players reported for one slice of the audience
+    over the interval ending at ``ts``: sessions started and how many failed
+    to play, seconds watched and seconds stalled. Slices are any combination
+    of region, ISP, CDN, device and app version (empty: not broken down), so
+    big audiences are diagnosed from their own numbers."""
+
+    ts: float = Field(gt=0)
+    show_id: Label = _LABEL
+    interval_s: float = Field(default=60.0, gt=0, le=3600)
+    region: Label = _OPT_LABEL
+    isp: Label = _OPT_LABEL
+    cdn: Label = _OPT_LABEL
+    device: Label = _OPT_LABEL
+    app_version: Label = _OPT_LABEL
+    sessions: int = Field(ge=0)
+    failures: int = Field(default=0, ge=0)
+    watched_s: float = Field(default=0.0, ge=0)
+    stalled_s: float = Field(default=0.0, ge=0)

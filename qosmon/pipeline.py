@@ -9,9 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from qosmon.model import BusinessSample, OnScreen, ProbeSample, Show, StockRecord, StockState
+from qosmon.model import (
+    BusinessSample,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+    ViewerAggregate,
+)
 
 
 class StockFeed:
@@ -64,6 +72,14 @@ class Pipeline(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class TakesViewerAggregates(Protocol):
+    """Optional: a pipeline that diagnoses from the platform's viewer-side
+    aggregates too (the live one)."""
+
+    def on_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
 
 
 class NullPipeline:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from qosmon.logs import LogFormat
 from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 _LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -90,6 +91,9 @@ class CollectorConfig(_Cfg):
     # Worker threads that wait on the store (writes are group-committed by
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
+    # Log lines on stderr: "text", or "json" (one object a line, for a log
+    # shipper). The command line's --log-format wins over this.
+    log_format: LogFormat = "text"
     live: LiveConfig = Field(default_factory=LiveConfig)
 
     @field_validator("store")

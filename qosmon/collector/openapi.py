@@ -14,6 +14,7 @@ from qosmon.collector.wire import (
     InventoryChanges,
     InventorySnapshot,
     ShowEnd,
+    ViewerAggregatePush,
 )
 from qosmon.model import (
     Heartbeat,
@@ -35,7 +36,7 @@ SERIES_METRICS: tuple[str, ...] = tuple(
 
 _MODELS: tuple[type[BaseModel], ...] = (
     ProbeBatch, Heartbeat, Show, ShowEnd, OnScreen, BusinessPush, InventorySnapshot,
-    InventoryChanges, Incident, StockState,
+    InventoryChanges, Incident, StockState, ViewerAggregatePush,
 )
 
 _ERROR = {
@@ -81,6 +82,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "body larger than max_body_bytes",
         415: "wrong Content-Type",
         429: "too many requests for this token; see Retry-After",
+        501: "this store does not keep that kind of data",
         503: "store unavailable; nothing acknowledged, retry",
     }
     return {
@@ -240,6 +242,13 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             body={"text/csv": {"schema": {"type": "string"}}},
             params=[{"name": "show_id", "in": "query", "required": False,
                      "schema": {"type": "string"}}],
+        )},
+        "/api/v1/viewer-aggregates": {"post": _op(
+            "The platform's own player reports per audience slice (region, ISP, CDN, "
+            "device, app version) and interval: sessions, failures, watched and stalled "
+            "seconds (feed token). Diagnosis localizes failure rate and rebuffer ratio "
+            "from them.", _STORED, (*_WRITE_ERRORS, 501),
+            body=_json_content(_ref("ViewerAggregatePush")),
         )},
         "/api/v1/inventory/snapshot": {"post": _op(
             "A warehouse's full stock list; SKUs absent keep their last figure (feed token).",

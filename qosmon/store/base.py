@@ -27,6 +27,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 
 
@@ -123,3 +124,16 @@ class AppliesRetention(Protocol):
     def apply_retention(
         self, now: float, raw_days: float, keep_days: float | None
     ) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class StoresViewerAggregates(Protocol):
+    """Optional: a store that keeps the platform's viewer-side aggregates
+    (the embedded store). Same contract as the other writes: returns once
+    durable."""
+
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]: ...

@@ -24,8 +24,10 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import operator
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.store.base import StoreError
 
@@ -93,6 +96,10 @@ CREATE TABLE IF NOT EXISTS stock_states (
     show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stock_states_show ON stock_states (show_id, ts);
+CREATE TABLE IF NOT EXISTS viewer_aggregates (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS viewer_aggregates_show ON viewer_aggregates (show_id, ts);
 CREATE TABLE IF NOT EXISTS shows (
     show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
 );
@@ -114,6 +121,9 @@ CREATE TABLE IF NOT EXISTS show_summaries (
 );
 CREATE INDEX IF NOT EXISTS show_summaries_start ON show_summaries (start_ts);
 """
+# Each table's definition: name -> "(columns...)[ WITHOUT ROWID]".
+_TABLES: dict[str, str] = dict(re.findall(
+    r"CREATE TABLE IF NOT EXISTS (\w+) (\(.*?\)(?: WITHOUT ROWID)?);", _SCHEMA, re.S))
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
 # 64 + 32 + 4 rows: three statements, each cached once prepared). The sqlite3
@@ -292,6 +302,14 @@ class SqliteStore:
                 check_same_thread=False, timeout=30.0,
             )
             conn.execute("PRAGMA busy_timeout=30000")
+            # A store written by an older qosmon lacks the tables added
+            # since; read-only they cannot be added to the file, so each
+            # missing one is an empty table in this connection's memory.
+            present = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for name, body in _TABLES.items():
+                if name not in present:
+                    conn.execute(f"CREATE TEMP TABLE {name} {body}")
             return conn
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -422,6 +440,14 @@ class SqliteStore:
         self._write(
             lambda conn: conn.executemany(
                 "INSERT INTO stock_states (show_id, ts, body) VALUES (?, ?, ?)", rows
+            )
+        )
+
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        rows = [(s.show_id, s.ts, s.model_dump_json()) for s in samples]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT INTO viewer_aggregates (show_id, ts, body) VALUES (?, ?, ?)", rows
             )
         )
 
@@ -570,6 +596,16 @@ class SqliteStore:
         )
         return [StockState.model_validate_json(r[0]) for r in rows]
 
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        rows = self._read(
+            "SELECT body FROM viewer_aggregates WHERE show_id = ? AND ts >= ? AND ts <= ? "
+            "ORDER BY ts, rowid",
+            (show_id, -math.inf if start is None else start, math.inf if end is None else end),
+        )
+        return [ViewerAggregate.model_validate_json(r[0]) for r in rows]
+
     def on_screen(self, show_id: str) -> list[OnScreen]:
         rows = self._read(
             'SELECT ts, sku, "on" FROM on_screen WHERE show_id = ? ORDER BY ts, sku', (show_id,)
@@ -649,7 +685,8 @@ class SqliteStore:
             for (show_id,) in gone:
                 def delete(conn: sqlite3.Connection, show_id: str = show_id) -> None:
                     for table in ("probe_minutes", "business", "stock_states", "shows",
-                                  "on_screen", "incidents", "alert_deliveries"):
+                                  "on_screen", "incidents", "alert_deliveries",
+                                  "viewer_aggregates"):
                         conn.execute(f"DELETE FROM {table} WHERE show_id = ?", (show_id,))
 
                 self._write(delete)

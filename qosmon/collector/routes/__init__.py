@@ -23,6 +23,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from qosmon.collector.routes import business, history, inventory, ops, probes, series, shows
+from qosmon.collector.routes import (
+    business,
+    history,
+    inventory,
+    ops,
+    probes,
+    series,
+    shows,
+    viewers,
+)
 
-ROUTE_MODULES: tuple[ModuleType, ...] = (probes, shows, business, inventory, series, history, ops)
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    probes, shows, business, viewers, inventory, series, history, ops,
+)
