@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import aiohttp
 import av
 import numpy as np
 import pytest
@@ -31,9 +32,14 @@ from aiortc import (
 )
 from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
 
+from probes.agent import ProbeAgent
+from probes.config import ProbeConfig, StreamTarget
 from probes.ice_host_pin import pin_host_addresses
+from probes.joins.base import Joined, JoinHooks
 from probes.meter import StreamMeter
+from probes.sinks import MemorySink
 from probes.tap import AudioTap, ReceiverTap, monotonic_ms
+from qosmon.model import ConnectionState
 from tests.test_probe_h264 import encode as encode_h264
 from tests.test_probe_whep import ClipTrack
 
@@ -301,3 +307,61 @@ async def test_audio_loss_concealment_and_av_skew(loopbacks: Any) -> None:
     assert abs(s1.audio_loss_pct - truth_pct) < 1, (s1.audio_loss_pct, truth_pct)
     # both streams' sender reports seen: loopback, so the streams line up
     assert s1.av_skew_ms is not None and abs(s1.av_skew_ms) < 100, s1.av_skew_ms
+
+
+class LoopbackJoiner:
+    """Joins an in-process aiortc sender of video and audio: a ``Joiner``
+    (the project's own seam), so the whole watcher runs as it does live."""
+
+    def __init__(self) -> None:
+        self.pcs: list[RTCPeerConnection] = []
+
+    async def join(self, target: StreamTarget, http: aiohttp.ClientSession,
+                   hooks: JoinHooks) -> Joined:
+        viewer = RTCPeerConnection(hooks.rtc_config)
+        sender = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pcs += [viewer, sender]
+        for kind in ("video", "audio"):
+            hooks.on_receiver(viewer.addTransceiver(kind, direction="recvonly").receiver)
+        sender.addTrack(LiveTrack())
+        sender.addTrack(ToneTrack())
+        await viewer.setLocalDescription(await viewer.createOffer())
+        await sender.setRemoteDescription(viewer.localDescription)
+        await sender.setLocalDescription(await sender.createAnswer())
+        await viewer.setRemoteDescription(sender.localDescription)
+
+        async def close() -> None:
+            await viewer.close()
+            await sender.close()
+
+        return Joined(pc=viewer, close=close)
+
+
+@pytest.mark.timeout(60)
+async def test_watcher_reports_audio_when_the_join_hands_it_over() -> None:
+    pin_host_addresses(["127.0.0.1"])
+    try:
+        cfg = ProbeConfig.model_validate({
+            "labels": {"probe_id": "p1", "region": "test"},
+            "streams": [{"show_id": "show", "stream_id": "s1", "join": "whep",
+                         "url": "http://127.0.0.1:9/unused", "chat": False}],
+            "ice_host_addresses": ["127.0.0.1"],
+        })
+        sink = MemorySink()
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            ProbeAgent(cfg, sink, joiners={"whep": LoopbackJoiner()}).run(stop))
+        await asyncio.sleep(5.2)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    finally:
+        pin_host_addresses(None)
+    steady = [s for s in sink.samples if s.state == ConnectionState.CONNECTED][2:]
+    assert len(steady) >= 2, [(s.state, s.error) for s in sink.samples]
+    for s in steady:
+        assert s.audio_loss_pct == 0.0 and s.audio_stalled is False
+        assert s.audio_kbps is not None and s.audio_kbps > 10
+        assert s.audio_concealed_ms is not None and s.audio_concealed_ms < 100
+        assert s.av_skew_ms is not None and abs(s.av_skew_ms) < 100
+        assert s.video_codec == "VP8" and s.fps is not None and s.fps > 15
+        assert s.loss_pct == 0.0  # audio packets are not counted as video
