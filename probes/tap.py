@@ -100,12 +100,14 @@ class ReceiverTap:
                 nacks.media(packet.sequence_number, now)
             self._assemble(name, packet.ssrc, packet.sequence_number, packet.marker,
                            packet.timestamp, packet.payload, now)
-        # The frame is complete when its last packet (original or RTX) came.
-        ts = packet.timestamp
-        self._arrivals[ts] = now
-        self._arrivals.move_to_end(ts)
-        if len(self._arrivals) > _ARRIVALS_KEPT:
-            self._arrivals.popitem(last=False)
+        if not self._own_frames:
+            # For frames aiortc completes: a frame is complete when its last
+            # packet (original or RTX) came.
+            ts = packet.timestamp
+            self._arrivals[ts] = now
+            self._arrivals.move_to_end(ts)
+            if len(self._arrivals) > _ARRIVALS_KEPT:
+                self._arrivals.popitem(last=False)
         return self._feedback(media_ssrc, now)
 
     def _feedback(self, media_ssrc: int | None, now: float) -> Feedback | None:
