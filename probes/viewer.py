@@ -185,6 +185,11 @@ class StreamWatcher:
             ReceiverTap(receiver, meter, decode=cfg.decode_video)
             receivers.append(receiver)
 
+        def on_audio_receiver(receiver: RTCRtpReceiver) -> None:
+            # Measured from its packets, never decoded: nothing to drain.
+            tapped.append(receiver)
+            AudioTap(receiver, meter)
+
         def on_chat_text(text: str) -> None:
             seq = parse_chat_message(text, chat_id)
             if seq is not None:
@@ -195,6 +200,7 @@ class StreamWatcher:
             on_receiver=on_receiver,
             on_chat_text=on_chat_text,
             on_chat_ready=chat_ready.set,
+            on_audio_receiver=on_audio_receiver,
         )
         try:
             joined = await asyncio.wait_for(
@@ -221,8 +227,8 @@ class StreamWatcher:
                 tasks.append(rtt_task)
                 if cfg.decode_video:
                     tasks.append(asyncio.create_task(_drain(receivers[0])))
-            # A receiver the join did not hand over (e.g. the audio of a
-            # mountpoint) is decoded by aiortc into an unbounded queue: drain it.
+            # A receiver the join did not hand over is decoded by aiortc
+            # into an unbounded queue whether or not anyone reads it: drain it.
             for transceiver in joined.pc.getTransceivers():
                 untapped = transceiver.receiver
                 if untapped not in tapped and untapped.track is not None:
