@@ -26,6 +26,7 @@ import math
 import operator
 import queue
 import threading
+import typing
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,9 +65,12 @@ BUSINESS = "qosmon_business"
 STOCK = "qosmon_stock"
 
 PROBE_TAGS = ("show_id", "stream_id", "probe_id", "region", "isp", "edge_node", "state")
+# Numbers only: text (error, rtt_error, video_codec) and flags have no
+# place in a numeric series (audio_stalled_ms carries audio_stalled).
 PROBE_FIELDS = tuple(
     n for n, f in ProbeSample.model_fields.items()
-    if n not in PROBE_TAGS and n not in ("ts", "error")
+    if n not in PROBE_TAGS and n != "ts"
+    and set(typing.get_args(f.annotation) or (f.annotation,)) - {type(None)} <= {int, float}
 )
 _INT_FIELDS = frozenset(
     n for n, f in ProbeSample.model_fields.items() if "int" in str(f.annotation)
