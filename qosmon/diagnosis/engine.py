@@ -34,11 +34,13 @@ from qosmon.diagnosis.breakdown import (
     where_ratio_moved,
 )
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
+from qosmon.diagnosis.chat_loss import ChatHistory, ChatLossWindow, ChatSecond
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
     business_evidence,
     business_strength,
     chat_evidence,
+    chat_loss_evidence,
     chat_strength,
     conversion_evidence,
     media_evidence,
@@ -141,6 +143,10 @@ class _Tracked:
     viewers_expected: list[ViewerCourse] | None = None
     viewers_lost: float | None = None
     emitted: tuple[object, ...] | None = None
+    # Chat incidents: the probes' chat counts since the start and before it,
+    # and where chat loss rose (computed again only when a second was added).
+    chat_window: ChatLossWindow | None = None
+    chat_where: tuple[int, list[Evidence]] | None = None
 
 
 class DiagnosisEngine:
@@ -159,6 +165,10 @@ class DiagnosisEngine:
         self._viewer_aggs: list[ViewerAggregate] = []
         self._viewer_ts: list[float] = []
         self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
+        # Each probe's chat counts per second until its second is judged, then
+        # kept (media-fine seconds only) for where chat loss rose.
+        self._chat_in: dict[str, dict[int, tuple[float, int, int]]] = {}
+        self._chat_history = ChatHistory()
 
     # --- input -------------------------------------------------------------
     def add_probe_samples(self, samples: Iterable[ProbeSample]) -> None:
@@ -172,6 +182,13 @@ class DiagnosisEngine:
                 tr = self._probes[x.probe_id] = ProbeTracker(labels, self.cfg)
             tr.add(x)
             self._note_data(x.ts)
+            s = second_of(x.ts)
+            if self._last_second is None or s > self._last_second:
+                pending = self._chat_in.setdefault(x.probe_id, {})
+                prev = pending.get(s)
+                # Two samples in one second: the later one, as the tracker does.
+                if prev is None or x.ts >= prev[0]:
+                    pending[s] = (x.ts, x.chat_sent, x.chat_lost)
 
     def add_business(self, samples: Iterable[BusinessSample]) -> None:
         for x in samples:
@@ -231,6 +248,10 @@ class DiagnosisEngine:
                 return []
             self._last_second = min(self._first_data, target) - 1
         start = max(self._last_second + 1, target - self.cfg.incident.max_catch_up_s + 1)
+        if start > self._last_second + 1:
+            for pending in self._chat_in.values():
+                for k in [k for k in pending if k < start]:
+                    del pending[k]
         for s in range(start, target + 1):
             self._evaluate(s, now)
         self._last_second = max(self._last_second, target)
@@ -261,9 +282,29 @@ class DiagnosisEngine:
         findings += self._stock_findings(s)
         business = {r: rb.evaluate(s) for r, rb in self._business.items()}
         findings += self._business_findings(s, business, statuses)
+        judged = self._judge_chat(s, statuses)
         self._apply(s, now, findings)
+        for inc in self._open.values():
+            if inc.chat_window is not None:
+                inc.chat_window.add(s, judged)
         for tr in self._probes.values():
             tr.prune(s)
+
+    def _judge_chat(
+        self, s: int, statuses: dict[str, ProbeStatus]
+    ) -> list[tuple[Labels, ChatSecond]]:
+        """Second ``s``'s chat counts of the probes whose media was fine
+        then, kept in their history (healthy when their chat was fine too)."""
+        out = []
+        for pid, st in statuses.items():
+            got = self._chat_in.get(pid, {}).pop(s, None)
+            media_ok = st.view is not None and st.stream_cause is None and st.raw_cause is None
+            if got is None or not media_ok:
+                continue
+            x = ChatSecond(s, got[1], got[2], healthy=not (st.chat_raw or st.chat_bad))
+            self._chat_history.record(pid, x)
+            out.append((st.labels, x))
+        return out
 
     def _stream_findings(self, statuses: dict[str, ProbeStatus]) -> list[_Finding]:
         bad = {p for p, st in statuses.items() if st.stream_cause is not None}
@@ -505,6 +546,24 @@ class DiagnosisEngine:
         self._viewer_cache[key] = out
         return out
 
+    def _chat_loss_evidence(self, tr: _Tracked) -> list[Evidence]:
+        """Where chat loss rose since a chat incident's start, over the
+        probes' labels, if anywhere stands out (in the incident's regions)."""
+        w = tr.chat_window
+        if w is None:
+            return []
+        if tr.chat_where is not None and tr.chat_where[0] == w.upto:
+            return tr.chat_where[1]
+        leaves = w.leaves()
+        found = [] if leaves is None else where_ratio_moved(leaves)
+        out = [
+            chat_loss_evidence(f)
+            for f in found
+            if f.change > 0 and f.combination.get("region", "") in (*tr.regions, "")
+        ][:1]
+        tr.chat_where = (w.upto, out)
+        return out
+
     def _conversion_evidence(
         self, start: float, s: int, regions: tuple[str, ...]
     ) -> list[Evidence]:
@@ -626,6 +685,10 @@ class DiagnosisEngine:
             regions=f.regions,
         )
         tr.viewers_expected = self._viewers_expected(tr)
+        if tr.family == _CHAT:
+            tr.chat_window = ChatLossWindow.open(
+                self._chat_history, self._labels, math.floor(start), s
+            )
         self._open[f.key] = tr
         self._all.append(tr)
         self._refresh(tr, f, s)
@@ -731,6 +794,7 @@ class DiagnosisEngine:
             # The players' reports come per interval, after the second that
             # showed the fault most clearly: they belong to the whole incident.
             evidence += self._viewer_evidence(tr.start_ts, tr.end_ts, tr.regions)
+        evidence += self._chat_loss_evidence(tr)
         return Incident(
             incident_id=tr.incident_id,
             show_id=self.show.show_id,
