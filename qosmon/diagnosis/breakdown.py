@@ -12,20 +12,20 @@ worse, a SKU nobody can buy any more has.
 
 The viewer-side aggregates work the same way: failures/sessions and stalled/
 watched seconds per audience slice, now against before, so a big audience is
-diagnosed from its own numbers.
+diagnosed from its own numbers (``viewer_slices.py`` keeps them and makes
+their leaves).
 
 Pure: the series in, leaves or findings out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from qosmon.diagnosis.business import RegionBusiness
 from qosmon.diagnosis.localize import Finding, LocalizeParams, localize
-from qosmon.model import ViewerAggregate
 
 DIMS = ("region", "sku")
 
@@ -107,48 +107,3 @@ class ViewerMeasure(StrEnum):
 
 
 VIEWER_DIMS = ("region", "isp", "cdn", "device", "app_version")
-
-
-def viewer_leaves(
-    aggregates: Sequence[ViewerAggregate],
-    start: float,
-    end: float,
-    measure: ViewerMeasure,
-    *,
-    reference_s: float = 600.0,
-) -> RatioLeaves | None:
-    """The measure per audience slice over intervals ending in ``start..end``
-    against those ending in the ``reference_s`` before ``start``. Dimensions
-    no slice is broken down by are left out. None without a reference."""
-    now: dict[tuple[str, ...], list[float]] = {}
-    ref: dict[tuple[str, ...], list[float]] = {}
-    for x in aggregates:
-        if start < x.ts <= end:
-            into = now
-        elif start - reference_s < x.ts <= start:
-            into = ref
-        else:
-            continue
-        key = (x.region, x.isp, x.cdn, x.device, x.app_version)
-        if measure == ViewerMeasure.FAILURE_RATE:
-            a, b = float(x.failures), float(x.sessions)
-        else:
-            a, b = x.stalled_s, x.watched_s
-        sums = into.setdefault(key, [0.0, 0.0])
-        sums[0] += a
-        sums[1] += b
-    if not now or not ref or sum(v[1] for v in ref.values()) <= 0:
-        return None
-    keys = sorted(set(now) | set(ref))
-    used = [j for j in range(len(VIEWER_DIMS)) if any(k[j] for k in keys)]
-    dims = tuple(VIEWER_DIMS[j] for j in used) or ("region",)
-    leaves = [{VIEWER_DIMS[j]: k[j] for j in used} or {"region": ""} for k in keys]
-    zero = [0.0, 0.0]
-    return RatioLeaves(
-        dims,
-        leaves,
-        [now.get(k, zero)[0] for k in keys],
-        [ref.get(k, zero)[0] for k in keys],
-        [now.get(k, zero)[1] for k in keys],
-        [ref.get(k, zero)[1] for k in keys],
-    )

@@ -20,7 +20,6 @@ See ``docs/diagnosis.md`` for every rule, its evidence and its thresholds.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 from collections import Counter
@@ -28,9 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from qosmon.diagnosis.breakdown import (
+    RatioLeaves,
     ViewerMeasure,
     conversion_leaves,
-    viewer_leaves,
     where_ratio_moved,
 )
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
@@ -57,6 +56,7 @@ from qosmon.diagnosis.probe_health import (
 )
 from qosmon.diagnosis.scope import localize_probes
 from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
+from qosmon.diagnosis.viewer_slices import ViewerSlices
 from qosmon.model import (
     BusinessSample,
     Cause,
@@ -85,9 +85,8 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 # seconds are not the expected course for the next incident's impact.
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
-# Viewer-side aggregates kept (each an audience slice over an interval), and
-# how far before an incident they are its reference.
-_MAX_VIEWER_AGGREGATES = 500_000
+# How far before an incident the platform's viewer-side aggregates are its
+# reference.
 _VIEWER_REFERENCE_S = 600.0
 
 
@@ -147,6 +146,12 @@ class _Tracked:
     # and where chat loss rose (computed again only when a second was added).
     chat_window: ChatLossWindow | None = None
     chat_where: tuple[int, list[Evidence]] | None = None
+    # Stream and business incidents: where the players' failures or stalls
+    # rose, what it was computed from (the reports' version while open, the
+    # end once closed) and at which step.
+    viewer_ev: list[Evidence] = field(default_factory=list)
+    viewer_key: tuple[object, ...] | None = None
+    viewer_step: int = -1
 
 
 class DiagnosisEngine:
@@ -162,9 +167,8 @@ class DiagnosisEngine:
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
-        self._viewer_aggs: list[ViewerAggregate] = []
-        self._viewer_ts: list[float] = []
-        self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
+        self._viewers = ViewerSlices()
+        self._steps = 0
         # Each probe's chat counts per second until its second is judged, then
         # kept (media-fine seconds only) for where chat loss rose.
         self._chat_in: dict[str, dict[int, tuple[float, int, int]]] = {}
@@ -201,25 +205,10 @@ class DiagnosisEngine:
             self._note_data(x.ts)
 
     def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
-        """The platform's players' own reports, per audience slice; kept in
-        time order so an incident reads only its own window of them."""
-        for x in samples:
-            if x.show_id != self.show.show_id:
-                continue
-            if self._viewer_ts and x.ts < self._viewer_ts[-1]:
-                i = bisect.bisect_right(self._viewer_ts, x.ts)
-                self._viewer_ts.insert(i, x.ts)
-                self._viewer_aggs.insert(i, x)
-            else:
-                self._viewer_ts.append(x.ts)
-                self._viewer_aggs.append(x)
-            self._viewer_cache.clear()
-        # An hour is more than any incident's window and its reference.
-        if self._viewer_ts:
-            cut = bisect.bisect_left(self._viewer_ts, self._viewer_ts[-1] - 3600)
-            cut = max(cut, len(self._viewer_ts) - _MAX_VIEWER_AGGREGATES)
-            if cut > 0:
-                del self._viewer_ts[:cut], self._viewer_aggs[:cut]
+        """The platform's players' own reports, per audience slice. Only
+        kept here: where they moved is computed by ``step`` (see
+        ``_refresh_viewer_evidence``), never on arrival."""
+        self._viewers.add(x for x in samples if x.show_id == self.show.show_id)
 
     def add_stock_states(self, states: Iterable[StockState]) -> None:
         for x in states:
@@ -255,6 +244,8 @@ class DiagnosisEngine:
         for s in range(start, target + 1):
             self._evaluate(s, now)
         self._last_second = max(self._last_second, target)
+        self._steps += 1
+        self._refresh_viewer_evidence()
         out = []
         for t in self._all:
             if t.emitted is not None and t.end_ts is not None and t.emitted[3] is not None:
@@ -515,35 +506,47 @@ class DiagnosisEngine:
         return out
 
     # --- helpers -------------------------------------------------------------
+    def _refresh_viewer_evidence(self) -> None:
+        """Where the platform's players saw failures or stalls rise, for at
+        most one stream or business incident per step: a localization over
+        up to ``ViewerSlices.max_leaves`` slices runs on the collector's event
+        loop, and reports arrive in batches of a hundred thousand. First an
+        incident that closed (its final answer), then one never computed,
+        then the one computed longest ago among those with newer reports.
+        Closed incidents are not computed again."""
+        if not len(self._viewers):
+            return
+        stale = []
+        for t in self._all:
+            if t.family not in (_STREAM, _BUSINESS):
+                continue
+            want = ("closed", t.end_ts) if t.end_ts is not None else (self._viewers.version,)
+            if t.viewer_key != want:
+                closed = t.end_ts is not None
+                stale.append((not closed, t.viewer_key is not None, t.viewer_step, t, want))
+        if not stale:
+            return
+        *_, t, want = min(stale, key=lambda x: x[:3])
+        t.viewer_ev = self._viewer_evidence(t.start_ts, t.end_ts, t.regions)
+        t.viewer_key, t.viewer_step = want, self._steps
+
     def _viewer_evidence(
         self, start: float, end: float | None, regions: tuple[str, ...]
     ) -> list[Evidence]:
         """Where the platform's players saw failures or stalls rise between
-        ``start`` and ``end`` (None: still open), if the platform sends its
-        aggregates and anywhere stands out. Computed again only when new
-        aggregates arrive."""
-        if not self._viewer_aggs:
-            return []
-        until = math.inf if end is None else end
-        key = (math.floor(start), until, regions)
-        cached = self._viewer_cache.get(key)
-        if cached is not None:
-            return cached
+        ``start`` and ``end`` (None: still open), if anywhere stands out."""
         out = []
         since = float(math.floor(start))
-        lo = bisect.bisect_right(self._viewer_ts, since - _VIEWER_REFERENCE_S)
-        hi = bisect.bisect_right(self._viewer_ts, until)
-        window = self._viewer_aggs[lo:hi]
+        until = math.inf if end is None else end
         for measure in ViewerMeasure:
-            leaves = viewer_leaves(window, since, until, measure, reference_s=_VIEWER_REFERENCE_S)
+            leaves = self._viewers.leaves(since, until, measure, reference_s=_VIEWER_REFERENCE_S)
             if leaves is None:
                 continue
             out += [
                 viewer_evidence(measure.value, f)
-                for f in where_ratio_moved(leaves)[:1]
-                if f.change > 0 and f.combination.get("region", "") in (*regions, "")
-            ]
-        self._viewer_cache[key] = out
+                for f in where_ratio_moved(leaves)
+                if f.change > 0 and _touches(leaves, f.combination, regions)
+            ][:1]
         return out
 
     def _chat_loss_evidence(self, tr: _Tracked) -> list[Evidence]:
@@ -559,7 +562,7 @@ class DiagnosisEngine:
         out = [
             chat_loss_evidence(f)
             for f in found
-            if f.change > 0 and f.combination.get("region", "") in (*tr.regions, "")
+            if leaves is not None and f.change > 0 and _touches(leaves, f.combination, tr.regions)
         ][:1]
         tr.chat_where = (w.upto, out)
         return out
@@ -793,7 +796,7 @@ class DiagnosisEngine:
         if tr.family in (_STREAM, _BUSINESS):
             # The players' reports come per interval, after the second that
             # showed the fault most clearly: they belong to the whole incident.
-            evidence += self._viewer_evidence(tr.start_ts, tr.end_ts, tr.regions)
+            evidence += tr.viewer_ev
         evidence += self._chat_loss_evidence(tr)
         return Incident(
             incident_id=tr.incident_id,
@@ -811,6 +814,20 @@ class DiagnosisEngine:
             viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
             orders_lost=_round(self._orders_lost(tr)),
         )
+
+
+def _touches(leaves: RatioLeaves, combination: dict[str, str], regions: tuple[str, ...]) -> bool:
+    """Does a combination hold a slice of one of the incident's regions?
+    ("isp X" of another region's fault is not this incident's.)"""
+    if "region" in combination:
+        return combination["region"] in regions
+    if "region" not in leaves.dims:
+        return True
+    return any(
+        leaf["region"] in regions
+        for leaf in leaves.leaves
+        if all(leaf.get(k) == v for k, v in combination.items())
+    )
 
 
 def _round(x: float | None) -> float | None:

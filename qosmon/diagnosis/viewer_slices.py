@@ -1,0 +1,150 @@
+"""The platform's viewer-side aggregates as the engine keeps them.
+
+Each report is one audience slice (region x ISP x CDN x device x app
+version) over an interval. They are kept as columns (time, slice code and
+the four counts), in time order, so the failure rate and the rebuffer ratio
+of every slice over an incident's window and over its reference are array
+sums: a big audience sends a hundred thousand slices a minute, and walking
+them one by one on every recomputation took the collector's event loop
+about 0.4 s each time.
+
+Bounds: the last ``keep_s`` (an hour: more than any incident's window and
+its reference) and at most ``max_rows`` reports; a breakdown handed to the
+localizer holds at most ``max_leaves`` slices, those with the most volume
+(sessions or watched seconds) over the two windows. Smaller slices are left
+out: a slice with little volume cannot stand out on a noisy ratio anyway,
+though a cause spread over many of them is then seen only in what the
+kept slices show of it.
+
+Pure: reports in, leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from qosmon.diagnosis.breakdown import VIEWER_DIMS, RatioLeaves, ViewerMeasure
+from qosmon.model import ViewerAggregate
+
+MAX_ROWS = 500_000
+KEEP_S = 3600.0
+# The localizer's measured size: 20,000 leaves x 5 dimensions in a few
+# hundredths of a second.
+MAX_LEAVES = 20_000
+
+# Column of each count in ``_val``; a measure is (numerator, denominator).
+_COLUMNS = {
+    ViewerMeasure.FAILURE_RATE: (0, 1),  # failures / sessions
+    ViewerMeasure.REBUFFER_RATIO: (2, 3),  # stalled / watched seconds
+}
+
+Key = tuple[str, str, str, str, str]
+
+
+class ViewerSlices:
+    def __init__(
+        self, max_rows: int = MAX_ROWS, keep_s: float = KEEP_S, max_leaves: int = MAX_LEAVES
+    ) -> None:
+        self.max_rows = max_rows
+        self.keep_s = keep_s
+        self.max_leaves = max_leaves
+        self._codes: dict[Key, int] = {}
+        self._keys: list[Key] = []
+        self._ts: npt.NDArray[np.float64] = np.empty(0)
+        self._code: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._val: npt.NDArray[np.float64] = np.empty((0, 4))
+        # Changes whenever reports are added: what was computed from an
+        # older version may be out of date.
+        self.version = 0
+
+    def __len__(self) -> int:
+        return len(self._ts)
+
+    def add(self, samples: Iterable[ViewerAggregate]) -> int:
+        """Keep these reports (any order); returns how many."""
+        ts: list[float] = []
+        codes: list[int] = []
+        vals: list[tuple[float, float, float, float]] = []
+        for x in samples:
+            key = (x.region, x.isp, x.cdn, x.device, x.app_version)
+            c = self._codes.get(key)
+            if c is None:
+                c = self._codes[key] = len(self._keys)
+                self._keys.append(key)
+            ts.append(x.ts)
+            codes.append(c)
+            vals.append((x.failures, x.sessions, x.stalled_s, x.watched_s))
+        if not ts:
+            return 0
+        new_ts = np.asarray(ts, dtype=np.float64)
+        in_order = bool(np.all(new_ts[1:] >= new_ts[:-1])) and (
+            not len(self._ts) or new_ts[0] >= self._ts[-1]
+        )
+        self._ts = np.concatenate([self._ts, new_ts])
+        self._code = np.concatenate([self._code, np.asarray(codes, dtype=np.int64)])
+        self._val = np.concatenate([self._val, np.asarray(vals, dtype=np.float64)])
+        if not in_order:
+            # Stable: reports with the same time stay in arrival order.
+            order = np.argsort(self._ts, kind="stable")
+            self._ts, self._code, self._val = self._ts[order], self._code[order], self._val[order]
+        self._prune()
+        self.version += 1
+        return len(ts)
+
+    def _prune(self) -> None:
+        cut = int(np.searchsorted(self._ts, self._ts[-1] - self.keep_s, side="left"))
+        cut = max(cut, len(self._ts) - self.max_rows)
+        if cut > 0:
+            self._ts, self._code, self._val = (
+                self._ts[cut:], self._code[cut:], self._val[cut:])
+        # Slices no kept report names any more are forgotten, so the table
+        # of slice names is bounded by the reports kept.
+        if len(self._keys) > 2 * max(len(self._ts), 1024):
+            used, inv = np.unique(self._code, return_inverse=True)
+            self._keys = [self._keys[int(c)] for c in used]
+            self._codes = {k: i for i, k in enumerate(self._keys)}
+            self._code = inv.astype(np.int64).reshape(-1)
+
+    def leaves(
+        self, start: float, end: float, measure: ViewerMeasure, *, reference_s: float = 600.0
+    ) -> RatioLeaves | None:
+        """The measure per audience slice over reports ending in
+        ``start..end`` against those ending in the ``reference_s`` before
+        ``start``. Dimensions no slice is broken down by are left out. None
+        without a reference."""
+        ts = self._ts
+        lo = int(np.searchsorted(ts, start - reference_s, side="right"))
+        mid = int(np.searchsorted(ts, start, side="right"))
+        hi = int(np.searchsorted(ts, end, side="right"))
+        if mid <= lo or hi <= mid:
+            return None
+        ja, jb = _COLUMNS[measure]
+        n = len(self._keys)
+        code_ref, code_now = self._code[lo:mid], self._code[mid:hi]
+        ref_a = np.bincount(code_ref, self._val[lo:mid, ja], n)
+        ref_b = np.bincount(code_ref, self._val[lo:mid, jb], n)
+        now_a = np.bincount(code_now, self._val[mid:hi, ja], n)
+        now_b = np.bincount(code_now, self._val[mid:hi, jb], n)
+        if ref_b.sum() <= 0:
+            return None
+        present = np.flatnonzero(np.bincount(self._code[lo:hi], None, n))
+        if len(present) > self.max_leaves:
+            volume = (ref_b + now_b)[present]
+            present = present[np.argsort(-volume, kind="stable")[: self.max_leaves]]
+        chosen = sorted((self._keys[int(c)], int(c)) for c in present)
+        keys = [k for k, _ in chosen]
+        idx = np.array([c for _, c in chosen], dtype=np.int64)
+        used = [j for j in range(len(VIEWER_DIMS)) if any(k[j] for k in keys)]
+        dims = tuple(VIEWER_DIMS[j] for j in used) or ("region",)
+        leaves = [{VIEWER_DIMS[j]: k[j] for j in used} or {"region": ""} for k in keys]
+        return RatioLeaves(
+            dims,
+            leaves,
+            now_a[idx].tolist(),
+            ref_a[idx].tolist(),
+            now_b[idx].tolist(),
+            ref_b[idx].tolist(),
+        )
