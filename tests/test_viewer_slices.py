@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import random
 
-from qosmon.diagnosis.breakdown import ViewerMeasure
+import numpy as np
+import pytest
+
+from qosmon.diagnosis.breakdown import ViewerMeasure, usual_ratios
 from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.diagnosis.viewer_slices import ViewerSlices
 from qosmon.model import Cause, Metric, ViewerAggregate
@@ -34,12 +37,26 @@ def test_sums_per_slice_now_against_before_whatever_the_arrival_order() -> None:
     assert got.dims == ("region", "isp")
     assert got.leaves == [{"region": "ID", "isp": "a"}, {"region": "TH", "isp": "b"},
                           {"region": "TH", "isp": "c"}]
-    # Now (200, 300]: failures and sessions; before (50, 200]: the same.
+    # Now (200, 300]: failures and sessions; before (50, 200]: sessions, and
+    # failures at the usual rate of all (3.5 in 271: none departs from it).
     assert got.real_a == [9, 1, 5] and got.real_b == [90, 60, 10]
-    assert got.predict_a == [3, 0, 0] and got.predict_b == [220, 50, 0]
+    assert got.predict_b == [220, 50, 0]
+    assert got.predict_a == pytest.approx([220 * 3.5 / 271, 50 * 3.5 / 271, 0])
     # Nothing after the start, or nothing before it: no breakdown.
     assert vs.leaves(300.0, 400.0, ViewerMeasure.FAILURE_RATE) is None
     assert vs.leaves(50.0, 400.0, ViewerMeasure.FAILURE_RATE, reference_s=10) is None
+
+
+def test_usual_ratio_is_the_pooled_one_unless_a_leaf_departs_beyond_noise() -> None:
+    # Small leaves with 0, 1 or 3 failures in 100 sessions: noise around 1 %.
+    # A big leaf failing 5 % of 10,000 sessions: that is its usual.
+    a = np.array([0.0, 1.0, 3.0, 500.0, 100.0])
+    b = np.array([100.0, 100.0, 100.0, 10_000.0, 10_000.0])
+    got = usual_ratios(a, b)
+    pooled = (604 + 0.5) / (20_300 + 1)
+    assert got[:3] == pytest.approx([pooled] * 3)
+    assert got[3] == pytest.approx(500.5 / 10_001)
+    assert got[4] == pytest.approx(100.5 / 10_001)  # well below the pooled 3 %
 
 
 def test_kept_for_an_hour_and_at_most_max_rows() -> None:

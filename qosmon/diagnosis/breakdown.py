@@ -24,6 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from qosmon.diagnosis.business import RegionBusiness
 from qosmon.diagnosis.localize import Finding, LocalizeParams, localize
 
@@ -83,6 +86,31 @@ def conversion_leaves(
     if not leaves or sum(pa) <= 0:
         return None
     return RatioLeaves(DIMS, leaves, a, pa, b, pb)
+
+
+# A leaf keeps its own usual ratio only when its reference departs from the
+# pooled one by more than this many counting-noise units (about p < 0.001).
+_OWN_RATIO_Z = 3.3
+
+
+def usual_ratios(
+    ref_a: npt.NDArray[np.float64], ref_b: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Each leaf's usual ratio a/b from its reference: the pooled ratio of
+    all leaves, (sum a + 1/2) / (sum b + 1), unless the leaf's own reference
+    departs from it beyond counting noise, and then its own.
+
+    Failures, lost messages and stalls are rare: a small slice's reference
+    holds a handful of them or none, and its own ratio would be mostly
+    noise (zero, or twice the usual by chance). Expected at such ratios,
+    the leaves of a real cause look like they changed by wildly different
+    factors, and the localizer, which looks for one uniform change, names
+    nothing. The half event keeps a reference without any from making a
+    ratio of zero (Jeffreys' prior)."""
+    pooled = (float(ref_a.sum()) + 0.5) / (float(ref_b.sum()) + 1.0)
+    mu = ref_b * pooled
+    own = np.abs(ref_a - mu) > _OWN_RATIO_Z * np.sqrt(mu + 1.0)
+    return np.where(own, (ref_a + 0.5) / (ref_b + 1.0), pooled)
 
 
 def where_ratio_moved(

@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from qosmon.detection.counts import poisson_cdf, poisson_sf
-from qosmon.diagnosis.breakdown import RatioLeaves
+import numpy as np
+
+from qosmon.diagnosis.breakdown import RatioLeaves, usual_ratios
 from qosmon.diagnosis.probe_health import Labels
 
 LEAF_DIMS = ("region", "isp", "edge_node")
@@ -35,15 +36,6 @@ HISTORY_S = 900
 # already hold the fault.
 REFERENCE_S = 300
 GAP_S = 5
-# Chat loss is usually next to nothing, and a few lost messages in one
-# leaf's reference say little about its own rate: every leaf is expected at
-# the pooled rate of all probes' healthy seconds, (lost + 1/2) / (sent + 1)
-# (Jeffreys' prior: no message lost does not make a rate of zero), unless
-# its own reference departs from that beyond counting noise (Poisson p below
-# _OWN_RATE_P), and then at its own. A show-wide stall is then one uniform
-# rise, and a leaf that usually loses more is judged against its usual.
-_PRIOR_LOST, _PRIOR_SENT = 0.5, 1.0
-_OWN_RATE_P = 1e-3
 
 
 @dataclass(frozen=True)
@@ -125,21 +117,15 @@ class ChatLossWindow:
         keys = sorted(set(self.now) | set(self.ref))
         used = [j for j in range(len(LEAF_DIMS)) if any(k[j] for k in keys)]
         dims = tuple(LEAF_DIMS[j] for j in used) or ("region",)
-        sent_all = sum(v[0] for v in self.ref.values())
-        lost_all = sum(v[1] for v in self.ref.values())
-        pooled = (lost_all + _PRIOR_LOST) / (sent_all + _PRIOR_SENT)
-        real_a, real_b, predict_a, predict_b = [], [], [], []
-        for k in keys:
-            sent, lost = self.now.get(k, (0, 0))
-            real_a.append(float(lost))
-            real_b.append(float(sent))
-            rs, rl = self.ref.get(k, (0, 0))
-            mu = rs * pooled
-            own = poisson_sf(rl, mu) < _OWN_RATE_P or poisson_cdf(rl, mu) < _OWN_RATE_P
-            rate = (rl + _PRIOR_LOST) / (rs + _PRIOR_SENT) if own else pooled
-            # As ratio inputs: the rate at the leaf's own reference volume (or
-            # at one message when it has none).
-            predict_b.append(float(max(rs, 1)))
-            predict_a.append(rate * max(rs, 1))
+        ref_sent = np.array([float(self.ref.get(k, (0, 0))[0]) for k in keys])
+        ref_lost = np.array([float(self.ref.get(k, (0, 0))[1]) for k in keys])
+        # Chat loss is usually next to nothing: each leaf at the pooled rate
+        # unless its own reference says otherwise (``usual_ratios``), so a
+        # stall everywhere is one uniform rise.
+        rates = usual_ratios(ref_lost, ref_sent)
+        real_a = [float(self.now.get(k, (0, 0))[1]) for k in keys]
+        real_b = [float(self.now.get(k, (0, 0))[0]) for k in keys]
+        predict_a = (rates * ref_sent).tolist()
+        predict_b = ref_sent.tolist()
         leaves = [{LEAF_DIMS[j]: k[j] for j in used} or {"region": ""} for k in keys]
         return RatioLeaves(dims, leaves, real_a, predict_a, real_b, predict_b)

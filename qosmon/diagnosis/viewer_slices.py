@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from qosmon.diagnosis.breakdown import VIEWER_DIMS, RatioLeaves, ViewerMeasure
+from qosmon.diagnosis.breakdown import VIEWER_DIMS, RatioLeaves, ViewerMeasure, usual_ratios
 from qosmon.model import ViewerAggregate
 
 MAX_ROWS = 500_000
@@ -124,10 +124,15 @@ class ViewerSlices:
         ja, jb = _COLUMNS[measure]
         n = len(self._keys)
         code_ref, code_now = self._code[lo:mid], self._code[mid:hi]
-        ref_a = np.bincount(code_ref, self._val[lo:mid, ja], n)
-        ref_b = np.bincount(code_ref, self._val[lo:mid, jb], n)
-        now_a = np.bincount(code_now, self._val[mid:hi, ja], n)
-        now_b = np.bincount(code_now, self._val[mid:hi, jb], n)
+        ref_a, ref_b, now_a, now_b = (
+            np.bincount(codes, self._val[rows, j], n).astype(np.float64)
+            for codes, rows, j in (
+                (code_ref, slice(lo, mid), ja),
+                (code_ref, slice(lo, mid), jb),
+                (code_now, slice(mid, hi), ja),
+                (code_now, slice(mid, hi), jb),
+            )
+        )
         if ref_b.sum() <= 0:
             return None
         present = np.flatnonzero(np.bincount(self._code[lo:hi], None, n))
@@ -140,11 +145,14 @@ class ViewerSlices:
         used = [j for j in range(len(VIEWER_DIMS)) if any(k[j] for k in keys)]
         dims = tuple(VIEWER_DIMS[j] for j in used) or ("region",)
         leaves = [{VIEWER_DIMS[j]: k[j] for j in used} or {"region": ""} for k in keys]
+        # Each slice at the usual ratio of all unless its own reference
+        # departs from it beyond counting noise: most slices are small.
+        rates = usual_ratios(ref_a[idx], ref_b[idx])
         return RatioLeaves(
             dims,
             leaves,
             now_a[idx].tolist(),
-            ref_a[idx].tolist(),
+            (rates * ref_b[idx]).tolist(),
             now_b[idx].tolist(),
             ref_b[idx].tolist(),
         )
