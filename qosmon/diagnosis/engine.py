@@ -146,12 +146,12 @@ class _Tracked:
     # and where chat loss rose (computed again only when a second was added).
     chat_window: ChatLossWindow | None = None
     chat_where: tuple[int, list[Evidence]] | None = None
-    # Stream and business incidents: where the players' failures or stalls
-    # rose, what it was computed from (the reports' version while open, the
-    # end once closed) and at which step.
-    viewer_ev: list[Evidence] = field(default_factory=list)
-    viewer_key: tuple[object, ...] | None = None
-    viewer_step: int = -1
+    # Stream and business incidents, per measure of the players' reports:
+    # where it rose, what that was computed from (the reports' version while
+    # open, the end once closed) and at which step.
+    viewer_ev: dict[ViewerMeasure, list[Evidence]] = field(default_factory=dict)
+    viewer_key: dict[ViewerMeasure, tuple[object, ...]] = field(default_factory=dict)
+    viewer_step: dict[ViewerMeasure, int] = field(default_factory=dict)
 
 
 class DiagnosisEngine:
@@ -507,13 +507,13 @@ class DiagnosisEngine:
 
     # --- helpers -------------------------------------------------------------
     def _refresh_viewer_evidence(self) -> None:
-        """Where the platform's players saw failures or stalls rise, for at
-        most one stream or business incident per step: a localization over
-        up to ``ViewerSlices.max_leaves`` slices runs on the collector's event
-        loop, and reports arrive in batches of a hundred thousand. First an
-        incident that closed (its final answer), then one never computed,
-        then the one computed longest ago among those with newer reports.
-        Closed incidents are not computed again."""
+        """Where the platform's players saw failures or stalls rise: one
+        localization per step at most (one measure of one stream or business
+        incident, over up to ``ViewerSlices.max_leaves`` slices), as it runs
+        on the collector's event loop and reports arrive a hundred thousand
+        at a time. First an incident that closed (its final answer), then
+        one never computed, then the one computed longest ago among those
+        with newer reports. Closed incidents are not computed again."""
         if not len(self._viewers):
             return
         stale = []
@@ -521,33 +521,31 @@ class DiagnosisEngine:
             if t.family not in (_STREAM, _BUSINESS):
                 continue
             want = ("closed", t.end_ts) if t.end_ts is not None else (self._viewers.version,)
-            if t.viewer_key != want:
-                closed = t.end_ts is not None
-                stale.append((not closed, t.viewer_key is not None, t.viewer_step, t, want))
+            for m in ViewerMeasure:
+                if t.viewer_key.get(m) != want:
+                    rank = (t.end_ts is None, m in t.viewer_key, t.viewer_step.get(m, -1))
+                    stale.append((rank, t, m, want))
         if not stale:
             return
-        *_, t, want = min(stale, key=lambda x: x[:3])
-        t.viewer_ev = self._viewer_evidence(t.start_ts, t.end_ts, t.regions)
-        t.viewer_key, t.viewer_step = want, self._steps
+        _, t, m, want = min(stale, key=lambda x: x[0])
+        t.viewer_ev[m] = self._viewer_evidence(t.start_ts, t.end_ts, t.regions, m)
+        t.viewer_key[m], t.viewer_step[m] = want, self._steps
 
     def _viewer_evidence(
-        self, start: float, end: float | None, regions: tuple[str, ...]
+        self, start: float, end: float | None, regions: tuple[str, ...], measure: ViewerMeasure
     ) -> list[Evidence]:
-        """Where the platform's players saw failures or stalls rise between
-        ``start`` and ``end`` (None: still open), if anywhere stands out."""
-        out = []
+        """Where the platform's players saw ``measure`` rise between ``start``
+        and ``end`` (None: still open), if anywhere stands out."""
         since = float(math.floor(start))
         until = math.inf if end is None else end
-        for measure in ViewerMeasure:
-            leaves = self._viewers.leaves(since, until, measure, reference_s=_VIEWER_REFERENCE_S)
-            if leaves is None:
-                continue
-            out += [
-                viewer_evidence(measure.value, f)
-                for f in where_ratio_moved(leaves)
-                if f.change > 0 and _touches(leaves, f.combination, regions)
-            ][:1]
-        return out
+        leaves = self._viewers.leaves(since, until, measure, reference_s=_VIEWER_REFERENCE_S)
+        if leaves is None:
+            return []
+        return [
+            viewer_evidence(measure.value, f)
+            for f in where_ratio_moved(leaves)
+            if f.change > 0 and _touches(leaves, f.combination, regions)
+        ][:1]
 
     def _chat_loss_evidence(self, tr: _Tracked) -> list[Evidence]:
         """Where chat loss rose since a chat incident's start, over the
@@ -796,7 +794,7 @@ class DiagnosisEngine:
         if tr.family in (_STREAM, _BUSINESS):
             # The players' reports come per interval, after the second that
             # showed the fault most clearly: they belong to the whole incident.
-            evidence += tr.viewer_ev
+            evidence += [e for m in ViewerMeasure for e in tr.viewer_ev.get(m, [])]
         evidence += self._chat_loss_evidence(tr)
         return Incident(
             incident_id=tr.incident_id,
