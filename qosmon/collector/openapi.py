@@ -20,7 +20,9 @@ from qosmon.model import (
     Heartbeat,
     Incident,
     OnScreen,
+    ProbeAssignment,
     ProbeBatch,
+    ProbeRegistration,
     ProbeSample,
     Show,
     StockState,
@@ -36,7 +38,8 @@ SERIES_METRICS: tuple[str, ...] = tuple(
 
 _MODELS: tuple[type[BaseModel], ...] = (
     ProbeBatch, Heartbeat, Show, ShowEnd, OnScreen, BusinessPush, InventorySnapshot,
-    InventoryChanges, Incident, StockState, ViewerAggregatePush,
+    InventoryChanges, Incident, StockState, ViewerAggregatePush, ProbeRegistration,
+    ProbeAssignment,
 )
 
 _ERROR = {
@@ -198,6 +201,18 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
         )},
         "/api/v1/fleet": {"get": _op("Probes: labels, version, last seen, up, clock offset.",
                                      fleet, _READ_ERRORS)},
+        "/api/v1/probes/assignment": {"post": _op(
+            "A probe registers (labels, capabilities) and gets the streams of running "
+            f"shows it should watch now. {auth_probe}.",
+            _ref("ProbeAssignment"), _WRITE_ERRORS, body=_json_content(_ref("ProbeRegistration")),
+        )},
+        "/api/v1/assignments": {"get": _op(
+            "Probes that asked for work: labels, capabilities, streams given.",
+            {"type": "object", "required": ["probes"],
+             "properties": {"ts": {"type": "number"},
+                            "probes": {"type": "array", "items": {"type": "object"}}}},
+            _READ_ERRORS,
+        )},
         "/api/v1/shows": {"get": _op("All shows.", shows_list, _READ_ERRORS)},
         "/api/v1/shows/{show_id}": {
             "put": _op("Create or replace a show (feed token).", _ref("Show"), _WRITE_ERRORS,

@@ -24,6 +24,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from qosmon.collector.routes import (
+    assignments,
     business,
     history,
     inventory,
@@ -35,5 +36,5 @@ from qosmon.collector.routes import (
 )
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
-    probes, shows, business, viewers, inventory, series, history, ops,
+    probes, shows, business, viewers, inventory, series, history, ops, assignments,
 )
