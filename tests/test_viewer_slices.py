@@ -32,6 +32,7 @@ def test_sums_per_slice_now_against_before_whatever_the_arrival_order() -> None:
     random.Random(1).shuffle(shuffled)
     for x in shuffled:
         vs.add([x])
+        vs.absorb()
     got = vs.leaves(200.0, 300.0, ViewerMeasure.FAILURE_RATE, reference_s=150.0)
     assert got is not None
     assert got.dims == ("region", "isp")
@@ -62,9 +63,14 @@ def test_usual_ratio_is_the_pooled_one_unless_a_leaf_departs_beyond_noise() -> N
 def test_kept_for_an_hour_and_at_most_max_rows() -> None:
     vs = ViewerSlices(max_rows=50)
     vs.add(agg(float(t)) for t in range(1, 41))
+    vs.absorb()
     vs.add([agg(4000.0)])
+    vs.absorb()
     assert len(vs) == 1  # the first forty are more than an hour older
-    vs.add(agg(4000.0 + t, isp=f"isp-{t}") for t in range(1, 80))
+    vs.add(agg(4000.0 + t, isp=f"isp-{t}") for t in range(1, 40))
+    vs.absorb()
+    vs.add(agg(4000.0 + t, isp=f"isp-{t}") for t in range(40, 80))
+    vs.absorb()
     assert len(vs) == 50
     got = vs.leaves(4070.0, 5000.0, ViewerMeasure.FAILURE_RATE)
     assert got is not None
@@ -75,9 +81,25 @@ def test_a_breakdown_holds_at_most_max_leaves_the_largest_slices() -> None:
     vs = ViewerSlices(max_leaves=3)
     vs.add(agg(100, isp=f"i{k}", sessions=10 * k) for k in range(1, 7))
     vs.add(agg(200, isp=f"i{k}", sessions=10 * k) for k in range(1, 7))
+    vs.absorb()
     got = vs.leaves(150.0, 250.0, ViewerMeasure.FAILURE_RATE)
     assert got is not None
     assert [x["isp"] for x in got.leaves] == ["i4", "i5", "i6"]
+
+
+def test_reports_wait_until_filed_a_bounded_number_at_a_time() -> None:
+    vs = ViewerSlices(max_rows=100)
+    vs.add(agg(100, isp=f"i{k}") for k in range(150))
+    assert (vs.pending, len(vs)) == (100, 0)  # the oldest fifty handed over dropped
+    assert vs.absorb(40) == 40 and (vs.pending, len(vs)) == (60, 40)
+    vs.add([agg(200, isp="i149")])
+    got = vs.leaves(150.0, 250.0, ViewerMeasure.FAILURE_RATE)
+    assert got is None  # the report after the start is not filed yet
+    assert vs.absorb() == 61 and vs.pending == 0
+    assert len(vs) == 100  # the columns keep max_rows too: i50 is gone
+    got = vs.leaves(150.0, 250.0, ViewerMeasure.FAILURE_RATE)
+    assert got is not None
+    assert {x["isp"] for x in got.leaves} == {f"i{k}" for k in range(51, 150)}
 
 
 class CountingSlices(ViewerSlices):

@@ -86,8 +86,10 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
 # How far before an incident the platform's viewer-side aggregates are its
-# reference.
+# reference, and how many of them a step files in the engine's columns
+# (a few hundredths of a second: a batch of 120,000 is in after five steps).
 _VIEWER_REFERENCE_S = 600.0
+_VIEWER_ROWS_PER_STEP = 25_000
 
 
 @dataclass
@@ -206,8 +208,8 @@ class DiagnosisEngine:
 
     def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
         """The platform's players' own reports, per audience slice. Only
-        kept here: where they moved is computed by ``step`` (see
-        ``_refresh_viewer_evidence``), never on arrival."""
+        taken here: ``step`` files them, a bounded number at a time, and
+        computes where they moved (``_refresh_viewer_evidence``)."""
         self._viewers.add(x for x in samples if x.show_id == self.show.show_id)
 
     def add_stock_states(self, states: Iterable[StockState]) -> None:
@@ -245,7 +247,10 @@ class DiagnosisEngine:
             self._evaluate(s, now)
         self._last_second = max(self._last_second, target)
         self._steps += 1
-        self._refresh_viewer_evidence()
+        # A step files reports or localizes them, never both: either is
+        # bounded, and the step runs on the collector's event loop.
+        if not self._viewers.absorb(_VIEWER_ROWS_PER_STEP):
+            self._refresh_viewer_evidence()
         out = []
         for t in self._all:
             if t.emitted is not None and t.end_ts is not None and t.emitted[3] is not None:
@@ -514,8 +519,8 @@ class DiagnosisEngine:
         at a time. First an incident that closed (its final answer), then
         one never computed, then the one computed longest ago among those
         with newer reports. Closed incidents are not computed again."""
-        if not len(self._viewers):
-            return
+        if not len(self._viewers) or self._viewers.pending:
+            return  # none yet, or a batch half filed: the next steps
         stale = []
         for t in self._all:
             if t.family not in (_STREAM, _BUSINESS):

@@ -61,6 +61,8 @@ class ViewerSlices:
         self._ts: npt.NDArray[np.float64] = np.empty(0)
         self._code: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._val: npt.NDArray[np.float64] = np.empty((0, 4))
+        # Reports handed over but not yet in the columns (see ``absorb``).
+        self._pending: list[ViewerAggregate] = []
         # Changes whenever reports are added: what was computed from an
         # older version may be out of date.
         self.version = 0
@@ -68,9 +70,25 @@ class ViewerSlices:
     def __len__(self) -> int:
         return len(self._ts)
 
-    def add(self, samples: Iterable[ViewerAggregate]) -> int:
-        """Keep these reports (any order); returns how many."""
-        rows = list(samples)
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, samples: Iterable[ViewerAggregate]) -> None:
+        """Take these reports (any order); they count once ``absorb`` has
+        put them in the columns. Arrival only keeps them: it happens on the
+        collector's event loop, a hundred thousand at a time. At most
+        ``max_rows`` wait (the oldest handed over are dropped first)."""
+        self._pending.extend(samples)
+        over = len(self._pending) - self.max_rows
+        if over > 0:
+            del self._pending[:over]
+
+    def absorb(self, limit: int | None = None) -> int:
+        """Put up to ``limit`` waiting reports (all: None) in the columns,
+        in the order they were handed over; returns how many."""
+        rows = self._pending[:limit]
+        del self._pending[: len(rows)]
         if not rows:
             return 0
         codes_of = self._codes
