@@ -436,6 +436,11 @@ class AlertDelivery(_Model):
     ok: bool
     attempt: int
     error: str = ""
+    # The notification's stable id (the receiver's de-duplication key).
+    delivery_id: str = ""
+    # Sent only after the route's retry budget ran out, or by a collector
+    # process other than the one that queued it (after a restart).
+    late: bool = False
 
 
 class FoundAs(_Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from qosmon.model import (
     BusinessSample,
@@ -72,6 +72,21 @@ class Pipeline(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """Optional: a pipeline that says how it is doing, for ``/healthz`` and
+    ``/metrics``."""
+
+    # Probe samples accepted for shows the pipeline did not know (yet).
+    unknown_show_samples: int
+
+    def health(self, now: float) -> dict[str, Any]:
+        """At least ``tick_age_s`` (seconds since the last tick ended, None
+        before the first), ``outbox_depth``, ``outbox_oldest_s`` and
+        ``problems``: what is wrong, one phrase each (empty: healthy)."""
+        ...
 
 
 @runtime_checkable

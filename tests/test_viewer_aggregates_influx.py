@@ -1,6 +1,7 @@
 """The platform's player reports on the InfluxDB-API backend (a real
-VictoriaMetrics server): the collector stores them in the backend's side
-store through the same code as the embedded store, reads them back by show
+VictoriaMetrics server): the collector stores them with the backend's other
+documents (its SQLite side store, through the embedded store's own code, or
+PostgreSQL when several collectors share documents), reads them back by show
 and time, and hands them on."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from qosmon.model import ViewerAggregate
 from qosmon.store import open_store
 from qosmon.store.base import StoresViewerAggregates
 from qosmon.store.influx import InfluxStore
-from tests import tsdb_server
+from tests import postgres_server, tsdb_server
 from tests.test_collector_support import FEED_TOKEN, auth, make_config
 from tests.test_viewer_aggregates import ViewerRecordingPipeline
 
@@ -36,29 +37,48 @@ def vm() -> Iterator[tsdb_server.VictoriaMetrics]:
         yield server
 
 
+def _open(vm: tsdb_server.VictoriaMetrics, tmp_path: Path, dsn: str | None) -> InfluxStore:
+    return InfluxStore(vm.url, bucket="qosmon", side_path=tmp_path / "side.db",
+                       documents_dsn=dsn)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str | None]:
+    if not postgres_server.available():
+        yield None
+        return
+    with postgres_server.postgres() as dsn:
+        yield dsn
+
+
+@pytest.mark.parametrize("documents", ["sqlite", "postgres"])
 def test_aggregates_round_trip_and_survive_a_reopen(
-    vm: tsdb_server.VictoriaMetrics, tmp_path: Path
+    vm: tsdb_server.VictoriaMetrics, tmp_path: Path, pg: str | None, documents: str
 ) -> None:
+    if documents == "postgres" and pg is None:
+        pytest.skip("PostgreSQL not installed (Debian package postgresql)")
+    dsn = pg if documents == "postgres" else None
+    show = f"s1-{time.time_ns()}"  # one database for both runs
     now = time.time()
     rows = [
-        ViewerAggregate(ts=now - 120, show_id="s1", region="ID", isp="Telkomsel",
+        ViewerAggregate(ts=now - 120, show_id=show, region="ID", isp="Telkomsel",
                         sessions=900, failures=12, watched_s=50_000.0, stalled_s=310.5),
-        ViewerAggregate(ts=now - 60, show_id="s1", region="TH", cdn="cdn-b",
+        ViewerAggregate(ts=now - 60, show_id=show, region="TH", cdn="cdn-b",
                         sessions=400, failures=2),
-        ViewerAggregate(ts=now - 60, show_id="s2", sessions=10),
+        ViewerAggregate(ts=now - 60, show_id=show + "-2", sessions=10),
     ]
-    store = InfluxStore(vm.url, bucket="qosmon", side_path=tmp_path / "side.db")
+    store = _open(vm, tmp_path, dsn)
     try:
         assert isinstance(store, StoresViewerAggregates)
         store.write_viewer_aggregates(rows)
-        assert store.viewer_aggregates("s1") == rows[:2]
-        assert store.viewer_aggregates("s1", start=now - 90) == rows[1:2]
-        assert store.viewer_aggregates("s1", end=now - 90) == rows[:1]
+        assert store.viewer_aggregates(show) == rows[:2]
+        assert store.viewer_aggregates(show, start=now - 90) == rows[1:2]
+        assert store.viewer_aggregates(show, end=now - 90) == rows[:1]
     finally:
         store.close()
-    again = InfluxStore(vm.url, bucket="qosmon", side_path=tmp_path / "side.db")
+    again = _open(vm, tmp_path, dsn)
     try:
-        assert again.viewer_aggregates("s2") == rows[2:]
+        assert again.viewer_aggregates(show + "-2") == rows[2:]
     finally:
         again.close()
 

@@ -37,7 +37,7 @@ from qosmon.collector.request import errors_middleware
 from qosmon.collector.routes import ROUTE_MODULES
 from qosmon.collector.state import STATE, CollectorState
 from qosmon.history.collect import backfill_summaries
-from qosmon.pipeline import NullPipeline, Pipeline
+from qosmon.pipeline import NullPipeline, Pipeline, ReportsHealth
 from qosmon.store.base import AppliesRetention, Store, StoreError, SubmitsProbeBatches
 
 __all__ = ["CollectorConfig", "RunningCollector", "create_app", "start_collector"]
@@ -115,7 +115,11 @@ def create_app(
         tokens=tokens,
         limiter=RateLimiter(config.rate_limit.requests_per_s, config.rate_limit.burst),
         fleet=fleet,
-        metrics=CollectorMetrics(lambda: fleet.up_count(time.time())),
+        metrics=CollectorMetrics(
+            lambda: fleet.up_count(time.time()),
+            (lambda: pipeline.unknown_show_samples)
+            if isinstance(pipeline, ReportsHealth) else None,
+        ),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
         submit_probe_batch=(
             store.submit_probe_batch if isinstance(store, SubmitsProbeBatches) else None

@@ -3,15 +3,33 @@ collectors may run in one process: tests, the in-process demo)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class _UnknownShowSamples(Collector):
+    """The live pipeline keeps the count; it is read at scrape time."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "qosmon_samples_unknown_show",
+            "Probe samples stored for a show the live pipeline did not know",
+            value=float(self._count()),
+        )
+
+
 class CollectorMetrics:
-    def __init__(self, probes_up: Callable[[], int]) -> None:
+    def __init__(
+        self, probes_up: Callable[[], int], unknown_show_samples: Callable[[], int] | None = None
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.samples = Counter(
             "qosmon_collector_samples_ingested",
@@ -55,6 +73,8 @@ class CollectorMetrics:
             registry=self.registry,
         )
         up.set_function(lambda: float(probes_up()))
+        if unknown_show_samples is not None:
+            self.registry.register(_UnknownShowSamples(unknown_show_samples))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

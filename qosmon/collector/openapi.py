@@ -301,7 +301,12 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             "The collector's own metrics, Prometheus text format.", {}, (401, 429),
             ok_content={"text/plain": {"schema": {"type": "string"}}},
         )},
-        "/healthz": {"get": _op("Liveness.", {"type": "object"}, (), secured=False)},
+        "/healthz": {"get": _op("Health: the live pipeline's tick and alert outbox.",
+                                {"type": "object"}, (), secured=False)},
+    }
+    paths["/healthz"]["get"]["responses"]["503"] = {
+        "description": "unhealthy: `problems` says what is wrong",
+        "content": _json_content({"type": "object"}),
     }
     if reads_open:
         for ops in paths.values():

@@ -226,6 +226,15 @@ class DiagnosisEngine:
         if self._first_data is None or s < self._first_data:
             self._first_data = s
 
+    def resume_at(self, ts: float) -> None:
+        """Data stopped for a reason outside the show (the collector was down)
+        and resumes at ``ts``: the seconds before it not yet evaluated are
+        skipped rather than judged empty, since missing data is not "fine"
+        and must not close what was open."""
+        s = math.floor(ts) - 1
+        if self._last_second is None or s > self._last_second:
+            self._last_second = s
+
     # --- output ------------------------------------------------------------
     @property
     def incidents(self) -> list[Incident]:
