@@ -120,3 +120,21 @@ def test_recorded_demo_chat_stalls_are_localized() -> None:
     assert "in region TH:" in th.text
     (everywhere,) = _where(chat["[]"])
     assert "across all probes" in everywhere.text
+
+
+def test_chat_counts_of_skipped_seconds_are_not_kept() -> None:
+    """Seconds the engine never judges (it resumed after a gap) leave no
+    chat counts behind waiting for them: what waits is bounded by the lag."""
+    eng = DiagnosisEngine(SHOW)
+    pid, region, isp, edge = PROBES[0]
+    eng.add_probe_samples(
+        ProbeSample(ts=T0 + k + 0.5, show_id="chat", stream_id="main", probe_id=pid,
+                    region=region, isp=isp, edge_node=edge, state=ConnectionState.CONNECTED,
+                    fps=24.0, bitrate_kbps=750.0, chat_sent=1)
+        for k in range(100)
+    )
+    eng.step(T0 + 10)
+    eng.resume_at(T0 + 80)
+    eng.step(T0 + 100)
+    # Judged up to second 98 (the lag is 2 s); only the last second waits.
+    assert sorted(k - int(T0) for k in eng._chat_in[pid]) == [99]

@@ -174,6 +174,7 @@ class DiagnosisEngine:
         # Each probe's chat counts per second until its second is judged, then
         # kept (media-fine seconds only) for where chat loss rose.
         self._chat_in: dict[str, dict[int, tuple[float, int, int]]] = {}
+        self._chat_judged: int | None = None  # the last second judged
         self._chat_history = ChatHistory()
 
     # --- input -------------------------------------------------------------
@@ -248,7 +249,8 @@ class DiagnosisEngine:
                 return []
             self._last_second = min(self._first_data, target) - 1
         start = max(self._last_second + 1, target - self.cfg.incident.max_catch_up_s + 1)
-        if start > self._last_second + 1:
+        if self._chat_judged is not None and start > self._chat_judged + 1:
+            # Seconds skipped (a catch-up bound, a resume): never judged.
             for pending in self._chat_in.values():
                 for k in [k for k in pending if k < start]:
                     del pending[k]
@@ -301,6 +303,7 @@ class DiagnosisEngine:
         """Second ``s``'s chat counts of the probes whose media was fine
         then, kept in their history (healthy when their chat was fine too)."""
         out = []
+        self._chat_judged = s
         for pid, st in statuses.items():
             got = self._chat_in.get(pid, {}).pop(s, None)
             media_ok = st.view is not None and st.stream_cause is None and st.raw_cause is None
