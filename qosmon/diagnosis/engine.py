@@ -249,7 +249,7 @@ class DiagnosisEngine:
                 return []
             self._last_second = min(self._first_data, target) - 1
         start = max(self._last_second + 1, target - self.cfg.incident.max_catch_up_s + 1)
-        if self._chat_judged is not None and start > self._chat_judged + 1:
+        if self._chat_judged is None or start > self._chat_judged + 1:
             # Seconds skipped (a catch-up bound, a resume): never judged.
             for pending in self._chat_in.values():
                 for k in [k for k in pending if k < start]:
