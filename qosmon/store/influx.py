@@ -8,8 +8,10 @@ What goes where:
   are tags, numbers are fields, the sample's ``ts`` is the point's time (ms).
   ``ProbeSample.error`` (free text) is not written: it is no time series.
 - everything else (shows, on-screen events, stock states, incidents, alert
-  deliveries) and the ids of stored batches: a SQLite side store, because
-  they are documents, not time series, and need update-by-id.
+  deliveries, the platform's viewer-side aggregates) and the ids of stored
+  batches: a SQLite side store, because they are documents, not time series,
+  and need update-by-id (aggregates: one document per audience slice and
+  interval, a dozen dimensions of labels that would each be a series).
 
 Reads of the time series use the Prometheus-style export API
 (``/api/v1/export``) that VictoriaMetrics offers. Flux (InfluxDB 2.x reads)
@@ -51,6 +53,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.store.base import BatchConflictError, StoreError
 from qosmon.store.sqlite import SqliteStore, batch_digest
@@ -391,6 +394,9 @@ class InfluxStore:
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
         self._side.write_alert_deliveries(show_id, deliveries)
 
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        self._side.write_viewer_aggregates(samples)
+
     # The alert outbox is a set of documents too: the side store keeps it.
     def outbox_add(
         self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
@@ -535,6 +541,11 @@ class InfluxStore:
 
     def alert_deliveries(self, show_id: str) -> list[AlertDelivery]:
         return self._side.alert_deliveries(show_id)
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        return self._side.viewer_aggregates(show_id, start, end)
 
     def has_batch(self, batch_id: str) -> bool:
         return self._side.has_batch(batch_id)
