@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+
+from tests.veth_namespace import VethNamespace, run
 
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 HTTP_PORT = 8088
@@ -65,10 +66,6 @@ def skip_unless_janus_possible() -> None:
                "transports/libjanus_http.so"):
         if not (JANUS_LIB / so).exists():
             pytest.skip(f"Janus plugin missing: {JANUS_LIB / so}")
-
-
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
 
 
 def encode_clip(path: Path, seconds: int = 10, bitrate_kbps: int = 800,
@@ -142,59 +139,35 @@ def signed_janus_token(secret: str, plugins: list[str], valid_s: float = 3600) -
     return f"{data}:{base64.b64encode(mac).decode()}"
 
 
-class JanusNetns:
+class JanusNetns(VethNamespace):
     """One Janus in one namespace. Use as a context manager."""
 
+    prefix = "qp"
+    ns_letter = "j"
+    subnet16 = "10.211"
+    index_step = 1
+    table = "qp"
+    media_counter = "media_out"
+
     def __init__(self, index: int = 0, auth: JanusAuth | None = None) -> None:
+        super().__init__(index)
         self.auth = auth or JanusAuth()
-        tag = f"{os.getpid() % 10000}{index}"
-        self.ns = f"qpj{tag}"
-        self.veth_root = f"qpr{tag}"
-        self.veth_ns = f"qpn{tag}"
-        third = (os.getpid() + index) % 250 + 1
-        self.root_ip = f"10.211.{third}.1"
-        self.ns_ip = f"10.211.{third}.2"
-        self.dir = Path(tempfile.mkdtemp(prefix="qosmon-janus-"))
         self.janus: subprocess.Popen[bytes] | None = None
         self.feed: subprocess.Popen[bytes] | None = None
         self.h264_feed: subprocess.Popen[bytes] | None = None
-        self._made_ns = False
-        self._made_veth = False
         self.debug_level = 3
 
     @property
     def api_url(self) -> str:
         return f"http://{self.ns_ip}:{HTTP_PORT}/janus"
 
-    def netns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("ip", "netns", "exec", self.ns, *cmd, check=check)
-
     # -- lifecycle -------------------------------------------------------------
 
     def __enter__(self) -> JanusNetns:
-        try:
-            self._network()
-            self._configure()
-            self._start_janus()
-        except BaseException:
-            self.close()
-            raise
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _network(self) -> None:
-        run("ip", "netns", "add", self.ns)
-        self._made_ns = True
-        run("ip", "link", "add", self.veth_root, "type", "veth", "peer", "name", self.veth_ns)
-        self._made_veth = True
-        run("ip", "link", "set", self.veth_ns, "netns", self.ns)
-        run("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.veth_root)
-        run("ip", "link", "set", self.veth_root, "up")
-        self.netns("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.veth_ns)
-        self.netns("ip", "link", "set", self.veth_ns, "up")
-        self.netns("ip", "link", "set", "lo", "up")
+    def _setup(self) -> None:
         # Ground truth for the tests: every UDP packet Janus sends to the
         # probe, and every packet of the ffmpeg feed.
         rules = f"""
@@ -219,9 +192,9 @@ table inet qp {{
   counter feed {{ }}
 }}
 """
-        path = self.dir / "rules.nft"
-        path.write_text(rules)
-        self.netns("nft", "-f", str(path))
+        self._network(rules)
+        self._configure()
+        self._start_janus()
 
     def _configure(self) -> None:
         conf = self.dir / "conf"
@@ -362,32 +335,6 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
 
     # -- impairments -------------------------------------------------------
 
-    def set_loss(self, percent: int, media_ssrc: int | None = None) -> None:
-        """Drop ``percent`` % of the UDP packets Janus sends to the probe.
-
-        With ``media_ssrc``, packets of that RTP stream (SRTP leaves the RTP
-        header in the clear: the SSRC is bytes 8-11 after the UDP header) are
-        counted apart, so ``media_out``/``media_dropped`` are the exact truth
-        for that stream's path loss; the rest (RTX, RTCP, STUN) is dropped at
-        the same rate and counted in ``dropped``.
-        """
-        for chain in ("impair", "media"):
-            self.netns("nft", "flush", "chain", "inet", "qp", chain)
-        if media_ssrc is not None:
-            self.netns("nft", "add", "rule", "inet", "qp", "impair",
-                       "@th,128,32", f"0x{media_ssrc:08x}", "jump", "media")
-            self.netns("nft", "add", "rule", "inet", "qp", "media",
-                       "counter", "name", "media_out")
-            if percent > 0:
-                self.netns("nft", "add", "rule", "inet", "qp", "media",
-                           "numgen", "random", "mod", "100", "<", str(percent),
-                           "counter", "name", "media_dropped", "drop")
-            self.netns("nft", "add", "rule", "inet", "qp", "media", "accept")
-        if percent > 0:
-            self.netns("nft", "add", "rule", "inet", "qp", "impair",
-                       "numgen", "random", "mod", "100", "<", str(percent),
-                       "counter", "name", "dropped", "drop")
-
     def set_rate(self, kbit: int | None) -> None:
         if kbit is None:
             self.netns("tc", "qdisc", "del", "dev", self.veth_ns, "root", check=False)
@@ -408,9 +355,6 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
                            media_dropped=vals["media_dropped"][0],
                            feed_packets=vals["feed"][0], feed_bytes=vals["feed"][1])
 
-    def reset_counters(self) -> None:
-        self.netns("nft", "reset", "counters", "table", "inet", "qp")
-
     # -- teardown ----------------------------------------------------------
 
     def close(self) -> None:
@@ -419,11 +363,7 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
         if self.janus is not None:
             _stop(self.janus)
             self.janus = None
-        if self._made_veth:
-            run("ip", "link", "del", self.veth_root, check=False)
-        if self._made_ns:
-            run("ip", "netns", "del", self.ns, check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().close()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+
+from tests.veth_namespace import VethNamespace, run
 
 
 def skip_unless_netns_possible() -> None:
@@ -30,10 +29,6 @@ def skip_unless_netns_possible() -> None:
             pytest.skip(f"needs {binary}")
 
 
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
-
-
 @dataclass
 class ViewerCounters:
     udp_in: int  # UDP packets that reached the veth, before any drop
@@ -42,49 +37,19 @@ class ViewerCounters:
     media_dropped: int
 
 
-class ViewerNetns:
-    def __init__(self, index: int) -> None:
-        tag = f"{os.getpid() % 10000}{index}"
-        self.ns = f"qvw{tag}"
-        self.veth_root = f"qvr{tag}"
-        self.veth_ns = f"qvn{tag}"
-        third = (os.getpid() + 7 * index) % 250 + 1
-        self.root_ip = f"10.212.{third}.1"
-        self.ns_ip = f"10.212.{third}.2"
-        self.dir = Path(tempfile.mkdtemp(prefix="qosmon-viewer-"))
-        self._made_ns = False
-        self._made_veth = False
+class ViewerNetns(VethNamespace):
+    prefix = "qv"
+    ns_letter = "w"
+    subnet16 = "10.212"
+    index_step = 7
+    table = "qv"
+    media_counter = "media_in"
 
     def __enter__(self) -> ViewerNetns:
-        try:
-            self._network()
-        except BaseException:
-            self.close()
-            raise
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def netns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("ip", "netns", "exec", self.ns, *cmd, check=check)
-
-    def _network(self) -> None:
-        run("ip", "netns", "add", self.ns)
-        self._made_ns = True
-        run("ip", "link", "add", self.veth_root, "type", "veth", "peer", "name", self.veth_ns)
-        self._made_veth = True
-        run("ip", "link", "set", self.veth_ns, "netns", self.ns)
-        run("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.veth_root)
-        run("ip", "link", "set", self.veth_root, "up")
-        self.netns("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.veth_ns)
-        self.netns("ip", "link", "set", self.veth_ns, "up")
-        self.netns("ip", "link", "set", "lo", "up")
-        # A viewer host has a default route, and a browser without camera
-        # permission gathers ICE candidates only on the default route's
-        # interface. The output chain below keeps every packet inside the
-        # veth's own /30 anyway.
-        self.netns("ip", "route", "add", "default", "via", self.root_ip)
+    def _setup(self) -> None:
         subnet = self.root_ip.rsplit(".", 1)[0] + ".0/30"
         rules = f"""
 table inet qv {{
@@ -108,29 +73,12 @@ table inet qv {{
   counter media_dropped {{ }}
 }}
 """
-        path = self.dir / "rules.nft"
-        path.write_text(rules)
-        self.netns("nft", "-f", str(path))
-
-    def set_loss(self, percent: int, media_ssrc: int | None = None) -> None:
-        """Drop ``percent`` % of the UDP packets reaching the viewer; with
-        ``media_ssrc`` that RTP stream's packets are counted apart (SRTP
-        leaves the RTP header, and so the SSRC, in the clear)."""
-        for chain in ("impair", "media"):
-            self.netns("nft", "flush", "chain", "inet", "qv", chain)
-        if media_ssrc is not None:
-            self.netns("nft", "add", "rule", "inet", "qv", "impair",
-                       "@th,128,32", f"0x{media_ssrc:08x}", "jump", "media")
-            self.netns("nft", "add", "rule", "inet", "qv", "media", "counter", "name", "media_in")
-            if percent > 0:
-                self.netns("nft", "add", "rule", "inet", "qv", "media",
-                           "numgen", "random", "mod", "100", "<", str(percent),
-                           "counter", "name", "media_dropped", "drop")
-            self.netns("nft", "add", "rule", "inet", "qv", "media", "accept")
-        if percent > 0:
-            self.netns("nft", "add", "rule", "inet", "qv", "impair",
-                       "numgen", "random", "mod", "100", "<", str(percent),
-                       "counter", "name", "dropped", "drop")
+        self._network(rules)
+        # A viewer host has a default route, and a browser without camera
+        # permission gathers ICE candidates only on the default route's
+        # interface. The output chain above keeps every packet inside the
+        # veth's own /30 anyway.
+        self.netns("ip", "route", "add", "default", "via", self.root_ip)
 
     def set_rate(self, kbit: int | None) -> None:
         """Squeeze what the viewer receives (tbf on the root end's egress)."""
@@ -151,13 +99,3 @@ table inet qv {{
                 for c in out.get("nftables", []) if "counter" in c}
         return ViewerCounters(udp_in=vals["udp_in"], dropped=vals["dropped"],
                               media_in=vals["media_in"], media_dropped=vals["media_dropped"])
-
-    def reset_counters(self) -> None:
-        self.netns("nft", "reset", "counters", "table", "inet", "qv")
-
-    def close(self) -> None:
-        if self._made_veth:
-            run("ip", "link", "del", self.veth_root, check=False)
-        if self._made_ns:
-            run("ip", "netns", "del", self.ns, check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
