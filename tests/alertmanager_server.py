@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,13 +19,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.loopback_server import free_port, stop_process, wait_ready
+
 ALERTMANAGER_BIN = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -163,24 +158,9 @@ async def alertmanager(hook_url: str, startup_timeout_s: float = 20.0
             )
         am = Alertmanager(f"http://127.0.0.1:{port}", proc, log_path)
         try:
-            deadline = time.monotonic() + startup_timeout_s
-            async with aiohttp.ClientSession() as s:
-                while True:
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"alertmanager exited: {log_path.read_text()[-2000:]}")
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with s.get(f"{am.url}/-/ready") as r:
-                            if r.status == 200:
-                                break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("alertmanager not ready in time: "
-                                           + log_path.read_text()[-2000:])
-                    await asyncio.sleep(0.1)
+            # In a thread: the test's own receiver keeps serving meanwhile.
+            await asyncio.to_thread(wait_ready, proc, f"{am.url}/-/ready", log_path,
+                                    "alertmanager", startup_timeout_s)
             yield am
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)

@@ -11,11 +11,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.loopback_server import free_port
 
 
 def _bindir() -> Path | None:
@@ -25,12 +26,6 @@ def _bindir() -> Path | None:
 
 def available() -> bool:
     return _bindir() is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -51,7 +46,7 @@ def postgres() -> Iterator[str]:
     if run_as:
         os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
     data = path / "data"
-    port = _free_port()
+    port = free_port()
     subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "qosmon",
                     "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync"],
                    check=True, capture_output=True)

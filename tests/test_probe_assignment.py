@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from probes.ice_host_pin import pin_host_addresses
 from qosmon.demo.clip import encode_clip
 from qosmon.demo.netpath import Impairment, RegionPath
 from qosmon.demo.origin import DemoOrigin
+from tests.loopback_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 FEED = "feed-" + secrets.token_hex(8)
 PROBE_TOKENS = {"sg-1": "probe-sg-" + secrets.token_hex(8),
                 "us-1": "probe-us-" + secrets.token_hex(8)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

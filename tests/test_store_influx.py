@@ -25,15 +25,10 @@ from qosmon.store import open_store
 from qosmon.store.base import BatchConflictError, StoreError
 from qosmon.store.influx import InfluxStore, escape_tag, probe_line
 from tests import tsdb_server
+from tests.loopback_server import free_port
 from tests.test_collector_support import PROBE_TOKENS, RecordingPipeline, auth, batch, make_config
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        not tsdb_server.available(),
-        reason="victoria-metrics not installed (apt install victoria-metrics)",
-    ),
-]
+pytestmark = tsdb_server.NEEDED
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +129,7 @@ def test_documents_live_in_the_side_store(store: InfluxStore) -> None:
 
 
 def test_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
-    s = InfluxStore(f"http://127.0.0.1:{tsdb_server._free_port()}", bucket="b",
+    s = InfluxStore(f"http://127.0.0.1:{free_port()}", bucket="b",
                     side_path=tmp_path / "side.db", timeout_s=2)
     try:
         with pytest.raises(StoreError):

@@ -22,13 +22,7 @@ from tests import postgres_server, tsdb_server
 from tests.test_collector_support import FEED_TOKEN, auth, make_config
 from tests.test_viewer_aggregates import ViewerRecordingPipeline
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        not tsdb_server.available(),
-        reason="victoria-metrics not installed (apt install victoria-metrics)",
-    ),
-]
+pytestmark = tsdb_server.NEEDED
 
 
 @pytest.fixture(scope="module")

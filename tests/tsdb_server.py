@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.loopback_server import free_port, stop_process, wait_ready
+
 BINARY = "victoria-metrics"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -54,6 +50,14 @@ def available() -> bool:
     return shutil.which(BINARY) is not None
 
 
+# The marks of a test module that runs against this server.
+NEEDED = [
+    pytest.mark.server,
+    pytest.mark.skipif(not available(),
+                       reason="victoria-metrics not installed (apt install victoria-metrics)"),
+]
+
+
 @contextlib.contextmanager
 def victoria_metrics(data_dir: Path | None = None, timeout_s: float = 20.0) -> Iterator[
     VictoriaMetrics
@@ -63,7 +67,7 @@ def victoria_metrics(data_dir: Path | None = None, timeout_s: float = 20.0) -> I
     own_dir = data_dir is None
     path = Path(tempfile.mkdtemp(prefix="qosmon-vm-")) if data_dir is None else data_dir
     path.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = (path / "vm.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -79,27 +83,10 @@ def victoria_metrics(data_dir: Path | None = None, timeout_s: float = 20.0) -> I
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited: {(path / 'vm.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("victoria-metrics did not become healthy")
-            time.sleep(0.05)
+        wait_ready(proc, f"{url}/health", path / "vm.log", "victoria-metrics", timeout_s)
         yield VictoriaMetrics(url=url, data_dir=path, proc=proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
         if own_dir:
             shutil.rmtree(path, ignore_errors=True)
