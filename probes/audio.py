@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from probes.jitter import InterarrivalJitter
 from probes.loss import MAX_GAP, LossAccounting
+from probes.sequence import SEQ_SPAN, extend_seq
 
 OPUS_CLOCK = 48_000
 # Late audio a receiver's jitter buffer absorbs without concealing.
@@ -64,15 +65,11 @@ class AudioAccounting:
         self.last_packet_ms = now_ms
         last = self._last
         if last is None:
-            self._last = (seq + (1 << 16), rtp_timestamp, now_ms)
+            self._last = (seq + SEQ_SPAN, rtp_timestamp, now_ms)
             self.last_rtp = (rtp_timestamp, now_ms)
             return
         last_ext, last_ts, last_at = last
-        ext = (last_ext & ~0xFFFF) | seq
-        if ext - last_ext > 0x8000:
-            ext -= 0x10000
-        elif last_ext - ext > 0x8000:
-            ext += 0x10000
+        ext = extend_seq(seq, last_ext)
         steps = ext - last_ext
         if steps <= 0 or steps > MAX_GAP:
             if steps > MAX_GAP:  # new sequence base: start over

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probes.sequence import SEQ_SPAN, extend_seq
+
 
 @dataclass(frozen=True)
 class ShownFrame:
@@ -69,13 +71,8 @@ class FrameAssembler:
 
     def _extend(self, seq: int) -> int:
         if self._max_ext is None:
-            return seq + (1 << 16)  # room below for reordered packets
-        cand = (self._max_ext & ~0xFFFF) | seq
-        if cand - self._max_ext > 0x8000:
-            cand -= 0x10000
-        elif self._max_ext - cand > 0x8000:
-            cand += 0x10000
-        return cand
+            return seq + SEQ_SPAN  # room below for reordered packets
+        return extend_seq(seq, self._max_ext)
 
     def packet(
         self,

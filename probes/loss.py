@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from probes.sequence import extend_seq
+
 # More gaps than this outstanding at once means the stream broke off; the
 # oldest are called lost rather than tracked for ever.
 MAX_TRACKED_MISSING = 4096
@@ -60,14 +62,7 @@ class LossAccounting:
     def _extend(self, seq: int) -> int:
         if self._max_ext is None:
             return seq
-        base = self._max_ext & ~0xFFFF
-        cand = base | seq
-        # pick the candidate closest to the highest seen (handles wrap both ways)
-        if cand - self._max_ext > 0x8000:
-            cand -= 0x10000
-        elif self._max_ext - cand > 0x8000:
-            cand += 0x10000
-        return cand
+        return extend_seq(seq, self._max_ext)
 
     def media(self, seq: int, payload_bytes: int, now_ms: float) -> None:
         """A packet on the media SSRC."""

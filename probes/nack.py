@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from probes.sequence import SEQ_SPAN, extend_seq
+
 MIN_RETRY_MS = 20.0
 DEFAULT_RTT_MS = 100.0  # until a round trip is measured, as libwebrtc
 MAX_RETRIES = 10
@@ -46,13 +48,8 @@ class NackScheduler:
 
     def _extend(self, seq: int) -> int:
         if self._max_ext is None:
-            return seq + (1 << 16)
-        cand = (self._max_ext & ~0xFFFF) | seq
-        if cand - self._max_ext > 0x8000:
-            cand -= 0x10000
-        elif self._max_ext - cand > 0x8000:
-            cand += 0x10000
-        return cand
+            return seq + SEQ_SPAN  # room below for reordered packets
+        return extend_seq(seq, self._max_ext)
 
     def media(self, seq: int, now_ms: float) -> None:
         """A packet of the media SSRC arrived."""
