@@ -54,7 +54,7 @@ from qosmon.diagnosis.probe_health import (
     ProbeTracker,
     second_of,
 )
-from qosmon.diagnosis.scope import localize_probes
+from qosmon.diagnosis.scope import ProbeGroup, localize_probes
 from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
 from qosmon.diagnosis.viewer_slices import ViewerSlices
 from qosmon.model import (
@@ -325,44 +325,16 @@ class DiagnosisEngine:
             )
             if g.is_single_probe:
                 (m,) = members
-                under = m.stream_cause or Cause.UNKNOWN
+                cause = m.stream_cause or Cause.UNKNOWN
                 peers = self._peers(m, statuses)
-                ev, summary = media_evidence(under, g, members, peers, len(known), self.cfg)
-                out.append(
-                    _Finding(
-                        _PROBE,
-                        (_PROBE, m.labels.probe_id),
-                        g.scope,
-                        Cause.PROBE_LOCAL,
-                        start,
-                        g.probes,
-                        g.common,
-                        evidence=ev,
-                        summary=summary,
-                        live=m.raw_cause is not None,
-                        strength=media_strength(under, members),
-                    )
-                )
-                continue
-            cause = _group_cause([m.stream_cause for m in members])
-            peers = [statuses[p] for p in known - g.probes]
+                live = m.raw_cause is not None
+            else:
+                cause = _group_cause([m.stream_cause for m in members])
+                peers = [statuses[p] for p in known - g.probes]
+                live = any(m.raw_cause is not None for m in members)
             ev, summary = media_evidence(cause, g, members, peers, len(known), self.cfg)
-            out.append(
-                _Finding(
-                    _STREAM,
-                    (_STREAM, g.key),
-                    g.scope,
-                    cause,
-                    start,
-                    g.probes,
-                    g.common,
-                    regions=self._regions_of(g.scope),
-                    evidence=ev,
-                    summary=summary,
-                    live=any(m.raw_cause is not None for m in members),
-                    strength=media_strength(cause, members),
-                )
-            )
+            out.append(self._group_finding(_STREAM, cause, g, members, start, ev, summary,
+                                           live, media_strength(cause, members)))
         return out
 
     def _chat_findings(self, statuses: dict[str, ProbeStatus]) -> list[_Finding]:
@@ -373,41 +345,25 @@ class DiagnosisEngine:
             members = [statuses[p] for p in sorted(g.probes)]
             start = min((m.chat_since for m in members if m.chat_since is not None), default=0.0)
             ev, summary = chat_evidence(g, members, len(known), self.cfg)
-            if g.is_single_probe:
-                pid = members[0].labels.probe_id
-                out.append(
-                    _Finding(
-                        _PROBE,
-                        (_PROBE, pid),
-                        g.scope,
-                        Cause.PROBE_LOCAL,
-                        start,
-                        g.probes,
-                        g.common,
-                        evidence=ev,
-                        summary=summary,
-                        live=members[0].chat_raw,
-                        strength=chat_strength(members),
-                    )
-                )
-            else:
-                out.append(
-                    _Finding(
-                        _CHAT,
-                        (_CHAT, g.key),
-                        g.scope,
-                        Cause.CHAT_CHANNEL,
-                        start,
-                        g.probes,
-                        g.common,
-                        regions=self._regions_of(g.scope),
-                        evidence=ev,
-                        summary=summary,
-                        live=any(m.chat_raw for m in members),
-                        strength=chat_strength(members),
-                    )
-                )
+            out.append(self._group_finding(_CHAT, Cause.CHAT_CHANNEL, g, members, start, ev,
+                                           summary, any(m.chat_raw for m in members),
+                                           chat_strength(members)))
         return out
+
+    def _group_finding(self, family: str, cause: Cause, g: ProbeGroup,
+                       members: list[ProbeStatus], start: float, evidence: list[Evidence],
+                       summary: str, live: bool, strength: float) -> _Finding:
+        """A group of bad probes' finding: one probe alone is that probe's
+        own fault (probe-local, keyed by the probe), several are a fault of
+        ``cause`` in what they share (keyed by ``family`` and the group)."""
+        if g.is_single_probe:
+            family, key, cause = _PROBE, members[0].labels.probe_id, Cause.PROBE_LOCAL
+            regions: tuple[str, ...] = ()
+        else:
+            key, regions = g.key, self._regions_of(g.scope)
+        return _Finding(family, (family, key), g.scope, cause, start, g.probes, g.common,
+                        regions=regions, evidence=evidence, summary=summary, live=live,
+                        strength=strength)
 
     def _stock_findings(self, s: int) -> list[_Finding]:
         found = stock_findings(self.show, self._stock, self.cfg)
