@@ -360,6 +360,18 @@ def test_incident_ids_are_stable_across_runs() -> None:
     assert [i.incident_id for i in a.incidents] == [i.incident_id for i in b.incidents]
 
 
+def _diagnose(sc: Scenario) -> DiagnosisEngine:
+    """The engine after it was fed the generated show second by second."""
+    show, seconds = generate(sc)
+    eng = DiagnosisEngine(show)
+    for sec in seconds:
+        eng.add_probe_samples(x for _, x in sec.probes)
+        eng.add_business(sec.business)
+        eng.add_stock_states(sec.stock)
+        eng.step(sec.ts + 1.0)
+    return eng
+
+
 @pytest.mark.parametrize(
     ("cause", "region"),
     [
@@ -377,26 +389,14 @@ def test_incident_ids_are_stable_across_runs() -> None:
 )
 def test_synthetic_scenarios(cause: Cause, region: str | None) -> None:
     sc = Scenario(f"{cause}-{region}", cause, region, 0.5, seed=42)
-    show, seconds = generate(sc)
-    eng = DiagnosisEngine(show)
-    for sec in seconds:
-        eng.add_probe_samples(x for _, x in sec.probes)
-        eng.add_business(sec.business)
-        eng.add_stock_states(sec.stock)
-        eng.step(sec.ts + 1.0)
+    eng = _diagnose(sc)
     got = [(i.cause, i.scope) for i in eng.incidents]
     assert got == [(cause, sc.expected_scope)]
 
 
 def test_clean_show_has_no_incident() -> None:
     (sc,) = clean_shows(1, duration_s=600)
-    show, seconds = generate(sc)
-    eng = DiagnosisEngine(show)
-    for sec in seconds:
-        eng.add_probe_samples(x for _, x in sec.probes)
-        eng.add_business(sec.business)
-        eng.add_stock_states(sec.stock)
-        eng.step(sec.ts + 1.0)
+    eng = _diagnose(sc)
     assert eng.incidents == []
 
 
