@@ -15,6 +15,7 @@ import pytest
 from qosmon.model import ConnectionState, ProbeSample
 from qosmon.store.base import StoreError
 from qosmon.store.sqlite import SqliteStore
+from tests.test_store_sqlite import write_lock_held
 
 T0 = 1_700_000_000.0
 
@@ -67,16 +68,11 @@ def test_a_caller_that_gave_up_is_not_written_for_and_does_not_kill_the_writer(
 ) -> None:
     # Another connection holds the write lock: the writer waits on the
     # first batch while the second is queued, then its caller gives up.
-    blocker = sqlite3.connect(store.path, isolation_level=None, timeout=5)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock_held(store.path):
         first = store.submit_probe_batch("p1/first", [ps(T0)])
         time.sleep(0.2)
         second = store.submit_probe_batch("p1/second", [ps(T0 + 1)])
         assert second.cancel()
-    finally:
-        blocker.execute("COMMIT")
-        blocker.close()
     assert first.result(timeout=5) is True
     assert store.write_probe_batch("p1/third", [ps(T0 + 2)]) is True
     assert not store.has_batch("p1/second")

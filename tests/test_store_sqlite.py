@@ -3,6 +3,7 @@ concurrency, durability across reopen, retention."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -235,14 +236,24 @@ def test_batches_of_any_size_round_trip_in_order(store: SqliteStore, n: int) -> 
     assert store.probe_samples("s1") == samples
 
 
+@contextlib.contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Another connection holds SQLite's write lock until the block ends."""
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+
+
 def test_a_group_of_batches_is_stored_together_and_a_bad_one_fails_alone(
     store: SqliteStore,
 ) -> None:
     # Another connection holds the write lock: the writer blocks on the
     # first batch, everything submitted meanwhile forms one group.
-    blocker = sqlite3.connect(store.path, isolation_level=None, timeout=5)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock_held(store.path):
         first = store.submit_probe_batch("p1/first", [ps(T0)])
         time.sleep(0.3)  # the writer has taken it and waits for the lock
         bad = ps(T0 + 9)
@@ -256,9 +267,6 @@ def test_a_group_of_batches_is_stored_together_and_a_bad_one_fails_alone(
             "unicode": store.submit_probe_batch("探针-é/b\"1\\", [ps(T0 + 6)]),
         }
         assert not any(f.done() for f in [first, *futures.values()])
-    finally:
-        blocker.execute("COMMIT")
-        blocker.close()
     assert first.result(timeout=10) is True
     with pytest.raises(StoreError, match="write failed"):
         futures.pop("bad").result(timeout=10)
