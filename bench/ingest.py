@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from qosmon.model import ProbeSample, Show  # noqa: E402
 from qosmon.store.influx import probe_line  # noqa: E402
 from qosmon.store.sqlite import SqliteStore  # noqa: E402
+from tests.serve_process import launch_qosmon, listening_url  # noqa: E402
 from tests.tsdb_server import victoria_metrics  # noqa: E402
 
 TOKEN = "bench-probe-token-{i:04d}-0123456789"
@@ -85,19 +86,10 @@ def write_config(path: Path, store_url: str, probes: int) -> None:
 
 
 def start_collector(config: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qosmon.cli", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("collector listening on "):
-            return proc, line.split()[-1]
-        if not line and proc.poll() is not None:
-            break
+    proc = launch_qosmon(["serve", "--config", str(config)], stderr=subprocess.DEVNULL)
+    url = listening_url(proc, 30)
+    if url is not None:
+        return proc, url
     proc.kill()
     raise RuntimeError("collector did not start")
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.serve_process import REPO, launch_qosmon, listening_url
 
 
 def env() -> dict[str, str]:
@@ -24,16 +23,10 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.Compl
 def start_serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
     """``qosmon [args]`` (a ``serve`` command line), once it listens: the
     process and the collector's URL. The caller stops it (``stop_serve``)."""
-    proc = subprocess.Popen([sys.executable, "-m", "qosmon.cli", *args], cwd=cwd, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("collector listening on "):
-            return proc, line.split()[-1]
-        if not line and proc.poll() is not None:
-            break
+    proc = launch_qosmon(args, cwd=cwd)
+    url = listening_url(proc, 30)
+    if url is not None:
+        return proc, url
     proc.kill()
     _, err = proc.communicate(timeout=10)
     raise AssertionError(f"collector did not start: {err}")

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +16,11 @@ from typing import Any
 
 import aiohttp
 
+from qosmon.alerting import signing
 from qosmon.model import ConnectionState, ProbeBatch, ProbeSample, Show
+from tests.alertmanager_server import Receiver
+from tests.serve_process import REPO, launch_qosmon, listening_url
 
-REPO = Path(__file__).resolve().parents[1]
 HOOK_SECRET = "restart-test-hook-secret-0123456789"
 
 # Two regions, two probes each, one edge node per region.
@@ -28,10 +28,12 @@ PROBES = {"id-1": ("ID", "jkt-1"), "id-2": ("ID", "jkt-1"),
           "th-1": ("TH", "bkk-1"), "th-2": ("TH", "bkk-1")}
 
 
-def sample(show_id: str, probe: str, ts: float, broken_since: float | None) -> ProbeSample:
-    """One second of one probe; ``broken_since``: its edge node stopped
+def sample(show_id: str, probe: str, ts: float, broken_since: float | None,
+           where: tuple[str, str] | None = None) -> ProbeSample:
+    """One second of one probe in region and edge node ``where`` (by default
+    its place in :data:`PROBES`); ``broken_since``: its edge node stopped
     serving media then (no frames, no packets, chat lost)."""
-    region, node = PROBES[probe]
+    region, node = where or PROBES[probe]
     broken = broken_since is not None
     return ProbeSample(
         ts=ts, show_id=show_id, stream_id="main", probe_id=probe, region=region,
@@ -103,21 +105,13 @@ class CollectorProcess:
     def start(self, timeout_s: float = 60.0) -> str:
         t0 = time.monotonic()
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "qosmon.cli", "serve", "--config", str(self.config)],
-                stdout=subprocess.PIPE, stderr=log, text=True,
-                env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
-            )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("collector listening on "):
-                self.url = line.split()[-1]
-                self.started_s = time.monotonic() - t0
-                return self.url
-            if not line and self.proc.poll() is not None:
-                break
+            self.proc = launch_qosmon(["serve", "--config", str(self.config)], self.env,
+                                      stderr=log)
+        url = listening_url(self.proc, timeout_s)
+        if url is not None:
+            self.url = url
+            self.started_s = time.monotonic() - t0
+            return self.url
         self.kill()
         raise AssertionError(f"collector did not start:\n{self.log.read_text()[-3000:]}")
 
@@ -216,6 +210,66 @@ class ShowPlayer:
             if got:
                 return got
         raise AssertionError(f"not seen within {timeout_s:.0f} s: {what}")
+
+    async def node_failure_opens(self, region: str, timeout_s: float,
+                                 what: str = "") -> dict[str, Any]:
+        """Break ``region`` now and play until its node failure is open."""
+        self.broken[region] = time.time()
+
+        async def open_one() -> dict[str, Any] | None:
+            found = [i for i in node_failures(await self.incidents(), region)
+                     if i["end_ts"] is None]
+            return found[0] if found else None
+
+        got: dict[str, Any] = await self.play_until(
+            open_one, timeout_s, what or f"the {region} node failure")
+        return got
+
+    async def node_failure_ends(self, region: str, timeout_s: float) -> dict[str, Any]:
+        """Heal ``region`` and play until its one node failure has ended."""
+        self.broken[region] = None
+
+        async def ended() -> dict[str, Any] | None:
+            found = node_failures(await self.incidents(), region)
+            return found[0] if len(found) == 1 and found[0]["end_ts"] is not None else None
+
+        got: dict[str, Any] = await self.play_until(
+            ended, timeout_s, f"the {region} incident to end")
+        return got
+
+    async def alert_reaches(self, rx: Receiver, key: str, status_list: list[str] | None,
+                            timeout_s: float, what: str) -> None:
+        """Play until the receiver got ``status_list`` for ``key`` exactly
+        (None: until it got a resolve for it, after whatever came first)."""
+        async def reached() -> bool:
+            got = statuses(rx, key)
+            return got == status_list if status_list is not None else "resolved" in got
+
+        await self.play_until(reached, timeout_s, what)
+
+
+async def report_written(path: Path, timeout_s: float) -> bool:
+    """Whether ``path`` exists within ``timeout_s``: the collector writes a
+    show's report on the tick after the show's end."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return path.exists()
+
+
+def statuses(rx: Receiver, key: str) -> list[str]:
+    """The statuses the receiver got for one alert, in order."""
+    return [a["status"] for r in rx.requests for a in r.json()["alerts"] if a["key"] == key]
+
+
+def assert_signed_pages(rx: Receiver, key: str) -> None:
+    """Exactly one firing then one resolve for ``key``, every request signed
+    with the deployment's secret and with its own delivery id."""
+    assert statuses(rx, key) == ["firing", "resolved"]
+    ids = [r.headers[signing.ID_HEADER] for r in rx.requests]
+    assert len(set(ids)) == len(ids)
+    for r in rx.requests:
+        assert signing.verify(HOOK_SECRET, r.headers, r.body, r.received) is None
 
 
 def node_failures(incidents: list[dict[str, Any]], region: str) -> list[dict[str, Any]]:

@@ -9,28 +9,45 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def launch_qosmon(args: list[str], env: dict[str, str] | None = None,
+                  stderr: Any = subprocess.PIPE, cwd: Path | None = None,
+                  preexec: Callable[[], None] | None = None) -> subprocess.Popen[str]:
+    """Exec ``qosmon [args]`` with this checkout importable, stdout piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qosmon.cli", *args],
+        stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        preexec_fn=preexec,  # only resource limits: no locks taken in the child
+    )
+
+
+def listening_url(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
+    """The URL from the process's "collector listening on" line, or None
+    when it exits or does not say it within ``timeout_s``."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("collector listening on "):
+            return line.split()[-1]
+        if not line and proc.poll() is not None:
+            break
+    return None
 
 
 class CollectorProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None,
                  preexec: Callable[[], None] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qosmon.cli", "serve", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-            preexec_fn=preexec,  # only resource limits: no locks taken in the child
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("collector listening on "):
-                self.url = line.split()[-1]
-                return
-            if not line and self.proc.poll() is not None:
-                break
+        self.proc = launch_qosmon(["serve", "--config", str(config)], env, preexec=preexec)
+        url = listening_url(self.proc, 30)
+        if url is not None:
+            self.url = url
+            return
         self.proc.kill()
         _, err = self.proc.communicate(timeout=10)
         raise AssertionError(f"collector did not start: {err}")

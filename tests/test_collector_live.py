@@ -15,24 +15,11 @@ import pytest
 from qosmon.collector.app import start_collector
 from qosmon.collector.command import build_pipeline
 from qosmon.collector.config import CollectorConfig
-from qosmon.model import ConnectionState, ProbeBatch, ProbeSample, Show
+from qosmon.model import ProbeBatch, Show
 from qosmon.store import open_store
+from tests.collector_process import sample
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _sample(probe: str, region: str, node: str, ts: float, broken_since: float | None
-            ) -> ProbeSample:
-    broken = broken_since is not None
-    return ProbeSample(
-        ts=ts, show_id="live-1", stream_id="main", probe_id=probe, region=region,
-        edge_node=node, state=ConnectionState.CONNECTED, ttff_ms=150.0,
-        rtt_ms=None if broken else 80.0, packets_expected=0 if broken else 80,
-        packets_received=0 if broken else 80, loss_pct=None if broken else 0.0,
-        bitrate_kbps=0.0 if broken else 720.0, fps=0.0 if broken else 25.0,
-        no_frame_ms=(ts - broken_since) * 1000 if broken_since is not None else 40.0,
-        chat_sent=1, chat_lost=1 if broken else 0, chat_rtt_ms=None if broken else 80.0,
-    )
 
 
 @pytest.mark.slow  # a live show of half a minute, in real time
@@ -72,7 +59,7 @@ async def test_live_pipeline_from_config_diagnoses_and_writes_the_report(tmp_pat
                 for probe, (region, node) in labels.items():
                     since = break_at if region == "ID" and ts >= break_at else None
                     batch = ProbeBatch(batch_id=f"{probe}-{k:04d}", probe_id=probe, sent_ts=ts,
-                                       samples=[_sample(probe, region, node, ts, since)])
+                                       samples=[sample("live-1", probe, ts, since, (region, node))])
                     async with http.post("/api/v1/samples", data=batch.model_dump_json(),
                                          headers={"Authorization": f"Bearer {tokens[probe]}",
                                                   "Content-Type": "application/json"}) as r:

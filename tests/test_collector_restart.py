@@ -13,22 +13,18 @@ from typing import Any
 
 import pytest
 
-from qosmon.alerting import signing
 from qosmon.store.sqlite import SqliteStore
 from tests.alertmanager_server import Receiver
 from tests.collector_process import (
-    HOOK_SECRET,
     CollectorProcess,
     Deployment,
     ShowPlayer,
+    assert_signed_pages,
     node_failures,
+    report_written,
 )
 
 ID_KEY = "qosmon:restart-1:ID:jkt-1:node_failure"
-
-
-def _statuses(rx: Receiver, key: str) -> list[str]:
-    return [a["status"] for r in rx.requests for a in r.json()["alerts"] if a["key"] == key]
 
 
 async def _scenario(tmp_path: Path, receiver_down: bool) -> dict[str, Any]:
@@ -44,18 +40,9 @@ async def _scenario(tmp_path: Path, receiver_down: bool) -> dict[str, Any]:
         await player.put_show()
         for _ in range(15):  # healthy: the probes' baselines form
             await player.second()
-        player.broken["ID"] = time.time()
-
-        async def id_open() -> dict[str, Any] | None:
-            found = [i for i in node_failures(await player.incidents(), "ID")
-                     if i["end_ts"] is None]
-            return found[0] if found else None
-
-        before = await player.play_until(id_open, 30, "the ID node failure")
+        before = await player.node_failure_opens("ID", 30)
         if not receiver_down:
-            async def fired() -> bool:
-                return _statuses(rx, ID_KEY) == ["firing"]
-            await player.play_until(fired, 15, "the firing at the receiver")
+            await player.alert_reaches(rx, ID_KEY, ["firing"], 15, "the firing at the receiver")
         for _ in range(2):
             await player.second()
 
@@ -79,39 +66,20 @@ async def _scenario(tmp_path: Path, receiver_down: bool) -> dict[str, Any]:
             await player.second()
         if receiver_down:
             await rx.start()
-        player.broken["ID"] = None
-
-        async def id_ended() -> dict[str, Any] | None:
-            found = node_failures(await player.incidents(), "ID")
-            return found[0] if len(found) == 1 and found[0]["end_ts"] is not None else None
-
-        after = await player.play_until(id_ended, 40, "the ID incident to end")
+        after = await player.node_failure_ends("ID", 40)
         assert after["incident_id"] == before["incident_id"]
         assert after["start_ts"] == before["start_ts"]
-
-        async def resolved() -> bool:
-            return "resolved" in _statuses(rx, ID_KEY)
-
-        await player.play_until(resolved, 30, "the resolve at the receiver")
+        await player.alert_reaches(rx, ID_KEY, None, 30, "the resolve at the receiver")
 
         # A second fault, after the restart, is diagnosed.
-        player.broken["TH"] = time.time()
-
-        async def th_open() -> list[dict[str, Any]]:
-            return node_failures(await player.incidents(), "TH")
-
-        await player.play_until(th_open, 30, "the TH node failure after the restart")
+        await player.node_failure_opens("TH", 30, "the TH node failure after the restart")
         for _ in range(3):
             await player.second()
         await player.end_show()
         incidents = await player.incidents()
         # The show's end is processed on the collector's next tick.
         report = tmp_path / "reports" / "restart-1.html"
-        for _ in range(100):
-            if report.exists():
-                break
-            await asyncio.sleep(0.1)
-        assert report.exists()
+        assert await report_written(report, 10)
         # The report says the page went out late when it did.
         assert ("delivered late" in report.read_text()) == receiver_down
     finally:
@@ -120,11 +88,7 @@ async def _scenario(tmp_path: Path, receiver_down: bool) -> dict[str, Any]:
         await rx.stop()
 
     assert len(node_failures(incidents, "ID")) == 1, incidents
-    assert _statuses(rx, ID_KEY) == ["firing", "resolved"]
-    ids = [r.headers[signing.ID_HEADER] for r in rx.requests]
-    assert len(set(ids)) == len(ids)
-    for r in rx.requests:
-        assert signing.verify(HOOK_SECRET, r.headers, r.body, r.received) is None
+    assert_signed_pages(rx, ID_KEY)
     store = SqliteStore(tmp_path / "q.db")
     try:
         deliveries = [x for x in store.alert_deliveries("restart-1") if x.alert_key == ID_KEY]

@@ -7,23 +7,22 @@ resolved, and a new fault is diagnosed by the survivor."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qosmon.alerting import signing
 from qosmon.store.postgres import PostgresDocuments
 from tests import postgres_server, tsdb_server
 from tests.alertmanager_server import Receiver
 from tests.collector_process import (
-    HOOK_SECRET,
     CollectorProcess,
     Deployment,
     ShowPlayer,
+    assert_signed_pages,
     node_failures,
+    report_written,
 )
 
 pytestmark = [
@@ -34,10 +33,6 @@ pytestmark = [
 
 SHOW = "takeover-1"
 ID_KEY = f"qosmon:{SHOW}:ID:jkt-1:node_failure"
-
-
-def _statuses(rx: Receiver, key: str) -> list[str]:
-    return [a["status"] for r in rx.requests for a in r.json()["alerts"] if a["key"] == key]
 
 
 @pytest.mark.slow
@@ -63,19 +58,8 @@ async def test_second_collector_takes_the_show_over_when_the_first_is_killed(
             await player.put_show()
             for _ in range(15):
                 await player.second()
-            player.broken["ID"] = time.time()
-
-            async def id_open() -> dict[str, Any] | None:
-                found = [i for i in node_failures(await player.incidents(), "ID")
-                         if i["end_ts"] is None]
-                return found[0] if found else None
-
-            before = await player.play_until(id_open, 30, "the ID node failure")
-
-            async def fired() -> bool:
-                return _statuses(rx, ID_KEY) == ["firing"]
-
-            await player.play_until(fired, 15, "the firing at the receiver")
+            before = await player.node_failure_opens("ID", 30)
+            await player.alert_reaches(rx, ID_KEY, ["firing"], 15, "the firing at the receiver")
             for _ in range(2):
                 await player.second()
             holders = PostgresDocuments(dsn)
@@ -96,42 +80,18 @@ async def test_second_collector_takes_the_show_over_when_the_first_is_killed(
             figures["kill_to_diagnosis_s"] = round(time.monotonic() - t_kill, 2)
             for _ in range(6):  # the fault goes on under the new holder
                 await player.second()
-            player.broken["ID"] = None
-
-            async def id_ended() -> dict[str, Any] | None:
-                found = node_failures(await player.incidents(), "ID")
-                return found[0] if len(found) == 1 and found[0]["end_ts"] is not None else None
-
-            after = await player.play_until(id_ended, 40, "the ID incident to end")
+            after = await player.node_failure_ends("ID", 40)
             assert after["incident_id"] == before["incident_id"]
-
-            async def resolved() -> bool:
-                return "resolved" in _statuses(rx, ID_KEY)
-
-            await player.play_until(resolved, 30, "the resolve at the receiver")
-            player.broken["TH"] = time.time()
-
-            async def th_open() -> list[dict[str, Any]]:
-                return node_failures(await player.incidents(), "TH")
-
-            await player.play_until(th_open, 30, "the TH node failure after the takeover")
+            await player.alert_reaches(rx, ID_KEY, None, 30, "the resolve at the receiver")
+            await player.node_failure_opens("TH", 30, "the TH node failure after the takeover")
             await player.end_show()
             incidents = await player.incidents()
-            report = tmp_path / "reports" / f"{SHOW}.html"
-            for _ in range(150):
-                if report.exists():
-                    break
-                await asyncio.sleep(0.1)
-            assert report.exists()
+            assert await report_written(tmp_path / "reports" / f"{SHOW}.html", 15)
         finally:
             await player.close()
             a.kill()
             b.stop()
             await rx.stop()
     assert len(node_failures(incidents, "ID")) == 1, incidents
-    assert _statuses(rx, ID_KEY) == ["firing", "resolved"]
-    ids = [r.headers[signing.ID_HEADER] for r in rx.requests]
-    assert len(set(ids)) == len(ids)
-    for r in rx.requests:
-        assert signing.verify(HOOK_SECRET, r.headers, r.body, r.received) is None
+    assert_signed_pages(rx, ID_KEY)
     print(f"\ntakeover figures: {figures}")
