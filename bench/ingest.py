@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from qosmon.model import ProbeSample, Show  # noqa: E402
 from qosmon.store.influx import probe_line  # noqa: E402
 from qosmon.store.sqlite import SqliteStore  # noqa: E402
+from tests.loopback_server import stop_process  # noqa: E402
 from tests.serve_process import launch_qosmon, listening_url  # noqa: E402
 from tests.tsdb_server import victoria_metrics  # noqa: E402
 
@@ -117,15 +118,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate(timeout=10)
 
 
 @dataclass
@@ -323,7 +315,7 @@ def main() -> int:
         try:
             sq = run_load(proc, url, args.probes, args.batch_samples, args.duration, "bench")
         finally:
-            stop(proc)
+            stop_process(proc, 20)
         store = SqliteStore(db)
         stored_sqlite = store.count_probe_samples()
         store.close()
@@ -337,7 +329,7 @@ def main() -> int:
             paced = run_load(proc, url, args.probes, args.batch_samples, args.duration,
                              "bench", rate=args.rate)
         finally:
-            stop(proc)
+            stop_process(proc, 20)
         store = SqliteStore(db2)
         stored_paced = store.count_probe_samples()
         store.close()
@@ -354,7 +346,7 @@ def main() -> int:
                 ib = run_load(proc, url, args.probes, args.batch_samples, args.duration,
                               "bench-influx")
             finally:
-                stop(proc)
+                stop_process(proc, 20)
             stored_influx = vm_count_settled(vm.url, "bench-influx", ib.acked_samples)
             direct = direct_write(vm.url, args.probes, args.batch_samples, args.duration,
                                   "bench-direct")

@@ -38,11 +38,14 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, name: str,
         time.sleep(0.05)
 
 
-def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    """SIGTERM, then SIGKILL if it is still there after 10 s."""
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str],
+                 grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``grace_s``. What it
+    still writes to a pipe is read meanwhile, so a full pipe cannot hold
+    its exit up."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.communicate(timeout=grace_s)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)
