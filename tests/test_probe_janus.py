@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,53 @@ def window(rows: list[tuple[ProbeSample, NftCounters]], i: int, j: int
     return [s for s, _ in rows[i + 1 : j + 1]], rows[i][1], rows[j][1]
 
 
+async def run_under_squeeze(janus: JanusNetns, cfg: ProbeConfig, kbit: int
+                            ) -> tuple[list[ProbeSample], int]:
+    """A probe joined for 4.2 s, then 7 s with Janus's link squeezed to
+    ``kbit``: every sample, and the index of the first squeezed one."""
+    sink = CountingSink(janus)
+    try:
+        async with Running(ProbeAgent(cfg, sink)):
+            await asyncio.sleep(4.2)
+            before = len(sink.rows)
+            janus.set_rate(kbit)
+            await asyncio.sleep(7.0)
+    finally:
+        janus.set_rate(None)
+    return sink.samples, before
+
+
+@dataclass
+class LossRun:
+    samples: list[ProbeSample]  # the measured window
+    measured_pct: float  # the loss the probe reported over it
+    truth_pct: float  # the media SSRC's drops nftables counted over it
+    lossy: list[ProbeSample]  # every sample from the moment the loss was set
+
+
+async def run_under_loss(janus: JanusNetns, cfg: ProbeConfig, percent: int,
+                         measure_s: float) -> LossRun:
+    """A probe joined for 2.5 s, then ``percent`` % loss on its media SSRC:
+    after a second to settle, ``measure_s`` seconds measured."""
+    sink = CountingSink(janus)
+    try:
+        async with Running(ProbeAgent(cfg, sink)) as run:
+            await asyncio.sleep(2.5)
+            start = len(sink.rows)
+            janus.set_loss(percent, media_ssrc=run.media_ssrc())
+            await asyncio.sleep(1.0)
+            i = len(sink.rows) - 1
+            await asyncio.sleep(measure_s)
+            j = len(sink.rows) - 1
+    finally:
+        janus.set_loss(0)
+    samples, c0, c1 = window(sink.rows, i, j)
+    expected = sum(s.packets_expected for s in samples)
+    lost = sum(round((s.loss_pct or 0) * s.packets_expected / 100) for s in samples)
+    truth = 100 * (c1.media_dropped - c0.media_dropped) / (c1.media_out - c0.media_out)
+    return LossRun(samples, 100 * lost / expected, truth, sink.samples[start:])
+
+
 @pytest.mark.timeout(60)
 async def test_clean_path_bitrate_fps_chat(janus: JanusNetns) -> None:
     sink = CountingSink(janus)
@@ -132,25 +180,10 @@ async def test_clean_path_bitrate_fps_chat(janus: JanusNetns) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("percent", [5, 15])
 async def test_path_loss_matches_nft_drops(janus: JanusNetns, percent: int) -> None:
-    sink = CountingSink(janus)
-    try:
-        async with Running(ProbeAgent(probe_config(janus), sink)) as run:
-            await asyncio.sleep(2.5)
-            janus.set_loss(percent, media_ssrc=run.media_ssrc())
-            await asyncio.sleep(1.0)
-            i = len(sink.rows) - 1
-            await asyncio.sleep(8.0)
-            j = len(sink.rows) - 1
-    finally:
-        janus.set_loss(0)
-    samples, c0, c1 = window(sink.rows, i, j)
-    expected = sum(s.packets_expected for s in samples)
-    lost = sum(round((s.loss_pct or 0) * s.packets_expected / 100) for s in samples)
-    measured_pct = 100 * lost / expected
-    truth_pct = 100 * (c1.media_dropped - c0.media_dropped) / (c1.media_out - c0.media_out)
-    assert abs(measured_pct - truth_pct) <= 1.0, (measured_pct, truth_pct)
-    assert abs(truth_pct - percent) < 6  # the impairment did what it says
-    assert all(s.state == ConnectionState.CONNECTED for s in samples)
+    got = await run_under_loss(janus, probe_config(janus), percent, 8.0)
+    assert abs(got.measured_pct - got.truth_pct) <= 1.0, (got.measured_pct, got.truth_pct)
+    assert abs(got.truth_pct - percent) < 6  # the impairment did what it says
+    assert all(s.state == ConnectionState.CONNECTED for s in got.samples)
 
 
 @pytest.mark.timeout(60)
@@ -181,17 +214,9 @@ async def test_rtt_with_known_added_delay(janus: JanusNetns) -> None:
 
 @pytest.mark.timeout(60)
 async def test_bandwidth_squeeze_shows_freezes_and_lower_bitrate(janus: JanusNetns) -> None:
-    sink = CountingSink(janus)
-    try:
-        async with Running(ProbeAgent(probe_config(janus), sink)):
-            await asyncio.sleep(4.2)
-            before = len(sink.rows)
-            janus.set_rate(250)
-            await asyncio.sleep(7.0)
-    finally:
-        janus.set_rate(None)
-    normal = sink.samples[1:before]
-    squeezed = sink.samples[before:]
+    samples, before = await run_under_squeeze(janus, probe_config(janus), 250)
+    normal = samples[1:before]
+    squeezed = samples[before:]
     kbps_before = statistics.mean(s.bitrate_kbps or 0 for s in normal)
     kbps_during = statistics.mean(s.bitrate_kbps or 0 for s in squeezed)
     assert kbps_during < 0.5 * kbps_before, (kbps_before, kbps_during)

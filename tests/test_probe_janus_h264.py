@@ -22,7 +22,7 @@ from tests.janus_harness import (
     encode_h264_clip,
     skip_unless_janus_possible,
 )
-from tests.test_probe_janus import CountingSink, Running, window
+from tests.test_probe_janus import CountingSink, Running, run_under_loss, run_under_squeeze
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -78,45 +78,21 @@ async def test_h264_frames_size_and_rate(janus: JanusNetns) -> None:
 
 @pytest.mark.timeout(60)
 async def test_h264_path_loss_matches_nft_drops(janus: JanusNetns) -> None:
-    sink = CountingSink(janus)
-    try:
-        async with Running(ProbeAgent(config(janus), sink)) as run:
-            await asyncio.sleep(2.5)
-            start = len(sink.rows)
-            janus.set_loss(5, media_ssrc=run.media_ssrc())
-            await asyncio.sleep(1.0)
-            i = len(sink.rows) - 1
-            await asyncio.sleep(11.0)
-            j = len(sink.rows) - 1
-    finally:
-        janus.set_loss(0)
-    samples, c0, c1 = window(sink.rows, i, j)
-    expected = sum(s.packets_expected for s in samples)
-    lost = sum(round((s.loss_pct or 0) * s.packets_expected / 100) for s in samples)
-    truth = 100 * (c1.media_dropped - c0.media_dropped) / (c1.media_out - c0.media_out)
-    assert abs(100 * lost / expected - truth) < 1.0, (100 * lost / expected, truth)
+    got = await run_under_loss(janus, config(janus), 5, 11.0)
+    assert abs(got.measured_pct - got.truth_pct) < 1.0, (got.measured_pct, got.truth_pct)
     # What arrived includes any retransmissions. How many Janus 1.1.2 sends
     # varies from run to run (at times none for seconds; its debug log shows
     # NACKs for packets it no longer holds), so repair is not asserted
     # here; the probe's NACKs and PLIs are tested against an aiortc sender
     # with deterministic drops in test_probe_receive.
-    lossy = sink.samples[start:]
-    assert all((s.received_kbps or 0) >= (s.bitrate_kbps or 0) for s in lossy)
-    assert all(s.video_codec == "H264" for s in lossy)
+    assert all((s.received_kbps or 0) >= (s.bitrate_kbps or 0) for s in got.lossy)
+    assert all(s.video_codec == "H264" for s in got.lossy)
 
 
 @pytest.mark.timeout(60)
 async def test_squeeze_is_a_freeze_seen_while_it_lasts(janus: JanusNetns) -> None:
-    sink = CountingSink(janus)
-    try:
-        async with Running(ProbeAgent(config(janus), sink)):
-            await asyncio.sleep(4.2)
-            before = len(sink.rows)
-            janus.set_rate(250)  # well below the clip's 800 kbit/s
-            await asyncio.sleep(7.0)
-    finally:
-        janus.set_rate(None)
-    squeezed = sink.samples[before:]
+    samples, before = await run_under_squeeze(janus, config(janus), 250)  # clip: 800 kbit/s
+    squeezed = samples[before:]
     # Packets keep coming through the queue: the browser calls the stall a
     # freeze, never a pause, and the samples show it while it lasts.
     assert sum(s.pause_count for s in squeezed) == 0
@@ -124,8 +100,8 @@ async def test_squeeze_is_a_freeze_seen_while_it_lasts(janus: JanusNetns) -> Non
     stuck = [s.stuck_ms for s in squeezed]
     assert sum(stuck) > 2000, stuck
     assert max(stuck) <= 1000 + 400, stuck  # at most a threshold's backlog over a second
-    frozen = sum(s.freeze_ms + s.pause_ms for s in sink.samples)
-    assert sum(s.stuck_ms for s in sink.samples) >= frozen  # ended stalls all counted
+    frozen = sum(s.freeze_ms + s.pause_ms for s in samples)
+    assert sum(s.stuck_ms for s in samples) >= frozen  # ended stalls all counted
     # What the link carried includes retransmissions
     assert sum(s.received_kbps or 0 for s in squeezed) >= sum(s.bitrate_kbps or 0
                                                                for s in squeezed)
