@@ -74,9 +74,7 @@ def run(slices: int) -> dict[str, object]:
     steps: list[float] = []
     sent = 0
     for k, sec in enumerate(gen):
-        engine.add_probe_samples(x for _, x in sec.probes)
-        engine.add_business(sec.business)
-        engine.add_stock_states(sec.stock)
+        sec.feed(engine)
         if k and k % 60 == 0:
             batch = _batch(show.show_id, sec.ts, slices, sec.ts > sc.onset_ts + 5, rng)
             sent = len(batch)

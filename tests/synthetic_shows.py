@@ -19,6 +19,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.model import (
     BusinessSample,
     Cause,
@@ -98,6 +99,12 @@ class Second:
     probes: list[tuple[float, ProbeSample]] = field(default_factory=list)
     business: list[BusinessSample] = field(default_factory=list)
     stock: list[StockState] = field(default_factory=list)
+
+    def feed(self, engine: DiagnosisEngine) -> None:
+        """Hand this second's data to ``engine``, every probe sample on time."""
+        engine.add_probe_samples(x for _, x in self.probes)
+        engine.add_business(self.business)
+        engine.add_stock_states(self.stock)
 
 
 def make_show(regions: list[str]) -> Show:

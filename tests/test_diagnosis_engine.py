@@ -365,9 +365,7 @@ def _diagnose(sc: Scenario) -> DiagnosisEngine:
     show, seconds = generate(sc)
     eng = DiagnosisEngine(show)
     for sec in seconds:
-        eng.add_probe_samples(x for _, x in sec.probes)
-        eng.add_business(sec.business)
-        eng.add_stock_states(sec.stock)
+        sec.feed(eng)
         eng.step(sec.ts + 1.0)
     return eng
 

@@ -140,9 +140,7 @@ def test_engine_names_the_slice_whose_players_failed_in_the_stream_incident() ->
                        sc.onset_ts)
     engine = DiagnosisEngine(show)
     for sec in seconds:
-        engine.add_probe_samples(x for _, x in sec.probes)
-        engine.add_business(sec.business)
-        engine.add_stock_states(sec.stock)
+        sec.feed(engine)
         engine.add_viewer_aggregates(a for a in aggs if sec.ts - 1 < a.ts <= sec.ts)
         engine.step(sec.ts + 3)
     (inc,) = [i for i in engine.incidents if i.scope.get("region") == "TH"]
@@ -158,18 +156,14 @@ def test_engine_names_the_slice_whose_players_failed_in_the_stream_incident() ->
     late = DiagnosisEngine(show)
     late.add_viewer_aggregates(reversed(aggs))
     for sec in seconds:
-        late.add_probe_samples(x for _, x in sec.probes)
-        late.add_business(sec.business)
-        late.add_stock_states(sec.stock)
+        sec.feed(late)
         late.step(sec.ts + 3)
     (again,) = [i for i in late.incidents if i.scope.get("region") == "TH"]
     assert [e for e in again.evidence if e.metric in players] == list(players.values())
     # Without the platform's reports the incident is diagnosed as before.
     plain = DiagnosisEngine(show)
     for sec in seconds:
-        plain.add_probe_samples(x for _, x in sec.probes)
-        plain.add_business(sec.business)
-        plain.add_stock_states(sec.stock)
+        sec.feed(plain)
         plain.step(sec.ts + 3)
     (same,) = [i for i in plain.incidents if i.scope.get("region") == "TH"]
     assert (same.cause, same.scope, same.start_ts) == (inc.cause, inc.scope, inc.start_ts)
