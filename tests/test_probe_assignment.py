@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from probes.ice_host_pin import pin_host_addresses
 from qosmon.demo.clip import encode_clip
 from qosmon.demo.netpath import Impairment, RegionPath
 from qosmon.demo.origin import DemoOrigin
 from tests.loopback_server import free_port
+from tests.test_probe_whep import serving_on_loopback
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,10 @@ PROBE_TOKENS = {"sg-1": "probe-sg-" + secrets.token_hex(8),
 async def origin() -> AsyncIterator[DemoOrigin]:
     # The origin runs in this process: its ICE offers loopback only (the
     # probes are other processes, so nothing else pins it here).
-    pin_host_addresses(["127.0.0.1"])
-    o = DemoOrigin(encode_clip(seconds=4),
-                   {"SG": RegionPath("SG", impairment=Impairment(delay_ms=5))})
-    await o.start()
-    try:
+    async with serving_on_loopback(DemoOrigin(
+            encode_clip(seconds=4),
+            {"SG": RegionPath("SG", impairment=Impairment(delay_ms=5))})) as o:
         yield o
-    finally:
-        await o.stop()
-        pin_host_addresses(None)
 
 
 async def spawn(*args: str, log: Path) -> asyncio.subprocess.Process:

@@ -5,10 +5,12 @@ a VP8 clip encoded once, without re-encoding. Real ICE, DTLS, SRTP, SCTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import av
 import numpy as np
@@ -142,16 +144,31 @@ def clip() -> list[bytes]:
     return encode_clip()
 
 
+class Origin(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+OriginT = TypeVar("OriginT", bound=Origin)
+
+
+@contextlib.asynccontextmanager
+async def serving_on_loopback(origin: OriginT) -> AsyncIterator[OriginT]:
+    """``origin`` started, with ICE pinned to loopback (aioice leaves it out
+    otherwise) until it is stopped again."""
+    pin_host_addresses(["127.0.0.1"])
+    await origin.start()
+    try:
+        yield origin
+    finally:
+        await origin.stop()
+        pin_host_addresses(None)
+
+
 @pytest.fixture
 async def origin(clip: list[bytes]) -> AsyncIterator[WhepOrigin]:
-    pin_host_addresses(["127.0.0.1"])
-    o = WhepOrigin(clip)
-    await o.start()
-    try:
+    async with serving_on_loopback(WhepOrigin(clip)) as o:
         yield o
-    finally:
-        await o.stop()
-        pin_host_addresses(None)
 
 
 def config(streams: list[dict[str, object]]) -> ProbeConfig:
