@@ -95,6 +95,27 @@ def start_collector(config: Path) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("collector did not start")
 
 
+def sqlite_run(tmpdir: Path, name: str, args: argparse.Namespace,
+               rate: float | None = None) -> tuple[LoadResult, int]:
+    """A collector on a fresh embedded store under load: what it acked, and
+    how many samples the store holds afterwards."""
+    db = tmpdir / f"{name}.db"
+    cfg = tmpdir / f"{name}.toml"
+    write_config(cfg, f"sqlite://{db}", args.probes)
+    with_shows(db, "bench")
+    proc, url = start_collector(cfg)
+    try:
+        result = run_load(proc, url, args.probes, args.batch_samples, args.duration, "bench",
+                          rate=rate)
+    finally:
+        stop_process(proc, 20)
+    store = SqliteStore(db)
+    try:
+        return result, store.count_probe_samples()
+    finally:
+        store.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -306,33 +327,10 @@ def main() -> int:
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qosmon-bench-") as tmp:
         tmpdir = Path(tmp)
-        # 1. embedded store
-        db = tmpdir / "bench.db"
-        cfg = tmpdir / "sqlite.toml"
-        write_config(cfg, f"sqlite://{db}", args.probes)
-        with_shows(db, "bench")
-        proc, url = start_collector(cfg)
-        try:
-            sq = run_load(proc, url, args.probes, args.batch_samples, args.duration, "bench")
-        finally:
-            stop_process(proc, 20)
-        store = SqliteStore(db)
-        stored_sqlite = store.count_probe_samples()
-        store.close()
-        # Ack latency at the target rate, offered open-loop (fresh store).
-        db2 = tmpdir / "paced.db"
-        cfg = tmpdir / "paced.toml"
-        write_config(cfg, f"sqlite://{db2}", args.probes)
-        with_shows(db2, "bench")
-        proc, url = start_collector(cfg)
-        try:
-            paced = run_load(proc, url, args.probes, args.batch_samples, args.duration,
-                             "bench", rate=args.rate)
-        finally:
-            stop_process(proc, 20)
-        store = SqliteStore(db2)
-        stored_paced = store.count_probe_samples()
-        store.close()
+        # 1. embedded store, closed loop; then ack latency at the target
+        # rate, offered open-loop (fresh store).
+        sq, stored_sqlite = sqlite_run(tmpdir, "bench", args)
+        paced, stored_paced = sqlite_run(tmpdir, "paced", args, rate=args.rate)
 
         # 2. and 3. InfluxDB API on a real VictoriaMetrics
         with victoria_metrics(tmpdir / "vm") as vm:
