@@ -121,6 +121,11 @@ class LivePipeline:
             if mine:
                 state.tracker.add_stock(mine)
 
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        for state in self.shows.values():
+            if not state.finished:
+                state.tracker.add_heartbeat(warehouse, source_ts, received_ts)
+
     def on_on_screen(self, events: Sequence[OnScreen]) -> None:
         for e in events:
             state = self.shows.get(e.show_id)

@@ -57,6 +57,10 @@ class Pipeline(Protocol):
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None: ...
 
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        """A warehouse feed says it has sent every change up to ``source_ts``."""
+        ...
+
     async def tick(self, now: float) -> None:
         """Called about once a second by the collector, never concurrently."""
         ...
@@ -88,6 +92,9 @@ class NullPipeline:
         pass
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None:
+        pass
+
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
         pass
 
     async def tick(self, now: float) -> None:

@@ -56,10 +56,19 @@ class InventoryConfig(_Config):
     yellow_minutes_left: float | None = Field(default=60.0, ge=0)
     red_minutes_left: float | None = Field(default=30.0, ge=0)
 
-    # Data states. A warehouse is stale when its newest figure is older than
-    # stale_after_s (by the warehouse's own clock, source_ts, against now), or
+    # Data states. A warehouse is stale when its newest word is older than
+    # its age limit (by the warehouse's own clock, source_ts, against now), or
     # when its newest record took longer than max_sync_lag_s to reach us.
+    # A feed that heartbeats (sends an empty change set while nothing
+    # changes) says "still current" every few seconds, so silence beyond
+    # heartbeat_stale_after_s means its sync stopped. A feed that never
+    # heartbeats is silent between full snapshots, so its limit
+    # (stale_after_s) must exceed the snapshot period. A warehouse counts as
+    # heartbeating from its first heartbeat on.
     stale_after_s: float = Field(default=60.0, gt=0)
+    heartbeat_stale_after_s: float = Field(default=10.0, gt=0)
+    # Per-warehouse age limits that override both of the above.
+    warehouse_stale_after_s: dict[str, float] = Field(default_factory=dict)
     max_sync_lag_s: float | None = Field(default=10.0, ge=0)  # 0 = off
     # A figure that drops from at least sync_fault_min_drop units to 0 in one
     # record is a sync fault unless the orders received since the previous
@@ -106,6 +115,8 @@ class InventoryConfig(_Config):
             self.red_minutes_left > self.yellow_minutes_left
         ):
             raise ValueError("red_minutes_left must not exceed yellow_minutes_left")
+        if any(v <= 0 for v in self.warehouse_stale_after_s.values()):
+            raise ValueError("warehouse_stale_after_s must be positive")
         if any(v < 0 for v in self.daily_units.values()):
             raise ValueError("daily_units must not be negative")
         return self
