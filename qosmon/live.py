@@ -21,6 +21,7 @@ from qosmon.inventory.tracker import InventoryTracker
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
+    Cause,
     Incident,
     OnScreen,
     ProbeSample,
@@ -28,10 +29,14 @@ from qosmon.model import (
     StockRecord,
     StockState,
 )
-from qosmon.pipeline import StockFeed
+from qosmon.pipeline import DeliveryQos, ProbeQos, ShowQos, StockFeed
 from qosmon.store.base import Store
 
 log = logging.getLogger(__name__)
+
+# A probe whose latest sample for a show is older than this is down for it:
+# probes send every second, so this is several missed batches.
+PROBE_UP_WITHIN_S = 10.0
 
 
 @dataclass
@@ -40,6 +45,9 @@ class _ShowState:
     engine: DiagnosisEngine
     tracker: InventoryTracker
     latest: dict[str, ProbeSample] = field(default_factory=dict)  # probe_id -> last sample
+    # probe_id -> [frozen seconds, chat messages sent, chat messages lost],
+    # summed over every sample accepted (duplicates never reach the pipeline).
+    totals: dict[str, list[float]] = field(default_factory=dict)
     finished: bool = False
 
 
@@ -98,6 +106,11 @@ class LivePipeline:
                 prev = state.latest.get(s.probe_id)
                 if prev is None or s.ts >= prev.ts:
                     state.latest[s.probe_id] = s
+                if s.freeze_ms or s.chat_sent or s.chat_lost:
+                    tot = state.totals.setdefault(s.probe_id, [0.0, 0.0, 0.0])
+                    tot[0] += s.freeze_ms / 1000.0
+                    tot[1] += s.chat_sent
+                    tot[2] += s.chat_lost
 
     def on_business(self, samples: Sequence[BusinessSample]) -> None:
         by_show: dict[str, list[BusinessSample]] = {}
@@ -139,6 +152,33 @@ class LivePipeline:
     def latest_samples(self, show_id: str) -> list[ProbeSample]:
         state = self.shows.get(show_id)
         return list(state.latest.values()) if state is not None else []
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        out = []
+        for show_id, state in self.shows.items():
+            if state.finished:
+                continue  # its series leave /metrics with the show
+            qos = ShowQos(show_id, open_incidents=dict.fromkeys(Cause, 0))
+            for inc in state.engine.incidents:
+                if inc.end_ts is None:
+                    qos.open_incidents[inc.cause] += 1
+            for probe_id, s in sorted(state.latest.items()):
+                tot = state.totals.get(probe_id, [0.0, 0.0, 0.0])
+                qos.probes.append(ProbeQos(
+                    probe_id=probe_id, region=s.region, latest=s,
+                    up=s.state == "connected" and now - s.ts <= PROBE_UP_WITHIN_S,
+                    frozen_s=tot[0], chat_sent=int(tot[1]), chat_lost=int(tot[2]),
+                ))
+            out.append(qos)
+        return out
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        if self.alerter is None:
+            return []
+        return [DeliveryQos(notifier=r.route, sent=r.sent, failed=r.failed,
+                            failed_attempts=r.failed_attempts, dropped=r.dropped,
+                            pending=r.pending)
+                for r in self.alerter.route_stats()]
 
     def incidents(self, show_id: str) -> list[Incident]:
         state = self.shows.get(show_id)

@@ -9,9 +9,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from qosmon.model import BusinessSample, OnScreen, ProbeSample, Show, StockRecord, StockState
+from qosmon.model import (
+    BusinessSample,
+    Cause,
+    OnScreen,
+    ProbeSample,
+    Show,
+    StockRecord,
+    StockState,
+)
+
+
+@dataclass
+class ProbeQos:
+    """What one probe last reported for one show, and its running totals."""
+
+    probe_id: str
+    region: str
+    latest: ProbeSample
+    up: bool  # its latest sample is recent and its connection is up
+    frozen_s: float = 0.0  # W3C freezes that ended, summed
+    chat_sent: int = 0
+    chat_lost: int = 0
+
+
+@dataclass
+class ShowQos:
+    """A live show as /metrics exposes it; finished shows are not listed."""
+
+    show_id: str
+    probes: list[ProbeQos] = field(default_factory=list)
+    open_incidents: dict[Cause, int] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryQos:
+    """One alert route's notifications: sent, failed, dropped, pending."""
+
+    notifier: str
+    sent: int
+    failed: int
+    failed_attempts: int
+    dropped: int
+    pending: int
 
 
 class StockFeed:
@@ -47,6 +90,15 @@ class Pipeline(Protocol):
         """The latest stock state per SKU x warehouse for a live show."""
         ...
 
+    def live_qos(self, now: float) -> list[ShowQos]:
+        """Per live show: each probe's latest measures and totals, and the
+        open incidents by cause."""
+        ...
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        """Per alert route: notifications sent, failed, pending."""
+        ...
+
     def on_show(self, show: Show) -> None: ...
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None: ...
@@ -77,6 +129,12 @@ class NullPipeline:
         self.stock_feed = StockFeed()
 
     def current_stock(self, show_id: str) -> list[StockState]:
+        return []
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        return []
+
+    def delivery_qos(self) -> list[DeliveryQos]:
         return []
 
     def on_show(self, show: Show) -> None:

@@ -292,3 +292,14 @@ def test_lingering_old_incident_does_not_backdate_a_new_alerts_end() -> None:
     assert [(x.status, x.starts_at) for _, x in sent] == [
         (AlertStatus.FIRING, T0 + 100), (AlertStatus.RESOLVED, T0 + 100)]
     assert sent[1][1].ends_at == T0 + 130
+
+
+def test_tick_jitter_does_not_hold_a_page_back_a_second() -> None:
+    # Ticks land a few ms after each whole second, never exactly 1 s apart:
+    # the group wait that ends 2 ms after a tick is over at that tick.
+    rules = AlertRules(SETTINGS)
+    inc = [incident("i1", Cause.PACKET_LOSS, T0, region="ID")]
+    assert rules.evaluate("show1", inc, T0 + 3.004) == []  # ripe: group wait starts
+    assert rules.evaluate("show1", inc, T0 + 4.001) == []
+    [n] = rules.evaluate("show1", inc, T0 + 5.002)
+    assert [a.status for a in n.alerts] == [AlertStatus.FIRING]

@@ -36,6 +36,20 @@ class _Route:
     queue: asyncio.Queue[Notification]
     notifier: Notifier | None = None
     task: asyncio.Task[None] | None = None
+    stats: RouteStats = dataclasses.field(default_factory=lambda: RouteStats(""))
+    delivering: bool = False  # a notification taken off the queue, not yet done
+
+
+@dataclasses.dataclass
+class RouteStats:
+    """Running totals of one route, for /metrics."""
+
+    route: str
+    sent: int = 0  # notifications delivered
+    failed: int = 0  # notifications given up on (rejected or out of attempts)
+    failed_attempts: int = 0  # attempts that failed, retried or not
+    dropped: int = 0  # dropped because the route's queue was full
+    pending: int = 0  # queued or being delivered now
 
 
 class Alerter:
@@ -52,12 +66,21 @@ class Alerter:
         self.rules = AlertRules(config)
         self._link = link
         self._on_delivery = on_delivery
-        self._routes = [_Route(r, asyncio.Queue()) for r in config.routes]
+        self._routes = [_Route(r, asyncio.Queue(), stats=RouteStats(r.name))
+                        for r in config.routes]
         self._session: aiohttp.ClientSession | None = None
         self._unrouted_warned: set[str] = set()
         # The delivery log: every attempt on every route, newest last.
         self.deliveries: collections.deque[AlertDelivery] = collections.deque(maxlen=10_000)
         self.dropped = 0  # notifications dropped because a route's queue was full
+
+    def route_stats(self) -> list[RouteStats]:
+        """Per route: notifications sent, failed, dropped and pending now."""
+        out = []
+        for r in self._routes:
+            pending = r.queue.qsize() + (1 if r.delivering else 0)
+            out.append(dataclasses.replace(r.stats, pending=pending))
+        return out
 
     async def start(self) -> None:
         """Open the HTTP session and start one delivery worker per route.
@@ -129,6 +152,7 @@ class Alerter:
                     old = route.queue.get_nowait()
                     route.queue.task_done()
                     self.dropped += 1
+                    route.stats.dropped += 1
                     log.error("route %s: queue full, dropped notification %s of %d alert(s)",
                               route.config.name, old.group_key, len(old.alerts))
                 route.queue.put_nowait(n)
@@ -148,12 +172,14 @@ class Alerter:
                 except TimeoutError:
                     await self._resend(notifier)
                     continue
+            route.delivering = True
             try:
-                await self._deliver(route.config, notifier, n)
+                await self._deliver(route, notifier, n)
             except Exception:  # a bug must not kill the route for the rest of the show
                 log.exception("route %s: unexpected error delivering %s", notifier.name,
                               n.group_key)
             finally:
+                route.delivering = False
                 route.queue.task_done()
 
     async def _resend(self, notifier: Notifier) -> None:
@@ -165,20 +191,24 @@ class Alerter:
             log.warning("route %s: re-posting firing alerts failed: %s", notifier.name,
                         exc.reason)
 
-    async def _deliver(self, route: RouteConfig, notifier: Notifier, n: Notification) -> None:
-        policy = route.retry
+    async def _deliver(self, route: _Route, notifier: Notifier, n: Notification) -> None:
+        policy = route.config.retry
+        stats = route.stats
         for attempt in range(1, policy.max_attempts + 1):
             try:
                 await notifier.send(n)
             except DeliveryError as exc:
                 self._record(notifier, n, ok=False, attempt=attempt, error=exc.reason)
+                stats.failed_attempts += 1
                 if not exc.retryable:
                     log.error("route %s: %s rejected, not retrying: %s", notifier.name,
                               n.group_key, exc.reason)
+                    stats.failed += 1
                     return
                 if attempt == policy.max_attempts:
                     log.error("route %s: giving up on %s after %d attempts: %s",
                               notifier.name, n.group_key, attempt, exc.reason)
+                    stats.failed += 1
                     return
                 wait_s = policy.backoff_s(attempt)
                 log.warning("route %s: attempt %d for %s failed (%s); retrying in %.1f s",
@@ -186,6 +216,7 @@ class Alerter:
                 await asyncio.sleep(wait_s)
             else:
                 self._record(notifier, n, ok=True, attempt=attempt, error="")
+                stats.sent += 1
                 log.info("route %s: sent %s (%d alert(s), attempt %d)", notifier.name,
                          n.group_key, len(n.alerts), attempt)
                 return

@@ -41,6 +41,13 @@ ROUTE_NAMES = (ONCALL, MERCHANDISING)
 # Causes a node failure explains when they show up in the scope it covers.
 SYMPTOM_CAUSES = frozenset(STREAM_CAUSES - {Cause.NODE_FAILURE} | {Cause.UNKNOWN})
 
+# The runtime evaluates about once a second, shortly after each whole
+# second, so two evaluations are not exactly a second apart. A wait that
+# would end within this much after an evaluation counts as over at it:
+# otherwise a tick that comes 2 ms "early" relative to the previous one
+# holds a page back for a whole extra second.
+TICK_SLACK_S = 0.1
+
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _SEVERITY_BY_RANK = {rank: sev for sev, rank in _SEVERITY_RANK.items()}
 
@@ -225,7 +232,7 @@ class AlertRules:
             if state is None:
                 # Pending: only an incident that has lasted long enough opens
                 # an alert; an open one is kept alive by any incident.
-                ripe = [i for i in incs if now - i.start_ts >= cfg.pending_s]
+                ripe = [i for i in incs if now - i.start_ts + TICK_SLACK_S >= cfg.pending_s]
                 if not ripe:
                     continue
                 first = _primary(ripe)
@@ -293,9 +300,9 @@ class AlertRules:
                 if group.last_sent is None:
                     if group.first_due is None:
                         group.first_due = now
-                    if now - group.first_due < cfg.group_wait_s:
+                    if now - group.first_due + TICK_SLACK_S < cfg.group_wait_s:
                         continue
-                elif now - group.last_sent < cfg.group_interval_s:
+                elif now - group.last_sent + TICK_SLACK_S < cfg.group_interval_s:
                     continue
             alerts: list[Alert] = []
             for s, status in sorted(items, key=lambda it: it[0].key):

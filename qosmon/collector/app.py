@@ -679,7 +679,8 @@ def create_app(
         tokens=tokens,
         limiter=RateLimiter(config.rate_limit.requests_per_s, config.rate_limit.burst),
         fleet=fleet,
-        metrics=CollectorMetrics(lambda: fleet.up_count(time.time())),
+        metrics=CollectorMetrics(lambda: fleet.up_count(time.time()),
+                                 lambda: pipeline.live_qos(time.time()), pipeline.delivery_qos),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
         submit_probe_batch=getattr(store, "submit_probe_batch", None),
     )
