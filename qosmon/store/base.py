@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from qosmon.model import (
     AlertDelivery,
@@ -90,6 +90,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class SubmitsProbeBatches(Protocol):
     """Optional: a store that can take a probe batch without blocking the
     caller (the embedded store queues it to its writer thread). The
@@ -100,3 +101,14 @@ class SubmitsProbeBatches(Protocol):
 
     def submit_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> Future[bool]:
         ...
+
+
+@runtime_checkable
+class AppliesRetention(Protocol):
+    """Optional: a store that downsamples and forgets old shows itself (the
+    embedded store; a time-series server has retention of its own). Returns
+    counts of what was done, by kind."""
+
+    def apply_retention(
+        self, now: float, raw_days: float, keep_days: float | None
+    ) -> dict[str, int]: ...

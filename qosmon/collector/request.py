@@ -1,0 +1,237 @@
+"""Request plumbing shared by every route module: who is calling (probe,
+feed and read tokens, with the 401/403 answers), the rate limit, reading a
+size-capped body, parsing it into a model (a 400 naming the field), the show
+id and timestamp checks, JSON answers, and the middleware that turns every
+refusal into the documented error shape.
+
+A handler reads as the order of work: ``auth_*``, ``read_body``, ``parse``,
+checks, store, pipeline, ``json_response``. Every refusal is an ``ApiError``
+raised from here or from ``wire``; nothing else answers an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, NoReturn, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from qosmon.collector.auth import bearer_token, token_digest
+from qosmon.collector.state import STATE, CollectorState
+from qosmon.collector.wire import ApiError, ShowPath, check_numbers, from_validation_error
+from qosmon.model import Show
+from qosmon.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="qosmon"'}
+_REJECT_REASONS = {
+    400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method", 413: "too_large", 415: "content_type", 429: "rate_limited",
+    503: "store_unavailable",
+}
+
+
+def state_of(request: web.Request) -> CollectorState:
+    return request.app[STATE]
+
+
+# --- who is calling -------------------------------------------------------------
+
+def _unauthenticated(problem: str) -> ApiError:
+    return ApiError(401, problem, "Authorization", headers=dict(_CHALLENGE))
+
+
+def _bearer(request: web.Request) -> str:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise _unauthenticated("missing or malformed 'Authorization: Bearer <token>' header")
+    return token
+
+
+def _refuse(kind: Literal["probe", "feed", "read"], other_kind: str | None) -> NoReturn:
+    """An unknown token is a 401; a known token of the wrong kind a 403."""
+    if other_kind is not None:
+        raise ApiError(403, f"a {other_kind} token cannot post {kind} data", "Authorization")
+    raise _unauthenticated(f"unknown {kind} token")
+
+
+def _limit(state: CollectorState, token: str) -> None:
+    """Take one request from the token's bucket, or refuse with 429."""
+    wait = state.limiter.acquire(token_digest(token), time.monotonic())
+    if wait is not None:
+        raise ApiError(
+            429, f"too many requests for this token; retry in {wait:.2f} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def auth_probe(request: web.Request) -> str:
+    """The calling probe's id (its token names it)."""
+    state = state_of(request)
+    token = _bearer(request)
+    probe_id = state.tokens.probe_for(token)
+    if probe_id is None:
+        _refuse("probe", "feed" if state.tokens.is_feed(token) else None)
+    _limit(state, token)
+    return probe_id
+
+
+def auth_feed(request: web.Request) -> None:
+    state = state_of(request)
+    token = _bearer(request)
+    if not state.tokens.is_feed(token):
+        _refuse("feed", "probe" if state.tokens.probe_for(token) is not None else None)
+    _limit(state, token)
+
+
+def auth_read(request: web.Request) -> None:
+    """Reads are open when no read token is configured (a loopback-only
+    collector); otherwise a read or feed token is needed."""
+    state = state_of(request)
+    if state.tokens.reads_open:
+        return
+    token = _bearer(request)
+    if not state.tokens.may_read(token):
+        _refuse("read", None)
+    _limit(state, token)
+
+
+# --- the body ---------------------------------------------------------------------
+
+async def read_body(request: web.Request, media: Literal["json", "csv"] = "json") -> bytes:
+    """The request body, refused before reading if its media type is wrong
+    (415) or its declared length is over ``max_body_bytes`` (413); a chunked
+    body over the cap is refused by aiohttp while reading (``client_max_size``)."""
+    ctype = request.content_type
+    if media == "json":
+        ok = ctype == "application/json" or ctype.endswith("+json")
+        expected = "application/json"
+    else:
+        ok = ctype in ("text/csv", "text/plain")
+        expected = "text/csv"
+    if not ok:
+        raise ApiError(415, f"Content-Type must be {expected}, not {ctype}", "Content-Type")
+    limit = state_of(request).config.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"body of {request.content_length} bytes exceeds {limit} bytes")
+    return await request.read()
+
+
+@contextmanager
+def invalid_is_400(prefix: str = "") -> Iterator[None]:
+    """Turn a pydantic ``ValidationError`` into a 400 naming the first field."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise from_validation_error(exc, prefix) from None
+
+
+def parse(model: type[M], body: bytes, check: bool = True) -> M:
+    """``body`` as ``model``. Strict: the wire format is the documented JSON
+    types; lax parsing would turn ``true`` into 1 and "12" into 12, hiding a
+    producer's bug. ``check``: also refuse what the model lets through
+    (infinities, integers beyond 64 bits)."""
+    with invalid_is_400():
+        parsed = model.model_validate_json(body, strict=True)
+    if check:
+        check_numbers(parsed)
+    return parsed
+
+
+# --- the checks every route shares ---------------------------------------------------
+
+def valid_show_id(value: str, field: str = "show_id") -> str:
+    """A show id from a path or query, validated like ``Show.show_id``."""
+    try:
+        return ShowPath(show_id=value).show_id
+    except ValidationError as exc:
+        raise ApiError(400, exc.errors(include_url=False)[0]["msg"], field) from None
+
+
+def path_show_id(request: web.Request) -> str:
+    return valid_show_id(request.match_info["show_id"])
+
+
+def query_show_id(request: web.Request, required: bool) -> str | None:
+    value = request.query.get("show_id") or None
+    if value is None:
+        if required:
+            raise ApiError(400, "required", "show_id")
+        return None
+    return valid_show_id(value)
+
+
+def same_show(value: str, show_id: str, field: str) -> None:
+    """A body's show id must be the one its path names."""
+    if value != show_id:
+        raise ApiError(400, f"differs from the show id in the path ({show_id!r})", field)
+
+
+async def existing_show(state: CollectorState, show_id: str) -> Show:
+    show = await state.store_call("get_show", state.store.get_show, show_id)
+    if show is None:
+        raise ApiError(404, f"no show {show_id!r}", "show_id")
+    return show
+
+
+def not_future(state: CollectorState, ts: float, now: float, field: str, **extra: Any) -> None:
+    """Refuse a time more than ``max_future_skew_s`` ahead of the collector's
+    clock: it would sort after everything still to come."""
+    skew = state.config.max_future_skew_s
+    if ts > now + skew:
+        raise ApiError(
+            400, f"{ts - now:.1f} s ahead of the collector's clock (limit {skew:g} s)", field,
+            **extra,
+        )
+
+
+# --- answers ------------------------------------------------------------------------
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":"), allow_nan=False).encode(),
+        status=status, content_type="application/json",
+    )
+
+
+def dump_models(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="json") for m in items]
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every refusal in the documented shape, counted by reason: ours
+    (``ApiError``), aiohttp's (404, 405, 413 while reading) and a failing
+    store (503: nothing was acknowledged)."""
+    state = state_of(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        err: ApiError = exc
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        err = ApiError(exc.status, exc.reason)
+        if "Allow" in exc.headers:
+            err.headers["Allow"] = exc.headers["Allow"]
+    except StoreError as exc:
+        log.error("store error on %s %s: %s", request.method, request.path, exc)
+        err = ApiError(503, "store unavailable; nothing was acknowledged, retry later",
+                       headers={"Retry-After": "1"})
+    reason = _REJECT_REASONS.get(err.status, str(err.status))
+    state.metrics.rejects.labels(reason).inc()
+    log.debug("%s %s -> %d %s", request.method, request.path, err.status, err.problem)
+    resp = json_response(err.body(), status=err.status)
+    resp.headers.update(err.headers)
+    return resp

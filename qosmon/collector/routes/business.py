@@ -1,0 +1,55 @@
+"""Business figures from the commerce platform: JSON pushes and CSV imports,
+both stored as ``BusinessSample``s (one per show, region, SKU and interval)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from qosmon.collector.business_csv import parse_business_csv
+from qosmon.collector.request import (
+    auth_feed,
+    json_response,
+    not_future,
+    parse,
+    query_show_id,
+    read_body,
+    state_of,
+)
+from qosmon.collector.state import CollectorState
+from qosmon.collector.wire import BusinessPush
+from qosmon.model import BusinessSample
+
+routes = web.RouteTableDef()
+
+
+async def _store_business(state: CollectorState, samples: list[BusinessSample]) -> None:
+    await state.store_call("write_business", state.store.write_business, samples)
+    state.metrics.records.labels("business").inc(len(samples))
+    state.feed_pipeline(state.pipeline.on_business, samples)
+
+
+@routes.post("/api/v1/business")
+async def post_business(request: web.Request) -> web.Response:
+    state = state_of(request)
+    auth_feed(request)
+    push = parse(BusinessPush, await read_body(request))
+    now = time.time()
+    for i, s in enumerate(push.samples):
+        not_future(state, s.ts, now, f"samples[{i}].ts")
+    await _store_business(state, push.samples)
+    return json_response({"stored": len(push.samples)})
+
+
+@routes.post("/api/v1/business/import")
+async def post_business_import(request: web.Request) -> web.Response:
+    state = state_of(request)
+    auth_feed(request)
+    show_id = query_show_id(request, required=False)
+    samples = parse_business_csv(await read_body(request, media="csv"), show_id)
+    now = time.time()
+    for i, s in enumerate(samples):
+        not_future(state, s.ts, now, "ts", row=i + 1)
+    await _store_business(state, samples)
+    return json_response({"stored": len(samples)})
