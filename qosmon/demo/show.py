@@ -308,6 +308,9 @@ class DemoShow:
                 await self._post(http, "POST", "/api/v1/inventory/changes",
                                  {"records": [r.model_dump(mode="json")
                                               for r in step.stock_changes]})
+            for wh, source_ts in step.heartbeats:
+                await self._post(http, "POST", "/api/v1/inventory/heartbeat",
+                                 {"warehouse": wh, "source_ts": source_ts})
             if tick % 5 == 4:
                 open_now = [i for i in pipeline.incidents(show_id) if i.end_ts is None]
                 for line in progress_lines(t_s, sc, pipeline.latest_samples(show_id),
