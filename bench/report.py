@@ -3,7 +3,7 @@
 A generated 3-hour show watched by 50 probes at one sample per second
 (540,000 probe samples), rendered as ``qosmon report`` would. Targets:
 under 5 s and under 5 MB. Prints the figures side by side, then one JSON
-line. Not a test: run ``PYTHONPATH=. python bench/report.py``.
+line. Not a test: run ``python bench/report.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from qosmon.report.render import write_report
-from qosmon.report.sample_show import generate_show
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qosmon.report.output import write_report
+from tests.sample_show import generate_show
 
 TARGET_S = 5.0
 TARGET_MB = 5.0

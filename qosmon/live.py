@@ -223,7 +223,7 @@ class LivePipeline:
 
     async def _write_report(self, show_id: str) -> None:
         from qosmon.report.data import load_show_data
-        from qosmon.report.render import write_report
+        from qosmon.report.output import write_report
 
         if self.alerter is not None:
             await self.alerter.flush(timeout_s=10)

@@ -206,10 +206,44 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class Metric(StrEnum):
+    """The signals diagnosis cites as evidence, by one name everywhere: the
+    evidence itself, the report's charts of it and the collector's series.
+
+    Names of probe signals are the :class:`ProbeSample` field they come
+    from; the others say what they count.
+    """
+
+    # Probe signals, per second (ProbeSample fields).
+    RTT_MS = "rtt_ms"
+    LOSS_PCT = "loss_pct"
+    BITRATE_KBPS = "bitrate_kbps"
+    FPS = "fps"
+    NO_FRAME_MS = "no_frame_ms"
+    TTFF_MS = "ttff_ms"
+    CHAT_RTT_MS = "chat_rtt_ms"
+    # Share of chat messages not seen back within the deadline, 0-1.
+    CHAT_LOST_RATIO = "chat_lost_ratio"
+    # Counts of probes in the incident's scope.
+    PROBES_WITHOUT_MEDIA = "probes_without_media"
+    DISCONNECTED_PROBES = "disconnected_probes"
+    HEALTHY_PEERS = "healthy_peers"  # other probes of the region that were fine
+    HEALTHY_PROBES = "healthy_probes"  # probes whose stream stayed fine
+    # The commerce platform's figures (BusinessSample fields and derived).
+    VIEWERS_ONLINE = "viewers_online"
+    VIEWERS_LEAVING = "viewers_leaving"
+    ORDERS = "orders"
+    CHAT_MESSAGES = "chat_messages"
+    SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
+    # Stock (StockState fields).
+    ON_HAND = "on_hand"
+    DATA_AGE_S = "data_age_s"
+
+
 class Evidence(_Model):
     """One signal that decided a diagnosis, as a person would check it."""
 
-    metric: str
+    metric: Metric
     observed: float | None = None
     baseline: float | None = None
     threshold: float | None = None
@@ -236,7 +270,24 @@ class Incident(_Model):
     orders_lost: float | None = None
 
 
+class LevelKind(StrEnum):
+    """What a :class:`StockLevel` says: how much stock there is against
+    demand, or that the figure itself cannot be trusted (or is missing)."""
+
+    STOCK = "stock"
+    DATA_FAULT = "data_fault"
+    NO_DATA = "no_data"
+
+
 class StockLevel(StrEnum):
+    """The alert state of one SKU in one warehouse.
+
+    Members are declared in display order (legends, tables): the stock
+    levels from best to worst, then the data states. ``severity`` orders
+    them worst-first where several warehouses disagree; ``urgent`` levels
+    ask a person to act now (the others are watched on the live screen).
+    """
+
     GREEN = "green"
     YELLOW = "yellow"
     ORANGE = "orange"
@@ -245,6 +296,48 @@ class StockLevel(StrEnum):
     STALE = "stale"
     SYNC_FAULT = "sync_fault"
     UNKNOWN = "unknown"
+
+    @property
+    def kind(self) -> LevelKind:
+        return _LEVEL_TRAITS[self][0]
+
+    @property
+    def severity(self) -> int:
+        """Higher is worse. A data fault ranks above yellow and below
+        orange: it hides the level, and the fix (check the sync) is not
+        as pressing as stock that is running out."""
+        return _LEVEL_TRAITS[self][1]
+
+    @property
+    def urgent(self) -> bool:
+        return _LEVEL_TRAITS[self][2]
+
+    @property
+    def rank(self) -> int:
+        """Position in display order (0 = green)."""
+        return _LEVEL_ORDER.index(self)
+
+
+# level -> (kind, severity, urgent)
+_LEVEL_TRAITS: dict[StockLevel, tuple[LevelKind, int, bool]] = {
+    StockLevel.GREEN: (LevelKind.STOCK, 0, False),
+    StockLevel.YELLOW: (LevelKind.STOCK, 2, False),
+    StockLevel.ORANGE: (LevelKind.STOCK, 4, True),
+    StockLevel.RED: (LevelKind.STOCK, 5, True),
+    StockLevel.STALE: (LevelKind.DATA_FAULT, 3, True),
+    StockLevel.SYNC_FAULT: (LevelKind.DATA_FAULT, 3, True),
+    StockLevel.UNKNOWN: (LevelKind.NO_DATA, 1, False),
+}
+_LEVEL_ORDER: tuple[StockLevel, ...] = tuple(StockLevel)
+# The stock levels proper, best first.
+STOCK_LEVELS: tuple[StockLevel, ...] = tuple(
+    lv for lv in StockLevel if lv.kind is LevelKind.STOCK
+)
+
+
+def worse_level(a: StockLevel, b: StockLevel) -> StockLevel:
+    """The more severe of two levels (the first when equally severe)."""
+    return a if a.severity >= b.severity else b
 
 
 class StockState(_Model):
@@ -263,6 +356,28 @@ class StockState(_Model):
     on_screen: bool = False
     action: str = ""
     refill_units: int | None = None
+
+
+def scope_region(scope: dict[str, str]) -> str:
+    return scope.get("region", "")
+
+
+def scope_node(scope: dict[str, str]) -> str:
+    return scope.get("edge_node") or scope.get("node", "")
+
+
+def alert_key(show_id: str, region: str, node: str, cause: Cause) -> str:
+    """The de-duplication key of the alert about a place and cause.
+
+    Readable in Alertmanager / PagerDuty and stable across re-detections (an
+    incident's id may change when it flaps; its scope and cause do not)."""
+    return f"qosmon:{show_id}:{region or '*'}:{node or '*'}:{cause.value}"
+
+
+def incident_alert_key(incident: Incident) -> str:
+    """The key of the alert an incident raises (or joins)."""
+    return alert_key(incident.show_id, scope_region(incident.scope), scope_node(incident.scope),
+                     incident.cause)
 
 
 class AlertStatus(StrEnum):
@@ -301,3 +416,45 @@ class AlertDelivery(_Model):
     ok: bool
     attempt: int
     error: str = ""
+
+
+class FoundAs(_Model):
+    """An incident that named an injected fault rightly."""
+
+    incident_id: str
+    cause: Cause
+
+
+class InjectedFault(_Model):
+    """A fault the demo injected, and how its scoring judged diagnosis.
+
+    Written by the scoring, shown as is by the report: the report never
+    works out again which incident found which fault. Where the fault was
+    is given by what applies to its kind: the regions it should be
+    localized to, and the probe, SKU or warehouse it concerned.
+    """
+
+    index: int = Field(ge=0)
+    kind: Label = _LABEL
+    regions: list[Label] = Field(default_factory=list)
+    probe: Label = _OPT_LABEL
+    sku: Label = _OPT_LABEL
+    warehouse: Label = _OPT_LABEL
+    start_ts: float
+    end_ts: float
+    expected_cause: Cause
+    found: list[FoundAs] = Field(default_factory=list)
+    detect_s: float | None = Field(default=None, ge=0)  # onset to first detection
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.found)
+
+    @property
+    def where(self) -> str:
+        """One line: "ID, TH · SKU SKU-2 · warehouse ID-JKT"."""
+        parts = [", ".join(self.regions)] if self.regions else []
+        parts += [f"{name} {value}" for name, value in
+                  (("probe", self.probe), ("SKU", self.sku), ("warehouse", self.warehouse))
+                  if value]
+        return " · ".join(parts) or "whole show"

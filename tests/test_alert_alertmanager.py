@@ -25,7 +25,7 @@ def incident(iid: str, cause: Cause, start: float, end: float | None = None,
         incident_id=iid, show_id="show1", start_ts=start, end_ts=end,
         severity=Severity.WARNING, cause=cause, scope=scope,
         summary=f"{cause.value} seen by 4 of 4 probes",
-        evidence=[Evidence(metric="m", text=f"{cause.value}: observed vs baseline")],
+        evidence=[Evidence(metric="loss_pct", text=f"{cause.value}: observed vs baseline")],
     )
 
 

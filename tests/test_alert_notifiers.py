@@ -26,7 +26,7 @@ def incidents(now: float, end: float | None = None) -> list[Incident]:
             incident_id=iid, show_id="show1", start_ts=now - 20, end_ts=end,
             severity=Severity.INFO, cause=cause, scope=scope,
             summary=f"{cause.value} <on> the path & more",
-            evidence=[Evidence(metric="m", text=f"{cause.value} 3x baseline")],
+            evidence=[Evidence(metric="loss_pct", text=f"{cause.value} 3x baseline")],
         )
     return [one("i1", Cause.BANDWIDTH, region="DE", edge_node="fra-1"),
             one("i2", Cause.HIGH_LATENCY, region="DE")]

@@ -8,11 +8,10 @@ from qosmon.alerting.rules import (
     AlertRules,
     Notification,
     RuleSettings,
-    alert_key,
     alert_severity,
     route_for,
 )
-from qosmon.model import Alert, AlertStatus, Cause, Evidence, Incident, Severity
+from qosmon.model import Alert, AlertStatus, Cause, Evidence, Incident, Severity, alert_key
 
 T0 = 1_700_000_000.0
 SETTINGS = RuleSettings(

@@ -28,16 +28,12 @@ from qosmon.model import (
 from qosmon.report import command
 from qosmon.report.charts import fmt_num
 from qosmon.report.data import ShowData, UnknownShowError, load_show_data
-from qosmon.report.render import (
-    build_report,
-    render_report,
-    report_filename,
-    utc_time,
-    write_report,
-)
-from qosmon.report.sample_show import START_TS, generate_show
+from qosmon.report.output import report_filename, write_report
+from qosmon.report.render import build_report, render_report
 from qosmon.report.signals import ProbeTable, bucket_series, grid_for, second_slots
+from qosmon.report.timing import utc_time
 from qosmon.report.verdict import ReportThresholds, region_verdicts
+from tests.sample_show import START_TS, generate_show
 
 
 class _Page(HTMLParser):

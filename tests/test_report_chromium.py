@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from qosmon.report.render import write_report
-from qosmon.report.sample_show import generate_show
+from qosmon.report.output import write_report
 from tests.chromium import Viewport, chromium_path, inspect_page
+from tests.sample_show import generate_show
 
 BINARY = chromium_path()
 pytestmark = pytest.mark.skipif(

@@ -32,6 +32,9 @@ from qosmon.model import (
     Cause,
     Incident,
     Severity,
+    incident_alert_key,
+    scope_node,
+    scope_region,
 )
 
 ONCALL = "oncall"
@@ -76,20 +79,6 @@ def route_for(cause: Cause) -> str | None:
     if cause in STOCK_CAUSES or cause == Cause.NETWORK_FINE:
         return MERCHANDISING
     return ONCALL
-
-
-def scope_region(scope: dict[str, str]) -> str:
-    return scope.get("region", "")
-
-
-def scope_node(scope: dict[str, str]) -> str:
-    return scope.get("edge_node") or scope.get("node", "")
-
-
-def alert_key(show_id: str, region: str, node: str, cause: Cause) -> str:
-    # Readable in Alertmanager / PagerDuty and stable across re-detections
-    # (an incident's id may change when it flaps; its scope and cause do not).
-    return f"qosmon:{show_id}:{region or '*'}:{node or '*'}:{cause.value}"
 
 
 def scope_severity(region: str, node: str) -> Severity:
@@ -220,8 +209,7 @@ class AlertRules:
             route = route_for(inc.cause)
             if route is None:
                 continue
-            region, node = scope_region(inc.scope), scope_node(inc.scope)
-            key = alert_key(show_id, region, node, inc.cause)
+            key = incident_alert_key(inc)
             if inc.end_ts is None and not show_ended:
                 active.setdefault(key, []).append(inc)
             elif inc.end_ts is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qosmon.demo.scenario import EXPECTED_CAUSE, FaultKind, Scenario
-from qosmon.model import Cause, Incident
+from qosmon.model import Cause, FoundAs, Incident, InjectedFault
 
 # An incident found this long after a fault ended still belongs to it
 # (detection lags, and viewers who left do not come back at once).
@@ -25,24 +25,22 @@ class FaultResult:
     expected: Cause
     start_ts: float
     end_ts: float
-    found: list[str] = field(default_factory=list)  # incident ids with the right cause/place
+    sku: str | None = None
+    warehouse: str | None = None
+    found: list[FoundAs] = field(default_factory=list)  # incidents with the right cause/place
     detect_s: float | None = None  # from onset to the first such incident's detection
 
     @property
     def ok(self) -> bool:
         return bool(self.found)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "kind": self.kind.value,
-            "regions": self.regions,
-            "expected_cause": self.expected.value,
-            "start_ts": self.start_ts,
-            "end_ts": self.end_ts,
-            "found": self.found,
-            "detect_s": self.detect_s,
-        }
+    def record(self) -> InjectedFault:
+        """The fault and its scoring as the report shows them."""
+        return InjectedFault(
+            index=self.index, kind=self.kind.value, regions=self.regions, sku=self.sku or "",
+            warehouse=self.warehouse or "", start_ts=self.start_ts, end_ts=self.end_ts,
+            expected_cause=self.expected, found=list(self.found), detect_s=self.detect_s,
+        )
 
 
 def _in_scope(incident: Incident, regions: list[str], all_regions: list[str], sku: str | None,
@@ -74,6 +72,8 @@ def score(
             expected=EXPECTED_CAUSE[f.kind],
             start_ts=start_ts + f.at_s,
             end_ts=start_ts + scenario.end_s(f),
+            sku=f.sku,
+            warehouse=f.warehouse,
         )
         accepted = {res.expected} | _ACCEPTED_ALONG.get(f.kind, set())
         for inc in incidents:
@@ -85,7 +85,7 @@ def score(
                 continue
             explained.add(inc.incident_id)
             if inc.cause is res.expected:
-                res.found.append(inc.incident_id)
+                res.found.append(FoundAs(incident_id=inc.incident_id, cause=inc.cause))
                 seen = inc.detected_ts if inc.detected_ts is not None else inc.start_ts
                 ttd = max(0.0, seen - res.start_ts)
                 res.detect_s = ttd if res.detect_s is None else min(res.detect_s, ttd)

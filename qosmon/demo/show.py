@@ -28,7 +28,7 @@ from qosmon.demo.origin import DemoOrigin
 from qosmon.demo.scenario import FaultKind, Scenario
 from qosmon.demo.scoring import FaultResult, score
 from qosmon.demo.webhook_log import WebhookLog
-from qosmon.model import Incident, OnScreen, ProbeSample
+from qosmon.model import Incident, InjectedFault, OnScreen, ProbeSample
 
 if TYPE_CHECKING:
     from qosmon.live import LivePipeline
@@ -120,7 +120,7 @@ class DemoShow:
         from qosmon.live import LivePipeline
         from qosmon.model import ProbeLabels
         from qosmon.report.data import load_show_data
-        from qosmon.report.render import write_report
+        from qosmon.report.output import write_report
         from qosmon.store import open_store
 
         sc = self.sc
@@ -230,7 +230,7 @@ class DemoShow:
         incidents = store.incidents(show.show_id)
         results, false = score(sc, start, incidents)
         data = load_show_data(store, show.show_id)
-        data.injected = [r.as_dict() for r in results]
+        data.injected = [r.record() for r in results]
         report = write_report(data, out)
         store.close()
         return DemoResult(
@@ -319,13 +319,20 @@ class DemoShow:
             tick += 1
 
 
+def fault_line(fault: InjectedFault) -> str:
+    """One fault as the demo's summary prints it (the report's found-vs-injected
+    table shows the same record)."""
+    if fault.ok:
+        causes = ", ".join(f"{f.cause.value} ({f.incident_id})" for f in fault.found)
+        ttd = f" after {fault.detect_s:.1f} s" if fault.detect_s is not None else ""
+        return f"  FOUND  {fault.kind:<16} in {fault.where:<10} as {causes}{ttd}"
+    return (f"  MISSED {fault.kind:<16} in {fault.where:<10}"
+            f" expected cause {fault.expected_cause.value}")
+
+
 def summary_lines(result: DemoResult) -> list[str]:
     lines = ["", "Faults injected vs incidents found:"]
-    for f in result.faults:
-        mark = "FOUND " if f.ok else "MISSED"
-        ttd = f" after {f.detect_s:.1f} s" if f.detect_s is not None else ""
-        lines.append(f"  {mark} {f.kind.value:<16} in {', '.join(f.regions):<10}"
-                     f" expected cause {f.expected.value}{ttd}")
+    lines += [fault_line(f.record()) for f in result.faults]
     for inc in result.false_incidents:
         lines.append(f"  EXTRA  {inc.cause.value:<16} scope {inc.scope}: {inc.summary}")
     found = sum(1 for f in result.faults if f.ok)

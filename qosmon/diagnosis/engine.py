@@ -45,6 +45,7 @@ from qosmon.model import (
     Cause,
     Evidence,
     Incident,
+    Metric,
     ProbeSample,
     Severity,
     Show,
@@ -684,7 +685,7 @@ def _merge_stale(findings: list[_Finding]) -> list[_Finding]:
         skus = tuple(sorted({k for f in fs for k in f.skus}))
         seen: set[str] = set()
         evidence = []
-        for e in (e for f in fs for e in f.evidence if e.metric == "data_age_s"):
+        for e in (e for f in fs for e in f.evidence if e.metric is Metric.DATA_AGE_S):
             wh = e.text.split(" data for ")[0]
             if wh not in seen:
                 seen.add(wh)

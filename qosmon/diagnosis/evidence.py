@@ -15,7 +15,7 @@ from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.probes import ProbeStatus, second_of
 from qosmon.diagnosis.scope import ProbeGroup
 from qosmon.diagnosis.stock import StockFinding, deciding_states
-from qosmon.model import Cause, ConnectionState, Evidence
+from qosmon.model import Cause, ConnectionState, Evidence, Metric
 
 
 def _med(values: Sequence[float | None]) -> float | None:
@@ -44,7 +44,7 @@ def where(scope: Mapping[str, str]) -> str:
 
 
 def _ev(
-    metric: str, obs: float | None, base: float | None, thr: float | None, unit: str, text: str
+    metric: Metric, obs: float | None, base: float | None, thr: float | None, unit: str, text: str
 ) -> Evidence:
     return Evidence(
         metric=metric, observed=_r(obs), baseline=_r(base), threshold=_r(thr), unit=unit, text=text
@@ -84,7 +84,7 @@ def media_evidence(
     n = len(members) + len(peers) if group.is_single_probe else k
     ev: list[Evidence] = []
     e_bitrate = _ev(
-        "bitrate_kbps",
+        Metric.BITRATE_KBPS,
         bitrate,
         bitrate0,
         None if bitrate0 is None else m.bitrate_drop_ratio * bitrate0,
@@ -93,7 +93,7 @@ def media_evidence(
         f"{_pct_change(bitrate, bitrate0)}",
     )
     e_rtt = _ev(
-        "rtt_ms",
+        Metric.RTT_MS,
         rtt,
         rtt0,
         m.rtt_ms,
@@ -101,7 +101,7 @@ def media_evidence(
         f"RTT {_fmt(rtt)} ms vs {_fmt(rtt0)} ms before (SLO {m.rtt_ms:.0f} ms)",
     )
     e_fps = _ev(
-        "fps",
+        Metric.FPS,
         fps,
         fps0,
         None if fps0 is None else m.fps_drop_ratio * fps0,
@@ -109,7 +109,7 @@ def media_evidence(
         f"{_fmt(fps, 1)} fps vs {_fmt(fps0, 1)} before{_pct_change(fps, fps0)}",
     )
     e_loss = _ev(
-        "loss_pct",
+        Metric.LOSS_PCT,
         loss,
         None,
         m.loss_pct,
@@ -120,7 +120,7 @@ def media_evidence(
     if cause == Cause.NODE_FAILURE:
         ev.append(
             _ev(
-                "probes_without_media",
+                Metric.PROBES_WITHOUT_MEDIA,
                 float(k),
                 None,
                 None,
@@ -131,7 +131,7 @@ def media_evidence(
         )
         ev.append(
             _ev(
-                "no_frame_ms",
+                Metric.NO_FRAME_MS,
                 no_frame,
                 None,
                 m.no_frame_s * 1000,
@@ -143,7 +143,7 @@ def media_evidence(
         if down:
             ev.append(
                 _ev(
-                    "disconnected_probes",
+                    Metric.DISCONNECTED_PROBES,
                     float(down),
                     None,
                     None,
@@ -188,7 +188,7 @@ def media_evidence(
     if ttff is not None and ttff > m.ttff_s * 1000:
         ev.append(
             _ev(
-                "ttff_ms",
+                Metric.TTFF_MS,
                 ttff,
                 None,
                 m.ttff_s * 1000,
@@ -201,7 +201,7 @@ def media_evidence(
         inner = summary.split(": ", 1)[-1]
         ev.append(
             _ev(
-                "healthy_peers",
+                Metric.HEALTHY_PEERS,
                 float(len(peers)),
                 None,
                 None,
@@ -229,7 +229,7 @@ def chat_evidence(
     by_loss = lost >= c.min_lost and ratio is not None and ratio >= c.lost_ratio
     # Lead with the signal that decided: messages lost, or delivered too late.
     e_lost = _ev(
-        "chat_lost_ratio",
+        Metric.CHAT_LOST_RATIO,
         ratio,
         None,
         c.lost_ratio,
@@ -241,10 +241,10 @@ def chat_evidence(
         rtt_text = f"no chat message came back in {c.window_s} s"
     else:
         rtt_text = f"chat delivery time {_fmt(rtt)} ms (threshold {c.rtt_ms:.0f} ms)"
-    e_rtt = _ev("chat_rtt_ms", rtt, None, c.rtt_ms, "ms", rtt_text)
+    e_rtt = _ev(Metric.CHAT_RTT_MS, rtt, None, c.rtt_ms, "ms", rtt_text)
     ev = [e_lost, e_rtt] if by_loss or rtt is None or rtt < c.rtt_ms else [e_rtt, e_lost]
     ev.append(
-        _ev("fps", fps, None, None, "fps", f"media fine: {_fmt(fps, 1)} fps, no stream fault")
+        _ev(Metric.FPS, fps, None, None, "fps", f"media fine: {_fmt(fps, 1)} fps, no stream fault")
     )
     k = len(members)
     if group.is_single_probe:
@@ -276,7 +276,7 @@ def stock_evidence(
         if f.cause == Cause.STALE_INVENTORY:
             ev.append(
                 _ev(
-                    "data_age_s",
+                    Metric.DATA_AGE_S,
                     st.data_age_s,
                     None,
                     None,
@@ -288,7 +288,7 @@ def stock_evidence(
         else:
             ev.append(
                 _ev(
-                    "on_hand",
+                    Metric.ON_HAND,
                     None if st.on_hand is None else float(st.on_hand),
                     None,
                     st.forecast_units,
@@ -309,7 +309,7 @@ def stock_evidence(
         before = typical_rate([series.get(t, 0) for t in range(onset - 120, onset)]) * 30
         ev.append(
             _ev(
-                "sku_orders_30s",
+                Metric.SKU_ORDERS_30S,
                 float(recent),
                 before,
                 None,
@@ -368,7 +368,7 @@ def business_evidence(
         if o is not None and o.expected is not None and o.anomalous:
             ev.append(
                 _ev(
-                    "orders",
+                    Metric.ORDERS,
                     float(o.observed),
                     o.expected,
                     None,
@@ -381,7 +381,7 @@ def business_evidence(
         if ch is not None and ch.expected is not None and ch.anomalous:
             ev.append(
                 _ev(
-                    "chat_messages",
+                    Metric.CHAT_MESSAGES,
                     float(ch.observed),
                     ch.expected,
                     None,
@@ -396,7 +396,7 @@ def business_evidence(
         ev.insert(
             0,
             _ev(
-                "viewers_leaving",
+                Metric.VIEWERS_LEAVING,
                 float(lv_obs),
                 lv_exp,
                 cfg.business.leaves_ratio * lv_exp,
@@ -409,7 +409,7 @@ def business_evidence(
         ev.insert(
             len(ev) if lv_exp else 0,
             _ev(
-                "viewers_online",
+                Metric.VIEWERS_ONLINE,
                 obs_v,
                 exp_v,
                 exp_v * (1 - cfg.business.viewers_drop_rel),
@@ -419,7 +419,7 @@ def business_evidence(
         )
     ev.append(
         _ev(
-            "healthy_probes",
+            Metric.HEALTHY_PROBES,
             float(n_probes),
             None,
             None,

@@ -23,14 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.model import Cause, Show, StockLevel, StockState
-
-_RANK = {
-    StockLevel.GREEN: 4,
-    StockLevel.YELLOW: 3,
-    StockLevel.ORANGE: 2,
-    StockLevel.RED: 1,
-}
+from qosmon.model import Cause, LevelKind, Show, StockLevel, StockState
 
 
 @dataclass(frozen=True)
@@ -74,16 +67,16 @@ def _judge(
     low_levels: set[StockLevel],
     primary: str | None = None,
 ) -> StockFinding | None:
-    if any(s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT) for s in states):
-        bad = tuple(s for s in states if s.level in (StockLevel.STALE, StockLevel.SYNC_FAULT))
+    bad = tuple(s for s in states if s.level.kind is LevelKind.DATA_FAULT)
+    if bad:
         return StockFinding(Cause.STALE_INVENTORY, sku, region, bad)
     figures = [s for s in states if s.on_hand is not None]
     own = next((s for s in figures if s.warehouse == primary), None)
     if (own is not None and own.on_hand == 0) or (figures and all(s.on_hand == 0 for s in figures)):
         return StockFinding(Cause.STOCK_OUT, sku, region, states)
-    ranked = [s for s in states if s.level in _RANK]
+    ranked = [s for s in states if s.level.kind is LevelKind.STOCK]
     if ranked:
-        best = max(ranked, key=lambda s: _RANK[s.level])
+        best = min(ranked, key=lambda s: s.level.severity)
         if best.level in low_levels:
             return StockFinding(Cause.LOW_STOCK, sku, region, states)
     return None

@@ -7,14 +7,7 @@ Pure functions of numbers and config; the tracker feeds them.
 from __future__ import annotations
 
 from qosmon.inventory.config import InventoryConfig
-from qosmon.model import StockLevel
-
-_SEVERITY = {
-    StockLevel.GREEN: 0,
-    StockLevel.YELLOW: 1,
-    StockLevel.ORANGE: 2,
-    StockLevel.RED: 3,
-}
+from qosmon.model import StockLevel, worse_level
 
 # The level's suggested action (seed 000's table). Text stays constant per
 # level so a change of action means a change a person should see; the refill
@@ -35,11 +28,6 @@ SYNC_FAULT_ACTION = (
 )
 NO_STOCK_ACTION = "no stock figure from this warehouse yet"
 NO_DEMAND_ACTION = "no recent sales data: cannot judge stock against demand"
-
-
-def worse(a: StockLevel, b: StockLevel) -> StockLevel:
-    """The more severe of two stock levels (data states are not ordered)."""
-    return a if _SEVERITY[a] >= _SEVERITY[b] else b
 
 
 def minutes_left(on_hand: int, velocity_per_min: float | None) -> float | None:
@@ -121,7 +109,7 @@ def stock_level(
         return StockLevel.RED if demand else StockLevel.YELLOW
     by_band = band_level(on_hand, forecast_units, config, previous)
     by_time = time_level(minutes_left(on_hand, velocity_per_min), config, remaining_min)
-    return worse(by_band, by_time)
+    return worse_level(by_band, by_time)
 
 
 def action_for(level: StockLevel, on_hand: int | None) -> str:

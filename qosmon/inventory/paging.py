@@ -15,14 +15,10 @@ from qosmon.model import StockLevel, StockState
 
 Route = Literal["oncall", "merchandising", "none"]
 
-_MERCHANDISING = frozenset(
-    {StockLevel.RED, StockLevel.ORANGE, StockLevel.STALE, StockLevel.SYNC_FAULT}
-)
-
 
 def paging_route(state: StockState) -> Route:
     if state.level == StockLevel.RED and state.on_screen:
         return "oncall"
-    if state.level in _MERCHANDISING:
+    if state.level.urgent:
         return "merchandising"
     return "none"

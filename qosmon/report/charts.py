@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from markupsafe import Markup, escape
 
+from qosmon.model import StockLevel
 from qosmon.report.signals import Buckets, FloatArray
 
 # Okabe-Ito, minus yellow for lines (too light on white).
@@ -35,14 +36,25 @@ STATUS_FILL = {
     "failed": "url(#pat-failed)",
     "unknown": "url(#pat-unknown)",
 }
-LEVEL_FILL = {
-    "green": "#009E73",
-    "yellow": "#F0E442",
-    "orange": "url(#pat-orange)",
-    "red": "url(#pat-red)",
-    "stale": "url(#pat-unknown)",
-    "sync_fault": "url(#pat-syncfault)",
-    "unknown": "#ffffff",
+LEVEL_FILL: dict[str, str] = {
+    StockLevel.GREEN: "#009E73",
+    StockLevel.YELLOW: "#F0E442",
+    StockLevel.ORANGE: "url(#pat-orange)",
+    StockLevel.RED: "url(#pat-red)",
+    StockLevel.STALE: "url(#pat-unknown)",
+    StockLevel.SYNC_FAULT: "url(#pat-syncfault)",
+    StockLevel.UNKNOWN: "#ffffff",
+}
+# A plain colour per level, for the small swatches in tables (patterns do
+# not show at that size; the level's name stands next to it).
+LEVEL_SWATCH: dict[str, str] = {
+    StockLevel.GREEN: "#009E73",
+    StockLevel.YELLOW: "#F0E442",
+    StockLevel.ORANGE: "#E69F00",
+    StockLevel.RED: "#D55E00",
+    StockLevel.STALE: "#eceff1",
+    StockLevel.SYNC_FAULT: "#CC79A7",
+    StockLevel.UNKNOWN: "#eceff1",
 }
 
 W = 960  # full-width charts: about one viewBox unit per CSS pixel on a desktop

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # The store backends pull in their client libraries; load them only here.
     from qosmon.report.data import UnknownShowError, load_show_data
-    from qosmon.report.render import write_report
+    from qosmon.report.output import write_report
     from qosmon.store import open_store  # type: ignore[attr-defined,unused-ignore]
     from qosmon.store.base import StoreError
 

@@ -13,6 +13,7 @@ from qosmon.model import (
     AlertDelivery,
     BusinessSample,
     Incident,
+    InjectedFault,
     OnScreen,
     ProbeSample,
     Show,
@@ -38,9 +39,9 @@ class ShowData:
     on_screen: list[OnScreen]
     incidents: list[Incident]
     deliveries: list[AlertDelivery]
-    # Demo only: the faults that were injected, for the "found vs injected"
-    # table. Free-form dicts (keys such as kind, region, start_ts, end_ts).
-    injected: list[dict] | None = None
+    # Demo only: the faults that were injected and how the demo scored
+    # them, for the "found vs injected" table.
+    injected: list[InjectedFault] | None = None
 
 
 def load_show_data(store: Store, show_id: str) -> ShowData:

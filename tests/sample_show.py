@@ -1,5 +1,5 @@
-"""A generated show that looks like a stored one, for tests, the benchmark
-and for trying the report without running a show.
+"""A generated show that looks like a stored one, for the report's tests and
+benchmark (not shipped: it lives with the tests).
 
 Deterministic for a given seed. The faults it contains are known (and
 returned as ``injected``), so a test can check that the report shows each:
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qosmon.alerting.rules import alert_key
 from qosmon.model import (
     AlertDelivery,
     AlertStatus,
@@ -22,7 +21,9 @@ from qosmon.model import (
     Cause,
     ConnectionState,
     Evidence,
+    FoundAs,
     Incident,
+    InjectedFault,
     OnScreen,
     ProbeSample,
     Severity,
@@ -30,20 +31,15 @@ from qosmon.model import (
     Sku,
     StockLevel,
     StockState,
+    incident_alert_key,
 )
 from qosmon.report.data import ShowData
+from tests.regions import REGIONS
 
 START_TS = 1_717_000_000.0  # a fixed, plausible start time
 
 # region, isp, edge node, warehouse
-_REGIONS = [
-    ("SG", "Singtel", "sin-1", "SG-SIN"),
-    ("ID", "Telkomsel", "jkt-1", "ID-JKT"),
-    ("US-West", "Comcast", "lax-1", "US-LAX"),
-    ("DE", "Telekom", "fra-1", "DE-FRA"),
-    ("TH", "AIS", "bkk-1", "TH-BKK"),
-    ("US-East", "Verizon", "iad-1", "US-IAD"),
-]
+_REGIONS = [(r.name, r.isps[0], r.edge_node, r.warehouse) for r in REGIONS]
 
 
 @dataclass(frozen=True)
@@ -187,10 +183,13 @@ def generate_show(
     business = _business(show_id, t0, duration_s, faults, [r[0] for r in regions], rng)
     on_screen, stock_states = _stock(show, t0, duration_s, faults, regions)
     incidents, deliveries = _incidents(show_id, t0, faults, regions)
+    # Each fault has its own incident (in the same order), found right away.
     injected = [
-        {"kind": f.kind, "region": f.region, "probe": f.probe, "sku": f.sku,
-         "start_ts": t0 + f.start_s, "end_ts": t0 + f.end_s}
-        for f in faults
+        InjectedFault(index=i, kind=f.kind, regions=[f.region], probe=f.probe, sku=f.sku,
+                      start_ts=t0 + f.start_s, end_ts=t0 + f.end_s, expected_cause=inc.cause,
+                      found=[FoundAs(incident_id=inc.incident_id, cause=inc.cause)],
+                      detect_s=(inc.detected_ts or inc.start_ts) - inc.start_ts)
+        for i, (f, inc) in enumerate(zip(faults, incidents, strict=True))
     ]
     return ShowData(
         show=show, probe_samples=samples, business=business, stock_states=stock_states,
@@ -391,8 +390,7 @@ def _incidents(
         if inc.cause == Cause.PROBE_LOCAL:
             continue
         route = "slack" if inc.cause in (Cause.STOCK_OUT,) else "alertmanager"
-        key = alert_key(show_id, inc.scope.get("region", ""), inc.scope.get("edge_node", ""),
-                        inc.cause)
+        key = incident_alert_key(inc)
         fire = (inc.detected_ts or inc.start_ts) + 1
         deliveries.append(AlertDelivery(ts=fire, alert_key=key, show_id=show_id,
                                         incident_id=inc.incident_id, status=AlertStatus.FIRING,

@@ -1,0 +1,68 @@
+"""The words of the report: what each cause, evidence metric, stock level
+and region status is called on the page. One table each, complete over the
+model's enums (a test checks), so a new member cannot go unlabelled.
+"""
+
+from __future__ import annotations
+
+from qosmon.model import Cause, Metric, StockLevel
+
+# cause -> (short label, what it means)
+CAUSE_TEXT: dict[Cause, tuple[str, str]] = {
+    Cause.NODE_FAILURE: ("node failure", "an edge or origin node stopped serving media"),
+    Cause.BANDWIDTH: ("bandwidth", "bitrate down, queueing RTT up, frame rate down"),
+    Cause.PACKET_LOSS: ("packet loss", "loss on the path with latency normal"),
+    Cause.HIGH_LATENCY: ("high latency", "RTT high while media kept flowing"),
+    Cause.CHAT_CHANNEL: ("chat channel", "the interaction channel failed; media fine"),
+    Cause.STOCK_OUT: ("stock-out", "a SKU on screen sold out where viewers buy"),
+    Cause.LOW_STOCK: ("low stock", "a SKU on screen ran low"),
+    Cause.STALE_INVENTORY: ("stale inventory", "warehouse data too old or a sync fault"),
+    Cause.NETWORK_FINE: ("not the network", "business moved while the stream was fine"),
+    Cause.PROBE_LOCAL: ("probe-local", "one probe alone: its own problem"),
+    Cause.UNKNOWN: ("unknown", "no rule explained it"),
+}
+
+# evidence metric -> (label, unit) of its chart
+METRIC_TEXT: dict[Metric, tuple[str, str]] = {
+    Metric.RTT_MS: ("RTT", "ms"),
+    Metric.LOSS_PCT: ("packet loss", "%"),
+    Metric.BITRATE_KBPS: ("bitrate", "kbps"),
+    Metric.FPS: ("frame rate", "fps"),
+    Metric.NO_FRAME_MS: ("time since last frame", "ms"),
+    Metric.TTFF_MS: ("time to first frame", "ms"),
+    Metric.CHAT_RTT_MS: ("chat delivery time", "ms"),
+    Metric.CHAT_LOST_RATIO: ("chat messages lost", "% of sent"),
+    Metric.PROBES_WITHOUT_MEDIA: ("probes without media", "probes"),
+    Metric.DISCONNECTED_PROBES: ("probes disconnected", "probes"),
+    Metric.HEALTHY_PEERS: ("other probes of the region fine", "probes"),
+    Metric.HEALTHY_PROBES: ("probes with a fine stream", "probes"),
+    Metric.VIEWERS_ONLINE: ("viewers online", "viewers"),
+    Metric.VIEWERS_LEAVING: ("viewers leaving", "viewers"),
+    Metric.ORDERS: ("orders", "orders"),
+    Metric.CHAT_MESSAGES: ("chat messages", "messages"),
+    Metric.SKU_ORDERS_30S: ("orders of the SKU", "orders"),
+    Metric.ON_HAND: ("units on hand", "units"),
+    Metric.DATA_AGE_S: ("age of the stock figures", "s"),
+}
+
+LEVEL_TEXT: dict[StockLevel, str] = {
+    StockLevel.GREEN: "green",
+    StockLevel.YELLOW: "yellow",
+    StockLevel.ORANGE: "orange",
+    StockLevel.RED: "red",
+    StockLevel.STALE: "stale",
+    StockLevel.SYNC_FAULT: "sync fault",
+    StockLevel.UNKNOWN: "unknown",
+}
+
+# A region's state in a second, worst last (see qosmon.report.verdict).
+STATUS_ORDER: tuple[str, ...] = ("good", "degraded", "failed", "unknown")
+
+
+def cause_label(cause: Cause) -> str:
+    return CAUSE_TEXT[cause][0]
+
+
+def scope_text(scope: dict[str, str]) -> str:
+    """'ID · jkt-1' for an incident's scope; the whole show when empty."""
+    return " · ".join(scope.values()) or "whole show"
