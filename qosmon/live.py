@@ -180,6 +180,10 @@ class LivePipeline:
                             pending=r.pending)
                 for r in self.alerter.route_stats()]
 
+    def watching(self, show_id: str) -> bool:
+        state = self.shows.get(show_id)
+        return state is not None and not state.finished
+
     def incidents(self, show_id: str) -> list[Incident]:
         state = self.shows.get(show_id)
         return state.engine.incidents if state is not None else []

@@ -15,6 +15,7 @@ from typing import Protocol
 from qosmon.model import (
     BusinessSample,
     Cause,
+    Incident,
     OnScreen,
     ProbeSample,
     Show,
@@ -95,6 +96,14 @@ class Pipeline(Protocol):
         open incidents by cause."""
         ...
 
+    def watching(self, show_id: str) -> bool:
+        """Is the show live here (known and not yet ended)?"""
+        ...
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        """The show's incidents as diagnosis sees them now (open and closed)."""
+        ...
+
     def delivery_qos(self) -> list[DeliveryQos]:
         """Per alert route: notifications sent, failed, pending."""
         ...
@@ -132,6 +141,12 @@ class NullPipeline:
         return []
 
     def live_qos(self, now: float) -> list[ShowQos]:
+        return []
+
+    def watching(self, show_id: str) -> bool:
+        return False
+
+    def incidents(self, show_id: str) -> list[Incident]:
         return []
 
     def delivery_qos(self) -> list[DeliveryQos]:

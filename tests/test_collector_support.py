@@ -14,6 +14,7 @@ import aiohttp
 from qosmon.collector.app import RunningCollector
 from qosmon.model import (
     BusinessSample,
+    Incident,
     OnScreen,
     ProbeSample,
     Show,
@@ -77,6 +78,12 @@ class RecordingPipeline:
         return []
 
     def delivery_qos(self) -> list[DeliveryQos]:
+        return []
+
+    def watching(self, show_id: str) -> bool:
+        return False
+
+    def incidents(self, show_id: str) -> list[Incident]:
         return []
 
     async def tick(self, now: float) -> None:

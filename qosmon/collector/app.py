@@ -35,6 +35,7 @@ from qosmon.collector.metrics import CollectorMetrics
 from qosmon.collector.openapi import build_openapi
 from qosmon.collector.request import errors_middleware
 from qosmon.collector.routes import ROUTE_MODULES
+from qosmon.collector.routes.live import PAGES, LivePages
 from qosmon.collector.state import STATE, CollectorState
 from qosmon.pipeline import NullPipeline, Pipeline
 from qosmon.store.base import AppliesRetention, Store, StoreError, SubmitsProbeBatches
@@ -119,6 +120,7 @@ def create_app(
     )
     app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = state
+    app[PAGES] = LivePages()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_on_shutdown)
     for module in ROUTE_MODULES:

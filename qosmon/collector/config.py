@@ -61,8 +61,12 @@ class LiveConfig(_Cfg):
     alerting_config: str | None = None
     # Where each show's report is written when it ends; unset: not written.
     report_dir: str | None = "reports"
-    # Link put in alerts; {show_id} is replaced.
+    # Link put in alerts once the show is over; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
+    # The collector's address as on-call reaches it (e.g.
+    # https://qosmon.example.net:8480): while a show runs, alerts link to its
+    # live page there ({page_url}/shows/{show_id}). Unset: report_url.
+    page_url: str = Field(default="", max_length=500, pattern=r"^(https?://[^\s]+)?$")
 
 
 class CollectorConfig(_Cfg):
@@ -87,6 +91,12 @@ class CollectorConfig(_Cfg):
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    # The live show pages (/shows/...) need no token from the machine itself
+    # (127.0.0.1, ::1) even when read tokens are configured.
+    pages_open_on_loopback: bool = False
+    # How often an open live page is brought up to date (at most; a show
+    # whose page takes long to build is updated less often).
+    page_refresh_s: float = Field(default=2.0, ge=0.5, le=60)
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

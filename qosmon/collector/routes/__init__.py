@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from qosmon.collector.routes import business, inventory, ops, probes, series, shows
+from qosmon.collector.routes import business, inventory, live, ops, probes, series, shows
 
-ROUTE_MODULES: tuple[ModuleType, ...] = (probes, shows, business, inventory, series, ops)
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    probes, shows, business, inventory, series, ops, live,
+)
