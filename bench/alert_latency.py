@@ -86,6 +86,20 @@ def oncall_firings(alerts: list[dict]) -> list[tuple[float, list[str]]]:
     return out
 
 
+def oncall_alert_texts(alerts: list[dict]) -> list[str]:
+    """What each firing on-call alert said: cause, where, summary."""
+    out = []
+    for entry in alerts:
+        payload = entry["payload"]
+        if entry["route"] != "oncall" or not isinstance(payload, dict):
+            continue
+        for a in payload.get("alerts", []):
+            if a.get("status") == "firing":
+                out.append(f"{a.get('cause')} in {a.get('region') or '*'}"
+                           f"/{a.get('node') or '*'}: {a.get('summary')}")
+    return out
+
+
 def upload_delay_s(result: DemoResult) -> float | None:
     """Median time from a sample's second to the collector receiving it."""
     store = open_store(f"sqlite:///{(result.out_dir / (result.show_id + '.db')).resolve()}")
@@ -122,6 +136,8 @@ async def main() -> None:
     ap.add_argument("--clean", type=int, default=2, help="shows with no fault")
     ap.add_argument("--show-s", type=float, default=50.0)
     ap.add_argument("--fault-at-s", type=float, default=22.0)
+    ap.add_argument("--first-run", type=int, default=0,
+                    help="number of the first run (its seed is 100 + the number)")
     args = ap.parse_args()
 
     latencies: list[float] = []
@@ -130,14 +146,16 @@ async def main() -> None:
     false_alerts = 0
     print("run  fault       region  notified  " + "  ".join(STAGES), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for run in range(args.runs + args.clean):
-            clean = run >= args.runs
+        for run in range(args.first_run, args.first_run + args.runs + args.clean):
+            clean = run >= args.first_run + args.runs
             sc = scenario_for(run, args.show_s, args.fault_at_s, clean)
             result = await DemoShow(sc, Path(tmp) / sc.show.id, echo=lambda _line: None).run()
             fired = oncall_firings(result.alerts)
             if clean:
                 false_alerts += len(fired)
                 print(f"clean run {run}: {len(fired)} on-call alerts", flush=True)
+                for what in oncall_alert_texts(result.alerts):
+                    print(f"  false alert: {what}", flush=True)
                 continue
             onset = result.faults[0].start_ts
             after = [(t - onset, ids) for t, ids in fired if t >= onset]

@@ -137,10 +137,17 @@ class _Cdp:
 
 
 @contextlib.asynccontextmanager
-async def chromium(binary: str, timeout: float = 30.0) -> AsyncIterator[_Cdp]:
-    """A running headless Chromium with a fresh profile, and a DevTools client."""
+async def chromium(binary: str, timeout: float = 30.0,
+                   allow_hosts: tuple[str, ...] = ()) -> AsyncIterator[_Cdp]:
+    """A running headless Chromium with a fresh profile, and a DevTools client.
+    ``allow_hosts`` (e.g. a local server's "127.0.0.1") are still reachable."""
     profile = Path(tempfile.mkdtemp(prefix="qosmon-chromium-"))
-    args = [binary, *FLAGS, f"--user-data-dir={profile}"]
+    flags = list(FLAGS)
+    if allow_hosts:
+        rules = ", ".join(["MAP * ~NOTFOUND", *(f"EXCLUDE {h}" for h in allow_hosts)])
+        flags = [f"--host-resolver-rules={rules}" if f.startswith("--host-resolver-rules")
+                 else f for f in flags]
+    args = [binary, *flags, f"--user-data-dir={profile}"]
     if os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root otherwise
     log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed in finally

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -146,7 +147,10 @@ class DemoShow:
                      "url": f"{webhook.url}/merchandising", "serves": ["merchandising"]},
                 ],
             }),
-            link=lambda show_id: f"file://{(out / (show_id + '.html')).resolve()}",
+            # While the show runs there is a live page to look at; after it, the report.
+            link=lambda show_id: (f"{collector.url}/shows/{quote(show_id, safe='')}"
+                                  if pipeline.watching(show_id)
+                                  else f"file://{(out / (show_id + '.html')).resolve()}"),
             on_delivery=lambda d: pipeline.record_delivery(d),
         )
         from qosmon.inventory.config import InventoryConfig
@@ -182,6 +186,8 @@ class DemoShow:
         try:
             await self._post(http, "PUT", f"/api/v1/shows/{show.show_id}",
                              show.model_dump(mode="json"))
+            live_url = f"{collector.url}/shows/{quote(show.show_id, safe='')}"
+            self.echo(f"live page (it follows the show to its end): {live_url}")
             await self._post(http, "POST", f"/api/v1/shows/{show.show_id}/on-screen", [
                 OnScreen(ts=start, show_id=show.show_id, sku=s.sku, on=True).model_dump(mode="json")
                 for s in sc.skus if s.on_screen is None or any(a <= 0 < b for a, b in s.on_screen)
