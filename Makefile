@@ -10,7 +10,11 @@ DURATION ?=
 # (time-series server behind the InfluxDB backend), Alertmanager, Chromium.
 APT_PACKAGES := janus ffmpeg nftables iproute2 victoria-metrics prometheus-alertmanager prometheus chromium
 
-.PHONY: demo test lint venv sysdeps clean
+# The edit-test loop: lint, types and the tests that need no root and start
+# no real server, browser or show (markers in pyproject.toml).
+CHECK_MARKERS := not slow and not root and not server
+
+.PHONY: demo test check lint venv sysdeps clean
 
 $(BIN)/qosmon: pyproject.toml
 	@# A bare Debian python3 lacks ensurepip; install it when we can.
@@ -42,6 +46,9 @@ lint: venv
 
 test: venv sysdeps lint
 	$(BIN)/python -m pytest -q
+
+check: venv lint
+	$(BIN)/python -m pytest -q -m "$(CHECK_MARKERS)"
 
 clean:
 	rm -rf $(VENV) reports/demo

@@ -12,11 +12,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from qosmon.errors import ConfigError
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """A config or scenario file is missing, unreadable or invalid."""
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -217,15 +217,17 @@ class LivePipeline:
                     # Resolve at once rather than after the flap cool-off:
                     # the show is over, nothing can re-fire.
                     self.alerter.end_show(show_id, now)
-            if ended and self.report_dir is not None:
+            if ended:
                 # In the background: waiting for the last alert deliveries
                 # must not hold up the other shows' diagnosis.
-                task = asyncio.create_task(self._write_report(show_id))
+                task = asyncio.create_task(self._write_report(show_id, now))
                 self._report_tasks.add(task)
                 task.add_done_callback(self._report_tasks.discard)
         await self._write_deliveries()
 
-    async def _write_report(self, show_id: str) -> None:
+    async def _write_report(self, show_id: str, now: float) -> None:
+        """The ended show's summary (what history reads) and its report."""
+        from qosmon.history.collect import refresh_history, store_summary
         from qosmon.report.data import load_show_data
         from qosmon.report.output import write_report
 
@@ -233,17 +235,22 @@ class LivePipeline:
             await self.alerter.flush(timeout_s=10)
         await self._write_deliveries()
         report_dir = self.report_dir
-        assert report_dir is not None
 
-        def write() -> Path:
-            return write_report(load_show_data(self.store, show_id), report_dir)
+        def write() -> Path | None:
+            data = load_show_data(self.store, show_id)
+            store_summary(self.store, data, now)
+            if report_dir is None:
+                return None
+            refresh_history(self.store, report_dir, now)
+            return write_report(data, report_dir)
 
         try:
             path = await asyncio.to_thread(write)
         except Exception:  # a report must never take the collector down
-            log.exception("show %s: writing the report failed", show_id)
+            log.exception("show %s: writing the summary or report failed", show_id)
         else:
-            log.info("show %s ended: report at %s", show_id, path)
+            if path is not None:
+                log.info("show %s ended: report at %s", show_id, path)
 
     def record_delivery(self, delivery: AlertDelivery) -> None:
         """The alerter's delivery log goes to the store on the next tick."""

@@ -458,3 +458,62 @@ class InjectedFault(_Model):
                   (("probe", self.probe), ("SKU", self.sku), ("warehouse", self.warehouse))
                   if value]
         return " · ".join(parts) or "whole show"
+
+
+class RegionSummary(_Model):
+    """One region of one finished show, as history compares it across shows."""
+
+    region: Label = _LABEL
+    score: float | None = Field(default=None, ge=0, le=100)  # viewer experience 0-100
+    # The score's parts (availability, smoothness, network, startup, chat), 0..1.
+    parts: dict[str, float | None] = Field(default_factory=dict)
+    probe_seconds: int = Field(default=0, ge=0)
+    good_s: int = Field(default=0, ge=0)
+    degraded_s: int = Field(default=0, ge=0)
+    failed_s: int = Field(default=0, ge=0)
+    incident_minutes: float = Field(default=0.0, ge=0)
+    viewers_lost: float = 0.0
+    orders_lost: float = 0.0
+    peak_viewers: int | None = Field(default=None, ge=0)
+    orders: int | None = Field(default=None, ge=0)
+
+
+class IncidentSummary(_Model):
+    """An incident as history needs it, kept after raw samples are aged out."""
+
+    incident_id: str
+    start_ts: float
+    end_ts: float
+    cause: Cause
+    severity: Severity
+    scope: dict[str, str] = Field(default_factory=dict)
+    viewers_lost: float | None = None
+    orders_lost: float | None = None
+    summary: str = ""
+
+
+class StockEvent(_Model):
+    """A SKU x warehouse that sold out, went red or went stale during a show."""
+
+    sku: Label = _LABEL
+    warehouse: Label = _LABEL
+    kind: str = Field(pattern=r"^(sold_out|red|stale|sync_fault)$")
+    first_ts: float
+    refill_units: int | None = None
+    action: str = ""
+
+
+class ShowSummary(_Model):
+    """Per-show aggregates written when a show ends: what history reads, so
+    history neither reads raw samples nor loses shows whose samples were
+    downsampled or deleted by retention."""
+
+    show_id: Label = _LABEL
+    title: str = Field(default="", max_length=300)
+    start_ts: float = Field(gt=0)
+    end_ts: float = Field(gt=0)
+    made_ts: float = Field(gt=0)
+    score_version: int = 1
+    regions: list[RegionSummary] = Field(default_factory=list)
+    incidents: list[IncidentSummary] = Field(default_factory=list)
+    stock: list[StockEvent] = Field(default_factory=list)

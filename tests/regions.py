@@ -24,4 +24,3 @@ REGIONS: tuple[Region, ...] = (
     Region("TH", "bkk-1", ("ais", "true"), "wh-th", 80.0),
     Region("US-East", "iad-1", ("verizon", "comcast"), "wh-use", 120.0),
 )
-BY_NAME: dict[str, Region] = {r.name: r for r in REGIONS}

@@ -13,10 +13,13 @@ from qosmon.alerting.config import RetryPolicy
 from qosmon.model import Cause, Evidence, Incident, Severity
 from tests.alertmanager_server import ALERTMANAGER_BIN, Request, alertmanager, receiver
 
-pytestmark = pytest.mark.skipif(
-    ALERTMANAGER_BIN is None,
-    reason="prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)",
-)
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        ALERTMANAGER_BIN is None,
+        reason="prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)",
+    ),
+]
 
 
 def incident(iid: str, cause: Cause, start: float, end: float | None = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from qosmon.alerting.alerter import Alerter, AlertingConfig
 from qosmon.model import Cause, Evidence, Incident, Severity
@@ -137,3 +139,30 @@ async def test_alertmanager_route_reposts_firing_alerts() -> None:
             assert len(rx.requests) == n
         finally:
             await alerter.close()
+
+
+async def test_route_in_chinese_with_local_times() -> None:
+    """A route read in China: the message frame in Chinese, each time in UTC
+    with the viewers' local time next to it; the receiver gets it as sent."""
+    async with receiver() as rx:
+        alerter = Alerter(config({"name": "slack-cn", "kind": "slack", "url": rx.url + "/hook",
+                                  "language": "zh"}),
+                          link=lambda s: f"https://qosmon.example/{s}")
+        await alerter.start()
+        try:
+            now = time.time()
+            alerter.update("show1", incidents(now)[:1], now)
+            alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
+            await alerter.flush(5)
+        finally:
+            await alerter.close()
+    fire, res = (r.json() for r in rx.requests)
+    assert fire["text"].startswith("[提示] 带宽不足 - 直播 show1，地区 DE，节点 fra-1 - 自 ")
+    start = datetime.fromtimestamp(now - 20, UTC)
+    local = start.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (f"{start:%H:%M:%S} UTC ({local:%H:%M:%S} Europe/Berlin)") in fire["text"]
+    section = next(b["text"]["text"] for b in fire["blocks"] if b["type"] == "section")
+    assert "_证据:_ bandwidth 3x baseline" in section
+    assert "|实时页面 / 报告>" in section
+    assert res["text"].startswith("已恢复 带宽不足")
+    assert "(1 分 25 秒)" in res["text"]

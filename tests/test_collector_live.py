@@ -35,6 +35,7 @@ def _sample(probe: str, region: str, node: str, ts: float, broken_since: float |
     )
 
 
+@pytest.mark.slow  # a live show of half a minute, in real time
 @pytest.mark.timeout(90)
 async def test_live_pipeline_from_config_diagnoses_and_writes_the_report(tmp_path: Path) -> None:
     tokens = {p: secrets.token_urlsafe(16) for p in ("id-1", "id-2", "th-1", "th-2")}
@@ -86,10 +87,22 @@ async def test_live_pipeline_from_config_diagnoses_and_writes_the_report(tmp_pat
             if report.exists():
                 break
             await asyncio.sleep(0.1)
+        summaries = store.show_summaries()
     finally:
         await collector.stop()
         await pipeline.close()
         store.close()
+    # The ended show's summary is stored for history, and history sits next
+    # to the reports, linked both ways.
+    assert [s.show_id for s in summaries] == ["live-1"]
+    scores = {r.region: r.score for r in summaries[0].regions}
+    assert scores["TH"] is not None and scores["ID"] is not None
+    assert scores["ID"] < scores["TH"]
+    assert [i.cause for i in summaries[0].incidents] == ["node_failure"]
+    history = (tmp_path / "reports" / "history.html").read_text()
+    assert 'href="live-1.html"' in history
+    assert 'href="history.html"' in (tmp_path / "reports" / "index.html").read_text()
+    assert 'href="history.html"' in report.read_text()
     incidents = live if isinstance(live, list) else live.get("incidents", [])
     assert [(i["cause"], i["scope"].get("region")) for i in incidents] == [
         ("node_failure", "ID")], incidents

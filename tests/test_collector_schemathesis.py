@@ -30,6 +30,7 @@ def _st() -> str:
     return found
 
 
+@pytest.mark.slow  # thousands of generated requests
 async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     st = _st()
     store = SqliteStore(tmp_path / "q.db")

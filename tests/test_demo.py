@@ -18,7 +18,7 @@ from qosmon.demo.show import DemoResult, DemoShow
 SHORT = Path(__file__).parent / "scenarios" / "short.toml"
 
 # One show for the module: it takes a minute and a half of real time.
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -78,3 +78,25 @@ async def test_report_lists_each_incident_with_region_and_cause(result: DemoResu
     index = json.loads((result.out_dir / "index.json").read_text())
     assert [e["show_id"] for e in index["reports"]] == ["e2e-short"]
     assert "e2e-short.html" in (result.out_dir / "index.html").read_text()
+
+
+async def test_report_shows_where_each_fault_was_and_how_it_was_found(
+    result: DemoResult,
+) -> None:
+    from qosmon.demo.show import fault_line, summary_lines
+    from qosmon.report.vocabulary import cause_label
+
+    page = result.report_path.read_text()
+    table = page[page.index('<section id="injected"'):]
+    table = html.unescape(table[:table.index("</section>")])
+    rows = table.split("<tr>")[2:]  # after the header row
+    printed = summary_lines(result)
+    assert len(rows) == len(result.faults)
+    for row, fault in zip(rows, result.faults, strict=True):
+        rec = fault.record()
+        assert fault_line(rec) in printed
+        assert f"<td>{rec.kind}</td><td>{rec.where}</td>" in row  # where: never empty
+        for found in rec.found:
+            assert cause_label(found.cause) in row and 'href="#incident-' in row
+        if rec.detect_s is not None:
+            assert f"{rec.detect_s:.1f} s" in row

@@ -17,6 +17,9 @@ from qosmon.demo.clip import Clip, encode_clip
 from qosmon.demo.netpath import Impairment, RegionPath
 from qosmon.demo.origin import DemoOrigin
 
+# Real WebRTC sessions (aiortc) against the demo origin.
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def clip() -> Clip:

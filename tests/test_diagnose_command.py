@@ -17,6 +17,7 @@ import qosmon.store
 from qosmon.diagnosis import command
 from qosmon.diagnosis.synthetic import Scenario, generate
 from qosmon.model import BusinessSample, Cause, Incident, ProbeSample, Show, StockState
+from qosmon.store.url import DEFAULT_STORE_URL
 
 
 class MemoryStore:
@@ -60,10 +61,11 @@ def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
         biz += sec.business
         stock += sec.stock
     st = MemoryStore(show, probes, biz, stock)
-    opened: list[str] = []
+    opened: list[tuple[str, bool]] = []
 
-    def open_store(url: str) -> MemoryStore:
-        opened.append(url)
+    def open_store(url: str, *, read_only: bool = False, must_exist: bool = False) -> MemoryStore:
+        assert must_exist or read_only  # diagnose never creates a store
+        opened.append((url, read_only))
         return st
 
     monkeypatch.setattr(qosmon.store, "open_store", open_store, raising=False)
@@ -87,7 +89,8 @@ def test_diagnose_prints_the_incident(
     out = capsys.readouterr().out
     assert "bandwidth (region=TH)" in out
     assert "squeezed stream" in out
-    assert store.opened == [command.DEFAULT_STORE]  # type: ignore[attr-defined]
+    # --save writes incidents back: the store is opened for writing.
+    assert store.opened == [(DEFAULT_STORE_URL, False)]  # type: ignore[attr-defined]
     assert [i.cause for i in store.saved] == [Cause.BANDWIDTH]
     assert store.closed
 

@@ -90,3 +90,15 @@ def test_alert_key_is_one_per_place_and_cause() -> None:
     b = incident_alert_key(inc("b", {"region": "ID", "edge_node": "jkt-1"}))
     assert a == b == "qosmon:s1:ID:jkt-1:packet_loss"
     assert incident_alert_key(inc("c", {})) == "qosmon:s1:*:*:packet_loss"
+
+
+def test_probe_signal_metrics_can_be_asked_of_the_collector() -> None:
+    # The evidence's probe signals are ProbeSample fields, so the collector's
+    # live series query serves each under the same name.
+    from qosmon.collector.openapi import SERIES_METRICS
+    from qosmon.model import ProbeSample
+
+    probe_metrics = {m for m in Metric if m.value in ProbeSample.model_fields}
+    assert probe_metrics == {Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS,
+                             Metric.NO_FRAME_MS, Metric.TTFF_MS, Metric.CHAT_RTT_MS}
+    assert {m.value for m in probe_metrics} <= set(SERIES_METRICS)

@@ -30,7 +30,7 @@ from tests.janus_harness import (
     skip_unless_janus_possible,
 )
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.server]
 
 CLIP_KBPS = 800
 

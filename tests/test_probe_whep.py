@@ -22,6 +22,9 @@ from probes.ice_host_pin import pin_host_addresses
 from probes.sinks import MemorySink
 from qosmon.model import ConnectionState
 
+# Real WebRTC sessions (aiortc) against a WHEP origin served by the test.
+pytestmark = pytest.mark.server
+
 FPS = 25
 W, H = 320, 180
 

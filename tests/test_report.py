@@ -391,7 +391,11 @@ def test_command_writes_report_and_rejects_unknown_show(
 
     data = generate_show(duration_s=180, n_regions=3, show_id="s1")
     store = _DictStore(data)
-    monkeypatch.setattr(qosmon.store, "open_store", lambda url: store, raising=False)
+    def open_store(url: str, *, read_only: bool = False) -> _DictStore:
+        assert read_only  # a report never writes to the store
+        return store
+
+    monkeypatch.setattr(qosmon.store, "open_store", open_store, raising=False)
     with pytest.raises(UnknownShowError):
         load_show_data(store, "nope")  # type: ignore[arg-type]
     parser = argparse.ArgumentParser()

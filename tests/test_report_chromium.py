@@ -15,9 +15,12 @@ from tests.chromium import Viewport, chromium_path, inspect_page
 from tests.sample_show import generate_show
 
 BINARY = chromium_path()
-pytestmark = pytest.mark.skipif(
-    BINARY is None, reason="headless Chromium not installed (Debian package 'chromium')"
-)
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        BINARY is None, reason="headless Chromium not installed (Debian package 'chromium')"
+    ),
+]
 
 TITLE = '<script>alert("x")</script> Mega sale & <b>gadgets</b>'
 SKU = '<img src=x onerror=alert(1)> Gimbal'

@@ -27,10 +27,13 @@ from qosmon.store.influx import InfluxStore, escape_tag, probe_line
 from tests import tsdb_server
 from tests.test_collector_support import PROBE_TOKENS, RecordingPipeline, auth, batch, make_config
 
-pytestmark = pytest.mark.skipif(
-    not tsdb_server.available(),
-    reason="victoria-metrics not installed (apt install victoria-metrics)",
-)
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        not tsdb_server.available(),
+        reason="victoria-metrics not installed (apt install victoria-metrics)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -197,7 +197,7 @@ def test_open_store_urls(tmp_path: Path) -> None:
     s = open_store(f"sqlite://{tmp_path}/a.db?synchronous=normal")
     assert isinstance(s, SqliteStore)
     s.close()
-    for bad in ("nothing", "ftp://x", "sqlite://", f"sqlite://{tmp_path}/a.db?colour=red",
+    for bad in ("", "sqlite:x.db", "ftp://x", "sqlite://", f"sqlite://{tmp_path}/a.db?colour=red",
                 f"sqlite://{tmp_path}/a.db?synchronous=sometimes", "influx://host:8086/",
                 "influx://host:8086/b?token_env=QOSMON_SURELY_UNSET_VAR"):
         with pytest.raises(StoreURLError):

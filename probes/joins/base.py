@@ -18,9 +18,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 
 from probes.config import StreamTarget
 
-
-class JoinError(Exception):
-    """Signalling failed; the message is the reason reported in samples."""
+# Defined with the other errors; the joins import it from here.
+from qosmon.errors import JoinError as JoinError
 
 
 @dataclass

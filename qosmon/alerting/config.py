@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -57,6 +58,8 @@ class RouteConfig(BaseModel):
     # Alertmanager forgets an alert not re-posted within its resolve_timeout
     # (5 min by default), so firing alerts are re-posted this often.
     resend_s: float = Field(default=60.0, gt=0, le=3600)
+    # The language people on this route read: "en" or "zh" (Simplified Chinese).
+    language: Literal["en", "zh"] = "en"
 
     @field_validator("serves")
     @classmethod

@@ -24,24 +24,16 @@ import aiohttp
 
 from qosmon.alerting import signing
 from qosmon.alerting.config import NotifierKind, RouteConfig
-from qosmon.alerting.message import body_lines, headline
+from qosmon.alerting.message import body_lines, headline, label
 from qosmon.alerting.rules import Notification
 from qosmon.configfile import ConfigError
+from qosmon.errors import DeliveryError
 from qosmon.model import Alert, AlertStatus, Severity
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 _BODY_SNIPPET = 200
-
-
-class DeliveryError(Exception):
-    """A notification was not accepted. ``retryable``: a later try may work."""
-
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
 
 
 def rfc3339(ts: float) -> str:
@@ -69,6 +61,7 @@ class Notifier:
     ) -> None:
         self.name = route.name
         self.route = route
+        self.lang = route.language
         self._session = session
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=route.timeout_s)
@@ -136,9 +129,9 @@ class Notifier:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _alert_json(alert: Alert, now: float) -> dict[str, Any]:
+def _alert_json(alert: Alert, now: float, lang: str) -> dict[str, Any]:
     data = alert.model_dump(mode="json")
-    data["headline"] = headline(alert, now)
+    data["headline"] = headline(alert, now, lang)
     data["starts_at_rfc3339"] = rfc3339(alert.starts_at)
     if alert.ends_at is not None:
         data["ends_at_rfc3339"] = rfc3339(alert.ends_at)
@@ -174,8 +167,9 @@ class WebhookNotifier(Notifier):
             "region": n.region,
             "route": n.route,
             "sent_at": now,
-            "text": "\n\n".join("\n".join(body_lines(a, now)) for a in n.alerts),
-            "alerts": [_alert_json(a, now) for a in n.alerts],
+            "language": self.lang,
+            "text": "\n\n".join("\n".join(body_lines(a, now, self.lang)) for a in n.alerts),
+            "alerts": [_alert_json(a, now, self.lang) for a in n.alerts],
         }
 
     async def send(self, notification: Notification) -> None:
@@ -196,7 +190,7 @@ class SlackNotifier(Notifier):
 
     def payload(self, n: Notification) -> dict[str, Any]:
         now = self._clock()
-        first = headline(n.alerts[0], now)
+        first = headline(n.alerts[0], now, self.lang)
         more = f" (+{len(n.alerts) - 1} more)" if len(n.alerts) > 1 else ""
         where = f"{n.show_id} / {n.region or 'all regions'}"
         status = _group_status(n.alerts)
@@ -205,13 +199,13 @@ class SlackNotifier(Notifier):
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         ]
         for alert in n.alerts[: self._MAX_ALERTS]:
-            lines = [f"*{_mrkdwn(headline(alert, now))}*"]
+            lines = [f"*{_mrkdwn(headline(alert, now, self.lang))}*"]
             if alert.summary:
                 lines.append(_mrkdwn(alert.summary))
             if alert.evidence:
-                lines.append(f"_evidence:_ {_mrkdwn(alert.evidence)}")
+                lines.append(f"_{label(self.lang, 'evidence')}:_ {_mrkdwn(alert.evidence)}")
             if alert.url:
-                lines.append(f"<{alert.url}|live view / report>")
+                lines.append(f"<{alert.url}|{label(self.lang, 'live view / report')}>")
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}
             )
@@ -266,7 +260,7 @@ class PagerDutyNotifier(Notifier):
             "event_action": "trigger",
             "dedup_key": alert.key,
             "payload": {
-                "summary": headline(alert, now)[:1024],
+                "summary": headline(alert, now, self.lang)[:1024],
                 "source": f"qosmon/{alert.show_id}/{alert.region or 'all'}",
                 "severity": _PD_SEVERITY[alert.severity],
                 "timestamp": rfc3339(alert.starts_at),
@@ -277,7 +271,8 @@ class PagerDutyNotifier(Notifier):
             },
         }
         if alert.url:
-            event["links"] = [{"href": alert.url, "text": "live view / report"}]
+            event["links"] = [{"href": alert.url,
+                               "text": label(self.lang, "live view / report")}]
         return event
 
     async def send(self, notification: Notification) -> None:
@@ -323,7 +318,7 @@ class AlertmanagerNotifier(Notifier):
         return {k: v for k, v in labels.items() if v}
 
     def _entry(self, labels: dict[str, str], alert: Alert, ends_at: float) -> dict[str, Any]:
-        annotations = {"summary": headline(alert), "evidence": alert.evidence,
+        annotations = {"summary": headline(alert, lang=self.lang), "evidence": alert.evidence,
                        "url": alert.url, "description": alert.summary}
         entry: dict[str, Any] = {
             "labels": labels,

@@ -37,6 +37,7 @@ from qosmon.collector.request import errors_middleware
 from qosmon.collector.routes import ROUTE_MODULES
 from qosmon.collector.routes.live import PAGES, LivePages
 from qosmon.collector.state import STATE, CollectorState
+from qosmon.history.collect import backfill_summaries
 from qosmon.pipeline import NullPipeline, Pipeline
 from qosmon.store.base import AppliesRetention, Store, StoreError, SubmitsProbeBatches
 
@@ -60,6 +61,10 @@ async def _retention_loop(state: CollectorState, store: AppliesRetention) -> Non
     cfg = state.config.retention
     while True:
         try:
+            # History reads summaries, not raw samples: make sure every ended
+            # show has one before its raw samples can be aged out.
+            await state.store_call(
+                "backfill_summaries", backfill_summaries, state.store, time.time())
             done = await state.store_call(
                 "apply_retention", store.apply_retention, time.time(), cfg.raw_days,
                 cfg.keep_days,

@@ -16,8 +16,9 @@ from qosmon.collector.app import start_collector
 from qosmon.collector.config import CollectorConfig
 from qosmon.configfile import ConfigError, load_model
 from qosmon.pipeline import NullPipeline, Pipeline
-from qosmon.store import StoreURLError, open_store
+from qosmon.store import open_store
 from qosmon.store.base import Store, StoreError
+from qosmon.store.url import add_store_argument
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="collector config (TOML), see config/collector.toml")
     parser.add_argument("--port", type=int, default=None,
                         help="override the config's port (0: any free port)")
-    parser.add_argument("--store", default=None, metavar="URL",
-                        help="override the config's store URL")
+    add_store_argument(parser, default=None, what="override the config's store")
 
 
 def load_config(args: argparse.Namespace) -> CollectorConfig:
@@ -46,9 +46,7 @@ def load_config(args: argparse.Namespace) -> CollectorConfig:
 def open_configured_store(config: CollectorConfig, source: str) -> Store:
     try:
         return open_store(config.store)
-    except StoreURLError as exc:
-        raise ConfigError(f"{source}: store: {exc}") from None
-    except StoreError as exc:
+    except (ConfigError, StoreError) as exc:
         raise ConfigError(f"{source}: store: {exc}") from None
 
 
@@ -152,6 +150,8 @@ def main(args: argparse.Namespace) -> int:
         pipeline = build_pipeline(config, Path(args.config), store)
         try:
             asyncio.run(serve(config, store, pipeline))
+        except StoreError:
+            raise  # an OSError too, but not the listening socket's
         except OSError as exc:
             # Typically the port is taken: a usage problem, not a crash.
             raise ConfigError(f"{args.config}: cannot listen on {config.host}:{config.port}: "

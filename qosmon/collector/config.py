@@ -6,9 +6,9 @@ error messages.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from qosmon.store import DEFAULT_STORE_URL
+from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 _LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 # Short tokens can be guessed; 16 characters of a random token is ~96 bits.
@@ -97,6 +97,12 @@ class CollectorConfig(_Cfg):
     # How often an open live page is brought up to date (at most; a show
     # whose page takes long to build is updated less often).
     page_refresh_s: float = Field(default=2.0, ge=0.5, le=60)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        parse_store_url(value)  # a StoreURLError is a ValueError: reported with the key
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:

@@ -270,6 +270,17 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
                  "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1440}},
             ],
         )},
+        "/api/v1/history": {"get": _op(
+            "History across the stored shows (what history.json holds): scores per region, "
+            "where and when incidents recur, SKUs that sell out again, before/after changes.",
+            {"type": "object"}, _READ_ERRORS,
+            params=[
+                {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "until", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "change", "in": "query", "style": "form", "explode": True,
+                 "schema": {"type": "array", "maxItems": 20, "items": {"type": "string"}}},
+            ],
+        )},
         "/metrics": {"get": _op(
             "The collector's own metrics, Prometheus text format.", {}, (401, 429),
             ok_content={"text/plain": {"schema": {"type": "string"}}},

@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qosmon.errors import QosmonError
 from qosmon.model import BusinessSample, ProbeBatch, ProbeSample, StockRecord
 
 INT64_MAX = 2**63 - 1
 MAX_ERRORS_LISTED = 20
 
 
-class ApiError(Exception):
+class ApiError(QosmonError):
     """An answer other than success, with the field it is about."""
 
     def __init__(

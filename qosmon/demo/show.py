@@ -105,9 +105,11 @@ def progress_lines(t_s: float, scenario: Scenario, latest: list[ProbeSample],
 
 class DemoShow:
     def __init__(self, scenario: Scenario, out_dir: Path,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None, store_url: str | None = None) -> None:
         self.sc = scenario
         self.out_dir = out_dir
+        # None: a fresh store of this show alone, <out>/<show id>.db.
+        self.store_url = store_url
         self.echo = echo or (lambda line: print(line, flush=True))
 
     async def run(self) -> DemoResult:
@@ -118,6 +120,7 @@ class DemoShow:
         from qosmon.alerting.alerter import Alerter
         from qosmon.alerting.config import AlertingConfig
         from qosmon.collector.app import CollectorConfig, start_collector
+        from qosmon.history.collect import refresh_history
         from qosmon.live import LivePipeline
         from qosmon.model import ProbeLabels
         from qosmon.report.data import load_show_data
@@ -127,10 +130,13 @@ class DemoShow:
         sc = self.sc
         out = self.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        db = out / f"{sc.show.id}.db"
-        for stale in (db, out / "alerts.jsonl"):
-            stale.unlink(missing_ok=True)
-        store = open_store(f"sqlite:///{db.resolve()}")
+        (out / "alerts.jsonl").unlink(missing_ok=True)
+        store_url = self.store_url
+        if store_url is None:
+            db = out / f"{sc.show.id}.db"
+            db.unlink(missing_ok=True)
+            store_url = str(db)
+        store = open_store(store_url)
         webhook = WebhookLog(out / "alerts.jsonl")
         await webhook.start()
 
@@ -237,6 +243,9 @@ class DemoShow:
         results, false = score(sc, start, incidents)
         data = load_show_data(store, show.show_id)
         data.injected = [r.record() for r in results]
+        # The pipeline stored the show's summary when it ended: history over
+        # every demo run kept in this store goes next to the reports.
+        refresh_history(store, out, time.time())
         report = write_report(data, out)
         store.close()
         return DemoResult(

@@ -18,10 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from qosmon.detection.score import OnlineScorer
-
-
-class InputError(Exception):
-    pass
+from qosmon.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,15 +19,12 @@ from qosmon.configfile import load_model
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.model import BusinessSample, Incident, ProbeSample, Show, StockState
-
-DEFAULT_STORE = "sqlite:///reports/qosmon.db"
+from qosmon.store.url import add_store_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", required=True, metavar="ID", help="show id")
-    parser.add_argument(
-        "--store", default=DEFAULT_STORE, metavar="URL", help=f"store URL (default {DEFAULT_STORE})"
-    )
+    add_store_argument(parser)
     parser.add_argument("--config", metavar="FILE", help="diagnosis thresholds (TOML)")
     parser.add_argument("--json", action="store_true", help="print incidents as JSON")
     parser.add_argument("--save", action="store_true", help="write the incidents to the store")
@@ -97,11 +94,9 @@ def main(args: argparse.Namespace) -> int:
     # The store is imported here so the offline tools do not pay for it.
     from qosmon.store import open_store
 
-    try:
-        store = open_store(args.store)
-    except Exception as exc:  # a bad URL or unreachable server: a message, not a traceback
-        print(f"qosmon diagnose: cannot open store {args.store}: {exc}", file=sys.stderr)
-        return 2
+    # A mistyped path says "no such store" instead of creating one; read-only
+    # unless ``--save`` writes the incidents back.
+    store = open_store(args.store, read_only=not args.save, must_exist=True)
     try:
         show = store.get_show(args.show)
         if show is None:

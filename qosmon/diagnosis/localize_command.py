@@ -16,10 +16,7 @@ import sys
 from pathlib import Path
 
 from qosmon.diagnosis.localize import localize
-
-
-class InputError(Exception):
-    pass
+from qosmon.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,29 +7,25 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_STORE = "sqlite:///qosmon.db"
+from qosmon.store.url import add_store_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", required=True, metavar="ID", help="the show's id")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder for the report and its index (created if missing)")
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="URL",
-                        help=f"where the show is stored (default {DEFAULT_STORE})")
+    add_store_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     # The store backends pull in their client libraries; load them only here.
     from qosmon.report.data import UnknownShowError, load_show_data
     from qosmon.report.output import write_report
-    from qosmon.store import open_store  # type: ignore[attr-defined,unused-ignore]
+    from qosmon.store import open_store
     from qosmon.store.base import StoreError
 
-    try:
-        store = open_store(args.store)
-    except (ValueError, StoreError, OSError) as exc:
-        print(f"qosmon report: cannot open store {args.store!r}: {exc}", file=sys.stderr)
-        return 2
+    # Read-only: a mistyped path says "no such store" instead of creating one.
+    store = open_store(args.store, read_only=True)
     try:
         try:
             data = load_show_data(store, args.show)

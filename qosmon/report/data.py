@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qosmon.errors import UnknownShowError
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -20,14 +21,6 @@ from qosmon.model import (
     StockState,
 )
 from qosmon.store.base import Store
-
-
-class UnknownShowError(LookupError):
-    """The store holds no show with this id."""
-
-    def __init__(self, show_id: str) -> None:
-        super().__init__(f"no show with id {show_id!r} in the store")
-        self.show_id = show_id
 
 
 @dataclass

@@ -66,6 +66,9 @@ def _index_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+HISTORY_HTML = "history.html"  # written next to the reports by qosmon history
+
+
 def write_report(
     data: ShowData, out_dir: Path, thresholds: ReportThresholds | None = None,
     now: float | None = None,
@@ -73,7 +76,9 @@ def write_report(
     """Write ``<out_dir>/<show_id>.html`` and refresh the folder's index."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    html, entry = build_report(data, thresholds, now)
+    html, entry = build_report(data, thresholds, now,
+                               history_href=HISTORY_HTML if (out_dir / HISTORY_HTML).is_file()
+                               else None)
     name = report_filename(data.show.show_id)
     path = out_dir / name
     atomic_write(path, html)
@@ -110,5 +115,6 @@ def _write_index(out_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
                  json.dumps({"version": 1, "reports": rows}, indent=1, sort_keys=True))
     html = environment().get_template("index.html.j2").render(
         reports=rows, status_fill=charts.STATUS_FILL, defs=charts.svg_defs(),
+        has_history=(out_dir / HISTORY_HTML).is_file(),
     )
     atomic_write(out_dir / INDEX_HTML, html)

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from qosmon import __version__
 from qosmon.report import charts
 from qosmon.report.data import ShowData
+from qosmon.report.experience import WEIGHTS
 from qosmon.report.sections import SECTIONS, ReportViews, build_sections
 from qosmon.report.timing import utc
 from qosmon.report.verdict import ReportThresholds
@@ -50,6 +51,7 @@ def environment() -> jinja2.Environment:
     env.filters["mins"] = lambda v: f"{v:.1f}"
     env.globals["statuses"] = STATUS_ORDER
     env.globals["version"] = __version__
+    env.globals["score_weights"] = list(WEIGHTS.items())
     return env
 
 
@@ -78,9 +80,11 @@ def render_page(
     *,
     kind: str = "show report",
     refresh_s: int | None = None,
+    history_href: str | None = None,
 ) -> str:
     """A whole self-contained page of the chosen sections. ``refresh_s``
-    makes the browser reload it (a page of a show still running)."""
+    makes the browser reload it (a page of a show still running);
+    ``history_href`` links the page to the history across shows."""
     ctx = views.context
     nav = []
     for name in names:
@@ -94,16 +98,18 @@ def render_page(
         start=utc(ctx.span.t0), end=utc(ctx.span.t1), n_probes=len(ctx.table.probes),
         n_regions=len(ctx.regions), n_samples=len(ctx.table), nav=nav,
         sections=render_sections(views, names), defs=charts.svg_defs(),
+        history_href=history_href,
     )
 
 
 def build_report(
-    data: ShowData, thresholds: ReportThresholds | None = None, now: float | None = None
+    data: ShowData, thresholds: ReportThresholds | None = None, now: float | None = None,
+    history_href: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The whole report page and the show's line for the index."""
     views = build_sections(data, now, thresholds)
     assert views.headline is not None  # every section was asked for
-    return render_page(views), views.headline.index_entry()
+    return render_page(views, history_href=history_href), views.headline.index_entry()
 
 
 def render_report(data: ShowData, thresholds: ReportThresholds | None = None) -> str:

@@ -1,8 +1,10 @@
-"""Storage behind one interface (``qosmon.store.base.Store``), chosen by URL.
+"""Storage behind one interface (``qosmon.store.base.Store``), chosen by URL
+(``qosmon.store.url`` says which forms are accepted and how relative paths
+are read).
 
-``sqlite:///abs/path.db`` or ``sqlite://relative/path.db`` (default): the
-embedded store. Query parameter ``synchronous=full|normal|extra`` (default
-full: acknowledged data survives power loss).
+The embedded store (a SQLite file) is the default. Query parameter
+``synchronous=full|normal|extra`` (default full: acknowledged data survives
+power loss).
 
 ``influx://HOST:PORT/BUCKET?org=ORG&token_env=VAR&side=PATH`` (``influxs://``
 for HTTPS): time series (probe, business, stock) go to an InfluxDB-API server
@@ -15,74 +17,42 @@ variable named by ``token_env`` so it never sits in a config file or a log.
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlsplit
 
-from qosmon.store.base import Store, StoreError
-
-DEFAULT_STORE_URL = "sqlite://qosmon.db"
-
-
-class StoreURLError(ValueError):
-    """A store URL that cannot be used; the message says what is wrong."""
+from qosmon.errors import NoSuchStore, StoreError, StoreURLError
+from qosmon.store.base import Store
+from qosmon.store.url import DEFAULT_STORE_URL, InfluxURL, parse_store_url
 
 
-def _params(query: str, allowed: set[str]) -> dict[str, str]:
-    parsed = parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(parsed) - allowed)
-    if unknown:
-        raise StoreURLError(
-            f"unknown store URL parameter(s): {', '.join(unknown)} "
-            f"(allowed: {', '.join(sorted(allowed))})"
-        )
-    return {k: v[-1] for k, v in parsed.items()}
-
-
-def open_store(url: str) -> Store:
-    """Open the store a URL names. Raises ``StoreURLError`` for a bad URL and
-    ``StoreError`` when the backend cannot be opened."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise StoreURLError(f"store URL {url!r} has no scheme (sqlite:// or influx://)")
-    if scheme == "sqlite":
-        path, _, query = rest.partition("?")
-        if not path:
-            raise StoreURLError(f"store URL {url!r} has no file path")
-        params = _params(query, {"synchronous"})
-        from qosmon.store.sqlite import SqliteStore
-
-        try:
-            return SqliteStore(path, synchronous=params.get("synchronous", "FULL"))
-        except ValueError as exc:
-            raise StoreURLError(f"store URL {url!r}: {exc}") from None
-    if scheme in ("influx", "influxs"):
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise StoreURLError(f"store URL {url!r} has no host")
-        bucket = parts.path.strip("/")
-        if not bucket:
-            raise StoreURLError(f"store URL {url!r} names no bucket (influx://HOST:PORT/BUCKET)")
-        params = _params(parts.query, {"org", "token_env", "side"})
+def open_store(url: str, *, read_only: bool = False, must_exist: bool = False) -> Store:
+    """Open the store a URL or path names, creating it if need be.
+    ``read_only``: for commands that only read; nothing is created or
+    changed. ``must_exist`` (implied by ``read_only``): a store that is not
+    there raises ``NoSuchStore`` instead of being created. Raises
+    ``StoreURLError`` for a bad URL and ``StoreError`` when the backend cannot
+    be opened."""
+    loc = parse_store_url(url)
+    must_exist = must_exist or read_only
+    if isinstance(loc, InfluxURL):
         token = ""
-        if "token_env" in params:
-            var = params["token_env"]
-            if var not in os.environ:
-                raise StoreURLError(f"store URL: environment variable {var} (token_env) is not set")
-            token = os.environ[var]
-        try:
-            port = parts.port
-        except ValueError:
-            raise StoreURLError(f"store URL {url!r} has a bad port") from None
-        http = "https" if scheme == "influxs" else "http"
+        if loc.token_env is not None:
+            if loc.token_env not in os.environ:
+                raise StoreURLError(
+                    f"store URL: environment variable {loc.token_env} (token_env) is not set"
+                )
+            token = os.environ[loc.token_env]
+        if must_exist and not loc.side.exists():
+            raise NoSuchStore(f"no such store: {loc.side} (the side store of {loc.server})")
         from qosmon.store.influx import InfluxStore
 
-        return InfluxStore(
-            url=f"{http}://{parts.hostname}:{port or 8086}",
-            bucket=bucket,
-            org=params.get("org", "qosmon"),
-            token=token,
-            side_path=params.get("side", "qosmon-side.db"),
-        )
-    raise StoreURLError(f"store URL {url!r}: unknown scheme {scheme!r} (sqlite:// or influx://)")
+        return InfluxStore(url=loc.server, bucket=loc.bucket, org=loc.org, token=token,
+                           side_path=loc.side, read_only=read_only)
+    if must_exist and not loc.path.exists():
+        raise NoSuchStore(f"no such store: {loc.path}")
+    from qosmon.store.sqlite import SqliteStore
+
+    return SqliteStore(loc.path, synchronous=loc.synchronous, read_only=read_only)
 
 
-__all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "StoreURLError", "open_store"]
+__all__ = [
+    "DEFAULT_STORE_URL", "NoSuchStore", "Store", "StoreError", "StoreURLError", "open_store",
+]

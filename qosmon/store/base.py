@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
+# Defined with the other errors; the store modules import them from here.
+from qosmon.errors import NoSuchStore as NoSuchStore
+from qosmon.errors import StoreError as StoreError
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -21,13 +24,10 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
-
-
-class StoreError(Exception):
-    """A backend failed; the data passed in was not (fully) stored."""
 
 
 class Store(Protocol):
@@ -54,6 +54,11 @@ class Store(Protocol):
         ...
 
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None: ...
+
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        """Create or replace a finished show's summary (what history reads;
+        kept after retention ages out the raw samples)."""
+        ...
 
     # --- reads ------------------------------------------------------------
     def get_show(self, show_id: str) -> Show | None: ...
@@ -86,6 +91,12 @@ class Store(Protocol):
     def incidents(self, show_id: str) -> list[Incident]: ...
 
     def alert_deliveries(self, show_id: str) -> list[AlertDelivery]: ...
+
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        """Summaries of shows that started in [start_ts, end_ts), oldest first."""
+        ...
 
     def close(self) -> None: ...
 

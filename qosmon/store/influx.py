@@ -46,6 +46,7 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
@@ -214,6 +215,7 @@ class InfluxStore:
         token: str = "",
         side_path: str | Path = "qosmon-side.db",
         timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.bucket = bucket
@@ -223,7 +225,7 @@ class InfluxStore:
             url=self.url, token=token or "unused", org=org, timeout=int(timeout_s * 1000)
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._side = SqliteStore(side_path)
+        self._side = SqliteStore(side_path, read_only=read_only)
         self._closed = False
         self._queue: queue.SimpleQueue[_PendingBatch | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="influx-writer",
@@ -451,6 +453,14 @@ class InfluxStore:
             out.append(StockRecord.model_validate(d))
         out.sort(key=lambda r: (r.ts, r.warehouse, r.sku))
         return out
+
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        self._side.put_show_summary(summary)
+
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        return self._side.show_summaries(start_ts, end_ts)
 
     def get_show(self, show_id: str) -> Show | None:
         return self._side.get_show(show_id)

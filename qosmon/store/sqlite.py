@@ -41,6 +41,7 @@ from qosmon.model import (
     OnScreen,
     ProbeSample,
     Show,
+    ShowSummary,
     StockRecord,
     StockState,
 )
@@ -108,6 +109,10 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alert_deliveries_show ON alert_deliveries (show_id, ts);
+CREATE TABLE IF NOT EXISTS show_summaries (
+    show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS show_summaries_start ON show_summaries (start_ts);
 """
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
@@ -239,37 +244,49 @@ def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
 
 
-class _WriterStopped(Exception):
-    pass
-
-
 class SqliteStore:
-    """The ``Store`` interface on one SQLite database file."""
+    """The ``Store`` interface on one SQLite database file. ``read_only``:
+    the file must exist and is neither created, migrated nor written."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256,
+                 read_only: bool = False) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
             )
         self.path = Path(path)
+        self.read_only = read_only
         self._synchronous = synchronous
         self._group_max = group_max
-        try:
-            self._wconn = self._connect()
-            self._wconn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        try:
+            if read_only:
+                # Reading the catalogue proves it is a database we can read.
+                self._read("SELECT count(*) FROM sqlite_master")
+                return
+            self._wconn = self._connect()
+            self._wconn.executescript(_SCHEMA)
+        except (sqlite3.Error, StoreError) as exc:
+            self.close()
+            raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
 
     # --- plumbing ----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=30.0,
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
@@ -281,6 +298,8 @@ class SqliteStore:
     def _submit(self, op: Callable[[sqlite3.Connection], T] | _ProbeBatchWrite) -> Future[T]:
         if self._closed:
             raise StoreError("store is closed")
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only, cannot write")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return fut
@@ -435,7 +454,28 @@ class SqliteStore:
             )
         )
 
+    def put_show_summary(self, summary: ShowSummary) -> None:
+        row = (summary.show_id, summary.start_ts, summary.model_dump_json())
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO show_summaries (show_id, start_ts, body) VALUES (?, ?, ?)",
+                row,
+            )
+        )
+
     # --- reads --------------------------------------------------------------
+    def show_summaries(
+        self, start_ts: float | None = None, end_ts: float | None = None
+    ) -> list[ShowSummary]:
+        """Summaries of shows that started in [start_ts, end_ts), oldest first."""
+        where, params = _where(("start_ts >= ?", start_ts), ("start_ts < ?", end_ts))
+        rows = self._read(
+            f"SELECT body FROM show_summaries WHERE {' AND '.join(where)}"
+            " ORDER BY start_ts, show_id",
+            params,
+        )
+        return [ShowSummary.model_validate_json(r[0]) for r in rows]
+
     def get_show(self, show_id: str) -> Show | None:
         rows = self._read("SELECT body FROM shows WHERE show_id = ?", (show_id,))
         return Show.model_validate_json(rows[0][0]) if rows else None
@@ -617,8 +657,9 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._writer.join(timeout=30.0)
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30.0)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

@@ -23,8 +23,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from qosmon.collector.routes import business, inventory, live, ops, probes, series, shows
+from qosmon.collector.routes import (
+    business,
+    history,
+    inventory,
+    live,
+    ops,
+    probes,
+    series,
+    shows,
+)
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
-    probes, shows, business, inventory, series, ops, live,
+    probes, shows, business, inventory, series, history, ops, live,
 )

@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from qosmon.report import charts
 from qosmon.report.charts import Band, Series, Threshold
+from qosmon.report.experience import ExperienceScore, experience_scores
 from qosmon.report.sections.context import N_BUCKETS, ReportContext
 from qosmon.report.signals import (
     FloatArray,
@@ -34,6 +35,7 @@ class RegionView:
     ttff_p90: float | None
     ttff_max: float | None
     slow: int  # sessions slower than the TTFF threshold
+    score: ExperienceScore  # the viewer experience score, 0-100, and its parts
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def _pctl(v: FloatArray, q: float) -> float | None:
 def build(ctx: ReportContext) -> RegionsView:
     table, th = ctx.table, ctx.th
     ttff, ttff_region = session_ttffs(table)
+    scores = {s.region: s for s in experience_scores(table, ctx.regions, ctx.excluded)}
     views: list[RegionView] = []
     per_region: list[tuple[str, FloatArray]] = []
     for v in ctx.verdicts:
@@ -111,6 +114,7 @@ def build(ctx: ReportContext) -> RegionsView:
                            np.unique(table.probe_idx[table.region_idx == ri]).tolist()}),
             sessions=len(rt), ttff_p50=_pctl(rt, 50), ttff_p90=_pctl(rt, 90),
             ttff_max=float(rt.max()) if len(rt) else None, slow=int((rt > th.ttff_ms).sum()),
+            score=scores[v.region],
         ))
     ttff_chart = charts.cdf_chart(
         per_region, title="time to first frame, per region", unit="time to first frame (ms)",

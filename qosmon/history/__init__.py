@@ -1,0 +1,1 @@
+"""History across shows: which regions, networks, time slots and SKUs keep failing."""
