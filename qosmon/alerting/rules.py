@@ -6,7 +6,8 @@ second and hands what it returns to the notifiers.
 
 The lifecycle of one alert (one dedup key = show x region x node x cause):
 
-* pending   - an incident exists but has lasted less than ``pending_s``;
+* pending   - an incident exists but has lasted less than ``pending_s`` (or its
+              cause's ``pending_by_cause``);
 * firing    - sent (after ``group_wait_s`` so neighbours share one message);
 * ending    - every incident behind it has ended; held for ``cool_off_s`` so
               that a re-fire re-opens the same alert instead of paging again;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,9 +62,21 @@ class RuleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Detection already debounces, so a short extra wait is enough.
-    pending_s: float = Field(default=3.0, ge=0, le=3600)
-    group_wait_s: float = Field(default=2.0, ge=0, le=3600)
+    # An incident must have lasted this long since its onset before it
+    # pages. Detection already debounces (each probe signal is a median or
+    # a count over a window, and a group must be seen before an incident
+    # opens), so this only adds to incidents detected within it.
+    pending_s: float = Field(default=2.0, ge=0, le=3600)
+    # Longer waits for causes that are least urgent and most often brief:
+    # RTT up while media keeps flowing hurts interaction, not the picture,
+    # and a busy host or a route flap raises it for seconds at a time.
+    pending_by_cause: dict[Cause, Annotated[float, Field(ge=0, le=3600)]] = Field(
+        default_factory=lambda: {Cause.HIGH_LATENCY: 10.0})
+    # Wait after the first alert of a group before sending it, so alerts
+    # due together go as one message. 0: the first goes at once (diagnosis
+    # already groups probes failing together into one incident); what
+    # follows within group_interval_s is bundled into the next message.
+    group_wait_s: float = Field(default=0.0, ge=0, le=3600)
     # Minimum time between two notifications of one group (new alerts joining
     # a group that was already notified, resolves, escalations).
     group_interval_s: float = Field(default=5.0, ge=0, le=3600)
@@ -220,7 +234,8 @@ class AlertRules:
             if state is None:
                 # Pending: only an incident that has lasted long enough opens
                 # an alert; an open one is kept alive by any incident.
-                ripe = [i for i in incs if now - i.start_ts + TICK_SLACK_S >= cfg.pending_s]
+                ripe = [i for i in incs if now - i.start_ts + TICK_SLACK_S
+                        >= cfg.pending_by_cause.get(i.cause, cfg.pending_s)]
                 if not ripe:
                     continue
                 first = _primary(ripe)
