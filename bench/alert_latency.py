@@ -32,6 +32,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -175,13 +176,17 @@ async def main() -> None:
             print(f"{run:<4} {kind:<11} {region:<7} {latency:6.1f} s  "
                   + "  ".join(f"{_fmt(st[k]):>{len(k)}}" for k in STAGES), flush=True)
 
-    arr = np.array(latencies) if latencies else np.array([float("nan")])
+    arr = np.array(latencies)
+
+    def stat(fn: Callable[[np.ndarray], float]) -> float | None:
+        return round(float(fn(arr)), 2) if len(arr) else None  # JSON has no NaN
+
     figures: dict[str, object] = {
         "runs": args.runs,
         "clean_runs": args.clean,
-        "p50_s": round(float(np.percentile(arr, 50)), 2),
-        "p95_s": round(float(np.percentile(arr, 95)), 2),
-        "max_s": round(float(arr.max()), 2),
+        "p50_s": stat(lambda a: np.percentile(a, 50)),
+        "p95_s": stat(lambda a: np.percentile(a, 95)),
+        "max_s": stat(np.max),
         "missed": missed,
         "false_alerts": false_alerts,
     }
