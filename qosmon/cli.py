@@ -31,8 +31,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qosmon {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="-v: qosmon's debug messages; -vv: every library's too")
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
-                        help="log lines on stderr as text (default) or one JSON object each")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                        help="log lines on stderr as text (default) or one JSON object each "
+                             "(serve: also the config's log_format)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # The subcommand is the first word that is not an option (nor the value
     # of --log-format); only its module is imported, or all of them for help.
@@ -51,7 +52,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    configure_logging(args.verbose, args.log_format)
+    configure_logging(args.verbose, args.log_format or "text")
     module = importlib.import_module(args._module)
     try:
         return int(module.main(args))

@@ -16,6 +16,7 @@ from pathlib import Path
 from qosmon.alerting.alerter import Alerter
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.engine import DiagnosisEngine
+from qosmon.i18n import check_language
 from qosmon.inventory.config import InventoryConfig
 from qosmon.inventory.tracker import InventoryTracker
 from qosmon.model import (
@@ -59,10 +60,12 @@ class LivePipeline:
         engine_config: DiagnosisConfig | None = None,
         inventory_config: InventoryConfig | None = None,
         report_dir: Path | None = None,
+        report_language: str = "en",
     ) -> None:
         self.store = store
         self.alerter = alerter
         self.report_dir = report_dir
+        self.report_language = check_language(report_language)
         self.stock_feed = StockFeed()
         self._engine_config = engine_config
         self._inventory_config = inventory_config
@@ -234,15 +237,15 @@ class LivePipeline:
         if self.alerter is not None:
             await self.alerter.flush(timeout_s=10)
         await self._write_deliveries()
-        report_dir = self.report_dir
+        report_dir, lang = self.report_dir, self.report_language
 
         def write() -> Path | None:
             data = load_show_data(self.store, show_id)
             store_summary(self.store, data, now)
             if report_dir is None:
                 return None
-            refresh_history(self.store, report_dir, now)
-            return write_report(data, report_dir)
+            refresh_history(self.store, report_dir, now, lang)
+            return write_report(data, report_dir, lang=lang)
 
         try:
             path = await asyncio.to_thread(write)

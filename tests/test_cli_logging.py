@@ -93,9 +93,14 @@ def _post(url: str, token: str) -> int:
         return exc.code
 
 
-@pytest.mark.parametrize("flags", [[], ["-v"], ["-vv"], ["--log-format", "json", "-v"]])
-def test_serve_log_on_stderr(tmp_path: Path, flags: list[str]) -> None:
-    _config(tmp_path)
+@pytest.mark.parametrize("flags, config_format", [
+    ([], None), (["-v"], None), (["-vv"], None), (["--log-format", "json", "-v"], None),
+    (["-v"], "json"),
+])
+def test_serve_log_on_stderr(tmp_path: Path, flags: list[str], config_format: str | None) -> None:
+    cfg = _config(tmp_path)
+    if config_format is not None:
+        cfg.write_text(f'log_format = "{config_format}"\n' + cfg.read_text())
     proc, url = start_serve([*flags, "serve", "--config", "c.toml"], cwd=tmp_path)
     try:
         assert _post(url, WRONG_TOKEN) == 401
@@ -103,7 +108,7 @@ def test_serve_log_on_stderr(tmp_path: Path, flags: list[str]) -> None:
     finally:
         err = stop_serve(proc)
     lines = err.splitlines()
-    if "json" in flags:
+    if "json" in flags or config_format == "json":
         records = [json.loads(ln) for ln in lines]
         messages = [r["message"] for r in records]
         assert {r["level"] for r in records} <= {"DEBUG", "INFO", "WARNING", "ERROR"}

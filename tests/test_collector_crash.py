@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from qosmon.store.sqlite import SqliteStore
+from tests.cli_run import start_serve
 from tests.test_collector_support import PROBE_TOKENS, auth, batch, sample
 
 SAMPLES_PER_BATCH = 50
@@ -28,22 +29,7 @@ def _start(tmp_path: Path, db: Path) -> tuple[subprocess.Popen[str], str]:
         "[retention]\nenabled = false\n"
         f'[[probes]]\nprobe_id = "p1"\ntoken = "{PROBE_TOKENS["p1"]}"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qosmon.cli", "serve", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("collector listening on "):
-            return proc, line.split()[-1]
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    _, err = proc.communicate(timeout=10)
-    raise AssertionError(f"collector did not start: {err}")
+    return start_serve(["serve", "--config", str(cfg)], cwd=tmp_path)
 
 
 def _batches(n: int) -> list[dict[str, object]]:

@@ -1,6 +1,6 @@
 """The report as a browser sees it: opened in headless Chromium (Debian
-package) on a desktop and a phone, screenshotted, printed; nothing requested
-from the network and no script error."""
+package) on a desktop and a phone, screenshotted, printed, in English and in
+Simplified Chinese; nothing requested from the network and no script error."""
 
 from __future__ import annotations
 
@@ -32,17 +32,22 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-async def test_report_in_chromium(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_report_in_chromium(tmp_path: Path, lang: str) -> None:
     assert BINARY is not None
     data = generate_show(duration_s=1800, title=TITLE, sku_names={"SKU-2": SKU})
     out = tmp_path / "reports"
-    page = write_report(data, out)
+    page = write_report(data, out, lang=lang)
     shots = Path(os.environ.get("QOSMON_SCREENSHOTS", tmp_path / "shots"))
+    if lang != "en":
+        shots /= lang
     report = await inspect_page(
         BINARY, page.as_uri(), shots,
         [Viewport("desktop", 1280, 900), Viewport("phone", 390, 844, mobile=True, scale=2)],
         evaluate={
             "h1": "document.querySelector('h1').textContent",
+            "lang": "document.documentElement.lang",
+            "h2": "[...document.querySelectorAll('h2')].map(h => h.textContent)",
             "title": "document.title",
             "scripts": "document.scripts.length",
             "imgs": "document.images.length",
@@ -60,6 +65,9 @@ async def test_report_in_chromium(tmp_path: Path) -> None:
     # Outside markup arrived as text, not as elements.
     ev = report.evaluated
     assert ev["h1"] == TITLE
+    assert ev["lang"] == {"en": "en", "zh": "zh-Hans"}[lang]
+    assert ev["h2"][:3] == {"en": ["Timeline", "Regions", "Incidents"],
+                            "zh": ["时间线", "地区", "故障事件"]}[lang]
     assert ev["title"].startswith(TITLE)
     assert ev["scripts"] == 0 and ev["imgs"] == 0
     assert ev["incidents"] == len(data.incidents)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sqlite3
 import time
 from pathlib import Path
 
@@ -102,11 +103,32 @@ def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
     assert open_store(str(db)).get_show("other") is None
 
 
+def test_read_only_reads_a_store_from_before_a_table_existed(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    _make_store(db)
+    with sqlite3.connect(db) as conn:  # as written before show summaries were stored
+        conn.execute("DROP TABLE show_summaries")
+    store = open_store(str(db), read_only=True)
+    try:
+        assert store.show_summaries() == []
+        assert store.get_show(SHOW) is not None
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:  # and the file was not changed
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "show_summaries" not in tables and "shows" in tables
+    proc = run_cli(["history", "--out", "h", "--store", "old.db"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "h" / "history.html").is_file()
+
+
 def test_read_only_open_of_a_file_that_is_no_store(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("not a database " * 100)
     with pytest.raises(StoreError, match="cannot open"):
         open_store(str(junk), read_only=True)
+    with pytest.raises(StoreURLError, match="is a folder"):
+        open_store(str(tmp_path), read_only=True)
 
 
 # --- every command with --store -------------------------------------------------

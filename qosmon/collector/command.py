@@ -15,6 +15,7 @@ from urllib.parse import quote
 from qosmon.collector.app import start_collector
 from qosmon.collector.config import CollectorConfig
 from qosmon.configfile import ConfigError, load_model
+from qosmon.logs import configure_logging
 from qosmon.pipeline import NullPipeline, Pipeline
 from qosmon.store import open_store
 from qosmon.store.base import Store, StoreError
@@ -139,12 +140,15 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
     pipeline = LivePipeline(
         store, alerter, engine_config=diagnosis, inventory_config=inventory,
         report_dir=rel(live.report_dir) if live.report_dir else None,
+        report_language=live.report_language,
     )
     return pipeline
 
 
 def main(args: argparse.Namespace) -> int:
     config = load_config(args)
+    if getattr(args, "log_format", None) is None and config.log_format != "text":
+        configure_logging(getattr(args, "verbose", 0), config.log_format)
     store = open_configured_store(config, str(args.config))
     try:
         pipeline = build_pipeline(config, Path(args.config), store)

@@ -6,8 +6,11 @@ error messages.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from qosmon.logs import LogFormat
 from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
 _LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -61,6 +64,8 @@ class LiveConfig(_Cfg):
     alerting_config: str | None = None
     # Where each show's report is written when it ends; unset: not written.
     report_dir: str | None = "reports"
+    # Language of those reports, their index and the history next to them.
+    report_language: Literal["en", "zh"] = "en"
     # Link put in alerts once the show is over; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
     # The collector's address as on-call reaches it (e.g.
@@ -90,6 +95,9 @@ class CollectorConfig(_Cfg):
     # Worker threads that wait on the store (writes are group-committed by
     # the store itself, so more waiters mean bigger groups, not more locks).
     store_threads: int = Field(default=16, ge=1, le=256)
+    # Log lines on stderr: "text", or "json" (one object a line, for a log
+    # shipper). The command line's --log-format wins over this.
+    log_format: LogFormat = "text"
     live: LiveConfig = Field(default_factory=LiveConfig)
     # The live show pages (/shows/...) need no token from the machine itself
     # (127.0.0.1, ::1) even when read tokens are configured.

@@ -183,6 +183,13 @@ async def existing_show(state: CollectorState, show_id: str) -> Show:
     return show
 
 
+async def show_to_read(request: web.Request) -> Show:
+    """For a GET under ``/api/v1/shows/{show_id}``: the caller may read, and
+    the show in the path exists (else 404)."""
+    auth_read(request)
+    return await existing_show(state_of(request), path_show_id(request))
+
+
 def not_future(state: CollectorState, ts: float, now: float, field: str, **extra: Any) -> None:
     """Refuse a time more than ``max_future_skew_s`` ahead of the collector's
     clock: it would sort after everything still to come."""

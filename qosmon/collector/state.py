@@ -70,6 +70,16 @@ class CollectorState:
         finally:
             self.metrics.store_seconds.labels(op).observe(time.perf_counter() - t0)
 
+    async def store_records(
+        self, kind: str, write: Callable[[list[Any]], None], hook: Callable[[Any], None],
+        records: list[Any],
+    ) -> None:
+        """The usual write: store ``records`` (``write_<kind>``), count them,
+        then hand them to the pipeline."""
+        await self.store_call(f"write_{kind}", write, records)
+        self.metrics.records.labels(kind).inc(len(records))
+        self.feed_pipeline(hook, records)
+
     def feed_pipeline(self, hook: Callable[[Any], None], data: Any) -> None:
         # The data is stored already; a pipeline bug must not turn the
         # acknowledgement into an error the client would retry.

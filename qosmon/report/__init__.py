@@ -7,4 +7,7 @@
   chosen subset inside another page;
 - :mod:`qosmon.report.output`: the report files and the folder's index;
 - :mod:`qosmon.report.vocabulary`: what the page calls causes, metrics, levels.
+
+A report is written in English or Simplified Chinese (``lang=`` where the
+views are built); its words are translated by :mod:`qosmon.i18n`.
 """

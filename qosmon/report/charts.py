@@ -7,7 +7,8 @@ which keeps it sharp on a phone and in print.
 
 Colours are the Okabe-Ito palette (safe for the common colour-vision
 deficiencies) and every state colour also has a pattern and a text label,
-so nothing is told by colour alone.
+so nothing is told by colour alone. Words drawn on a chart go through the
+page's translator ``t`` (English when none is given).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from markupsafe import Markup, escape
 
 from qosmon.model import StockLevel
 from qosmon.report.signals import Buckets, FloatArray
+from qosmon.report.timing import Translate, english
 
 # Okabe-Ito, minus yellow for lines (too light on white).
 SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
@@ -408,6 +410,7 @@ def time_chart(
     x_labels: bool = True,
     width: int = W,
     origin: float | None = None,
+    t: Translate = english,
 ) -> Markup:
     """Lines (with a min-max band where given) over show time, threshold
     lines, incident bands, axes with units, and a legend."""
@@ -462,17 +465,18 @@ def time_chart(
     for th in thresholds:
         parts.append(_threshold(f, th))
     if not has_data:
-        parts.append(_text(f.left + f.pw / 2, f.top + f.ph / 2, "no data", "middle"))
+        parts.append(_text(f.left + f.pw / 2, f.top + f.ph / 2, t("no data"), "middle"))
     parts.append("</svg>")
     out = "".join(parts)
     if legend and series:
         out += legend_html(
             [(s.name, s.colour, "box" if s.base is not None else "line") for s in series],
-            band=any(s.lo is not None for s in series))
+            band=any(s.lo is not None for s in series), t=t)
     return Markup(out)
 
 
-def legend_html(items: Sequence[tuple[str, str, str]], band: bool = False) -> str:
+def legend_html(items: Sequence[tuple[str, str, str]], band: bool = False,
+                t: Translate = english) -> str:
     """A legend as HTML (wraps on a phone, stays text in print)."""
     parts = ['<ul class="legend">']
     for name, colour, kind in items:
@@ -489,7 +493,7 @@ def legend_html(items: Sequence[tuple[str, str, str]], band: bool = False) -> st
             )
         parts.append(f"<li>{swatch} {escape(name)}</li>")
     if band:
-        parts.append('<li class="note">shaded: min-max per time bucket</li>')
+        parts.append(f'<li class="note">{escape(t("shaded: min-max per time bucket"))}</li>')
     parts.append("</ul>")
     return "".join(parts)
 
@@ -509,9 +513,13 @@ def lanes_chart(
     lane_h: int = 18,
     label_w: int = 110,
     marks: Sequence[tuple[int, float, float]] = (),
+    state_text: dict[str, str] | None = None,
+    t: Translate = english,
 ) -> Markup:
     """One strip per lane of coloured runs over show time. ``marks`` are
-    (lane index, start, end) spans outlined on top (e.g. SKU on screen)."""
+    (lane index, start, end) spans outlined on top (e.g. SKU on screen);
+    ``state_text`` names a state where its key is not a word."""
+    names = state_text or {}
     top = 14
     height = top + len(lanes) * (lane_h + 4) + 24
     f = Frame(t0, t1, 0, 1, height, left=label_w, top=top, bottom=24)
@@ -534,7 +542,7 @@ def lanes_chart(
             fill = fills.get(state, "#ffffff")
             parts.append(
                 f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.6):.1f}" height="{lane_h}" '
-                f'fill="{fill}"><title>{escape(lane.label)}: {escape(state)} '
+                f'fill="{fill}"><title>{escape(lane.label)}: {escape(t(names.get(state, state)))} '
                 f"{escape(fmt_clock(s - t0))}–{escape(fmt_clock(e - t0))}</title></rect>"
             )
     for i, s, e in marks:
@@ -590,6 +598,7 @@ def cdf_chart(
     threshold: Threshold | None = None,
     height: int = 220,
     width: int = W_HALF,
+    t: Translate = english,
 ) -> Markup:
     """Cumulative share of sessions (y, %) with a value up to x, one line per
     group; a step per session, so a few slow joins are visible."""
@@ -613,7 +622,7 @@ def cdf_chart(
             f' stroke="{MUTED}"/>' + _text(x, f.top + f.ph + 15, fmt_num(tick), "middle", size=10)
         )
     parts.append(_text(f.left + f.pw, f.top + f.ph + 27, unit, "end", size=10))
-    parts.append(_text(4, f.top - 9, "% of sessions", "start", size=11))
+    parts.append(_text(4, f.top - 9, t("% of sessions"), "start", size=11))
     parts.append(
         f'<line x1="{f.left}" x2="{f.left + f.pw:.1f}" y1="{f.top + f.ph:.1f}" '
         f'y2="{f.top + f.ph:.1f}" stroke="{MUTED}"/>'
@@ -648,14 +657,15 @@ def cdf_chart(
             f"<title>{escape(name)}</title></path>"
         )
     if not vals:
-        parts.append(_text(f.left + f.pw / 2, f.top + f.ph / 2, "no data", "middle"))
+        parts.append(_text(f.left + f.pw / 2, f.top + f.ph / 2, t("no data"), "middle"))
     parts.append("</svg>")
-    return Markup("".join(parts) + legend_html(legend))
+    return Markup("".join(parts) + legend_html(legend, t=t))
 
 
 def bullet_chart(
     label: str, observed: float | None, baseline: float | None, threshold: float | None,
     unit: str,
+    t: Translate = english,
 ) -> Markup:
     """Observed against baseline and threshold on one small bar."""
     vals = [v for v in (observed, baseline, threshold) if v is not None]
@@ -674,29 +684,30 @@ def bullet_chart(
     if observed is not None:
         parts.append(
             f'<rect x="{left}" y="14" width="{max(x(observed) - left, 1):.1f}" height="12" '
-            f'fill="{SERIES_COLOURS[0]}"><title>observed {escape(fmt_num(observed))} '
-            f"{escape(unit)}</title></rect>"
+            f'fill="{SERIES_COLOURS[0]}"><title>{escape(t("observed"))} '
+            f"{escape(fmt_num(observed))} {escape(unit)}</title></rect>"
         )
     if baseline is not None:
         xb = x(baseline)
         parts.append(
             f'<line x1="{xb:.1f}" x2="{xb:.1f}" y1="9" y2="31" stroke="{INK}" stroke-width="2.5">'
-            f"<title>baseline {escape(fmt_num(baseline))} {escape(unit)}</title></line>"
+            f"<title>{escape(t('baseline'))} {escape(fmt_num(baseline))} {escape(unit)}</title>"
+            "</line>"
         )
     if threshold is not None:
         xt = x(threshold)
         parts.append(
             f'<line x1="{xt:.1f}" x2="{xt:.1f}" y1="9" y2="31" stroke="{THRESHOLD}" '
-            f'stroke-width="2" stroke-dasharray="3 2"><title>threshold '
+            f'stroke-width="2" stroke-dasharray="3 2"><title>{escape(t("threshold"))} '
             f"{escape(fmt_num(threshold))} {escape(unit)}</title></line>"
         )
     bits = []
     if observed is not None:
-        bits.append(f"seen {fmt_num(observed)}")
+        bits.append(t("seen {v}").format(v=fmt_num(observed)))
     if baseline is not None:
-        bits.append(f"before {fmt_num(baseline)}")
+        bits.append(t("before {v}").format(v=fmt_num(baseline)))
     if threshold is not None:
-        bits.append(f"limit {fmt_num(threshold)}")
+        bits.append(t("limit {v}").format(v=fmt_num(threshold)))
     parts.append(_text(left, 42, " · ".join(bits) + (f" {unit}" if unit else ""), size=10))
     parts.append("</svg>")
     return Markup("".join(parts))

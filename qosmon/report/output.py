@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from qosmon.report import charts
+from qosmon.i18n import DEFAULT_LANGUAGE
 from qosmon.report.data import ShowData
-from qosmon.report.render import build_report, environment
+from qosmon.report.render import build_report, render_index
 from qosmon.report.verdict import ReportThresholds
 
 FILE_MODE = 0o644
@@ -71,14 +71,16 @@ HISTORY_HTML = "history.html"  # written next to the reports by qosmon history
 
 def write_report(
     data: ShowData, out_dir: Path, thresholds: ReportThresholds | None = None,
-    now: float | None = None,
+    now: float | None = None, lang: str = DEFAULT_LANGUAGE,
+    zones: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``<out_dir>/<show_id>.html`` and refresh the folder's index."""
+    """Write ``<out_dir>/<show_id>.html`` in ``lang`` and refresh the
+    folder's index (in that language too)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     html, entry = build_report(data, thresholds, now,
                                history_href=HISTORY_HTML if (out_dir / HISTORY_HTML).is_file()
-                               else None)
+                               else None, lang=lang, zones=zones)
     name = report_filename(data.show.show_id)
     path = out_dir / name
     atomic_write(path, html)
@@ -86,7 +88,7 @@ def write_report(
     with _index_lock(out_dir):
         entries = read_index(out_dir)
         entries[name] = entry
-        _write_index(out_dir, entries)
+        _write_index(out_dir, entries, lang)
     return path
 
 
@@ -109,12 +111,9 @@ def read_index(out_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _write_index(out_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
+def _write_index(out_dir: Path, entries: dict[str, dict[str, Any]], lang: str) -> None:
     rows = sorted(entries.values(), key=lambda e: -float(e.get("start_ts") or 0))
     atomic_write(out_dir / INDEX_JSON,
                  json.dumps({"version": 1, "reports": rows}, indent=1, sort_keys=True))
-    html = environment().get_template("index.html.j2").render(
-        reports=rows, status_fill=charts.STATUS_FILL, defs=charts.svg_defs(),
-        has_history=(out_dir / HISTORY_HTML).is_file(),
-    )
+    html = render_index(rows, (out_dir / HISTORY_HTML).is_file(), lang)
     atomic_write(out_dir / INDEX_HTML, html)

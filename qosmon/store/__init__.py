@@ -48,6 +48,8 @@ def open_store(url: str, *, read_only: bool = False, must_exist: bool = False) -
                            side_path=loc.side, read_only=read_only)
     if must_exist and not loc.path.exists():
         raise NoSuchStore(f"no such store: {loc.path}")
+    if loc.path.is_dir():
+        raise StoreURLError(f"store {loc.path} is a folder; name the store file in it")
     from qosmon.store.sqlite import SqliteStore
 
     return SqliteStore(loc.path, synchronous=loc.synchronous, read_only=read_only)

@@ -26,6 +26,7 @@ import json
 import logging
 import operator
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -114,6 +115,9 @@ CREATE TABLE IF NOT EXISTS show_summaries (
 );
 CREATE INDEX IF NOT EXISTS show_summaries_start ON show_summaries (start_ts);
 """
+# Each table's definition: name -> "(columns...)[ WITHOUT ROWID]".
+_TABLES: dict[str, str] = dict(re.findall(
+    r"CREATE TABLE IF NOT EXISTS (\w+) (\(.*?\)(?: WITHOUT ROWID)?);", _SCHEMA, re.S))
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
 # 64 + 32 + 4 rows: three statements, each cached once prepared). The sqlite3
@@ -286,6 +290,14 @@ class SqliteStore:
                 check_same_thread=False, timeout=30.0,
             )
             conn.execute("PRAGMA busy_timeout=30000")
+            # A store written by an older qosmon lacks the tables added
+            # since; read-only they cannot be added to the file, so each
+            # missing one is an empty table in this connection's memory.
+            present = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for name, body in _TABLES.items():
+                if name not in present:
+                    conn.execute(f"CREATE TEMP TABLE {name} {body}")
             return conn
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0

@@ -25,9 +25,8 @@ routes = web.RouteTableDef()
 
 
 async def _store_business(state: CollectorState, samples: list[BusinessSample]) -> None:
-    await state.store_call("write_business", state.store.write_business, samples)
-    state.metrics.records.labels("business").inc(len(samples))
-    state.feed_pipeline(state.pipeline.on_business, samples)
+    await state.store_records("business", state.store.write_business, state.pipeline.on_business,
+                              samples)
 
 
 @routes.post("/api/v1/business")

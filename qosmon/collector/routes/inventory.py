@@ -19,15 +19,13 @@ from aiohttp import web
 
 from qosmon.collector.request import (
     auth_feed,
-    auth_read,
     dump_models,
-    existing_show,
     invalid_is_400,
     json_response,
     not_future,
     parse,
-    path_show_id,
     read_body,
+    show_to_read,
     state_of,
 )
 from qosmon.collector.state import CollectorState
@@ -46,9 +44,7 @@ SSE_KEEPALIVE_S = 15.0
 
 
 async def _store_stock(state: CollectorState, records: list[StockRecord]) -> None:
-    await state.store_call("write_stock", state.store.write_stock, records)
-    state.metrics.records.labels("stock").inc(len(records))
-    state.feed_pipeline(state.pipeline.on_stock, records)
+    await state.store_records("stock", state.store.write_stock, state.pipeline.on_stock, records)
 
 
 @routes.post("/api/v1/inventory/snapshot")
@@ -126,9 +122,7 @@ async def post_inventory_heartbeat(request: web.Request) -> web.Response:
 @routes.get("/api/v1/shows/{show_id}/inventory")
 async def get_inventory(request: web.Request) -> web.Response:
     state = state_of(request)
-    auth_read(request)
-    show_id = path_show_id(request)
-    await existing_show(state, show_id)
+    show_id = (await show_to_read(request)).show_id
     return json_response(
         {"show_id": show_id, "states": dump_models(state.pipeline.current_stock(show_id))}
     )
@@ -138,9 +132,7 @@ async def get_inventory(request: web.Request) -> web.Response:
 async def get_inventory_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the current stock states first, then each change."""
     state = state_of(request)
-    auth_read(request)
-    show_id = path_show_id(request)
-    await existing_show(state, show_id)
+    show_id = (await show_to_read(request)).show_id
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                  "X-Accel-Buffering": "no"},

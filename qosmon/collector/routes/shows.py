@@ -21,8 +21,10 @@ from qosmon.collector.request import (
     path_show_id,
     read_body,
     same_show,
+    show_to_read,
     state_of,
 )
+from qosmon.collector.state import CollectorState
 from qosmon.collector.wire import ApiError, ShowEnd, check_numbers
 from qosmon.model import OnScreen, Show
 
@@ -48,6 +50,10 @@ async def put_show(request: web.Request) -> web.Response:
     show_id = path_show_id(request)
     show = parse(Show, await read_body(request))
     same_show(show.show_id, show_id, "show_id")
+    return await _put_show(state, show)
+
+
+async def _put_show(state: CollectorState, show: Show) -> web.Response:
     await state.store_call("put_show", state.store.put_show, show)
     state.feed_pipeline(state.pipeline.on_show, show)
     return json_response(show.model_dump(mode="json"))
@@ -55,9 +61,7 @@ async def put_show(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/shows/{show_id}")
 async def get_show(request: web.Request) -> web.Response:
-    state = state_of(request)
-    auth_read(request)
-    show = await existing_show(state, path_show_id(request))
+    show = await show_to_read(request)
     return json_response(show.model_dump(mode="json"))
 
 
@@ -71,10 +75,7 @@ async def post_show_end(request: web.Request) -> web.Response:
     if end.ts < show.start_ts:
         raise ApiError(400, f"before the show's start_ts ({show.start_ts})", "ts")
     not_future(state, end.ts, time.time(), "ts")
-    show = show.model_copy(update={"end_ts": end.ts})
-    await state.store_call("put_show", state.store.put_show, show)
-    state.feed_pipeline(state.pipeline.on_show, show)
-    return json_response(show.model_dump(mode="json"))
+    return await _put_show(state, show.model_copy(update={"end_ts": end.ts}))
 
 
 @routes.post("/api/v1/shows/{show_id}/on-screen")
@@ -91,17 +92,14 @@ async def post_on_screen(request: web.Request) -> web.Response:
         same_show(e.show_id, show_id, f"[{i}].show_id")
         not_future(state, e.ts, now, f"[{i}].ts")
     await existing_show(state, show_id)
-    await state.store_call("write_on_screen", state.store.write_on_screen, events)
-    state.metrics.records.labels("on_screen").inc(len(events))
-    state.feed_pipeline(state.pipeline.on_on_screen, events)
+    await state.store_records("on_screen", state.store.write_on_screen,
+                              state.pipeline.on_on_screen, events)
     return json_response({"stored": len(events)})
 
 
 @routes.get("/api/v1/shows/{show_id}/incidents")
 async def get_incidents(request: web.Request) -> web.Response:
     state = state_of(request)
-    auth_read(request)
-    show_id = path_show_id(request)
-    await existing_show(state, show_id)
+    show_id = (await show_to_read(request)).show_id
     incidents = await state.store_call("incidents", state.store.incidents, show_id)
     return json_response({"show_id": show_id, "incidents": dump_models(incidents)})

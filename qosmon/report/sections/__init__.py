@@ -5,6 +5,9 @@ still running) into :class:`ReportViews`; ``qosmon.report.render`` renders
 any subset of them with the report's styles and charts. Each section is a
 module with a ``build(ctx) -> View`` function and a template partial
 ``templates/sections/<name>.html.j2`` that renders its ``view``.
+
+A report is in one language (``lang``, English by default): the views hold
+their words and charts already in it, and rendering keeps to it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from qosmon.i18n import DEFAULT_LANGUAGE
 from qosmon.report.data import ShowData
 from qosmon.report.sections import headline, incidents, injected, probes, regions, stock, timeline
 from qosmon.report.sections.context import ReportContext, report_context
@@ -54,15 +58,21 @@ def build_sections(
     now: float | None = None,
     thresholds: ReportThresholds | None = None,
     only: Iterable[str] | None = None,
+    *,
+    lang: str = DEFAULT_LANGUAGE,
+    zones: dict[str, str] | None = None,
 ) -> ReportViews:
     """The views of ``only`` these sections (default: all) of the show up to
     ``now`` (for a show still running; an ended show covers its whole
-    length). Pure: data and time in, views out."""
+    length), in ``lang`` ("en" or "zh"), with each region's local time from
+    ``zones`` (region -> IANA zone) over the built-in table. Pure: data and
+    time in, views out. An unknown language raises
+    :class:`qosmon.i18n.LanguageError` (a ``ValueError``)."""
     names = SECTIONS if only is None else tuple(only)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         raise ValueError(f"no report section {unknown[0]!r}; one of: {', '.join(SECTIONS)}")
-    ctx = report_context(data, now, thresholds)
+    ctx = report_context(data, now, thresholds, lang, zones)
     return ReportViews(
         context=ctx,
         headline=headline.build(ctx) if "headline" in names else None,

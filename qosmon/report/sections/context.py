@@ -1,14 +1,18 @@
 """What every section of a report starts from: the show's data up to a
 moment, put on the show's time grid once (probe table, region verdicts,
-incident numbers, business figures), so sections do not each redo it."""
+incident numbers, business figures), so sections do not each redo it.
+It also holds the page's language: every word a section puts in a view or
+draws on a chart goes through ``ctx.t``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from qosmon.i18n import DEFAULT_LANGUAGE, check_language, translator
 from qosmon.model import STOCK_CAUSES, BusinessSample, Cause, Incident
+from qosmon.regions import check_zone, region_zone
 from qosmon.report.charts import Band
 from qosmon.report.data import ShowData
 from qosmon.report.signals import (
@@ -19,7 +23,7 @@ from qosmon.report.signals import (
     per_second,
     second_slots,
 )
-from qosmon.report.timing import Span, show_span
+from qosmon.report.timing import Span, Translate, english, show_span, utc_and_local
 from qosmon.report.verdict import RegionVerdict, ReportThresholds, excluded_mask, region_verdicts
 from qosmon.report.vocabulary import cause_label
 
@@ -95,27 +99,40 @@ class ReportContext:
     verdicts: list[RegionVerdict]
     business: BusinessFigures
     bands: list[Band]  # every incident, for charts of the whole show
+    lang: str = DEFAULT_LANGUAGE
+    zones: dict[str, str] = field(default_factory=dict)  # region -> zone, over the defaults
+
+    @property
+    def t(self) -> Translate:
+        """The page's translator: English text -> text in ``lang``."""
+        return translator(self.lang)
+
+    def clock(self, ts: float | None, region: str | None) -> str:
+        """A moment in UTC, with the region's local time next to it."""
+        zone = region_zone(region, self.zones) if region else "UTC"
+        return utc_and_local(ts, zone, self.t)
 
     def incident_end(self, inc: Incident) -> float:
         return inc.end_ts if inc.end_ts is not None else self.span.t1
 
     def region_bands(self, region: str) -> list[Band]:
         """The stream incidents of one region (or of the whole show)."""
-        return incident_bands(self.incidents, self.numbers, self.span.t1, region)
+        return incident_bands(self.incidents, self.numbers, self.span.t1, region, self.t)
 
 
 def incident_bands(incidents: list[Incident], numbers: dict[str, int], t1: float,
-                   region: str | None = None) -> list[Band]:
+                   region: str | None = None, t: Translate = english) -> list[Band]:
     out = []
     for inc in incidents:
         stock = inc.cause in STOCK_CAUSES
         if region is not None and (stock or inc.scope.get("region") not in (region, None)):
             continue
         n = numbers[inc.incident_id]
-        where = inc.scope.get("region", "all regions")
+        where = inc.scope.get("region") or t("all regions")
         out.append(Band(
             start=inc.start_ts, end=inc.end_ts if inc.end_ts is not None else t1,
-            label=f"#{n}", ref=f"incident-{n}", title=f"#{n} {cause_label(inc.cause)} — {where}",
+            label=f"#{n}", ref=f"incident-{n}",
+            title=f"#{n} {t(cause_label(inc.cause))} — {where}",
             marker=stock,
         ))
     return out
@@ -138,9 +155,14 @@ def data_until(data: ShowData, t: float) -> ShowData:
 
 
 def report_context(data: ShowData, now: float | None = None,
-                   thresholds: ReportThresholds | None = None) -> ReportContext:
+                   thresholds: ReportThresholds | None = None, lang: str = DEFAULT_LANGUAGE,
+                   zones: dict[str, str] | None = None) -> ReportContext:
     """The shared ground of a report on ``data`` up to ``now`` (the show's
-    end once it has ended; data stamped after ``now`` is left out)."""
+    end once it has ended; data stamped after ``now`` is left out), in
+    ``lang`` with regions' local times from ``zones`` over the defaults."""
+    check_language(lang)
+    for zone in (zones or {}).values():
+        check_zone(zone)  # refused here, not half way through a page
     th = thresholds or ReportThresholds()
     show = data.show
     if show.end_ts is None and now is not None:
@@ -164,6 +186,7 @@ def report_context(data: ShowData, now: float | None = None,
         incidents=incidents, numbers=numbers, local=local, excluded=excluded,
         verdicts=region_verdicts(table, span.t0, span.t1, regions, th, excluded),
         business=business_figures(data.business, span, regions),
-        bands=incident_bands(incidents, numbers, span.t1),
+        bands=incident_bands(incidents, numbers, span.t1, t=translator(lang)),
+        lang=lang, zones=dict(zones or {}),
     )
 

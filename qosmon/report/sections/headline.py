@@ -47,7 +47,9 @@ class HeadlineView:
         """The show's line in the folder's index (index.json)."""
         return {
             "show_id": self.show_id, "title": self.title, "start_ts": self.start_ts,
-            "start": self.start, "duration_s": self.duration_s, "duration": self.duration,
+            "start": self.start, "duration_s": self.duration_s,
+            # The index is data: in English whatever the page's language.
+            "duration": duration_text(self.duration_s),
             "peak_viewers": self.peak_viewers, "orders": self.orders,
             "incidents": self.stream_incidents, "stock_incidents": self.stock_incidents,
             "verdicts": {v.region: {"overall": v.overall,
@@ -68,17 +70,18 @@ def build(ctx: ReportContext) -> HeadlineView:
         peak_viewers, peak_at = int(total_v[k]), span.t0 + k + 1
     orders = ctx.business.orders
     total_orders = int(np.nansum(orders)) if not np.all(np.isnan(orders)) else None
+    t = ctx.t
     lanes = charts.lanes_chart(
         span.t0, span.t1,
         [Lane(label=v.region, runs=charts.runs_from_timeline(span.t0, v.timeline,
                                                                dict(STATUS_NAMES)))
          for v in ctx.verdicts],
-        charts.STATUS_FILL, title="verdict per region over the show", bands=ctx.bands,
+        charts.STATUS_FILL, title=t("verdict per region over the show"), bands=ctx.bands, t=t,
     )
     return HeadlineView(
         show_id=show.show_id, title=show.title, start_ts=span.t0, start=utc(span.t0),
         end=utc(span.t1), live=ctx.live, duration_s=span.seconds,
-        duration=duration_text(span.seconds), peak_viewers=peak_viewers,
+        duration=duration_text(span.seconds, t), peak_viewers=peak_viewers,
         peak_at=charts.fmt_clock(peak_at - span.t0) if peak_at else None,
         orders=total_orders,
         stream_incidents=sum(1 for i in ctx.incidents
@@ -88,7 +91,7 @@ def build(ctx: ReportContext) -> HeadlineView:
         lost_viewers=sum(i.viewers_lost or 0 for i in ctx.incidents),
         lost_orders=sum(i.orders_lost or 0 for i in ctx.incidents),
         verdicts=ctx.verdicts, verdict_lanes=lanes,
-        status_legend=[(s, charts.STATUS_FILL[s]) for s in STATUS_ORDER],
+        status_legend=[(t(s), charts.STATUS_FILL[s]) for s in STATUS_ORDER],
         th=ctx.th, n_probes=len(ctx.table.probes), n_samples=len(ctx.table),
         n_regions=len(ctx.regions),
     )

@@ -5,6 +5,7 @@ the alerts sent about it."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from qosmon.report.signals import (
     nice_width,
     second_slots,
 )
-from qosmon.report.timing import Span, duration_text, rate_unit, utc_time
+from qosmon.report.timing import Span, Translate, duration_text, english, rate_unit, utc_time
 from qosmon.report.verdict import ReportThresholds
 from qosmon.report.vocabulary import CAUSE_TEXT, METRIC_TEXT
 
@@ -73,14 +74,15 @@ class IncidentRow:
     cause: str  # label
     cause_key: str
     meaning: str
-    severity: str
-    summary: str
-    start: str  # UTC time
+    severity: str  # the model's key (a style); severity_text is its word
+    severity_text: str
+    summary: str  # diagnosis's one line, as it wrote it
+    start: str  # UTC time, with the region's local time when it has a zone
     into: str  # h:mm into the show
     end: str
     duration: str
     detected_after: float | None  # s from its start to when diagnosis reported it
-    scope: list[tuple[str, str]]  # (dimension, value); ("scope", "whole show") when empty
+    scope: list[tuple[str, str]]  # (dimension in words, value); ("scope", "whole show") when empty
     probes: list[str]
     skus: list[tuple[str, str]]  # (sku, name)
     viewers_lost: float | None
@@ -103,7 +105,7 @@ class EvidenceView:
 @dataclass(frozen=True)
 class DeliveryRow:
     time: str
-    status: str
+    status: str  # in words
     notifier: str
     ok: bool
     attempt: int
@@ -133,19 +135,23 @@ class IncidentsView:
 
 def _row(ctx: ReportContext, inc: Incident) -> IncidentRow:
     n = ctx.numbers[inc.incident_id]
+    t = ctx.t
     label, meaning = CAUSE_TEXT[inc.cause]
     end = inc.end_ts
-    open_text = "still open" if ctx.live else "still open at the end"
+    open_text = t("still open") if ctx.live else t("still open at the end")
     names = {k.sku: k.name for k in ctx.data.show.skus}
+    region = inc.scope.get("region")
     return IncidentRow(
-        n=n, id=inc.incident_id, anchor=f"incident-{n}", cause=label, cause_key=str(inc.cause),
-        meaning=meaning, severity=str(inc.severity), summary=inc.summary,
-        start=utc_time(inc.start_ts), into=charts.fmt_clock(inc.start_ts - ctx.span.t0),
-        end=utc_time(end) if end is not None else open_text,
-        duration=duration_text(ctx.incident_end(inc) - inc.start_ts),
+        n=n, id=inc.incident_id, anchor=f"incident-{n}", cause=t(label),
+        cause_key=str(inc.cause), meaning=t(meaning), severity=str(inc.severity),
+        severity_text=t(str(inc.severity)), summary=inc.summary,
+        start=ctx.clock(inc.start_ts, region), into=charts.fmt_clock(inc.start_ts - ctx.span.t0),
+        end=ctx.clock(end, region) if end is not None else open_text,
+        duration=duration_text(ctx.incident_end(inc) - inc.start_ts, t),
         detected_after=(None if inc.detected_ts is None
                         else max(0.0, inc.detected_ts - inc.start_ts)),
-        scope=list(inc.scope.items()) or [("scope", "whole show")],
+        scope=[(t(k.replace("_", " ")), v) for k, v in inc.scope.items()]
+        or [(t("scope"), t("whole show"))],
         probes=list(inc.probes), skus=[(s, names.get(s, "")) for s in inc.skus],
         viewers_lost=inc.viewers_lost, orders_lost=inc.orders_lost,
         local=inc.cause == Cause.PROBE_LOCAL,
@@ -160,8 +166,13 @@ def build(ctx: ReportContext) -> IncidentsView:
     out = []
     for inc in ctx.incidents:
         row = _row(ctx, inc)
+        region = inc.scope.get("region")
+
+        def clock(ts: float, region: str | None = region) -> str:
+            return ctx.clock(ts, region)
+
         out.append(IncidentView(**vars(row), evidence=_evidence_views(ctx, inc),
-                                alerts=_alert_view(inc, ctx.data.deliveries)))
+                                alerts=_alert_view(inc, ctx.data.deliveries, ctx.t, clock)))
     return IncidentsView(incidents=out)
 
 
@@ -183,22 +194,27 @@ def _deliveries_for(inc: Incident, deliveries: list[AlertDelivery]) -> list[Aler
     )
 
 
-def _alert_view(inc: Incident, deliveries: list[AlertDelivery]) -> AlertsView:
+def _alert_view(inc: Incident, deliveries: list[AlertDelivery],
+                t: Translate = english, clock: Callable[[float], str] = utc_time) -> AlertsView:
+    """The alerts sent about ``inc``; ``clock`` writes when the first went
+    out and the resolve (UTC, with the region's local time in a report)."""
     rows = _deliveries_for(inc, deliveries)
     fired = [d for d in rows if d.status == AlertStatus.FIRING and d.ok]
     resolved = [d for d in rows if d.status == AlertStatus.RESOLVED and d.ok]
     resolve_after = ""
     if resolved and inc.end_ts is not None:
         lag = resolved[-1].ts - inc.end_ts
-        resolve_after = (f"{duration_text(lag)} after it ended" if lag >= 0.5 else
-                         f"{duration_text(-lag)} before it ended" if lag <= -0.5 else
-                         "as it ended")
+        resolve_after = (
+            t("{d} after it ended").format(d=duration_text(lag, t)) if lag >= 0.5 else
+            t("{d} before it ended").format(d=duration_text(-lag, t)) if lag <= -0.5 else
+            t("as it ended"))
     return AlertsView(
-        rows=[DeliveryRow(time=utc_time(d.ts), status=str(d.status), notifier=d.notifier,
+        rows=[DeliveryRow(time=utc_time(d.ts), status=t(str(d.status)), notifier=d.notifier,
                           ok=d.ok, attempt=d.attempt, error=d.error) for d in rows],
-        first_sent=utc_time(fired[0].ts) if fired else None,
-        first_after=duration_text(max(0.0, fired[0].ts - inc.start_ts)) if fired else "",
-        resolved=utc_time(resolved[-1].ts) if resolved else None,
+        first_sent=clock(fired[0].ts) if fired else None,
+        first_after=(duration_text(max(0.0, fired[0].ts - inc.start_ts), t) if fired
+                     else ""),
+        resolved=clock(resolved[-1].ts) if resolved else None,
         resolve_after=resolve_after,
         failed_attempts=sum(1 for d in rows if not d.ok),
     )
@@ -233,7 +249,8 @@ def _probe_window_series(
 
 
 def _media_count_series(
-    table: ProbeTable, probes: list[str], grid: Grid, th: ReportThresholds
+    table: ProbeTable, probes: list[str], grid: Grid, th: ReportThresholds,
+    t: Translate = english,
 ) -> list[Series]:
     """How many of the incident's probes had no media, per second."""
     codes = {p: i for i, p in enumerate(table.probes)}
@@ -251,8 +268,8 @@ def _media_count_series(
     seen = bucket_sum(secs, np.ones(int(m.sum())), one_s) > 0
     v = np.where(seen, n_dark, np.nan)
     return [
-        Series(name=f"of {len(idx)} probes without media", t=one_s.starts + 0.5, v=v, step=True,
-               colour=charts.SERIES_COLOURS[5]),
+        Series(name=t("of {n} probes without media").format(n=len(idx)), t=one_s.starts + 0.5,
+               v=v, step=True, colour=charts.SERIES_COLOURS[5]),
     ]
 
 
@@ -261,7 +278,7 @@ def _business_window_series(
 ) -> tuple[list[Series], str]:
     """The platform's series for the incident's region (or the whole show)
     around the incident; counters summed per bucket."""
-    data, span = ctx.data, ctx.span
+    data, span, t = ctx.data, ctx.span, ctx.t
     region = inc.scope.get("region", "")
     if metric is Metric.SKU_ORDERS_30S:
         rows = [b for b in data.business if b.sku in inc.skus and b.region == region]
@@ -277,18 +294,22 @@ def _business_window_series(
     name = "orders" if metric is Metric.SKU_ORDERS_30S else metric.value
     vals = np.array([np.nan if getattr(b, name) is None else getattr(b, name) for b in rows],
                     dtype=float)
-    where = region or "whole show"
+    where = region or t("whole show")
     if metric is Metric.VIEWERS_ONLINE:
         b = bucket_series(sec, vals, grid)
-        return [Series.from_buckets(f"viewers online, {where}", b, charts.SERIES_COLOURS[0])], ""
+        return [Series.from_buckets(t("viewers online, {where}").format(where=where), b,
+                                    charts.SERIES_COLOURS[0])], ""
     width = nice_width(grid.n_s, 30, min_s=5)
     g = Grid(grid.t0, grid.first_s, grid.n_s, width)
     counts = bucket_sum(sec, vals, g)
-    label = f"{name.replace('_', ' ')} {rate_unit(width)}, {where}"
+    rate = rate_unit(width, t)
+    label = t("{what} {rate}, {where}").format(what=t(name.replace("_", " ")), rate=rate,
+                                               where=where)
     if metric is Metric.SKU_ORDERS_30S:
-        label = f"orders of {', '.join(inc.skus)} {rate_unit(width)}, {where}"
+        label = t("orders of {skus} {rate}, {where}").format(skus=", ".join(inc.skus),
+                                                            rate=rate, where=where)
     return [Series(name=label, t=g.starts + width / 2, v=counts, base=np.zeros(g.n),
-                   bar_s=width, colour=charts.SERIES_COLOURS[1])], rate_unit(width)
+                   bar_s=width, colour=charts.SERIES_COLOURS[1])], rate
 
 
 def _stock_window_series(
@@ -332,7 +353,8 @@ def _stock_window_series(
     return out
 
 
-def _during(table: ProbeTable, metric: Metric, inc: Incident, span: Span, unit: str) -> str:
+def _during(table: ProbeTable, metric: Metric, inc: Incident, span: Span, unit: str,
+            t: Translate = english) -> str:
     """The incident's probes over the whole incident, next to diagnosis's
     figure, which is a snapshot taken when the incident opened."""
     if metric not in _DURING_METRICS:
@@ -346,21 +368,22 @@ def _during(table: ProbeTable, metric: Metric, inc: Incident, span: Span, unit: 
     v = getattr(table, metric)[m]
     v = v[~np.isnan(v)]
     if not len(v):
-        return f"during the incident: no {metric.split('_')[0]} measured"
+        return t("during the incident: no {what} measured").format(
+            what=t(METRIC_TEXT[metric][0]))
     worst = float(v.min()) if metric in _LOW_IS_BAD else float(v.max())
     fmt = charts.fmt_num
-    return (f"during the incident: median {fmt(float(np.median(v)))} {unit}, "
-            f"worst second {fmt(worst)} {unit}")
+    return t("during the incident: median {median} {unit}, worst second {worst} {unit}").format(
+        median=fmt(float(np.median(v))), worst=fmt(worst), unit=unit)
 
 
 def _evidence_views(ctx: ReportContext, inc: Incident) -> list[EvidenceView]:
-    span, table, th = ctx.span, ctx.table, ctx.th
+    span, table, th, t = ctx.span, ctx.table, ctx.th, ctx.t
     end = ctx.incident_end(inc)
     pad = max(60.0, 0.5 * (end - inc.start_ts))
     w0 = max(span.t0, inc.start_ts - pad)
     w1 = min(span.t1, end + pad)
     grid = grid_for(w0, w1, 160, show_t0=span.t0)
-    band = [Band(inc.start_ts, end, "", title="incident")]
+    band = [Band(inc.start_ts, end, "", title=t("incident"))]
     # Limits of the region verdict, in chart units, where diagnosis gave none.
     thresholds_for = {
         Metric.RTT_MS: th.rtt_failed_ms, Metric.LOSS_PCT: th.loss_failed_pct,
@@ -372,59 +395,65 @@ def _evidence_views(ctx: ReportContext, inc: Incident) -> list[EvidenceView]:
     drawn: set[str] = set()  # one chart per kind of signal (e.g. stock of all warehouses)
     for ev in inc.evidence:
         scale = 100.0 if ev.metric in _RATIO_METRICS else 1.0
-        label, unit = METRIC_TEXT[ev.metric]
+        label_en, unit_en = METRIC_TEXT[ev.metric]
+        label, unit = t(label_en), t(unit_en)
         observed = None if ev.observed is None else ev.observed * scale
         baseline = None if ev.baseline is None else ev.baseline * scale
         limit = None if ev.threshold is None else ev.threshold * scale
         # A bar needs something to compare with; a lone count reads better as text.
-        bullet = (charts.bullet_chart(ev.metric, observed, baseline, limit, unit)
+        bullet = (charts.bullet_chart(ev.metric, observed, baseline, limit, unit, t=t)
                   if baseline is not None or limit is not None else Markup(""))
         series: list[Series] = []
         ths: list[Threshold] = []
         key: str = ev.metric
         y_max = None
-        per, during = "per probe", ""
+        per, during = t("per probe"), ""
         if ev.metric in _PROBE_METRICS:
             series = _probe_window_series(table, ev.metric, inc.probes,
                                           inc.scope.get("region"), grid)
-            during = _during(table, ev.metric, inc, span, unit)
+            during = _during(table, ev.metric, inc, span, unit, t)
             lim = limit if limit is not None else thresholds_for.get(ev.metric)
             if lim is not None:
-                ths.append(Threshold(lim, f"limit {charts.fmt_num(lim)}"))
+                ths.append(Threshold(lim, t("limit {v}").format(v=charts.fmt_num(lim))))
             if baseline is not None:
-                ths.append(Threshold(baseline, f"before {charts.fmt_num(baseline)}",
+                ths.append(Threshold(baseline, t("before {v}").format(v=charts.fmt_num(baseline)),
                                      label_left=True, colour=charts.INK))
-            if unit.startswith("%"):
+            if unit_en.startswith("%"):
                 y_max = 100.0 if max((np.nanmax(s.v) for s in series if np.isfinite(
                     s.v).any()), default=0) > 20 else None
         elif ev.metric in _MEDIA_COUNT_METRICS:
             key = "media_count"
-            series = _media_count_series(table, inc.probes, grid, th)
-            label, unit = "probes without media", "probes"
-            per = "of the incident's probes"
+            series = _media_count_series(table, inc.probes, grid, th, t)
+            label, unit = t("probes without media"), t("probes")
+            per = t("of the incident's probes")
             y_max = float(max(1, len(inc.probes)))
         elif ev.metric in _BUSINESS_METRICS:
             series, rate = _business_window_series(ctx, ev.metric, inc, grid)
-            per = f"{inc.scope.get('region') or 'whole show'}, from the platform"
+            per = t("{where}, from the platform").format(
+                where=inc.scope.get("region") or t("whole show"))
             if rate:
                 unit = f"{unit} {rate}"
             elif baseline is not None:
-                ths.append(Threshold(baseline, f"expected {charts.fmt_num(baseline)}",
+                ths.append(Threshold(baseline,
+                                     t("expected {v}").format(v=charts.fmt_num(baseline)),
                                      label_left=True, colour=charts.INK))
                 if limit is not None:
-                    ths.append(Threshold(limit, f"alarm below {charts.fmt_num(limit)}",
+                    ths.append(Threshold(limit,
+                                         t("alarm below {v}").format(v=charts.fmt_num(limit)),
                                          bad_above=False))
         elif ev.metric in _STOCK_METRICS:
             key = "stock" if ev.metric is Metric.ON_HAND else "data_age_s"
             series = _stock_window_series(ctx, inc, ev.metric, w0, w1)
-            per = "per SKU and warehouse serving the region"
+            per = t("per SKU and warehouse serving the region")
         chart, window = Markup(""), ""
         if series and key not in drawn:
             drawn.add(key)
             chart = charts.time_chart(
-                w0, w1, series, title=f"{ev.metric} around incident {inc.incident_id}",
+                w0, w1, series,
+                title=t("{metric} around incident {id}").format(metric=ev.metric,
+                                                               id=inc.incident_id),
                 unit=unit, thresholds=ths, bands=band, height=150, width=charts.W_HALF + 80,
-                origin=span.t0, y_max=y_max,
+                origin=span.t0, y_max=y_max, t=t,
             )
             window = f"{charts.fmt_clock(w0 - span.t0)}–{charts.fmt_clock(w1 - span.t0)}"
         out.append(EvidenceView(text=ev.text, metric=ev.metric, label=label, bullet=bullet,

@@ -20,7 +20,7 @@ class FoundLink:
 
 @dataclass(frozen=True)
 class InjectedRow:
-    kind: str
+    kind: str  # the demo's name for the fault, as it wrote it
     where: str
     window: str  # h:mm-h:mm into the show
     ok: bool
@@ -44,9 +44,9 @@ def build(ctx: ReportContext) -> InjectedView | None:
         rows.append(InjectedRow(
             kind=f.kind, where=f.where, ok=f.ok,
             window=f"{charts.fmt_clock(f.start_ts - t0)}–{charts.fmt_clock(f.end_ts - t0)}",
-            found=[FoundLink(ctx.numbers.get(x.incident_id), x.incident_id, cause_label(x.cause))
-                   for x in f.found],
-            expected=cause_label(f.expected_cause),
-            detect=None if f.detect_s is None else f"{f.detect_s:.1f} s",
+            found=[FoundLink(ctx.numbers.get(x.incident_id), x.incident_id,
+                             ctx.t(cause_label(x.cause))) for x in f.found],
+            expected=ctx.t(cause_label(f.expected_cause)),
+            detect=None if f.detect_s is None else ctx.t("{s} s").format(s=f"{f.detect_s:.1f}"),
         ))
     return InjectedView(faults=rows)

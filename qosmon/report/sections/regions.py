@@ -20,7 +20,7 @@ from qosmon.report.signals import (
     grid_for,
     session_ttffs,
 )
-from qosmon.report.timing import Span
+from qosmon.report.timing import Span, Translate
 from qosmon.report.verdict import RegionVerdict, ReportThresholds
 
 
@@ -46,7 +46,8 @@ class RegionsView:
 
 
 def _region_charts(
-    table: ProbeTable, region: str, span: Span, bands: list[Band], th: ReportThresholds
+    table: ProbeTable, region: str, span: Span, bands: list[Band], th: ReportThresholds,
+    t: Translate,
 ) -> list[tuple[str, Markup]]:
     """(caption, chart) for each signal of one region, against its threshold."""
     t0, t1 = span.t0, span.t1
@@ -65,7 +66,7 @@ def _region_charts(
               y_max: float | None = None) -> tuple[str, Markup]:
         return caption, charts.time_chart(
             t0, t1, series, title=f"{region}: {caption}", unit=unit, bands=bands,
-            thresholds=[limit], width=charts.W_HALF, height=190, y_max=y_max,
+            thresholds=[limit], width=charts.W_HALF, height=190, y_max=y_max, t=t,
         )
 
     # A freeze is reported in the second it ends, with its whole length.
@@ -74,21 +75,28 @@ def _region_charts(
     chat_lost = bucket_ratio(sec, table.chat_lost[m].astype(float),
                              table.chat_sent[m].astype(float), grid)
     return [
-        chart("Round-trip time", line("RTT, mean of probes", table.rtt_ms[m], c[0]), "ms",
-              Threshold(th.rtt_failed_ms, f"fails at {fmt(th.rtt_failed_ms)} ms")),
-        chart("Packet loss", line("loss, mean of probes", table.loss_pct[m], c[1]), "%",
-              Threshold(th.loss_failed_pct, f"fails above {fmt(th.loss_failed_pct)}%")),
-        chart("Video bitrate", line("bitrate, mean of probes", table.bitrate_kbps[m], c[2]),
+        chart(t("Round-trip time"), line(t("RTT, mean of probes"), table.rtt_ms[m], c[0]), "ms",
+              Threshold(th.rtt_failed_ms,
+                        t("fails at {v} ms").format(v=fmt(th.rtt_failed_ms)))),
+        chart(t("Packet loss"), line(t("loss, mean of probes"), table.loss_pct[m], c[1]), "%",
+              Threshold(th.loss_failed_pct,
+                        t("fails above {v}%").format(v=fmt(th.loss_failed_pct)))),
+        chart(t("Video bitrate"),
+              line(t("bitrate, mean of probes"), table.bitrate_kbps[m], c[2]),
               "kbps", Threshold(th.bitrate_degraded_kbps,
-                                f"degraded below {fmt(th.bitrate_degraded_kbps)} kbps",
+                                t("degraded below {v} kbps").format(
+                                    v=fmt(th.bitrate_degraded_kbps)),
                                 bad_above=False)),
-        chart("Freezes", [Series.from_buckets("share of watch time frozen", frozen, c[3])],
-              "% of time frozen",
+        chart(t("Freezes"),
+              [Series.from_buckets(t("share of watch time frozen"), frozen, c[3])],
+              t("% of time frozen"),
               Threshold(th.freeze_chart_pct, f"{fmt(th.freeze_chart_pct)}%")),
-        chart("Chat delivery time", line("chat round trip", table.chat_rtt_ms[m], c[4]), "ms",
-              Threshold(th.chat_rtt_degraded_ms, f"slow above {fmt(th.chat_rtt_degraded_ms)} ms")),
-        chart("Chat messages lost", [Series.from_buckets("lost, % of sent", chat_lost, c[5])],
-              "% of messages sent",
+        chart(t("Chat delivery time"), line(t("chat round trip"), table.chat_rtt_ms[m], c[4]),
+              "ms", Threshold(th.chat_rtt_degraded_ms,
+                              t("slow above {v} ms").format(v=fmt(th.chat_rtt_degraded_ms)))),
+        chart(t("Chat messages lost"),
+              [Series.from_buckets(t("lost, % of sent"), chat_lost, c[5])],
+              t("% of messages sent"),
               Threshold(th.chat_lost_chart_pct, f"{fmt(th.chat_lost_chart_pct)}%"), y_max=100.0),
     ]
 
@@ -109,15 +117,19 @@ def build(ctx: ReportContext) -> RegionsView:
         per_region.append((v.region, rt))
         views.append(RegionView(
             name=v.region, verdict=v,
-            charts=_region_charts(table, v.region, ctx.span, ctx.region_bands(v.region), th),
+            charts=_region_charts(table, v.region, ctx.span, ctx.region_bands(v.region), th,
+                                  ctx.t),
             probes=sorted({table.probes[p] for p in
                            np.unique(table.probe_idx[table.region_idx == ri]).tolist()}),
             sessions=len(rt), ttff_p50=_pctl(rt, 50), ttff_p90=_pctl(rt, 90),
             ttff_max=float(rt.max()) if len(rt) else None, slow=int((rt > th.ttff_ms).sum()),
             score=scores[v.region],
         ))
+    t = ctx.t
     ttff_chart = charts.cdf_chart(
-        per_region, title="time to first frame, per region", unit="time to first frame (ms)",
-        threshold=Threshold(th.ttff_ms, f"slow > {charts.fmt_num(th.ttff_ms)} ms"),
+        per_region, title=t("time to first frame, per region"),
+        unit=t("time to first frame (ms)"),
+        threshold=Threshold(th.ttff_ms, t("slow > {v} ms").format(v=charts.fmt_num(th.ttff_ms))),
+        t=t,
     )
     return RegionsView(regions=views, ttff_chart=ttff_chart, th=th)

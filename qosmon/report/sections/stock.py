@@ -17,6 +17,9 @@ from qosmon.report.sections.context import ReportContext
 from qosmon.report.timing import utc_time
 from qosmon.report.vocabulary import LEVEL_TEXT
 
+# A lane's state is the level's key; charts name it by the report's word.
+_LEVEL_KEYS: dict[str, str] = {str(lv): text for lv, text in LEVEL_TEXT.items()}
+
 
 @dataclass(frozen=True)
 class ActionRow:
@@ -27,11 +30,11 @@ class ActionRow:
     name: str
     warehouse: str
     level: StockLevel
-    level_text: str
+    level_text: str  # in words
     swatch: str  # the level's plain colour
     on_hand: int | None
     minutes_left: float | None
-    action: str
+    action: str  # the tracker's suggestion, as it wrote it
     refill_units: int | None
     on_screen: bool
 
@@ -90,14 +93,15 @@ def _heat(ctx: ReportContext, st: _States) -> Markup:
                 runs.append((s.ts, end, s.level))
         name = st.names.get(sku, "")
         lanes.append(Lane(label=f"{sku} · {wh}", runs=runs,
-                          title=f"{sku} {name} in {wh}".strip()))
+                          title=ctx.t("{sku} {name} in {warehouse}").format(
+                              sku=sku, name=name, warehouse=wh).replace("  ", " ")))
         for a, b in st.on_spans.get(sku, []):
             marks.append((i, a, b))
     if not lanes:
         return Markup("")
     return charts.lanes_chart(ctx.span.t0, ctx.span.t1, lanes, charts.LEVEL_FILL,
-                              title="stock alert level per SKU and warehouse", bands=[],
-                              marks=marks, label_w=220)
+                              title=ctx.t("stock alert level per SKU and warehouse"), bands=[],
+                              marks=marks, label_w=220, state_text=_LEVEL_KEYS, t=ctx.t)
 
 
 def _on_screen_skus(st: _States) -> list[str]:
@@ -132,8 +136,8 @@ def _on_screen_lanes(ctx: ReportContext, st: _States) -> Markup:
         return Markup("")
     return charts.lanes_chart(
         ctx.span.t0, ctx.span.t1, sku_lanes, charts.LEVEL_FILL,
-        title="stock level (worst warehouse) of SKUs shown; outlined: on screen",
-        bands=ctx.bands, marks=sku_marks)
+        title=ctx.t("stock level (worst warehouse) of SKUs shown; outlined: on screen"),
+        bands=ctx.bands, marks=sku_marks, state_text=_LEVEL_KEYS, t=ctx.t)
 
 
 def _units_chart(ctx: ReportContext, st: _States) -> Markup:
@@ -162,8 +166,8 @@ def _units_chart(ctx: ReportContext, st: _States) -> Markup:
     if not series:
         return Markup("")
     return charts.time_chart(ctx.span.t0, ctx.span.t1, series,
-                             title="units on hand, SKUs shown", unit="units", bands=ctx.bands,
-                             height=160)
+                             title=ctx.t("units on hand, SKUs shown"), unit=ctx.t("units"),
+                             bands=ctx.bands, height=160, t=ctx.t)
 
 
 def on_screen_charts(ctx: ReportContext) -> tuple[Markup, Markup]:
@@ -183,7 +187,7 @@ def _actions(ctx: ReportContext, st: _States) -> list[ActionRow]:
                 out.append(ActionRow(
                     ts=s.ts, time=utc_time(s.ts), into=charts.fmt_clock(s.ts - ctx.span.t0),
                     sku=sku, name=st.names.get(sku, ""), warehouse=wh, level=s.level,
-                    level_text=LEVEL_TEXT[s.level], swatch=charts.LEVEL_SWATCH[s.level],
+                    level_text=ctx.t(LEVEL_TEXT[s.level]), swatch=charts.LEVEL_SWATCH[s.level],
                     on_hand=s.on_hand, minutes_left=s.minutes_left, action=s.action,
                     refill_units=s.refill_units, on_screen=s.on_screen,
                 ))
@@ -199,5 +203,5 @@ def build(ctx: ReportContext) -> StockView:
         heat=_heat(ctx, st),
         actions=[a for a in actions if a.level.urgent],
         watch_actions=[a for a in actions if not a.level.urgent],
-        level_legend=[(LEVEL_TEXT[lv], charts.LEVEL_FILL[lv]) for lv in StockLevel],
+        level_legend=[(ctx.t(LEVEL_TEXT[lv]), charts.LEVEL_FILL[lv]) for lv in StockLevel],
     )

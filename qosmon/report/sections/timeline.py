@@ -30,7 +30,7 @@ class TimelineView:
 def _business_charts(ctx: ReportContext) -> tuple[Markup, Markup, str]:
     """(viewers online stacked by region, orders stacked by region, the
     orders chart's caption)."""
-    bv, span, bands = ctx.business, ctx.span, ctx.bands
+    bv, span, bands, t = ctx.business, ctx.span, ctx.bands, ctx.t
     n_s = bv.viewers.shape[1] if bv.regions else max(1, int(np.rint(span.seconds)))
     colours = charts.SERIES_COLOURS
     grid = grid_for(span.t0, span.t0 + n_s, N_BUCKETS)
@@ -40,20 +40,20 @@ def _business_charts(ctx: ReportContext) -> tuple[Markup, Markup, str]:
     for i, name in enumerate(bv.regions):
         b = bucket_series(sec_all, bv.viewers[i], grid)
         top = base + np.nan_to_num(b.mean)
-        s = Series.from_buckets(name or "all viewers", b, colours[i % 7])
+        s = Series.from_buckets(name or t("all viewers"), b, colours[i % 7])
         s.v = np.where(np.isnan(b.mean), np.nan, top)
         s.base, s.lo, s.hi, s.width = base, None, None, 1.0
         viewer_series.append(s)
         base = top
     if len(viewer_series) > 1:
         total = bucket_series(sec_all, bv.total_viewers, grid)
-        tl = Series.from_buckets("all regions", total, charts.INK)
+        tl = Series.from_buckets(t("all regions"), total, charts.INK)
         tl.lo = tl.hi = None
         tl.width = 1.8
         viewer_series.append(tl)
     viewers_chart = charts.time_chart(
-        span.t0, span.t1, viewer_series, title="viewers online", unit="viewers",
-        bands=bands, height=200,
+        span.t0, span.t1, viewer_series, title=t("viewers online"), unit=t("viewers"),
+        bands=bands, height=200, t=t,
     )
     # Bars a reader can count: ~24-40 of them whatever the show's length.
     width = nice_width(n_s, 40)
@@ -63,16 +63,16 @@ def _business_charts(ctx: ReportContext) -> tuple[Markup, Markup, str]:
     for i, name in enumerate(bv.regions):
         m = bv.region_idx == i
         counts = bucket_sum(np.clip(bv.sec[m], 0, n_s - 1), bv.orders[m], og)
-        s = Series(name=name or "all orders", t=og.starts + width / 2, v=base + counts,
+        s = Series(name=name or t("all orders"), t=og.starts + width / 2, v=base + counts,
                    base=base, bar_s=width, colour=colours[i % 7])
         order_series.append(s)
         base = base + counts
-    unit = rate_unit(width)
+    unit = t("orders {rate}").format(rate=rate_unit(width, t))
     orders_chart = charts.time_chart(
-        span.t0, span.t1, order_series, title=f"orders {unit}", unit=f"orders {unit}",
-        bands=bands, height=170,
+        span.t0, span.t1, order_series, title=unit, unit=unit, bands=bands, height=170, t=t,
     )
-    return viewers_chart, orders_chart, f"Orders {unit}, by region"
+    return viewers_chart, orders_chart, t("Orders {rate}, by region").format(
+        rate=rate_unit(width, t))
 
 
 def build(ctx: ReportContext) -> TimelineView:
