@@ -144,6 +144,11 @@ async def test_live_page_shows_the_open_incident_during_the_demo(tmp_path: Path)
             phone_titles = await _open_incidents(cdp, phone)
             shots["phone"] = tmp_path / "live-phone.png"
             await _screenshot(cdp, phone, PHONE, shots["phone"])
+            # The probes and the stock on screen, as a phone shows them.
+            await cdp.call("Runtime.evaluate", {
+                "expression": "document.getElementById('fleet').scrollIntoView()"}, session=phone)
+            fleet = await cdp.call("Page.captureScreenshot", {"format": "png"}, session=phone)
+            (tmp_path / "live-phone-fleet.png").write_bytes(base64.b64decode(fleet["data"]))
             widths = await cdp.call("Runtime.evaluate", {
                 "expression": "document.documentElement.scrollWidth", "returnByValue": True},
                 session=phone)
@@ -157,9 +162,10 @@ async def test_live_page_shows_the_open_incident_during_the_demo(tmp_path: Path)
     keep = os.environ.get("QOSMON_SCREENSHOT_DIR")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        for path in shots.values():
+        for path in [*shots.values(), tmp_path / "live-phone-fleet.png"]:
             for shot in (path, path.with_name(path.stem + "-top.png")):
-                shutil.copy(shot, Path(keep) / shot.name)
+                if shot.exists():
+                    shutil.copy(shot, Path(keep) / shot.name)
 
     found = [i for i in result.incidents
              if i.cause == Cause.NODE_FAILURE and i.scope.get("region") == "DE"]
