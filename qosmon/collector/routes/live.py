@@ -51,6 +51,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'")
 SSE_KEEPALIVE_S = 15.0
 MAX_STREAMS = 200  # open event streams per collector
+MAX_PAGES_KEPT = 100  # built pages kept for the next viewer
 # A page that took t to build is rebuilt at most every BUILD_SHARE_X x t.
 BUILD_SHARE_X = 5.0
 _SCRIPT = resources.files("qosmon.collector").joinpath("static/live.js").read_bytes()
@@ -189,8 +190,13 @@ async def _build(state: CollectorState, pages: LivePages, show_id: str) -> _Buil
         body = render_live_body(view)
         built = _Built(view=view, body=body, running=running, built_at=time.monotonic(),
                        took_s=time.perf_counter() - t0)
-        if last is None or running or len(pages.built) < 1000:
-            pages.built[show_id] = built
+        pages.built[show_id] = built
+        if len(pages.built) > MAX_PAGES_KEPT:
+            # Forget the page built longest ago (built again if asked for).
+            oldest = min(pages.built, key=lambda k: pages.built[k].built_at)
+            del pages.built[oldest]
+            if not pages.locks[oldest].locked():
+                del pages.locks[oldest]
         return built
 
 
