@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qosmon.diagnosis.engine import DiagnosisEngine
-from qosmon.diagnosis.synthetic import Scenario, clean_shows, generate, scenarios
 from qosmon.model import Incident, ProbeSample
+from tests.synthetic_shows import Scenario, clean_shows, generate, scenarios
 
 
 def run(sc: Scenario) -> list[Incident]:

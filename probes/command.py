@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig
+from probes.joins.credentials import CredentialError, SecretSource
 from probes.sinks import JsonLinesSink, SampleSink
 from probes.uplink import CollectorUplink
 from qosmon.configfile import ConfigError, format_validation_error, load_model
@@ -47,6 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     one.add_argument("--show-id", default="adhoc", help="show id (default: adhoc)")
     one.add_argument("--ice-host", action="append", metavar="ADDR",
                      help="offer only this local address in ICE (repeatable)")
+    one.add_argument("--token-env", metavar="VAR",
+                     help="WHEP Bearer token / Janus token from this environment variable")
+    one.add_argument("--token-file", metavar="FILE",
+                     help="WHEP Bearer token / Janus token from this file")
+    one.add_argument("--apisecret-env", metavar="VAR",
+                     help="Janus API secret from this environment variable")
+    one.add_argument("--apisecret-file", metavar="FILE", help="Janus API secret from this file")
+    one.add_argument("--video-codecs", metavar="LIST",
+                     help="video codecs to offer/accept, in order (default: vp8,h264)")
 
 
 def _one_off_config(args: argparse.Namespace) -> dict[str, object]:
@@ -63,24 +73,57 @@ def _one_off_config(args: argparse.Namespace) -> dict[str, object]:
     else:
         stream = {"join": "whep", "url": args.whep, "stream_id": "whep"}
     stream["show_id"] = args.show_id
+    for key in ("token_env", "token_file", "apisecret_env", "apisecret_file"):
+        if getattr(args, key) is not None:
+            stream[key] = getattr(args, key)
+    if args.video_codecs is not None:
+        stream["video_codecs"] = [c.strip().lower() for c in args.video_codecs.split(",")]
     labels = {"probe_id": args.probe_id, "region": args.region, "isp": args.isp,
               "edge_node": args.edge_node}
     return {"labels": labels, "streams": [stream],
             **({"ice_host_addresses": args.ice_host} if args.ice_host else {})}
 
 
+_STREAM_FLAGS = ("whep", "janus", "demo", "token_env", "token_file", "apisecret_env",
+                 "apisecret_file", "video_codecs")
+
+
+def check_credentials(config: ProbeConfig, source: str) -> None:
+    """Every configured join secret can be read now (read again at each join,
+    so a rotated file is picked up); the message names where, never the value."""
+    for i, stream in enumerate(config.streams):
+        for what, secret in (("token", stream.token_source),
+                             ("apisecret", stream.apisecret_source)):
+            try:
+                secret.read()
+            except CredentialError as exc:
+                raise ConfigError(f"{source}: streams[{i}] ({stream.show_id}/"
+                                  f"{stream.stream_id}) {what}: {exc}") from None
+    for name, cred in config.credentials.items():
+        for what, secret in (("token", SecretSource(cred.token_env, cred.token_file)),
+                             ("apisecret", SecretSource(cred.apisecret_env,
+                                                        cred.apisecret_file))):
+            try:
+                secret.read()
+            except CredentialError as exc:
+                raise ConfigError(f"{source}: credentials.{name} {what}: {exc}") from None
+
+
 def build_config(args: argparse.Namespace) -> ProbeConfig:
     if args.config:
-        if args.whep or args.janus or args.demo:
+        if any(getattr(args, k) is not None for k in _STREAM_FLAGS):
             raise ConfigError("give either --config or a stream on the command line, not both")
         config = load_model(args.config, ProbeConfig)
         if args.ice_host:
             config.ice_host_addresses = list(args.ice_host)
+        check_credentials(config, args.config)
         return config
     try:
-        return ProbeConfig.model_validate(_one_off_config(args))
+        config = ProbeConfig.model_validate(_one_off_config(args))
     except ValidationError as exc:
         raise ConfigError(format_validation_error("command line", exc)) from None
+    check_credentials(config, "command line")
+    return config
 
 
 def build_sink(args: argparse.Namespace, config: ProbeConfig) -> tuple[SampleSink, TextIO | None]:
@@ -119,8 +162,10 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--duration must be > 0")
     config = build_config(args)
     sink, owned = build_sink(args, config)
-    log.info("probe %s (%s): watching %d stream(s)", config.labels.probe_id,
-             config.labels.region, len(config.streams))
+    log.info("probe %s (%s): watching %d stream(s)%s", config.labels.probe_id,
+             config.labels.region, len(config.streams),
+             " and those the collector assigns" if config.collector_url and config.assignment
+             else "")
     try:
         asyncio.run(run(config, sink, args.duration))
     finally:

@@ -10,11 +10,37 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.joins.credentials import SecretSource
 from qosmon.model import ProbeLabels
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+VideoCodec = Literal["vp8", "h264"]
+_DEFAULT_CODECS: tuple[VideoCodec, ...] = ("vp8", "h264")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Credential(_Strict):
+    """A named secret the probe holds, for streams that refer to it by name
+    (``credential = "NAME"``), including streams the collector assigns: the
+    collector only ever names a credential, never carries it."""
+
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    token_file: Path | None = None
+    apisecret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    apisecret_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> Credential:
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give token_env or token_file, not both")
+        if self.apisecret_env is not None and self.apisecret_file is not None:
+            raise ValueError("give apisecret_env or apisecret_file, not both")
+        if not any((self.token_env, self.token_file, self.apisecret_env, self.apisecret_file)):
+            raise ValueError("a credential needs a token_* or apisecret_* key")
+        return self
 
 
 class StreamTarget(_Strict):
@@ -31,12 +57,61 @@ class StreamTarget(_Strict):
     textroom_room: int | None = Field(default=None, ge=0)
     chat: bool = True
     chat_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # The join's credential, named by where to read it, never by value: for
+    # WHEP the ``Authorization: Bearer`` token, for Janus its ``token``.
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    token_file: Path | None = None
+    # Janus ``api_secret`` (``apisecret`` in every request).
+    apisecret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    apisecret_file: Path | None = None
+    # Or the name of one of the probe's ``credentials``.
+    credential: str | None = Field(default=None, max_length=128)
+    # Video codecs offered (WHEP) or accepted (Janus), in order of preference.
+    video_codecs: list[VideoCodec] = Field(
+        default_factory=lambda: list(_DEFAULT_CODECS), min_length=1, max_length=2)
+    # Receive the show's audio (Opus) too.
+    audio: bool = True
 
     @model_validator(mode="after")
     def _janus_needs_mountpoint(self) -> StreamTarget:
         if self.join == "janus" and self.mountpoint is None:
             raise ValueError("join = 'janus' needs mountpoint")
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give token_env or token_file, not both")
+        if self.apisecret_env is not None and self.apisecret_file is not None:
+            raise ValueError("give apisecret_env or apisecret_file, not both")
+        if self.join != "janus" and (self.apisecret_env or self.apisecret_file):
+            raise ValueError("apisecret_env / apisecret_file are for join = 'janus'")
+        if len(set(self.video_codecs)) != len(self.video_codecs):
+            raise ValueError("video_codecs lists a codec twice")
+        if self.credential is not None and self._own_secret:
+            raise ValueError("give credential or token_* / apisecret_* keys, not both")
         return self
+
+    @property
+    def _own_secret(self) -> bool:
+        return any((self.token_env, self.token_file, self.apisecret_env, self.apisecret_file))
+
+    def with_credentials(self, credentials: dict[str, Credential]) -> StreamTarget:
+        """This target with its named credential's keys filled in. An unknown
+        name is kept, and every join then fails saying so."""
+        cred = credentials.get(self.credential or "")
+        if cred is None:
+            return self
+        return self.model_copy(update=cred.model_dump())
+
+    @property
+    def token_source(self) -> SecretSource:
+        return SecretSource(self.token_env, self.token_file, self._unknown_credential())
+
+    @property
+    def apisecret_source(self) -> SecretSource:
+        return SecretSource(self.apisecret_env, self.apisecret_file, self._unknown_credential())
+
+    def _unknown_credential(self) -> str | None:
+        if self.credential is None or self._own_secret:
+            return None
+        return f"no credential {self.credential!r} in this probe's config"
 
 
 class ProbeConfig(_Strict):
@@ -44,7 +119,16 @@ class ProbeConfig(_Strict):
     # Bearer token for the collector. Never logged, never in repr().
     token: str = Field(default="", repr=False, max_length=4096)
     collector_url: str | None = Field(default=None, pattern=r"^https?://")
-    streams: list[StreamTarget] = Field(min_length=1)
+    # Streams watched whatever the collector says. May be empty when the
+    # collector assigns the work.
+    streams: list[StreamTarget] = Field(default_factory=list)
+    # Named secrets for streams (from here or assigned) that refer to them.
+    credentials: dict[str, Credential] = Field(default_factory=dict)
+    # With a collector: register there and watch the streams of the running
+    # shows it assigns to this probe (labels, capabilities), polling it.
+    assignment: bool = True
+    assignment_poll_s: float = Field(default=2.0, ge=0.2, le=300)
+    max_streams: int = Field(default=50, ge=1, le=10_000)
     # Where samples wait while the collector is unreachable; None keeps them in
     # memory only (lost on restart, still bounded).
     spool_dir: Path | None = None
@@ -80,4 +164,11 @@ class ProbeConfig(_Strict):
             seen.add(key)
         if self.collector_url is not None and not self.token:
             raise ValueError("collector_url needs a token")
+        if not self.streams and (self.collector_url is None or not self.assignment):
+            raise ValueError("no streams: list some, or give a collector_url to be assigned "
+                             "streams by the collector")
+        for i, s in enumerate(self.streams):
+            if s.credential is not None and s.credential not in self.credentials:
+                raise ValueError(f"streams[{i}].credential: no credentials.{s.credential}")
+        self.streams = [s.with_credentials(self.credentials) for s in self.streams]
         return self

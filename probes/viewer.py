@@ -172,6 +172,7 @@ class StreamWatcher:
         self._error = None
         self._joined = None
         receivers: list[RTCRtpReceiver] = []
+        audio_receivers: list[RTCRtpReceiver] = []
         chat_ready = asyncio.Event()
         chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
 
@@ -189,6 +190,7 @@ class StreamWatcher:
             on_receiver=on_receiver,
             on_chat_text=on_chat_text,
             on_chat_ready=chat_ready.set,
+            on_audio_receiver=audio_receivers.append,
         )
         try:
             joined = await asyncio.wait_for(
@@ -214,6 +216,9 @@ class StreamWatcher:
                     run_rtt_checks(conn, lambda rtt: meter.rtt(rtt, monotonic_ms()))))
                 if cfg.decode_video:
                     tasks.append(asyncio.create_task(_drain(receivers[0])))
+            # aiortc decodes audio whether or not anyone reads it, into an
+            # unbounded queue: keep it empty.
+            tasks.extend(asyncio.create_task(_drain(r)) for r in audio_receivers)
             if joined.send_chat is not None and self.target.chat:
                 tasks.append(asyncio.create_task(
                     self._chat(joined, meter, chat_id, chat_ready)))

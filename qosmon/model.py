@@ -14,8 +14,9 @@ a typo in a producer is an error, not silently dropped data.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Identifiers and labels: short, printable, no control characters. They end up
 # as tags in line protocol, as labels in Alertmanager and as text in reports.
@@ -175,6 +176,19 @@ class Show(_Model):
     skus: list[Sku] = Field(default_factory=list)
     # region -> warehouses serving it, in order of preference
     region_warehouses: dict[Label, list[Label]] = Field(default_factory=dict)
+    # The stream endpoints probes watch, defined once here: running probes
+    # pick them up from the collector (see ShowStream) until the show ends.
+    streams: list[ShowStream] = Field(default_factory=list, max_length=200)
+
+    @field_validator("streams")
+    @classmethod
+    def _one_stream_per_id(cls, streams: list[ShowStream]) -> list[ShowStream]:
+        seen: set[str] = set()
+        for s in streams:
+            if s.stream_id in seen:
+                raise ValueError(f"stream_id {s.stream_id!r} listed twice")
+            seen.add(s.stream_id)
+        return streams
 
 
 class Cause(StrEnum):
@@ -235,6 +249,12 @@ class Metric(StrEnum):
     ORDERS = "orders"
     CHAT_MESSAGES = "chat_messages"
     SKU_ORDERS_30S = "sku_orders_30s"  # orders of the incident's SKUs in 30 s
+    # Orders per 1,000 viewer-minutes where conversion moved (region x SKU).
+    CONVERSION = "conversion"
+    # The platform's players (ViewerAggregate), where the ratio rose: share
+    # of sessions that failed and of watch time stalled, in %.
+    FAILURE_RATE = "failure_rate"
+    REBUFFER_RATIO = "rebuffer_ratio"
     # Stock (StockState fields).
     ON_HAND = "on_hand"
     DATA_AGE_S = "data_age_s"
@@ -416,6 +436,11 @@ class AlertDelivery(_Model):
     ok: bool
     attempt: int
     error: str = ""
+    # The notification's stable id (the receiver's de-duplication key).
+    delivery_id: str = ""
+    # Sent only after the route's retry budget ran out, or by a collector
+    # process other than the one that queued it (after a restart).
+    late: bool = False
 
 
 class FoundAs(_Model):
@@ -517,3 +542,101 @@ class ShowSummary(_Model):
     regions: list[RegionSummary] = Field(default_factory=list)
     incidents: list[IncidentSummary] = Field(default_factory=list)
     stock: list[StockEvent] = Field(default_factory=list)
+
+
+class ViewerAggregate(_Model):
+    """What the platform's own players reported for one slice of the audience
+    over the interval ending at ``ts``: sessions started and how many failed
+    to play, seconds watched and seconds stalled. Slices are any combination
+    of region, ISP, CDN, device and app version (empty: not broken down), so
+    big audiences are diagnosed from their own numbers."""
+
+    ts: float = Field(gt=0)
+    show_id: Label = _LABEL
+    interval_s: float = Field(default=60.0, gt=0, le=3600)
+    region: Label = _OPT_LABEL
+    isp: Label = _OPT_LABEL
+    cdn: Label = _OPT_LABEL
+    device: Label = _OPT_LABEL
+    app_version: Label = _OPT_LABEL
+    sessions: int = Field(ge=0)
+    failures: int = Field(default=0, ge=0)
+    watched_s: float = Field(default=0.0, ge=0)
+    stalled_s: float = Field(default=0.0, ge=0)
+
+
+# --- central assignment: which probe watches which stream ---------------------
+
+JoinKind = Literal["whep", "janus", "demo"]
+VideoCodecName = Literal["vp8", "h264"]
+_BOTH_CODECS: tuple[VideoCodecName, ...] = ("vp8", "h264")
+
+
+class ShowStream(_Model):
+    """One stream endpoint of a show and the probes that should watch it.
+
+    A probe is assigned the stream when its labels match every non-empty
+    selector: ``regions`` (empty: the show's ``regions``; both empty: every
+    region), ``isps`` and ``edge_nodes``. ``credential`` names a secret the
+    probe holds in its own config (``[credentials.NAME]``): the collector
+    never hands out secrets, and cannot make a probe read arbitrary ones.
+    """
+
+    stream_id: Label = _LABEL
+    join: JoinKind
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://[^\x00-\x20\x7f]+$")
+    mountpoint: int | None = Field(default=None, ge=0, le=2**53)
+    textroom_room: int | None = Field(default=None, ge=0, le=2**53)
+    regions: list[Label] = Field(default_factory=list, max_length=500)
+    isps: list[Label] = Field(default_factory=list, max_length=500)
+    edge_nodes: list[Label] = Field(default_factory=list, max_length=500)
+    credential: Label | None = Field(default=None, min_length=1, max_length=128,
+                                     pattern=r"^[A-Za-z0-9_.-]+$")
+    video_codecs: list[VideoCodecName] = Field(default_factory=lambda: list(_BOTH_CODECS),
+                                               min_length=1, max_length=2)
+    audio: bool = True
+    chat: bool = True
+
+    @model_validator(mode="after")
+    def _janus_needs_mountpoint(self) -> ShowStream:
+        if self.join == "janus" and self.mountpoint is None:
+            raise ValueError("join = 'janus' needs mountpoint")
+        return self
+
+
+class ProbeCapabilities(_Model):
+    """What a probe can watch: how it joins, which codecs it accounts for,
+    the credentials it holds (names only) and how many streams it takes."""
+
+    joins: list[JoinKind] = Field(min_length=1, max_length=3)
+    video_codecs: list[VideoCodecName] = Field(min_length=1, max_length=2)
+    audio: bool = True
+    credentials: list[Label] = Field(default_factory=list, max_length=100)
+    max_streams: int = Field(default=50, ge=0, le=10_000)
+
+
+class ProbeRegistration(_Model):
+    """A probe introducing itself and asking for its work (sent every poll)."""
+
+    probe: ProbeLabels
+    ts: float = Field(gt=0)
+    version: str = Field(default="", max_length=64)
+    capabilities: ProbeCapabilities
+
+
+class AssignedStream(_Model):
+    show_id: Label = _LABEL
+    stream: ShowStream
+
+
+class ProbeAssignment(_Model):
+    """The streams one probe should watch now; anything else it was given
+    before is to be dropped (its show ended or no longer lists it)."""
+
+    ts: float
+    streams: list[AssignedStream] = Field(default_factory=list)
+    # Streams matching the probe beyond its max_streams (not assigned).
+    over_capacity: int = 0
+
+
+Show.model_rebuild()

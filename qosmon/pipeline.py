@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from qosmon.model import (
     BusinessSample,
@@ -21,6 +21,7 @@ from qosmon.model import (
     Show,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 
 
@@ -91,23 +92,6 @@ class Pipeline(Protocol):
         """The latest stock state per SKU x warehouse for a live show."""
         ...
 
-    def live_qos(self, now: float) -> list[ShowQos]:
-        """Per live show: each probe's latest measures and totals, and the
-        open incidents by cause."""
-        ...
-
-    def watching(self, show_id: str) -> bool:
-        """Is the show live here (known and not yet ended)?"""
-        ...
-
-    def incidents(self, show_id: str) -> list[Incident]:
-        """The show's incidents as diagnosis sees them now (open and closed)."""
-        ...
-
-    def delivery_qos(self) -> list[DeliveryQos]:
-        """Per alert route: notifications sent, failed, pending."""
-        ...
-
     def on_show(self, show: Show) -> None: ...
 
     def on_probe_samples(self, samples: Sequence[ProbeSample]) -> None: ...
@@ -122,6 +106,23 @@ class Pipeline(Protocol):
         """A warehouse feed says it has sent every change up to ``source_ts``."""
         ...
 
+    def live_qos(self, now: float) -> list[ShowQos]:
+        """Per live show: each probe's latest measures and totals, and the
+        open incidents by cause."""
+        ...
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        """Per alert route: notifications sent, failed, pending."""
+        ...
+
+    def watching(self, show_id: str) -> bool:
+        """Is the show live here (known and not yet ended)?"""
+        ...
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        """The show's incidents as diagnosis sees them now (open and closed)."""
+        ...
+
     async def tick(self, now: float) -> None:
         """Called about once a second by the collector, never concurrently."""
         ...
@@ -131,6 +132,29 @@ class Pipeline(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """Optional: a pipeline that says how it is doing, for ``/healthz`` and
+    ``/metrics``."""
+
+    # Probe samples accepted for shows the pipeline did not know (yet).
+    unknown_show_samples: int
+
+    def health(self, now: float) -> dict[str, Any]:
+        """At least ``tick_age_s`` (seconds since the last tick ended, None
+        before the first), ``outbox_depth``, ``outbox_oldest_s`` and
+        ``problems``: what is wrong, one phrase each (empty: healthy)."""
+        ...
+
+
+@runtime_checkable
+class TakesViewerAggregates(Protocol):
+    """Optional: a pipeline that diagnoses from the platform's viewer-side
+    aggregates too (the live one)."""
+
+    def on_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
+
+
 class NullPipeline:
     """A collector with no live analysis (store only)."""
 
@@ -138,18 +162,6 @@ class NullPipeline:
         self.stock_feed = StockFeed()
 
     def current_stock(self, show_id: str) -> list[StockState]:
-        return []
-
-    def live_qos(self, now: float) -> list[ShowQos]:
-        return []
-
-    def watching(self, show_id: str) -> bool:
-        return False
-
-    def incidents(self, show_id: str) -> list[Incident]:
-        return []
-
-    def delivery_qos(self) -> list[DeliveryQos]:
         return []
 
     def on_show(self, show: Show) -> None:
@@ -169,6 +181,18 @@ class NullPipeline:
 
     def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
         pass
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        return []
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        return []
+
+    def watching(self, show_id: str) -> bool:
+        return False
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        return []
 
     async def tick(self, now: float) -> None:
         pass

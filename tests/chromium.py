@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -136,18 +137,56 @@ class _Cdp:
             await self.reader
 
 
+# Carries the DevTools connection out of a network namespace: listens on a
+# Unix socket (the file system is shared across namespaces) and forwards each
+# connection to Chromium's DevTools port on the namespace's own loopback.
+_DEVTOOLS_RELAY = """
+import asyncio, sys
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+    finally:
+        w.close()
+async def handle(r, w):
+    tr, tw = await asyncio.open_connection("127.0.0.1", int(sys.argv[2]))
+    await asyncio.gather(pipe(r, tw), pipe(tr, w), return_exceptions=True)
+async def main():
+    server = await asyncio.start_unix_server(handle, sys.argv[1])
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+async def _stop_group(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+
+
 @contextlib.asynccontextmanager
 async def chromium(binary: str, timeout: float = 30.0,
+                   extra_flags: list[str] | None = None,
+                   netns: str | None = None,
                    allow_hosts: tuple[str, ...] = ()) -> AsyncIterator[_Cdp]:
     """A running headless Chromium with a fresh profile, and a DevTools client.
+    With ``netns``, Chromium runs in that network namespace (root needed).
     ``allow_hosts`` (e.g. a local server's "127.0.0.1") are still reachable."""
     profile = Path(tempfile.mkdtemp(prefix="qosmon-chromium-"))
+    prefix = ["ip", "netns", "exec", netns] if netns else []
     flags = list(FLAGS)
     if allow_hosts:
         rules = ", ".join(["MAP * ~NOTFOUND", *(f"EXCLUDE {h}" for h in allow_hosts)])
         flags = [f"--host-resolver-rules={rules}" if f.startswith("--host-resolver-rules")
                  else f for f in flags]
-    args = [binary, *flags, f"--user-data-dir={profile}"]
+    args = [*prefix, binary, *flags, *(extra_flags or []), f"--user-data-dir={profile}"]
     if os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root otherwise
     log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed in finally
@@ -156,6 +195,7 @@ async def chromium(binary: str, timeout: float = 30.0,
     )
     session: aiohttp.ClientSession | None = None
     cdp: _Cdp | None = None
+    relay: asyncio.subprocess.Process | None = None
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
@@ -166,7 +206,18 @@ async def chromium(binary: str, timeout: float = 30.0,
                 )
             await asyncio.sleep(0.05)
         port, path = port_file.read_text().splitlines()[:2]
-        session = aiohttp.ClientSession()
+        if netns:
+            sock = profile / "devtools.sock"
+            relay = await asyncio.create_subprocess_exec(
+                *prefix, sys.executable, "-c", _DEVTOOLS_RELAY, str(sock), port,
+                start_new_session=True)
+            while not sock.exists():
+                if relay.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("DevTools relay did not start")
+                await asyncio.sleep(0.05)
+            session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock)))
+        else:
+            session = aiohttp.ClientSession()
         ws = await session.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=0,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5))
         cdp = _Cdp(ws)
@@ -176,15 +227,9 @@ async def chromium(binary: str, timeout: float = 30.0,
             await cdp.close()
         if session is not None:
             await session.close()
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await asyncio.wait_for(proc.wait(), 10)
+        if relay is not None:
+            await _stop_group(relay)
+        await _stop_group(proc)
         log.close()
         shutil.rmtree(profile, ignore_errors=True)
 
@@ -264,3 +309,46 @@ async def inspect_page(
                     report.console_errors.append(params["entry"].get("text", ""))
             await cdp.call("Target.closeTarget", {"targetId": target["targetId"]})
     return report
+
+
+# A page served on loopback that does WebRTC there: Chromium otherwise offers
+# no loopback ICE candidate and hides host addresses behind mDNS names; audio
+# must start without a user gesture.
+WEBRTC_LOOPBACK_FLAGS = [
+    # The page itself is served on 127.0.0.1 (the last rule given wins).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    # A publishing page must not be throttled as a background tab.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+async def open_page(cdp: _Cdp, url: str, timeout: float = 30.0) -> str:
+    """Open ``url`` in a new tab; its DevTools session id once loaded."""
+    target = await cdp.call("Target.createTarget", {"url": "about:blank"})
+    attached = await cdp.call(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+    session: str = attached["sessionId"]
+    for domain in ("Runtime", "Page"):
+        await cdp.call(f"{domain}.enable", session=session)
+    start = len(cdp.events)
+    await cdp.call("Page.navigate", {"url": url}, session=session)
+    await cdp.wait_event("Page.loadEventFired", session, start, timeout)
+    return session
+
+
+async def evaluate(cdp: _Cdp, session: str, expression: str, timeout: float = 30.0) -> Any:
+    """Run ``expression`` in the page (awaiting a promise); its JSON value.
+    A script exception is raised as RuntimeError with the page's message."""
+    res = await cdp.call("Runtime.evaluate", {
+        "expression": expression, "awaitPromise": True, "returnByValue": True,
+    }, session=session, timeout=timeout)
+    if "exceptionDetails" in res:
+        details = res["exceptionDetails"]
+        raise RuntimeError(details.get("exception", {}).get("description")
+                           or details.get("text", "script error"))
+    return res.get("result", {}).get("value")

@@ -17,7 +17,10 @@ veth, processes, temp dir), also after failures.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -88,10 +91,37 @@ class NftCounters:
         return self.feed_bytes - 40 * self.feed_packets
 
 
+@dataclass(frozen=True)
+class JanusAuth:
+    """Janus's own request auth: ``api_secret`` (every request carries
+    ``apisecret``) and/or ``token_auth`` with HMAC-signed tokens
+    (``token_auth_secret``; see :func:`signed_janus_token`)."""
+
+    api_secret: str | None = None
+    token_auth_secret: str | None = None
+
+    def general_config(self) -> str:
+        lines = []
+        if self.api_secret is not None:
+            lines.append(f'  api_secret = "{self.api_secret}"')
+        if self.token_auth_secret is not None:
+            lines += ["  token_auth = true",
+                      f'  token_auth_secret = "{self.token_auth_secret}"']
+        return "\n".join(lines)
+
+
+def signed_janus_token(secret: str, plugins: list[str], valid_s: float = 3600) -> str:
+    """A Janus signed token: ``expiry,janus,plugin...:base64(HMAC-SHA1)``."""
+    data = ",".join([str(int(time.time() + valid_s)), "janus", *plugins])
+    mac = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
+    return f"{data}:{base64.b64encode(mac).decode()}"
+
+
 class JanusNetns:
     """One Janus in one namespace. Use as a context manager."""
 
-    def __init__(self, index: int = 0) -> None:
+    def __init__(self, index: int = 0, auth: JanusAuth | None = None) -> None:
+        self.auth = auth or JanusAuth()
         tag = f"{os.getpid() % 10000}{index}"
         self.ns = f"qpj{tag}"
         self.veth_root = f"qpr{tag}"
@@ -188,6 +218,7 @@ general: {{
   debug_level = {self.debug_level}
   admin_secret = "janusoverlord"
   protected_folders = []
+{self.auth.general_config()}
 }}
 media: {{
   rtp_port_range = "20000-20999"

@@ -50,19 +50,21 @@ async def test_webhook_fires_and_resolves_with_valid_signature() -> None:
                           link=lambda show: f"http://qosmon.local/shows/{show}/live")
         await alerter.start()
         try:
-            queued = alerter.update("show1", [incident()], 1001.0)
+            queued = await alerter.update("show1", [incident()], 1001.0)
             assert [(a.status, a.region) for a in queued] == [(AlertStatus.FIRING, "ID")]
-            assert alerter.update("show1", [incident()], 1002.0) == []  # de-duplicated
-            alerter.update("show1", [incident(end=1003.0)], 1003.0)
+            assert await alerter.update("show1", [incident()], 1002.0) == []  # de-duplicated
+            await alerter.update("show1", [incident(end=1003.0)], 1003.0)
             await alerter.flush(10)
         finally:
             await alerter.close()
     assert len(rx.requests) == 2
     for req in rx.requests:
         assert req.path == "/hook"
-        err = signing.verify(SECRET, req.headers.get(signing.TIMESTAMP_HEADER), req.body,
-                             req.headers.get(signing.SIGNATURE_HEADER), time.time())
-        assert err is None
+        assert signing.verify(SECRET, req.headers, req.body, time.time()) is None
+        # The delivery id is in the headers and in the body, the same.
+        assert req.headers[signing.ID_HEADER] == req.json()["delivery_id"]
+        assert req.headers[signing.ID_HEADER].startswith("msg_")
+    assert rx.requests[0].headers["webhook-id"] != rx.requests[1].headers["webhook-id"]
     fire, res = (r.json() for r in rx.requests)
     assert fire["status"] == "firing" and res["status"] == "resolved"
     (a,) = fire["alerts"]
@@ -78,14 +80,44 @@ async def test_webhook_fires_and_resolves_with_valid_signature() -> None:
     assert res["alerts"][0]["ends_at"] == 1003.0
 
 
-async def test_tampered_or_stale_body_fails_verification() -> None:
+async def test_tampered_stale_or_replayed_body_fails_verification() -> None:
     body = b'{"a":1}'
-    sig = signing.sign(SECRET, 1000, body)
-    assert signing.verify(SECRET, "1000", body, sig, 1000.0) is None
-    assert signing.verify(SECRET, "1000", body + b" ", sig, 1000.0) == "signature does not match"
-    assert signing.verify("other", "1000", body, sig, 1000.0) == "signature does not match"
-    assert "more than" in (signing.verify(SECRET, "1000", body, sig, 2000.0) or "")
-    assert signing.verify(SECRET, None, body, sig, 1000.0) is not None
+    h = signing.headers(SECRET, "msg_1", 1000, body)
+    assert signing.verify(SECRET, h, body, 1000.0) is None
+    assert signing.verify(SECRET, h, body + b" ", 1000.0) == "signature does not match"
+    assert signing.verify("other", h, body, 1000.0) == "signature does not match"
+    # The id is signed: the same body and signature under another id fail.
+    assert signing.verify(SECRET, {**h, "webhook-id": "msg_2"}, body, 1000.0) == \
+        "signature does not match"
+    assert "more than" in (signing.verify(SECRET, h, body, 2000.0) or "")
+    assert signing.verify(SECRET, {"webhook-id": "msg_1"}, body, 1000.0) is not None
+    # Header names are case-insensitive; several signatures may be listed.
+    upper = {k.upper(): v for k, v in h.items()}
+    upper["WEBHOOK-SIGNATURE"] = "v1,bm90IGl0 " + upper["WEBHOOK-SIGNATURE"]
+    assert signing.verify(SECRET, upper, body, 1000.0) is None
+
+
+def test_signature_is_standard_webhooks_for_a_whsec_secret() -> None:
+    # The example of the Standard Webhooks specification, computed by hand
+    # with HMAC-SHA256 of "id.timestamp.body" under the base64-decoded key.
+    import base64
+    import hashlib
+    import hmac
+
+    key = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    body = b'{"test": 2432232314}'
+    sig = signing.sign(f"whsec_{key}", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    mac = hmac.new(b"0123456789abcdef0123456789abcdef",
+                   b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330." + body, hashlib.sha256)
+    assert sig == "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def test_seen_deliveries_drops_duplicates_within_its_bound() -> None:
+    seen = signing.SeenDeliveries(capacity=2)
+    assert seen.first_time("a") and seen.first_time("b")
+    assert not seen.first_time("a")
+    assert seen.first_time("c")  # "b" (least recently seen) is forgotten
+    assert seen.first_time("b") and not seen.first_time("c")
 
 
 async def test_receiver_down_is_retried_and_update_never_blocks(
@@ -100,7 +132,7 @@ async def test_receiver_down_is_retried_and_update_never_blocks(
         worst = 0.0
         for k in range(15):  # 1.5 s of once-a-"second" ticks while the receiver is down
             t0 = time.perf_counter()
-            alerter.update("show1", [incident()], 1001.0 + k)
+            await alerter.update("show1", [incident()], 1001.0 + k)
             worst = max(worst, time.perf_counter() - t0)
             await asyncio.sleep(0.1)
         assert worst < 0.1, f"update() took {worst:.3f} s"
@@ -130,7 +162,7 @@ async def test_server_error_is_retried_client_error_is_not() -> None:
         alerter = Alerter(config(webhook(rx.url + "/hook")), on_delivery=log.append)
         await alerter.start()
         try:
-            alerter.update("show1", [incident()], 1001.0)
+            await alerter.update("show1", [incident()], 1001.0)
             for _ in range(100):  # until the second failed attempt is logged
                 if len(log) >= 2:
                     break
@@ -142,7 +174,7 @@ async def test_server_error_is_retried_client_error_is_not() -> None:
 
             rx.status["/hook"] = 400
             log.clear()
-            alerter.update("show1", [incident(), incident(cause=Cause.HIGH_LATENCY)], 1002.0)
+            await alerter.update("show1", [incident(), incident(cause=Cause.HIGH_LATENCY)], 1002.0)
             await alerter.flush(10)
             assert [(d.ok, d.attempt) for d in log] == [(False, 1)]
             assert "HTTP 400" in log[0].error
@@ -158,7 +190,7 @@ async def test_slow_receiver_times_out_and_does_not_hold_other_routes() -> None:
         await alerter.start()
         try:
             t0 = time.perf_counter()
-            alerter.update("show1", [incident()], 1001.0)
+            await alerter.update("show1", [incident()], 1001.0)
             assert time.perf_counter() - t0 < 0.1
             got = await fast.wait_for(1, timeout_s=5)
             assert len(got) == 1
@@ -182,8 +214,8 @@ async def test_stock_out_goes_to_merchandising_route_only() -> None:
         await alerter.start()
         try:
             out = incident(Cause.STOCK_OUT, region="US")
-            alerter.update("show1", [out], 1001.0)
-            alerter.update("show1", [out, incident(Cause.PROBE_LOCAL, region="US")], 1002.0)
+            await alerter.update("show1", [out], 1001.0)
+            await alerter.update("show1", [out, incident(Cause.PROBE_LOCAL, region="US")], 1002.0)
             await alerter.flush(5)
         finally:
             await alerter.close()
@@ -196,8 +228,8 @@ async def test_show_end_resolves_open_alerts() -> None:
         alerter = Alerter(config(webhook(rx.url), cool_off_s=600))
         await alerter.start()
         try:
-            alerter.update("show1", [incident()], 1001.0)
-            queued = alerter.end_show("show1", 1010.0)
+            await alerter.update("show1", [incident()], 1001.0)
+            queued = await alerter.end_show("show1", 1010.0)
             assert [a.status for a in queued] == [AlertStatus.RESOLVED]
             await alerter.flush(5)
         finally:

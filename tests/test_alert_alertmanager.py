@@ -56,7 +56,7 @@ async def test_alertmanager_groups_routes_and_resolves() -> None:
             loss = incident("i1", Cause.PACKET_LOSS, t0 - 5, region="ID")
             chat = incident("i2", Cause.CHAT_CHANNEL, t0 - 4, region="ID")
             stock = incident("i3", Cause.STOCK_OUT, t0 - 5, region="US")
-            queued = alerter.update("show1", [loss, chat, stock], t0)
+            queued = await alerter.update("show1", [loss, chat, stock], t0)
             assert len(queued) == 3
             await alerter.flush(10)
 
@@ -91,7 +91,7 @@ async def test_alertmanager_groups_routes_and_resolves() -> None:
 
             # The incidents end: resolves reach Alertmanager and its receivers.
             t1 = time.time()
-            alerter.update("show1", [
+            await alerter.update("show1", [
                 loss.model_copy(update={"end_ts": t1}), chat.model_copy(update={"end_ts": t1}),
                 stock.model_copy(update={"end_ts": t1}),
             ], t1)
@@ -115,10 +115,10 @@ async def test_clean_show_sends_nothing_to_alertmanager() -> None:
         try:
             t0 = time.time()
             for k in range(5):
-                assert alerter.update("show1", [], t0 + k) == []
+                assert await alerter.update("show1", [], t0 + k) == []
             # probe_local never pages, even where Alertmanager would route it
             local = incident("p1", Cause.PROBE_LOCAL, t0 - 30, region="ID")
-            assert alerter.update("show1", [local], t0 + 6) == []
+            assert await alerter.update("show1", [local], t0 + 6) == []
             await alerter.flush(5)
             assert await am.alerts() == []
             assert await hook.wait_for(1, timeout_s=2.5) == []
@@ -134,10 +134,10 @@ async def test_escalation_ends_the_old_label_set() -> None:
         try:
             t0 = time.time()
             loss = incident("i1", Cause.PACKET_LOSS, t0 - 10, region="ID")
-            alerter.update("show1", [loss], t0)
+            await alerter.update("show1", [loss], t0)
             await alerter.flush(5)
             # 70 s later (rules time): severity warning -> critical
-            alerter.update("show1", [loss.model_copy(update={"start_ts": t0 - 80})], t0 + 70)
+            await alerter.update("show1", [loss.model_copy(update={"start_ts": t0 - 80})], t0 + 70)
             await alerter.flush(5)
             held = await am.alerts()
             active = [a["labels"]["severity"] for a in held if a["status"]["state"] == "active"]

@@ -42,8 +42,8 @@ async def test_slack_incoming_webhook_format() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now), now)
-            alerter.update("show1", incidents(now, end=now + 1), now + 1)
+            await alerter.update("show1", incidents(now), now)
+            await alerter.update("show1", incidents(now, end=now + 1), now + 1)
             await alerter.flush(5)
         finally:
             await alerter.close()
@@ -74,9 +74,9 @@ async def test_pagerduty_events_v2_trigger_and_resolve() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now), now)
-            alerter.update("show1", incidents(now), now + 1)  # de-duplicated: nothing
-            alerter.update("show1", incidents(now, end=now + 2), now + 2)
+            await alerter.update("show1", incidents(now), now)
+            await alerter.update("show1", incidents(now), now + 1)  # de-duplicated: nothing
+            await alerter.update("show1", incidents(now, end=now + 2), now + 2)
             await alerter.flush(5)
         finally:
             await alerter.close()
@@ -107,7 +107,7 @@ async def test_pagerduty_rejection_does_not_leak_routing_key() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now)[:1], now)
+            await alerter.update("show1", incidents(now)[:1], now)
             await alerter.flush(5)
         finally:
             await alerter.close()
@@ -125,13 +125,13 @@ async def test_alertmanager_route_reposts_firing_alerts() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now)[:1], now)
+            await alerter.update("show1", incidents(now)[:1], now)
             got = await rx.wait_for(3, timeout_s=5)
             bodies = [r.json() for r in got]
             assert all(r.path == "/api/v2/alerts" for r in got)
             assert all(len(b) == 1 and b[0]["labels"]["cause"] == "bandwidth" for b in bodies)
             assert bodies[0][0]["endsAt"] > bodies[0][0]["startsAt"]
-            alerter.update("show1", [], now + 1)
+            await alerter.update("show1", [], now + 1)
             await alerter.flush(5)
             n = len(rx.requests)
             assert rx.requests[-1].json()[0]["endsAt"] < bodies[0][0]["endsAt"]
@@ -151,8 +151,8 @@ async def test_route_in_chinese_with_local_times() -> None:
         await alerter.start()
         try:
             now = time.time()
-            alerter.update("show1", incidents(now)[:1], now)
-            alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
+            await alerter.update("show1", incidents(now)[:1], now)
+            await alerter.update("show1", incidents(now, end=now + 65)[:1], now + 65)
             await alerter.flush(5)
         finally:
             await alerter.close()

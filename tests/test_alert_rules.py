@@ -321,3 +321,28 @@ def test_a_brief_latency_rise_pages_nobody() -> None:
     blip = incident("i1", Cause.HIGH_LATENCY, T0, region="ID")
     over = blip.model_copy(update={"end_ts": T0 + 8})
     assert run(rules, {T0: [blip], T0 + 8: [over]}, T0 + 60) == []
+
+
+def test_exported_state_restored_elsewhere_neither_repeats_nor_forgets() -> None:
+    import json
+
+    first = AlertRules(SETTINGS)
+    loss = incident("inc-1", Cause.PACKET_LOSS, T0, region="ID")
+    other = incident("inc-2", Cause.HIGH_LATENCY, T0, show="show2", region="TH")
+    sent = run(first, {T0: [loss]}, T0 + 20)
+    run(first, {T0: [other]}, T0 + 20, show="show2")
+    assert [a.status for _, a in alerts_of(sent)] == [AlertStatus.FIRING]
+    saved = json.loads(json.dumps(first.export_show("show1")))  # as the store keeps it
+
+    second = AlertRules(SETTINGS)  # the restarted collector
+    second.restore_show("show1", saved)
+    assert [a.key for a in second.open_alerts()] == [a.key for a in first.open_alerts("show1")]
+    # Still open: nothing new. Ended: one resolve, dated by the incident.
+    again = run(second, {T0 + 21: [loss], T0 + 30: [loss.model_copy(update={"end_ts": T0 + 30})]},
+                T0 + 60, start=T0 + 21)
+    assert [(a.status, a.ends_at, a.incident_id) for _, a in alerts_of(again)] == [
+        (AlertStatus.RESOLVED, T0 + 30, "inc-1")]
+    # The other show's state is not part of show1's.
+    assert {a.show_id for a in second.open_alerts()} == set()
+    second.restore_show("show1", {})
+    assert second.open_alerts() == []

@@ -1,5 +1,5 @@
-"""Detectors, without an event loop: hysteresis, level shifts, count drops, the
-online scorer."""
+"""Detectors, without an event loop: hysteresis, level shifts, count drops and
+rises, and the series detector ``qosmon detect`` and the engine share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from qosmon.detection.counts import CountDrop, CountRise, poisson_cdf
 from qosmon.detection.levelshift import LevelShift
 from qosmon.detection.persistence import Persistence
-from qosmon.detection.score import OnlineScorer
+from qosmon.detection.series import Direction, Kind, SeriesDetector, pick_kind
 
 
 def test_persistence_needs_min_on_and_min_off() -> None:
@@ -89,18 +89,6 @@ def test_count_drop_on_a_stop_not_on_poisson_noise() -> None:
     assert stopped[-1].rate_per_s == pytest.approx(1.5, rel=0.2)
 
 
-def test_online_scorer_scores_spikes_high_and_noise_low() -> None:
-    rnd = random.Random(1)
-    sc = OnlineScorer()
-    scores = []
-    for t in range(2000):
-        v = 100 + 10 * math.sin(t / 200) + rnd.gauss(0, 1) + (25 if t == 1500 else 0)
-        scores.append(sc.update(v).score)
-    assert all(0.0 <= s <= 1.0 for s in scores)
-    assert scores[1500] > 0.9
-    assert sum(s > 0.5 for s in scores) <= 5
-
-
 def test_count_rise_sees_a_leave_surge_within_seconds_and_ignores_noise() -> None:
     rng = np.random.default_rng(5)
     det = CountRise()
@@ -123,3 +111,55 @@ def test_count_rise_ignores_a_mild_rise_and_small_counts() -> None:
     small = CountRise()
     for t in range(100):
         assert not small.update(float(t), 3 if t == 60 else 0).anomalous
+
+
+def test_series_detector_scores_onsets_sparsely() -> None:
+    rng = np.random.default_rng(9)
+    det = SeriesDetector(Kind.LEVEL, Direction.BOTH)
+    values = [3000 * (1 + rng.normal(0, 0.01)) * (0.6 if 400 <= t < 500 else 1.0)
+              for t in range(900)]
+    points = [det.update(float(t), v) for t, v in enumerate(values)]
+    onsets = [p.ts for p in points if p.score >= 0.9]
+    # The drop and the recovery are changes; nothing else is.
+    assert len(onsets) == 2 and 400 <= onsets[0] <= 406 and 500 <= onsets[1] <= 506
+    assert all(p.score in (0.0, 0.5, 1.0) for p in points)
+    assert sum(p.score == 0.5 for p in points) > 50  # the drop lasts
+
+
+def test_series_detector_counts_both_ways() -> None:
+    rng = np.random.default_rng(10)
+    det = SeriesDetector(Kind.COUNT, Direction.BOTH)
+    rates = [2.0] * 300 + [0.0] * 60 + [2.0] * 300 + [8.0] * 60
+    onsets = [t for t, r in enumerate(rates) if det.update(float(t), float(rng.poisson(r))).onset]
+    # The stop, the surge, and at most the way back from the stop in between.
+    assert 300 <= onsets[0] <= 315 and 660 <= onsets[-1] <= 675 and len(onsets) <= 3
+    assert all(360 <= t < 400 for t in onsets[1:-1])
+
+
+def test_pick_kind() -> None:
+    assert pick_kind([0, 3, 2, 5]) == Kind.COUNT
+    assert pick_kind([0.5, 3, 2]) == Kind.LEVEL
+    assert pick_kind([-1, 3]) == Kind.LEVEL
+
+
+def test_count_drop_accepts_a_lasting_lower_rate_once() -> None:
+    # Orders fall from ~9 to ~4 a second for good: one drop, then the new rate
+    # is normal. The counts from before must not come back into the
+    # reference and raise the same drop every few minutes.
+    rng = np.random.default_rng(0)
+    det = CountDrop(p_value=1e-6)
+    flags = [det.update(float(t), int(rng.poisson(9.0 if t < 300 else 4.0))).anomalous
+             for t in range(1500)]
+    starts = [t for t in range(1, 1500) if flags[t] and not flags[t - 1]]
+    assert len(starts) == 1 and 300 <= starts[0] <= 315
+
+
+def test_levelshift_judges_the_next_change_right_after_accepting_a_new_level() -> None:
+    # 1000 -> 700 lasts until it becomes the new normal (180 s after it was
+    # confirmed), then the level comes straight back: that is a change too,
+    # seen at once rather than after relearning the reference.
+    det = LevelShift(direction="both")
+    series = [1000.0 if t < 100 else 700.0 for t in range(290)] + [1000.0] * 60
+    flags = [det.update(float(t), v).anomalous for t, v in enumerate(series)]
+    starts = [t for t in range(1, len(series)) if flags[t] and not flags[t - 1]]
+    assert len(starts) == 2 and 100 <= starts[0] <= 105 and 290 <= starts[1] <= 295

@@ -15,9 +15,9 @@ import pytest
 
 import qosmon.store
 from qosmon.diagnosis import command
-from qosmon.diagnosis.synthetic import Scenario, generate
 from qosmon.model import BusinessSample, Cause, Incident, ProbeSample, Show, StockState
 from qosmon.store.url import DEFAULT_STORE_URL
+from tests.synthetic_shows import Scenario, generate
 
 
 class MemoryStore:

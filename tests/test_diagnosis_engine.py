@@ -13,7 +13,6 @@ import pytest
 from qosmon.configfile import ConfigError, load_model
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.engine import DiagnosisEngine
-from qosmon.diagnosis.synthetic import Scenario, clean_shows, generate
 from qosmon.model import (
     BusinessSample,
     Cause,
@@ -25,6 +24,7 @@ from qosmon.model import (
     StockLevel,
     StockState,
 )
+from tests.synthetic_shows import Scenario, clean_shows, generate
 
 T0 = 1_700_000_000.0
 PROBES = [

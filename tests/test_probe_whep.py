@@ -82,12 +82,19 @@ class WhepOrigin:
         self.pcs: dict[str, RTCPeerConnection] = {}
         self.deleted: list[str] = []
         self.stall: dict[str, float] = {}
+        # When set, a POST needs "Authorization: Bearer <token>"; a wrong one
+        # is refused with a body that echoes the header back (as careless
+        # servers do), to check the probe never repeats it.
+        self.token: str | None = None
         self.url = ""
         self.runner: web.AppRunner | None = None
 
     async def post(self, request: web.Request) -> web.Response:
         if request.content_type != "application/sdp":
             raise web.HTTPUnsupportedMediaType()
+        got = request.headers.get("Authorization", "")
+        if self.token is not None and got != f"Bearer {self.token}":
+            raise web.HTTPForbidden(text=f"refused: {got!r}")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.addTrack(ClipTrack(self.frames, self.stall))
 
@@ -238,6 +245,33 @@ async def test_failed_join_is_a_sample_and_other_streams_go_on(origin: WhepOrigi
         assert last.state == ConnectionState.JOIN_FAILED
         assert last.error
     assert "404" in (by["missing"][-1].error or "")
+
+
+@pytest.mark.timeout(60)
+async def test_bearer_token_from_file_and_refusal_never_echoed(
+    origin: WhepOrigin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    origin.token = "tok-" + "7" * 20
+    (tmp_path / "token").write_text(origin.token + "\n")
+    monkeypatch.setenv("QOSMON_TEST_WRONG_TOKEN", "wrong-token-0123456789")
+    sink = MemorySink()
+    agent = ProbeAgent(config([
+        {"show_id": "show", "stream_id": "good", "join": "whep", "url": origin.url,
+         "token_file": str(tmp_path / "token")},
+        {"show_id": "show", "stream_id": "wrong", "join": "whep", "url": origin.url,
+         "token_env": "QOSMON_TEST_WRONG_TOKEN"},
+    ]), sink)
+    await run_for(agent, 3.5)
+    good = [s for s in sink.samples if s.stream_id == "good"]
+    wrong = [s for s in sink.samples if s.stream_id == "wrong"]
+    assert good[-1].state == ConnectionState.CONNECTED and (good[-1].fps or 0) > 10
+    assert wrong[-1].state == ConnectionState.JOIN_FAILED
+    error = wrong[-1].error or ""
+    assert error.startswith("WHEP POST answered 403 Forbidden: refused: 'Bearer ***'"), error
+    for secret in (origin.token, "wrong-token-0123456789"):
+        assert secret not in caplog.text
+        assert all(secret not in s.model_dump_json() for s in sink.samples)
 
 
 @pytest.mark.slow

@@ -5,6 +5,12 @@ viewer (``probes.viewer``) owns the measuring. The joiner must call
 ``hooks.on_receiver(receiver)`` as soon as the video receiver exists and
 before the remote description that starts it is applied, so the tap sees the
 first packet, and ``hooks.on_chat_text(text)`` for every chat text it gets.
+Likewise ``hooks.on_audio_receiver(receiver)`` for the audio receiver; a join
+offers or accepts audio only when that hook is set (the viewer then owns the
+receiver, including draining whatever it decodes).
+
+A join that fails raises :class:`JoinError` with the reason the samples
+report: the HTTP status and its reason phrase, or the server's error code.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class JoinHooks:
     on_chat_text: Callable[[str], None]
     # Called once the chat channel can carry messages.
     on_chat_ready: Callable[[], None] = lambda: None
+    # Called with the audio receiver, as on_receiver; None: no audio wanted.
+    on_audio_receiver: Callable[[RTCRtpReceiver], None] | None = None
 
 
 @dataclass

@@ -6,6 +6,11 @@ broadcast to everyone in it, the sender included).
 One Janus session with one handle per plugin; events arrive by long-polling
 the session, which also keeps it alive. Each plugin handle is its own
 PeerConnection in Janus, so chat has a second one.
+
+Auth: with a ``token`` (Janus ``token_auth``, stored or HMAC-signed tokens)
+and/or an ``apisecret`` (Janus ``api_secret``) configured, every request
+carries them, the long poll as query parameters. Janus answers a wrong or
+missing one with its error 403, reported as the join failure.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from probes.config import StreamTarget
 from probes.joins.base import Joined, JoinError, JoinHooks
+from probes.joins.codecs import accountable, register_probe_codecs
+from probes.joins.credentials import CredentialError, redact
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +41,37 @@ def _tid() -> str:
 
 
 class JanusSession:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, http: aiohttp.ClientSession, token: str | None = None,
+                 apisecret: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.http = http
+        self._auth: dict[str, str] = {}
+        if token:
+            self._auth["token"] = token
+        if apisecret:
+            self._auth["apisecret"] = apisecret
         self.session_id: int | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._handlers: dict[int, Any] = {}  # handle id -> callable(event)
         self._poller: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
 
+    def _redact(self, text: str) -> str:
+        return redact(text, *self._auth.values())
+
     async def _request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             async with self.http.post(
-                self.url + path, json=body, timeout=aiohttp.ClientTimeout(total=5)
+                self.url + path, json={**body, **self._auth},
+                timeout=aiohttp.ClientTimeout(total=5),
             ) as resp:
                 if resp.status != 200:
-                    raise JoinError(f"Janus {body.get('janus')} answered HTTP {resp.status}")
+                    raise JoinError(f"Janus {body.get('janus')} answered HTTP {resp.status}"
+                                    f" {resp.reason or ''}".rstrip())
                 data: dict[str, Any] = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise JoinError(f"Janus {body.get('janus')} failed: {exc or type(exc).__name__}") \
-                from None
+            reason = self._redact(str(exc) or type(exc).__name__)
+            raise JoinError(f"Janus {body.get('janus')} failed: {reason}") from None
         if data.get("janus") == "error":
             err = data.get("error", {})
             raise JoinError(f"Janus error {err.get('code')}: {err.get('reason')}")
@@ -104,12 +122,13 @@ class JanusSession:
         while True:
             try:
                 async with self.http.get(
-                    f"{self.url}/{self.session_id}?maxev=5",
+                    f"{self.url}/{self.session_id}",
+                    params={"maxev": "5", **self._auth},
                     timeout=aiohttp.ClientTimeout(total=40),
                 ) as resp:
                     body = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                log.debug("Janus long poll: %s", exc)
+                log.debug("Janus long poll: %s", self._redact(str(exc)))
                 await asyncio.sleep(1.0)
                 continue
             events = body if isinstance(body, list) else [body]
@@ -154,7 +173,13 @@ class JanusJoiner:
     async def join(
         self, target: StreamTarget, http: aiohttp.ClientSession, hooks: JoinHooks
     ) -> Joined:
-        janus = JanusSession(target.url, http)
+        try:
+            token = target.token_source.read()
+            apisecret = target.apisecret_source.read()
+        except CredentialError as exc:
+            raise JoinError(f"Janus credentials: {exc}") from None
+        janus = JanusSession(target.url, http, token, apisecret)
+        register_probe_codecs()
         pcs: list[RTCPeerConnection] = []
 
         async def close() -> None:
@@ -176,7 +201,19 @@ class JanusJoiner:
             video = [t for t in pc.getTransceivers() if t.kind == "video"]
             if not video:
                 raise JoinError(f"mountpoint {target.mountpoint} offers no video")
+            codec = next((c for c in video[0]._codecs
+                          if accountable(c) and c.mimeType.lower() != "video/rtx"), None)
+            if codec is None or codec.name.lower() not in target.video_codecs:
+                raise JoinError(f"mountpoint {target.mountpoint} sends no video codec in "
+                                f"video_codecs ({', '.join(target.video_codecs)})")
             hooks.on_receiver(video[0].receiver)
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            for t in audio:
+                if target.audio and hooks.on_audio_receiver is not None and any(
+                        accountable(c) for c in t._codecs):
+                    hooks.on_audio_receiver(t.receiver)
+                else:
+                    t.direction = "inactive"
             await pc.setLocalDescription(await pc.createAnswer())
             await janus.message(
                 handle,

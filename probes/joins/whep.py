@@ -1,6 +1,13 @@
 """WHEP (RFC 9725): POST an SDP offer, get 201 + answer + Location; DELETE the
-Location to leave. The offer has one recvonly VP8 video transceiver and, when
-``chat`` is wanted, a DataChannel labelled ``chat``."""
+Location to leave. The offer has one recvonly video transceiver carrying the
+codecs the probe can account for (VP8, H.264 in the usual profiles and both
+packetization modes, each with RTX) in the stream's order of preference, a
+recvonly Opus audio transceiver when audio is wanted, and, when ``chat`` is
+wanted, a DataChannel labelled ``chat``. The server picks from the offer.
+
+With a token configured every request carries ``Authorization: Bearer``;
+any status but 201 is a join failure naming the status and reason phrase.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +16,26 @@ import logging
 from urllib.parse import urljoin
 
 import aiohttp
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from probes.config import StreamTarget
 from probes.joins.base import Joined, JoinError, JoinHooks
+from probes.joins.codecs import accountable, audio_preferences, video_preferences
+from probes.joins.credentials import CredentialError, redact
 
 log = logging.getLogger(__name__)
 
-
-def _vp8_only(pc: RTCPeerConnection) -> None:
-    caps = RTCRtpSender.getCapabilities("video")
-    wanted = [c for c in caps.codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")]
-    pc.getTransceivers()[0].setCodecPreferences(wanted)
+POST_TIMEOUT_S = 10.0
+ERROR_BODY_CHARS = 200
 
 
-async def _delete(http: aiohttp.ClientSession, location: str) -> None:
+async def _delete(http: aiohttp.ClientSession, location: str, headers: dict[str, str]) -> None:
     try:
-        async with http.delete(location, timeout=aiohttp.ClientTimeout(total=3)):
+        async with http.delete(location, headers=headers,
+                               timeout=aiohttp.ClientTimeout(total=3)):
             pass
     except (aiohttp.ClientError, TimeoutError) as exc:
-        log.debug("WHEP DELETE %s failed: %s", location, exc)
+        log.debug("WHEP DELETE failed: %s", type(exc).__name__)
 
 
 class WhepJoiner:
@@ -40,9 +47,13 @@ class WhepJoiner:
     async def join(
         self, target: StreamTarget, http: aiohttp.ClientSession, hooks: JoinHooks
     ) -> Joined:
+        try:
+            token = target.token_source.read()
+        except CredentialError as exc:
+            raise JoinError(f"WHEP token: {exc}") from None
         pc = RTCPeerConnection(hooks.rtc_config)
         try:
-            return await self._join(pc, target, http, hooks)
+            return await self._join(pc, target, http, hooks, token)
         except BaseException:
             await pc.close()
             raise
@@ -53,10 +64,15 @@ class WhepJoiner:
         target: StreamTarget,
         http: aiohttp.ClientSession,
         hooks: JoinHooks,
+        token: str | None,
     ) -> Joined:
-        transceiver = pc.addTransceiver("video", direction="recvonly")
-        _vp8_only(pc)
-        hooks.on_receiver(transceiver.receiver)
+        video = pc.addTransceiver("video", direction="recvonly")
+        video.setCodecPreferences(video_preferences(target.video_codecs))
+        hooks.on_receiver(video.receiver)
+        if target.audio and hooks.on_audio_receiver is not None:
+            audio = pc.addTransceiver("audio", direction="recvonly")
+            audio.setCodecPreferences(audio_preferences())
+            hooks.on_audio_receiver(audio.receiver)
         send_chat = None
         if self.with_chat and target.chat:
             channel = pc.createDataChannel("chat")
@@ -75,30 +91,38 @@ class WhepJoiner:
                 if channel.readyState == "open":
                     channel.send(text)
 
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
         await pc.setLocalDescription(await pc.createOffer())
         try:
             async with http.post(
                 target.url,
                 data=pc.localDescription.sdp,
-                headers={"Content-Type": "application/sdp"},
-                timeout=aiohttp.ClientTimeout(total=10),
+                headers={"Content-Type": "application/sdp", **auth},
+                timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
             ) as resp:
-                body = await resp.text()
+                body = await resp.text(errors="replace")
                 if resp.status != 201:
-                    raise JoinError(f"WHEP POST answered {resp.status}: {body.strip()[:200]}")
+                    text = redact(" ".join(body.split())[:ERROR_BODY_CHARS], token)
+                    raise JoinError(f"WHEP POST answered {resp.status} {resp.reason or ''}"
+                                    .rstrip() + (f": {text}" if text else ""))
                 location = resp.headers.get("Location")
                 if not location:
                     raise JoinError("WHEP answer has no Location header")
                 location = urljoin(str(resp.url), location)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise JoinError(f"WHEP POST failed: {exc or type(exc).__name__}") from None
+            reason = redact(str(exc) or type(exc).__name__, token)
+            raise JoinError(f"WHEP POST failed: {reason}") from None
         try:
             await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+            if not any(accountable(c) and c.mimeType.lower() != "video/rtx"
+                       for c in video._codecs):
+                raise ValueError("no video codec in common with the offer "
+                                 f"({', '.join(target.video_codecs)})")
         except Exception as exc:  # aiortc raises ValueError and others on bad SDP
-            await _delete(http, location)
-            raise JoinError(f"WHEP answer not usable: {exc}") from None
+            await _delete(http, location, auth)
+            raise JoinError(f"WHEP answer not usable: {redact(str(exc), token)}") from None
 
         async def close() -> None:
-            await asyncio.gather(pc.close(), _delete(http, location))
+            await asyncio.gather(pc.close(), _delete(http, location, auth))
 
         return Joined(pc=pc, send_chat=send_chat, close=close)

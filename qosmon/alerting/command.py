@@ -11,6 +11,7 @@ import aiohttp
 
 from qosmon.alerting.config import AlertingConfig, RouteConfig
 from qosmon.alerting.notifiers import DeliveryError, make_notifier
+from qosmon.alerting.outbox import new_delivery_id
 from qosmon.alerting.rules import MERCHANDISING, Notification
 from qosmon.configfile import ConfigError, load_model
 from qosmon.model import Alert, AlertStatus, Cause, Severity
@@ -60,7 +61,8 @@ def _test_notification(route: RouteConfig, status: AlertStatus, now: float) -> N
         evidence="sent by hand to check the route",
     )
     return Notification(group_key=f"qosmon:{TEST_SHOW}:{route.name}", show_id=TEST_SHOW,
-                        region="test", route=audience, alerts=(alert,), ts=now)
+                        region="test", route=audience, alerts=(alert,), ts=now,
+                        delivery_id=new_delivery_id())
 
 
 async def _test_all(routes: list[RouteConfig]) -> list[str | None]:

@@ -86,6 +86,10 @@ class Notifier:
     async def resend(self) -> None:
         """Re-post what is still firing (only where ``resend_s`` is set)."""
 
+    def restore(self, firing: Sequence[Alert]) -> None:
+        """After a restart: the alerts this receiver was last told are firing
+        (only receivers that need them re-posted keep them)."""
+
     def redact(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
@@ -144,10 +148,10 @@ def _group_status(alerts: Sequence[Alert]) -> AlertStatus:
 
 
 class WebhookNotifier(Notifier):
-    """Generic JSON webhook; the body is signed with HMAC-SHA256.
-
-    Headers: ``X-Qosmon-Timestamp`` (Unix seconds) and ``X-Qosmon-Signature:
-    sha256=<hex>`` over ``timestamp + "." + body`` (see ``signing.py``)."""
+    """Generic JSON webhook, signed in the Standard Webhooks layout:
+    ``webhook-id`` (the delivery id, also in the body as ``delivery_id``),
+    ``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256>``
+    (see ``signing.py``)."""
 
     kind = NotifierKind.WEBHOOK
 
@@ -161,6 +165,7 @@ class WebhookNotifier(Notifier):
         now = self._clock()
         return {
             "version": 1,
+            "delivery_id": n.delivery_id,
             "group_key": n.group_key,
             "status": _group_status(n.alerts).value,
             "show_id": n.show_id,
@@ -174,12 +179,11 @@ class WebhookNotifier(Notifier):
 
     async def send(self, notification: Notification) -> None:
         body = self._json(self.payload(notification))
-        # Signed per attempt so a retry after a long outage is still fresh.
+        # Signed per attempt so a retry after a long outage is still fresh;
+        # the id stays the same so the receiver can drop a duplicate.
         ts = int(self._clock())
-        await self._post(self._url, body, {
-            signing.TIMESTAMP_HEADER: str(ts),
-            signing.SIGNATURE_HEADER: signing.sign(self._secret, ts, body),
-        })
+        await self._post(self._url, body,
+                         signing.headers(self._secret, notification.delivery_id, ts, body))
 
 
 class SlackNotifier(Notifier):
@@ -219,7 +223,13 @@ class SlackNotifier(Notifier):
         return {"text": first + more, "blocks": blocks}
 
     async def send(self, notification: Notification) -> None:
-        await self._post(self._url, self._json(self.payload(notification)))
+        await self._post(self._url, self._json(self.payload(notification)),
+                         _id_header(notification))
+
+
+def _id_header(n: Notification) -> dict[str, str]:
+    # Receivers other than the signed webhook may log it; it costs nothing.
+    return {signing.ID_HEADER: n.delivery_id} if n.delivery_id else {}
 
 
 def _mrkdwn(text: str) -> str:
@@ -279,7 +289,7 @@ class PagerDutyNotifier(Notifier):
         # One event per alert; a retry re-sends all of them, which PagerDuty
         # de-duplicates by dedup_key.
         for alert in notification.alerts:
-            await self._post(self._url, self._json(self.event(alert)))
+            await self._post(self._url, self._json(self.event(alert)), _id_header(notification))
 
 
 class AlertmanagerNotifier(Notifier):
@@ -346,12 +356,17 @@ class AlertmanagerNotifier(Notifier):
         return out
 
     async def send(self, notification: Notification) -> None:
-        await self._post(self._post_url, self._json(self.payload(notification.alerts)))
+        await self._post(self._post_url, self._json(self.payload(notification.alerts)),
+                         _id_header(notification))
         for alert in notification.alerts:
             if alert.status == AlertStatus.RESOLVED:
                 self._firing.pop(alert.key, None)
             else:
                 self._firing[alert.key] = (self.labels(alert), alert)
+
+    def restore(self, firing: Sequence[Alert]) -> None:
+        for alert in firing:
+            self._firing[alert.key] = (self.labels(alert), alert)
 
     async def resend(self) -> None:
         if self._firing:

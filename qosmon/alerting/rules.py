@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,6 +124,9 @@ class Notification:
     route: str
     alerts: tuple[Alert, ...]
     ts: float
+    # Given by the outbox when the notification is queued; the same on
+    # every attempt so receivers can drop duplicates.
+    delivery_id: str = ""
 
 
 @dataclasses.dataclass
@@ -204,6 +207,50 @@ class AlertRules:
             for s in self._alerts.values()
             if show_id is None or s.show_id == show_id
         ]
+
+    def export_show(self, show_id: str) -> dict[str, Any]:
+        """One show's alert state as JSON-able data: what was sent, at what
+        severity, when, and each group's timing. ``restore_show`` takes it
+        back after a restart, so an alert already sent is not sent again and
+        is resolved when its incidents end."""
+        alerts = []
+        for s in self._alerts.values():
+            if s.show_id != show_id:
+                continue
+            d = dataclasses.asdict(s)
+            d["incident_ids"] = sorted(s.incident_ids)
+            alerts.append(d)
+        groups = [
+            {"region": gk[1], "route": gk[2], "first_due": g.first_due, "last_sent": g.last_sent}
+            for gk, g in self._groups.items() if gk[0] == show_id
+        ]
+        return {"alerts": alerts, "groups": groups}
+
+    def restore_show(self, show_id: str, data: dict[str, Any]) -> None:
+        """Replace one show's alert state by what ``export_show`` gave.
+        Raises ValueError (or KeyError/TypeError) for data it did not give."""
+        restored: dict[str, _AlertState] = {}
+        for d in data.get("alerts", []):
+            d = dict(d)
+            d["cause"] = Cause(d["cause"])
+            d["severity"] = Severity(d["severity"])
+            if d.get("sent_severity") is not None:
+                d["sent_severity"] = Severity(d["sent_severity"])
+            d["incident_ids"] = set(d.get("incident_ids", []))
+            state = _AlertState(**d)
+            if state.show_id != show_id:
+                raise ValueError(f"alert {state.key} belongs to show {state.show_id}")
+            restored[state.key] = state
+        groups = {
+            (show_id, g["region"], g["route"]): _GroupState(g.get("first_due"), g.get("last_sent"))
+            for g in data.get("groups", [])
+        }
+        for key in [k for k, s in self._alerts.items() if s.show_id == show_id]:
+            del self._alerts[key]
+        for gk in [g for g in self._groups if g[0] == show_id]:
+            del self._groups[gk]
+        self._alerts.update(restored)
+        self._groups.update(groups)
 
     def evaluate(
         self, show_id: str, incidents: Iterable[Incident], now: float, *, show_ended: bool = False

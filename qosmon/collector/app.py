@@ -38,7 +38,7 @@ from qosmon.collector.routes import ROUTE_MODULES
 from qosmon.collector.routes.live import PAGES, LivePages
 from qosmon.collector.state import STATE, CollectorState
 from qosmon.history.collect import backfill_summaries
-from qosmon.pipeline import NullPipeline, Pipeline
+from qosmon.pipeline import NullPipeline, Pipeline, ReportsHealth
 from qosmon.store.base import AppliesRetention, Store, StoreError, SubmitsProbeBatches
 
 __all__ = ["CollectorConfig", "RunningCollector", "create_app", "start_collector"]
@@ -116,8 +116,12 @@ def create_app(
         tokens=tokens,
         limiter=RateLimiter(config.rate_limit.requests_per_s, config.rate_limit.burst),
         fleet=fleet,
-        metrics=CollectorMetrics(lambda: fleet.up_count(time.time()),
-                                 lambda: pipeline.live_qos(time.time()), pipeline.delivery_qos),
+        metrics=CollectorMetrics(
+            lambda: fleet.up_count(time.time()),
+            (lambda: pipeline.unknown_show_samples)
+            if isinstance(pipeline, ReportsHealth) else None,
+            lambda: pipeline.live_qos(time.time()), pipeline.delivery_qos,
+        ),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
         submit_probe_batch=(
             store.submit_probe_batch if isinstance(store, SubmitsProbeBatches) else None

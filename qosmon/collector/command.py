@@ -118,9 +118,10 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
     # Imported here: a store-only collector does not load numpy and friends.
     from qosmon.alerting.alerter import Alerter
     from qosmon.alerting.config import AlertingConfig
+    from qosmon.alerting.outbox import Outbox
     from qosmon.diagnosis.config import DiagnosisConfig
     from qosmon.inventory.config import InventoryConfig
-    from qosmon.live import LivePipeline
+    from qosmon.live import LivePipeline, LiveSettings
 
     def rel(path: str) -> Path:
         return (config_path.parent / path).resolve()
@@ -136,10 +137,16 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
             load_model(rel(live.alerting_config), AlertingConfig),
             link=alert_link(live.page_url, live.report_url, lambda s: pipeline.watching(s)),
             on_delivery=lambda d: pipeline.record_delivery(d),
+            # The store keeps the outbox, so a restart sends what was queued.
+            outbox=store if isinstance(store, Outbox) else None,
         )
     pipeline = LivePipeline(
         store, alerter, engine_config=diagnosis, inventory_config=inventory,
         report_dir=rel(live.report_dir) if live.report_dir else None,
+        settings=LiveSettings(replay_s=live.replay_s, end_grace_s=live.end_grace_s,
+                              resume_wait_s=live.resume_wait_s, lease_ttl_s=live.lease_ttl_s,
+                              lease_renew_s=live.lease_renew_s),
+        owner=live.collector_id,
         report_language=live.report_language,
     )
     return pipeline

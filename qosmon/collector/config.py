@@ -72,6 +72,27 @@ class LiveConfig(_Cfg):
     # https://qosmon.example.net:8480): while a show runs, alerts link to its
     # live page there ({page_url}/shows/{show_id}). Unset: report_url.
     page_url: str = Field(default="", max_length=500, pattern=r"^(https?://[^\s]+)?$")
+    # Stored data replayed into a show's diagnosis on start (and for a show
+    # created after its samples came).
+    replay_s: float = Field(default=600.0, ge=0, le=86400)
+    # A show with no end call ends at its planned end plus this.
+    end_grace_s: float = Field(default=600.0, ge=0, le=86400)
+    # After a restart, how long a show's diagnosis waits for its probes.
+    resume_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    # This collector's name in the store's show leases (default: the host
+    # name). Keep it across restarts; give each collector sharing a store
+    # its own.
+    collector_id: str = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
+    # A show's lease runs out this long after its holder last renewed it;
+    # then another collector takes the show over.
+    lease_ttl_s: float = Field(default=15.0, ge=1, le=3600)
+    lease_renew_s: float = Field(default=3.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> LiveConfig:
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("lease_renew_s must be at most half of lease_ttl_s")
+        return self
 
 
 class CollectorConfig(_Cfg):

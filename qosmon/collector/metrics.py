@@ -108,8 +108,8 @@ class QosCollector(Collector):
         sent = CounterMetricFamily("qosmon_alert_notifications_sent",
                                    "Alert notifications delivered", labels=["notifier"])
         failed = CounterMetricFamily("qosmon_alert_notifications_failed",
-                                     "Alert notifications given up on (rejected, out of "
-                                     "attempts, or dropped from a full queue)",
+                                     "Alert notifications the receiver rejected, or dropped "
+                                     "because too many were waiting",
                                      labels=["notifier"])
         attempts = CounterMetricFamily("qosmon_alert_delivery_attempts_failed",
                                        "Delivery attempts that failed, retried or not",
@@ -125,10 +125,25 @@ class QosCollector(Collector):
         yield from (sent, failed, attempts, pending)
 
 
+class _UnknownShowSamples(Collector):
+    """The live pipeline keeps the count; it is read at scrape time."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "qosmon_samples_unknown_show",
+            "Probe samples stored for a show the live pipeline did not know",
+            value=float(self._count()),
+        )
+
+
 class CollectorMetrics:
     def __init__(
         self,
         probes_up: Callable[[], int],
+        unknown_show_samples: Callable[[], int] | None = None,
         shows: Callable[[], list[ShowQos]] = list,
         deliveries: Callable[[], list[DeliveryQos]] = list,
     ) -> None:
@@ -178,6 +193,8 @@ class CollectorMetrics:
             registry=self.registry,
         )
         up.set_function(lambda: float(probes_up()))
+        if unknown_show_samples is not None:
+            self.registry.register(_UnknownShowSamples(unknown_show_samples))
         self.registry.register(QosCollector(shows, deliveries))
 
     def render(self) -> bytes:

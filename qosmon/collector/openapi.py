@@ -15,12 +15,15 @@ from qosmon.collector.wire import (
     InventoryHeartbeat,
     InventorySnapshot,
     ShowEnd,
+    ViewerAggregatePush,
 )
 from qosmon.model import (
     Heartbeat,
     Incident,
     OnScreen,
+    ProbeAssignment,
     ProbeBatch,
+    ProbeRegistration,
     ProbeSample,
     Show,
     StockState,
@@ -36,7 +39,8 @@ SERIES_METRICS: tuple[str, ...] = tuple(
 
 _MODELS: tuple[type[BaseModel], ...] = (
     ProbeBatch, Heartbeat, Show, ShowEnd, OnScreen, BusinessPush, InventorySnapshot,
-    InventoryChanges, InventoryHeartbeat, Incident, StockState,
+    InventoryChanges, InventoryHeartbeat, Incident, StockState, ViewerAggregatePush,
+    ProbeRegistration, ProbeAssignment,
 )
 
 _ERROR = {
@@ -82,6 +86,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "body larger than max_body_bytes",
         415: "wrong Content-Type",
         429: "too many requests for this token; see Retry-After",
+        501: "this store does not keep that kind of data",
         503: "store unavailable; nothing acknowledged, retry",
     }
     return {
@@ -197,6 +202,18 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
         )},
         "/api/v1/fleet": {"get": _op("Probes: labels, version, last seen, up, clock offset.",
                                      fleet, _READ_ERRORS)},
+        "/api/v1/probes/assignment": {"post": _op(
+            "A probe registers (labels, capabilities) and gets the streams of running "
+            f"shows it should watch now. {auth_probe}.",
+            _ref("ProbeAssignment"), _WRITE_ERRORS, body=_json_content(_ref("ProbeRegistration")),
+        )},
+        "/api/v1/assignments": {"get": _op(
+            "Probes that asked for work: labels, capabilities, streams given.",
+            {"type": "object", "required": ["probes"],
+             "properties": {"ts": {"type": "number"},
+                            "probes": {"type": "array", "items": {"type": "object"}}}},
+            _READ_ERRORS,
+        )},
         "/api/v1/shows": {"get": _op("All shows.", shows_list, _READ_ERRORS)},
         "/api/v1/shows/{show_id}": {
             "put": _op("Create or replace a show (feed token).", _ref("Show"), _WRITE_ERRORS,
@@ -242,6 +259,13 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             params=[{"name": "show_id", "in": "query", "required": False,
                      "schema": {"type": "string"}}],
         )},
+        "/api/v1/viewer-aggregates": {"post": _op(
+            "The platform's own player reports per audience slice (region, ISP, CDN, "
+            "device, app version) and interval: sessions, failures, watched and stalled "
+            "seconds (feed token). Diagnosis localizes failure rate and rebuffer ratio "
+            "from them.", _STORED, (*_WRITE_ERRORS, 501),
+            body=_json_content(_ref("ViewerAggregatePush")),
+        )},
         "/api/v1/inventory/snapshot": {"post": _op(
             "A warehouse's full stock list; SKUs absent keep their last figure (feed token).",
             _STORED, _WRITE_ERRORS, body=_json_content(_ref("InventorySnapshot")),
@@ -285,7 +309,12 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             "The collector's own metrics, Prometheus text format.", {}, (401, 429),
             ok_content={"text/plain": {"schema": {"type": "string"}}},
         )},
-        "/healthz": {"get": _op("Liveness.", {"type": "object"}, (), secured=False)},
+        "/healthz": {"get": _op("Health: the live pipeline's tick and alert outbox.",
+                                {"type": "object"}, (), secured=False)},
+    }
+    paths["/healthz"]["get"]["responses"]["503"] = {
+        "description": "unhealthy: `problems` says what is wrong",
+        "content": _json_content({"type": "object"}),
     }
     if reads_open:
         for ops in paths.values():

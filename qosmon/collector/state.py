@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from qosmon.collector.assignment import ProbeRegistry
 from qosmon.collector.auth import RateLimiter, TokenRegistry
 from qosmon.collector.config import CollectorConfig
 from qosmon.collector.fleet import Fleet
@@ -42,6 +43,8 @@ class CollectorState:
     executor: ThreadPoolExecutor | None = None
     # The store's non-blocking probe batch write, when it has one.
     submit_probe_batch: Callable[[str, Sequence[ProbeSample]], Future[bool]] | None = None
+    # Probes that asked for work, and what they were given.
+    assignments: ProbeRegistry = field(default_factory=ProbeRegistry)
 
     async def store_call(self, op: str, fn: Callable[..., T], *args: Any) -> T:
         if self.executor is None:

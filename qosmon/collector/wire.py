@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qosmon.errors import QosmonError
-from qosmon.model import BusinessSample, ProbeBatch, ProbeSample, StockRecord
+from qosmon.model import BusinessSample, ProbeBatch, ProbeSample, StockRecord, ViewerAggregate
 
 INT64_MAX = 2**63 - 1
 MAX_ERRORS_LISTED = 20
@@ -142,6 +142,10 @@ class ShowEnd(_Wire):
 
 class BusinessPush(_Wire):
     samples: list[BusinessSample] = Field(max_length=100_000)
+
+
+class ViewerAggregatePush(_Wire):
+    samples: list[ViewerAggregate] = Field(max_length=100_000)
 
 
 class SnapshotItem(_Wire):

@@ -119,6 +119,7 @@ class DemoShow:
         from probes.uplink import CollectorUplink
         from qosmon.alerting.alerter import Alerter
         from qosmon.alerting.config import AlertingConfig
+        from qosmon.alerting.outbox import Outbox
         from qosmon.collector.app import CollectorConfig, start_collector
         from qosmon.history.collect import refresh_history
         from qosmon.live import LivePipeline
@@ -158,6 +159,7 @@ class DemoShow:
                                   if pipeline.watching(show_id)
                                   else f"file://{(out / (show_id + '.html')).resolve()}"),
             on_delivery=lambda d: pipeline.record_delivery(d),
+            outbox=store if isinstance(store, Outbox) else None,
         )
         from qosmon.inventory.config import InventoryConfig
 

@@ -132,7 +132,10 @@ class CountDrop(_CountShift):
         span = min(self.reference_s, end - self._first_ts)
         if span <= 0:
             return None
-        total = sum(c for t, c in self._points if start < t <= end)
+        # Only since the history began: after a lasting shift became the new
+        # normal, the counts from before it are not this reference.
+        lo = max(start, self._first_ts - 1)
+        total = sum(c for t, c in self._points if lo < t <= end)
         return total / span
 
     def _p(self, observed: int, expected: float) -> float:

@@ -13,10 +13,9 @@ frozen at its pre-shift value (the "expected course"); a new level that lasts
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
-
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,22 @@ class LevelShift:
     def _reference(self, now: float) -> tuple[float, float] | None:
         end = now - self.current_s - self.gap_s
         start = end - self.reference_s
-        pts = [(t, v) for t, v in self._points if start < t <= end]
-        if len(pts) < self._min_ref_points:
+        pts = [(t - end, v) for t, v in self._points if start < t <= end]
+        n = len(pts)
+        if n < self._min_ref_points:
             return None
-        t = np.fromiter((p[0] for p in pts), float, len(pts))
-        v = np.fromiter((p[1] for p in pts), float, len(pts))
-        slope, intercept = np.polyfit(t - end, v, 1)
-        resid = v - (slope * (t - end) + intercept)
-        sigma = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+        # Least-squares line, in closed form: this runs on every tick.
+        mt = sum(p[0] for p in pts) / n
+        mv = sum(p[1] for p in pts) / n
+        stt = sum((p[0] - mt) ** 2 for p in pts)
+        slope = sum((p[0] - mt) * (p[1] - mv) for p in pts) / stt if stt > 0 else 0.0
+        intercept = mv - slope * mt
+        resid = [v - (slope * t + intercept) for t, v in pts]
+        med = statistics.median(resid)
+        sigma = 1.4826 * statistics.median(abs(r - med) for r in resid)
         # Extrapolate to the middle of the current window.
         at = (now - self.current_s / 2) - end
-        return float(slope * at + intercept), sigma
+        return slope * at + intercept, sigma
 
     def update(self, ts: float, value: float) -> LevelShiftResult:
         self._points.append((ts, value))
@@ -80,7 +84,7 @@ class LevelShift:
         while self._points and self._points[0][0] <= ts - horizon:
             self._points.popleft()
         cur_vals = [v for t, v in self._points if t > ts - self.current_s]
-        observed = float(np.median(cur_vals))
+        observed = float(statistics.median(cur_vals))
         if self._frozen is not None:
             expected = self._frozen
             change = (observed - expected) / expected if expected else 0.0
@@ -89,10 +93,15 @@ class LevelShift:
             back = self._passes(change, self.rel / 2, 0.0) is False
             lasted = self._frozen_since is not None and ts - self._frozen_since >= self.rebaseline_s
             if back or lasted:
+                if lasted and self._frozen_since is not None:
+                    # The new level is the reference from now on: keep what
+                    # was seen since the shift began (at most one current
+                    # window before it was confirmed), so the next change is
+                    # judged at once instead of after a blind relearning.
+                    began = self._frozen_since - self.current_s
+                    self._points = deque(p for p in self._points if p[0] > began)
                 self._frozen = None
                 self._frozen_since = None
-                if lasted:
-                    self._points = deque(p for p in self._points if p[0] > ts - self.current_s)
                 return LevelShiftResult(ts, observed, expected, change, False)
             return LevelShiftResult(ts, observed, expected, change, True)
         ref = self._reference(ts)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qosmon.detection.counts import CountDrop, CountDropResult, CountRise
-from qosmon.detection.levelshift import LevelShift, LevelShiftResult
+from qosmon.detection.counts import CountDropResult
+from qosmon.detection.levelshift import LevelShiftResult
 from qosmon.detection.persistence import Persistence
+from qosmon.detection.series import count_drop_detector, count_rise_detector, viewers_detector
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.diagnosis.probes import second_of
+from qosmon.diagnosis.probe_health import second_of
 from qosmon.model import BusinessSample
 
 
@@ -57,34 +58,11 @@ class RegionBusiness:
         self.chat: dict[int, int] = {}
         self.leaves: dict[int, int] = {}
         self.sku_orders: dict[str, dict[int, int]] = {}
-        self._viewers_det = LevelShift(
-            rel=b.viewers_drop_rel,
-            k_sigma=b.viewers_k_sigma,
-            current_s=b.current_s,
-            gap_s=b.gap_s,
-            reference_s=b.reference_s,
-            rebaseline_s=b.rebaseline_s,
-        )
-
-        def counts() -> CountDrop:
-            return CountDrop(
-                window_s=b.orders_window_s,
-                reference_s=b.orders_reference_s,
-                p_value=b.orders_p_value,
-                drop_rel=b.orders_drop_rel,
-                min_expected=b.orders_min_expected,
-                rebaseline_s=b.rebaseline_s,
-            )
-
-        self._orders_det = counts()
-        self._chat_det = counts()
-        self._leaves_det = CountRise(
-            window_s=b.leaves_window_s,
-            reference_s=b.leaves_reference_s,
-            p_value=b.leaves_p_value,
-            ratio=b.leaves_ratio,
-            rebaseline_s=b.rebaseline_s,
-        )
+        # The same detectors ``qosmon detect`` runs, built by the same functions.
+        self._viewers_det = viewers_detector(b)
+        self._orders_det = count_drop_detector(b)
+        self._chat_det = count_drop_detector(b)
+        self._leaves_det = count_rise_detector(b, short=True)
         self._persist = Persistence(b.min_duration_s, b.clear_s)
         self._seen_orders = False
         self._seen_chat = False

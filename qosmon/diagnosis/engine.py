@@ -5,7 +5,7 @@ Pure: no I/O, no clock. ``step(now)`` evaluates every whole second up to
 across probes; the lag lets them in before their second is judged). Each
 second it
 
-1. asks every probe tracker for its verdict (``probes.py``),
+1. asks every probe tracker for its verdict (``probe_health.py``),
 2. localizes the bad probes to the narrowest scope (``scope.py``) and names
    the cause of each group from what its probes show together,
 3. applies the stock rules to the latest stock states (``stock.py``),
@@ -20,12 +20,19 @@ See ``docs/diagnosis.md`` for every rule, its evidence and its thresholds.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from qosmon.diagnosis.breakdown import (
+    ViewerMeasure,
+    conversion_leaves,
+    viewer_leaves,
+    where_ratio_moved,
+)
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
@@ -33,11 +40,19 @@ from qosmon.diagnosis.evidence import (
     business_strength,
     chat_evidence,
     chat_strength,
+    conversion_evidence,
     media_evidence,
     media_strength,
     stock_evidence,
+    viewer_evidence,
 )
-from qosmon.diagnosis.probes import CAUSE_PRIORITY, Labels, ProbeStatus, ProbeTracker, second_of
+from qosmon.diagnosis.probe_health import (
+    CAUSE_PRIORITY,
+    Labels,
+    ProbeStatus,
+    ProbeTracker,
+    second_of,
+)
 from qosmon.diagnosis.scope import localize_probes
 from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
 from qosmon.model import (
@@ -50,6 +65,7 @@ from qosmon.model import (
     Severity,
     Show,
     StockState,
+    ViewerAggregate,
 )
 
 # A probe silent this long no longer holds judging back (probes.py counts it
@@ -71,6 +87,10 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 # seconds are not the expected course for the next incident's impact.
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
+# Viewer-side aggregates kept (each an audience slice over an interval), and
+# how far before an incident they are its reference.
+_MAX_VIEWER_AGGREGATES = 500_000
+_VIEWER_REFERENCE_S = 600.0
 
 
 @dataclass
@@ -141,6 +161,9 @@ class DiagnosisEngine:
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
+        self._viewer_aggs: list[ViewerAggregate] = []
+        self._viewer_ts: list[float] = []
+        self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
 
     # --- input -------------------------------------------------------------
     def add_probe_samples(self, samples: Iterable[ProbeSample]) -> None:
@@ -168,6 +191,27 @@ class DiagnosisEngine:
             rb.add(x)
             self._note_data(x.ts)
 
+    def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
+        """The platform's players' own reports, per audience slice; kept in
+        time order so an incident reads only its own window of them."""
+        for x in samples:
+            if x.show_id != self.show.show_id:
+                continue
+            if self._viewer_ts and x.ts < self._viewer_ts[-1]:
+                i = bisect.bisect_right(self._viewer_ts, x.ts)
+                self._viewer_ts.insert(i, x.ts)
+                self._viewer_aggs.insert(i, x)
+            else:
+                self._viewer_ts.append(x.ts)
+                self._viewer_aggs.append(x)
+            self._viewer_cache.clear()
+        # An hour is more than any incident's window and its reference.
+        if self._viewer_ts:
+            cut = bisect.bisect_left(self._viewer_ts, self._viewer_ts[-1] - 3600)
+            cut = max(cut, len(self._viewer_ts) - _MAX_VIEWER_AGGREGATES)
+            if cut > 0:
+                del self._viewer_ts[:cut], self._viewer_aggs[:cut]
+
     def add_stock_states(self, states: Iterable[StockState]) -> None:
         for x in states:
             if x.show_id != self.show.show_id:
@@ -181,6 +225,15 @@ class DiagnosisEngine:
         s = second_of(ts)
         if self._first_data is None or s < self._first_data:
             self._first_data = s
+
+    def resume_at(self, ts: float) -> None:
+        """Data stopped for a reason outside the show (the collector was down)
+        and resumes at ``ts``: the seconds before it not yet evaluated are
+        skipped rather than judged empty, since missing data is not "fine"
+        and must not close what was open."""
+        s = math.floor(ts) - 1
+        if self._last_second is None or s > self._last_second:
+            self._last_second = s
 
     # --- output ------------------------------------------------------------
     @property
@@ -435,6 +488,7 @@ class DiagnosisEngine:
             ev, summary = business_evidence(
                 cause, scope, members, len(probes_here), self._business, self.cfg
             )
+            ev += self._conversion_evidence(start, s, regions)
             out.append(
                 _Finding(
                     _BUSINESS,
@@ -451,6 +505,50 @@ class DiagnosisEngine:
         return out
 
     # --- helpers -------------------------------------------------------------
+    def _viewer_evidence(
+        self, start: float, end: float | None, regions: tuple[str, ...]
+    ) -> list[Evidence]:
+        """Where the platform's players saw failures or stalls rise between
+        ``start`` and ``end`` (None: still open), if the platform sends its
+        aggregates and anywhere stands out. Computed again only when new
+        aggregates arrive."""
+        if not self._viewer_aggs:
+            return []
+        until = math.inf if end is None else end
+        key = (math.floor(start), until, regions)
+        cached = self._viewer_cache.get(key)
+        if cached is not None:
+            return cached
+        out = []
+        since = float(math.floor(start))
+        lo = bisect.bisect_right(self._viewer_ts, since - _VIEWER_REFERENCE_S)
+        hi = bisect.bisect_right(self._viewer_ts, until)
+        window = self._viewer_aggs[lo:hi]
+        for measure in ViewerMeasure:
+            leaves = viewer_leaves(window, since, until, measure, reference_s=_VIEWER_REFERENCE_S)
+            if leaves is None:
+                continue
+            out += [
+                viewer_evidence(measure.value, f)
+                for f in where_ratio_moved(leaves)[:1]
+                if f.change > 0 and f.combination.get("region", "") in (*regions, "")
+            ]
+        self._viewer_cache[key] = out
+        return out
+
+    def _conversion_evidence(
+        self, start: float, s: int, regions: tuple[str, ...]
+    ) -> list[Evidence]:
+        """Where conversion fell (region x SKU), if anywhere stands out."""
+        leaves = conversion_leaves(self._business, second_of(start), s)
+        if leaves is None:
+            return []
+        return [
+            conversion_evidence(f)
+            for f in where_ratio_moved(leaves)[:1]
+            if f.change < 0 and f.combination.get("region", "") in (*regions, "")
+        ]
+
     def _peers(self, m: ProbeStatus, statuses: dict[str, ProbeStatus]) -> list[ProbeStatus]:
         return [
             st
@@ -659,6 +757,11 @@ class DiagnosisEngine:
             scope["edge_node"] = tr.common["edge_node"]
         end = tr.end_ts if tr.end_ts is not None else float(tr.last_seen + 1)
         shown = tr.shown.get(tr.cause) or next(iter(tr.shown.values()), None)
+        evidence = list(shown[1]) if shown else []
+        if tr.family in (_STREAM, _BUSINESS):
+            # The players' reports come per interval, after the second that
+            # showed the fault most clearly: they belong to the whole incident.
+            evidence += self._viewer_evidence(tr.start_ts, tr.end_ts, tr.regions)
         return Incident(
             incident_id=tr.incident_id,
             show_id=self.show.show_id,
@@ -670,7 +773,7 @@ class DiagnosisEngine:
             scope=scope,
             probes=sorted(tr.probes),
             skus=list(tr.skus),
-            evidence=list(shown[1]) if shown else [],
+            evidence=evidence,
             summary=shown[2] if shown else "",
             viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
             orders_lost=_round(self._orders_lost(tr)),

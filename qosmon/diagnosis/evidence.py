@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, typical_rate
 from qosmon.diagnosis.config import DiagnosisConfig
-from qosmon.diagnosis.probes import ProbeStatus, second_of
+from qosmon.diagnosis.localize import Finding
+from qosmon.diagnosis.probe_health import ProbeStatus, second_of
 from qosmon.diagnosis.scope import ProbeGroup
 from qosmon.diagnosis.stock import StockFinding, deciding_states
 from qosmon.model import Cause, ConnectionState, Evidence, Metric
@@ -509,3 +510,43 @@ def business_strength(members: Sequence[BusinessStatus]) -> float:
             if c is not None and c.anomalous and c.expected:
                 drops.append(1 - c.observed / c.expected)
     return min(max(drops), 0.999)
+
+
+# Orders per viewer-second to orders per 1,000 viewer-minutes.
+_PER_1000_VIEWER_MIN = 60_000.0
+
+
+def conversion_evidence(where: Finding) -> Evidence:
+    """Where conversion moved (region x SKU), judged at the viewers there."""
+    place = " ".join(f"{k} {v}" for k, v in where.combination.items()) or "the whole show"
+    obs = where.observed * _PER_1000_VIEWER_MIN
+    exp = where.expected * _PER_1000_VIEWER_MIN
+    return _ev(
+        Metric.CONVERSION,
+        obs,
+        exp,
+        None,
+        "orders per 1,000 viewer-min",
+        f"conversion in {place}: {obs:.2f} vs {exp:.2f} orders per 1,000 viewer-minutes "
+        f"expected ({where.explains:.0%} of the change)",
+    )
+
+
+def viewer_evidence(measure: str, where: Finding) -> Evidence:
+    """Where the platform's players saw more failures or stalls, judged on
+    the ratio at the sessions (watch time) there."""
+    place = " ".join(f"{k} {v}" for k, v in where.combination.items()) or "the whole audience"
+    obs, exp = where.observed * 100, where.expected * 100
+    if measure == "failure_rate":
+        metric, unit, what = Metric.FAILURE_RATE, "% of sessions", "sessions failing"
+    else:
+        metric, unit, what = Metric.REBUFFER_RATIO, "% of watch time", "watch time stalled"
+    return _ev(
+        metric,
+        obs,
+        exp,
+        None,
+        unit,
+        f"{what} in {place}: {obs:.2f} % vs {exp:.2f} % expected "
+        f"({where.explains:.0%} of the rise, players' own reports)",
+    )

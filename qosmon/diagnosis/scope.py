@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
-from qosmon.diagnosis.probes import Labels
+from qosmon.diagnosis.probe_health import Labels
 
 # A region with no pure sub-group is named when at least this share of its
 # known probes is bad (and at least two are).

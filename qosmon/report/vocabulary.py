@@ -41,6 +41,9 @@ METRIC_TEXT: dict[Metric, tuple[str, str]] = {
     Metric.ORDERS: ("orders", "orders"),
     Metric.CHAT_MESSAGES: ("chat messages", "messages"),
     Metric.SKU_ORDERS_30S: ("orders of the SKU", "orders"),
+    Metric.CONVERSION: ("conversion", "orders per 1,000 viewer-min"),
+    Metric.FAILURE_RATE: ("sessions failing (players)", "% of sessions"),
+    Metric.REBUFFER_RATIO: ("watch time stalled (players)", "% of watch time"),
     Metric.ON_HAND: ("units on hand", "units"),
     Metric.DATA_AGE_S: ("age of the stock figures", "s"),
 }

@@ -9,9 +9,12 @@ power loss).
 ``influx://HOST:PORT/BUCKET?org=ORG&token_env=VAR&side=PATH`` (``influxs://``
 for HTTPS): time series (probe, business, stock) go to an InfluxDB-API server
 through influxdb-client; show metadata, on-screen events, stock states,
-incidents, alert deliveries and batch ids go to the SQLite side store at
-``side`` (default ``qosmon-side.db``). The token is read from the environment
-variable named by ``token_env`` so it never sits in a config file or a log.
+incidents, alert deliveries, the alert outbox, show leases and batch ids go
+to the SQLite side store at ``side`` (default ``qosmon-side.db``), or, with
+``documents_env=VAR``, to the PostgreSQL database whose libpq connection
+string is in that environment variable (several collectors sharing shows;
+``qosmon.store.postgres``). The token is read from the environment variable
+named by ``token_env`` so it never sits in a config file or a log.
 """
 
 from __future__ import annotations
@@ -40,12 +43,18 @@ def open_store(url: str, *, read_only: bool = False, must_exist: bool = False) -
                     f"store URL: environment variable {loc.token_env} (token_env) is not set"
                 )
             token = os.environ[loc.token_env]
-        if must_exist and not loc.side.exists():
+        dsn = None
+        if loc.documents_env is not None:
+            dsn = os.environ.get(loc.documents_env)
+            if not dsn:
+                raise StoreURLError(f"store URL: environment variable {loc.documents_env} "
+                                    "(documents_env) is not set")
+        elif must_exist and not loc.side.exists():
             raise NoSuchStore(f"no such store: {loc.side} (the side store of {loc.server})")
         from qosmon.store.influx import InfluxStore
 
         return InfluxStore(url=loc.server, bucket=loc.bucket, org=loc.org, token=token,
-                           side_path=loc.side, read_only=read_only)
+                           side_path=loc.side, read_only=read_only, documents_dsn=dsn)
     if must_exist and not loc.path.exists():
         raise NoSuchStore(f"no such store: {loc.path}")
     if loc.path.is_dir():

@@ -27,6 +27,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 
 
@@ -123,3 +124,43 @@ class AppliesRetention(Protocol):
     def apply_retention(
         self, now: float, raw_days: float, keep_days: float | None
     ) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class LeasesShows(Protocol):
+    """Optional: who diagnoses a show is decided in the store, by a lease
+    that its holder renews and another collector takes once it has run out
+    (the holder stopped: crashed, killed, cut off). Lease times are the
+    store's own clock, so collectors' clocks need not agree."""
+
+    def acquire_lease(self, show_id: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease of ``show_id`` for ``ttl_s`` seconds;
+        False if another owner holds it and it has not run out."""
+        ...
+
+    def release_lease(self, show_id: str, owner: str) -> None:
+        """Give the lease up (only if ``owner`` holds it)."""
+        ...
+
+    def lease_holders(self) -> dict[str, str]:
+        """Unexpired leases: show id -> owner."""
+        ...
+
+    def expired_leases(self) -> list[str]:
+        """Shows whose lease ran out without being released (their holder
+        stopped), e.g. an ended show whose last notifications were still
+        being sent."""
+        ...
+
+
+@runtime_checkable
+class StoresViewerAggregates(Protocol):
+    """Optional: a store that keeps the platform's viewer-side aggregates
+    (the embedded store). Same contract as the other writes: returns once
+    durable."""
+
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]: ...

@@ -33,12 +33,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from qosmon.alerting.outbox import OutboxEntry
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -52,6 +53,9 @@ from qosmon.model import (
 )
 from qosmon.store.base import StoreError
 from qosmon.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from qosmon.store.postgres import PostgresDocuments
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +220,7 @@ class InfluxStore:
         side_path: str | Path = "qosmon-side.db",
         timeout_s: float = 30.0,
         read_only: bool = False,
+        documents_dsn: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.bucket = bucket
@@ -225,7 +230,15 @@ class InfluxStore:
             url=self.url, token=token or "unused", org=org, timeout=int(timeout_s * 1000)
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._side = SqliteStore(side_path, read_only=read_only)
+        # Documents: in PostgreSQL when several collectors share them,
+        # else in a SQLite file beside this collector.
+        self._side: SqliteStore | PostgresDocuments
+        if documents_dsn is not None:
+            from qosmon.store.postgres import PostgresDocuments
+
+            self._side = PostgresDocuments(documents_dsn, read_only=read_only)
+        else:
+            self._side = SqliteStore(side_path, read_only=read_only)
         self._closed = False
         self._queue: queue.SimpleQueue[_PendingBatch | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="influx-writer",
@@ -364,6 +377,36 @@ class InfluxStore:
 
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
         self._side.write_alert_deliveries(show_id, deliveries)
+
+    # The alert outbox is a set of documents too: the side store keeps it.
+    def outbox_add(
+        self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
+        alert_state: tuple[str, str | None] | None,
+    ) -> None:
+        self._side.outbox_add(new, changed, alert_state)
+
+    def outbox_update(self, entries: Sequence[OutboxEntry]) -> None:
+        self._side.outbox_update(entries)
+
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
+        return self._side.outbox_load(show_ids)
+
+    def acquire_lease(self, show_id: str, owner: str, ttl_s: float) -> bool:
+        return self._side.acquire_lease(show_id, owner, ttl_s)
+
+    def release_lease(self, show_id: str, owner: str) -> None:
+        self._side.release_lease(show_id, owner)
+
+    def lease_holders(self) -> dict[str, str]:
+        return self._side.lease_holders()
+
+    def expired_leases(self) -> list[str]:
+        return self._side.expired_leases()
+
+    def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
+        return self._side.outbox_entries(show_id)
 
     # --- reads --------------------------------------------------------------
     def _export(

@@ -24,17 +24,20 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import operator
 import queue
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qosmon.alerting.outbox import OutboxEntry
 from qosmon.model import (
     AlertDelivery,
     BusinessSample,
@@ -45,6 +48,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.store.base import StoreError
 
@@ -94,6 +98,10 @@ CREATE TABLE IF NOT EXISTS stock_states (
     show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stock_states_show ON stock_states (show_id, ts);
+CREATE TABLE IF NOT EXISTS viewer_aggregates (
+    show_id TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS viewer_aggregates_show ON viewer_aggregates (show_id, ts);
 CREATE TABLE IF NOT EXISTS shows (
     show_id TEXT PRIMARY KEY, start_ts REAL NOT NULL, body TEXT NOT NULL
 );
@@ -118,6 +126,26 @@ CREATE INDEX IF NOT EXISTS show_summaries_start ON show_summaries (start_ts);
 # Each table's definition: name -> "(columns...)[ WITHOUT ROWID]".
 _TABLES: dict[str, str] = dict(re.findall(
     r"CREATE TABLE IF NOT EXISTS (\w+) (\(.*?\)(?: WITHOUT ROWID)?);", _SCHEMA, re.S))
+
+# The alert outbox (``qosmon.alerting.outbox``) and the alert rules' state per
+# show: documents, updated by id. ``body`` is the entry's JSON; ``state`` and
+# ``seq`` are copied out of it for the queries.
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, show_id TEXT NOT NULL,
+    state TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
+CREATE INDEX IF NOT EXISTS outbox_show ON outbox (show_id, seq);
+CREATE TABLE IF NOT EXISTS alert_state (
+    show_id TEXT PRIMARY KEY, body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS show_leases (
+    show_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+# A starting collector loads at most this many outbox entries of live shows.
+OUTBOX_LOAD_MAX = 100_000
 
 # Samples go in as multi-row INSERTs of power-of-two sizes (a batch of 100 is
 # 64 + 32 + 4 rows: three statements, each cached once prepared). The sqlite3
@@ -276,6 +304,7 @@ class SqliteStore:
                 return
             self._wconn = self._connect()
             self._wconn.executescript(_SCHEMA)
+            self._wconn.executescript(_OUTBOX_SCHEMA)
         except (sqlite3.Error, StoreError) as exc:
             self.close()
             raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
@@ -431,6 +460,14 @@ class SqliteStore:
             )
         )
 
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        rows = [(s.show_id, s.ts, s.model_dump_json()) for s in samples]
+        self._write(
+            lambda conn: conn.executemany(
+                "INSERT INTO viewer_aggregates (show_id, ts, body) VALUES (?, ?, ?)", rows
+            )
+        )
+
     def put_show(self, show: Show) -> None:
         row = (show.show_id, show.start_ts, show.model_dump_json())
         self._write(
@@ -465,6 +502,84 @@ class SqliteStore:
                 "INSERT INTO alert_deliveries (show_id, ts, body) VALUES (?, ?, ?)", rows
             )
         )
+
+    # --- alert outbox (qosmon.alerting.outbox.Outbox) ----------------------
+    def outbox_add(
+        self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
+        alert_state: tuple[str, str | None] | None,
+    ) -> None:
+        rows = [(e.delivery_id, e.seq, e.show_id, e.state.value, e.model_dump_json())
+                for e in (*new, *changed)]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox (delivery_id, seq, show_id, state, body) "
+                "VALUES (?, ?, ?, ?, ?)", rows)
+            if alert_state is not None:
+                show_id, body = alert_state
+                if body is None:
+                    conn.execute("DELETE FROM alert_state WHERE show_id = ?", (show_id,))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO alert_state (show_id, body) "
+                                 "VALUES (?, ?)", (show_id, body))
+
+        self._write(op)
+
+    def outbox_update(self, entries: Sequence[OutboxEntry]) -> None:
+        rows = [(e.state.value, e.model_dump_json(), e.delivery_id) for e in entries]
+        self._write(lambda conn: conn.executemany(
+            "UPDATE outbox SET state = ?, body = ? WHERE delivery_id = ?", rows))
+
+    def outbox_load(
+        self, show_ids: Sequence[str] | None = None
+    ) -> tuple[list[OutboxEntry], dict[str, str]]:
+        only = "" if show_ids is None else " AND show_id IN (SELECT value FROM json_each(?))"
+        extra: tuple[Any, ...] = () if show_ids is None else (json.dumps(list(show_ids)),)
+        rows = self._read(
+            "SELECT body FROM outbox WHERE (state = 'pending' "
+            f"OR show_id IN (SELECT show_id FROM alert_state)){only} ORDER BY seq LIMIT ?",
+            (*extra, OUTBOX_LOAD_MAX),
+        )
+        states = self._read(f"SELECT show_id, body FROM alert_state WHERE 1{only}", extra)
+        return ([OutboxEntry.model_validate_json(r[0]) for r in rows],
+                {show_id: body for show_id, body in states})
+
+    def outbox_entries(self, show_id: str) -> list[OutboxEntry]:
+        rows = self._read("SELECT body FROM outbox WHERE show_id = ? ORDER BY seq", (show_id,))
+        return [OutboxEntry.model_validate_json(r[0]) for r in rows]
+
+    # --- show leases (qosmon.store.base.LeasesShows) ---------------------
+    # Collectors sharing one SQLite file share one host, so its clock.
+    def acquire_lease(self, show_id: str, owner: str, ttl_s: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = conn.execute(
+                "INSERT INTO show_leases (show_id, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (show_id) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at "
+                "WHERE show_leases.owner = excluded.owner OR show_leases.expires_at < ? "
+                "RETURNING owner", (show_id, owner, now + ttl_s, now),
+            ).fetchone()
+            return row is not None
+
+        return self._write(op)
+
+    def release_lease(self, show_id: str, owner: str) -> None:
+        self._write(lambda conn: conn.execute(
+            "DELETE FROM show_leases WHERE show_id = ? AND owner = ?", (show_id, owner)))
+
+    def lease_holders(self) -> dict[str, str]:
+        rows = self._read("SELECT show_id, owner FROM show_leases WHERE expires_at >= ?",
+                          (time.time(),))
+        return {show_id: owner for show_id, owner in rows}
+
+    def expired_leases(self) -> list[str]:
+        rows = self._read("SELECT show_id FROM show_leases WHERE expires_at < ? LIMIT 1000",
+                          (time.time(),))
+        return [r[0] for r in rows]
+
+    def outbox_depth(self) -> int:
+        return int(self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0])
 
     def put_show_summary(self, summary: ShowSummary) -> None:
         row = (summary.show_id, summary.start_ts, summary.model_dump_json())
@@ -576,6 +691,16 @@ class SqliteStore:
         )
         return [StockState.model_validate_json(r[0]) for r in rows]
 
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        rows = self._read(
+            "SELECT body FROM viewer_aggregates WHERE show_id = ? AND ts >= ? AND ts <= ? "
+            "ORDER BY ts, rowid",
+            (show_id, -math.inf if start is None else start, math.inf if end is None else end),
+        )
+        return [ViewerAggregate.model_validate_json(r[0]) for r in rows]
+
     def on_screen(self, show_id: str) -> list[OnScreen]:
         rows = self._read(
             'SELECT ts, sku, "on" FROM on_screen WHERE show_id = ? ORDER BY ts, sku', (show_id,)
@@ -655,7 +780,8 @@ class SqliteStore:
             for (show_id,) in gone:
                 def delete(conn: sqlite3.Connection, show_id: str = show_id) -> None:
                     for table in ("probe_minutes", "business", "stock_states", "shows",
-                                  "on_screen", "incidents", "alert_deliveries"):
+                                  "on_screen", "incidents", "alert_deliveries", "outbox",
+                                  "alert_state", "viewer_aggregates"):
                         conn.execute(f"DELETE FROM {table} WHERE show_id = ?", (show_id,))
 
                 self._write(delete)

@@ -11,7 +11,9 @@ config file as on the command line):
 - ``?synchronous=full|normal|extra`` after either URL form;
 - ``influx://HOST:PORT/BUCKET?org=ORG&token_env=VAR&side=PATH`` (``influxs://``
   for HTTPS): time series on an InfluxDB-API server, the rest in the SQLite
-  side store at ``side`` (a path read by the same rule).
+  side store at ``side`` (a path read by the same rule), or with
+  ``documents_env=VAR`` in the PostgreSQL database whose connection string
+  that environment variable holds.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class InfluxURL:
     org: str
     token_env: str | None
     side: Path
+    documents_env: str | None = None
 
 
 def _params(url: str, query: str, allowed: set[str]) -> dict[str, str]:
@@ -97,7 +100,7 @@ def parse_store_url(url: str) -> SqliteURL | InfluxURL:
         bucket = parts.path.strip("/")
         if not bucket:
             raise StoreURLError(f"store URL {url!r} names no bucket (influx://HOST:PORT/BUCKET)")
-        params = _params(url, parts.query, {"org", "token_env", "side"})
+        params = _params(url, parts.query, {"org", "token_env", "side", "documents_env"})
         try:
             port = parts.port
         except ValueError:
@@ -109,6 +112,7 @@ def parse_store_url(url: str) -> SqliteURL | InfluxURL:
             org=params.get("org", "qosmon"),
             token_env=params.get("token_env"),
             side=_file(params.get("side", DEFAULT_SIDE_STORE)),
+            documents_env=params.get("documents_env") or None,
         )
     raise StoreURLError(
         f"store URL {url!r}: unknown scheme {scheme!r} (a path, sqlite:// or influx://)"

@@ -24,6 +24,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from qosmon.collector.routes import (
+    assignments,
     business,
     history,
     inventory,
@@ -32,8 +33,9 @@ from qosmon.collector.routes import (
     probes,
     series,
     shows,
+    viewers,
 )
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
-    probes, shows, business, inventory, series, history, ops, live,
+    probes, shows, business, viewers, inventory, series, history, ops, assignments, live,
 )

@@ -3,10 +3,14 @@ OpenAPI document of the whole API."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from aiohttp import web
 
 from qosmon.collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from qosmon.collector.request import auth_read, json_response, state_of
+from qosmon.pipeline import ReportsHealth
 
 routes = web.RouteTableDef()
 
@@ -22,7 +26,20 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def get_healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    """``ok`` (200) or ``unhealthy`` (503) with the problems found; live
+    analysis reports its tick (age of the last one) and its alert outbox."""
+    state = state_of(request)
+    body: dict[str, Any] = {"status": "ok"}
+    problems: list[str] = []
+    if isinstance(state.pipeline, ReportsHealth):
+        live = state.pipeline.health(time.time())
+        problems += live.get("problems", [])
+        body["live"] = live
+    if problems:
+        body["status"] = "unhealthy"
+        body["problems"] = problems
+        return json_response(body, status=503)
+    return json_response(body)
 
 
 @routes.get("/openapi.json")

@@ -110,6 +110,8 @@ class DeliveryRow:
     ok: bool
     attempt: int
     error: str
+    # Delivered after the retry budget ran out or across a collector restart.
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class AlertsView:
     resolved: str | None
     resolve_after: str
     failed_attempts: int
+    late_deliveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,13 +213,15 @@ def _alert_view(inc: Incident, deliveries: list[AlertDelivery],
             t("as it ended"))
     return AlertsView(
         rows=[DeliveryRow(time=utc_time(d.ts), status=t(str(d.status)), notifier=d.notifier,
-                          ok=d.ok, attempt=d.attempt, error=d.error) for d in rows],
+                          ok=d.ok, attempt=d.attempt, error=d.error, late=d.late)
+              for d in rows],
         first_sent=clock(fired[0].ts) if fired else None,
         first_after=(duration_text(max(0.0, fired[0].ts - inc.start_ts), t) if fired
                      else ""),
         resolved=clock(resolved[-1].ts) if resolved else None,
         resolve_after=resolve_after,
         failed_attempts=sum(1 for d in rows if not d.ok),
+        late_deliveries=sum(1 for d in rows if d.ok and d.late),
     )
 
 

@@ -1,5 +1,6 @@
-"""Labelled synthetic shows for evaluating diagnosis: per-second probe, business
-and stock streams with realistic noise, and one known fault (or none).
+"""Labelled synthetic shows for tests and benchmarks (not shipped with qosmon):
+per-second probe, business and stock streams with realistic noise, and one
+known fault (or none).
 
 Pure and deterministic per seed. The figures follow what probes see on a real
 path (see ``docs/diagnosis.md``): 500-900 kbps at 15-25 fps, region-dependent
