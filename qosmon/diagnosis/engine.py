@@ -68,7 +68,7 @@ from qosmon.model import (
     ViewerAggregate,
 )
 
-# A probe silent this long no longer holds judging back (probes.py counts it
+# A probe silent this long no longer holds judging back (probe_health.py counts it
 # unknown after as long).
 _HOLD_BACK_S = 10
 
