@@ -42,7 +42,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qosmon.model import ProbeSample  # noqa: E402
+from qosmon.model import ProbeSample, Show  # noqa: E402
 from qosmon.store.influx import probe_line  # noqa: E402
 from qosmon.store.sqlite import SqliteStore  # noqa: E402
 from tests.tsdb_server import victoria_metrics  # noqa: E402
@@ -76,6 +76,8 @@ def write_config(path: Path, store_url: str, probes: int) -> None:
         "max_future_skew_s = 30.0",
         "[rate_limit]", "requests_per_s = 100000", "burst = 100000",
         "[retention]", "enabled = false",
+        # Sample times are synthetic (2023, see TS_BASE): accept their age.
+        "[limits]", "max_sample_age_s = 1e12",
     ]
     for i in range(probes):
         lines += ["[[probes]]", f'probe_id = "bp{i:04d}"', f'token = "{TOKEN.format(i=i)}"']
@@ -297,6 +299,14 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
+def with_shows(db: Path, *show_ids: str) -> None:
+    """The collector takes samples only for shows it knows."""
+    store = SqliteStore(db)
+    for show_id in show_ids:
+        store.put_show(Show(show_id=show_id, start_ts=time.time() - 3600))
+    store.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--probes", type=int, default=40)
@@ -316,6 +326,7 @@ def main() -> int:
         db = tmpdir / "bench.db"
         cfg = tmpdir / "sqlite.toml"
         write_config(cfg, f"sqlite://{db}", args.probes)
+        with_shows(db, "bench")
         proc, url = start_collector(cfg)
         try:
             sq = run_load(proc, url, args.probes, args.batch_samples, args.duration, "bench")
@@ -328,6 +339,7 @@ def main() -> int:
         db2 = tmpdir / "paced.db"
         cfg = tmpdir / "paced.toml"
         write_config(cfg, f"sqlite://{db2}", args.probes)
+        with_shows(db2, "bench")
         proc, url = start_collector(cfg)
         try:
             paced = run_load(proc, url, args.probes, args.batch_samples, args.duration,
@@ -344,6 +356,7 @@ def main() -> int:
             cfg = tmpdir / "influx.toml"
             write_config(cfg, f"influx://127.0.0.1:{port}/qosmon?side={tmpdir / 'side.db'}",
                          args.probes)
+            with_shows(tmpdir / "side.db", "bench-influx")
             proc, url = start_collector(cfg)
             try:
                 ib = run_load(proc, url, args.probes, args.batch_samples, args.duration,

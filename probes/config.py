@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from probes.joins.credentials import SecretSource
-from qosmon.model import ProbeLabels
+from qosmon.credentials import resolve_secret
+from qosmon.model import Label, ProbeLabels
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 VideoCodec = Literal["vp8", "h264"]
@@ -46,8 +47,8 @@ class Credential(_Strict):
 class StreamTarget(_Strict):
     """One stream the probe watches, and how it joins it."""
 
-    show_id: str = Field(min_length=1, max_length=128)
-    stream_id: str = Field(min_length=1, max_length=128)
+    show_id: Label
+    stream_id: Label
     # whep: any WHEP endpoint; janus: Janus streaming plugin over its REST API
     # (``url`` is the API root, e.g. http://host:8088/janus); demo: the demo
     # origin, which is WHEP plus a chat echo on the ``chat`` DataChannel.
@@ -116,8 +117,12 @@ class StreamTarget(_Strict):
 
 class ProbeConfig(_Strict):
     labels: ProbeLabels
-    # Bearer token for the collector. Never logged, never in repr().
+    # Bearer token for the collector. Never logged, never in repr(). Or
+    # named: ``token_env`` (an environment variable), ``token_file`` (a
+    # file, e.g. "${CREDENTIALS_DIRECTORY}/probe-token" under systemd).
     token: str = Field(default="", repr=False, max_length=4096)
+    token_env: str | None = None
+    token_file: str | None = None
     collector_url: str | None = Field(default=None, pattern=r"^https?://")
     # Streams watched whatever the collector says. May be empty when the
     # collector assigns the work.
@@ -133,6 +138,9 @@ class ProbeConfig(_Strict):
     # memory only (lost on restart, still bounded).
     spool_dir: Path | None = None
     spool_max_samples: int = Field(default=100_000, ge=10)
+    # When the spool's disk refuses writes (full, read-only), batches are
+    # held in memory up to this many samples, the oldest dropped first.
+    spool_memory_max_samples: int = Field(default=10_000, ge=10)
     batch_interval_s: float = Field(default=1.0, gt=0, le=60)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
     # Host addresses aioice may offer as ICE candidates. aioice leaves out
@@ -162,8 +170,13 @@ class ProbeConfig(_Strict):
             if key in seen:
                 raise ValueError(f"stream {s.show_id}/{s.stream_id} listed twice")
             seen.add(key)
+        named = resolve_secret(SecretStr(self.token) if self.token else None,
+                               self.token_env, self.token_file, "token")
+        self.token = named.get_secret_value() if named is not None else ""
+        if len(self.token) > 4096:
+            raise ValueError("token: longer than 4096 characters")
         if self.collector_url is not None and not self.token:
-            raise ValueError("collector_url needs a token")
+            raise ValueError("collector_url needs a token (token, token_env or token_file)")
         if not self.streams and (self.collector_url is None or not self.assignment):
             raise ValueError("no streams: list some, or give a collector_url to be assigned "
                              "streams by the collector")

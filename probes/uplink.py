@@ -3,15 +3,21 @@
 Contract (the collector's HTTP API):
 
 - ``POST {url}/api/v1/samples`` with a ``ProbeBatch`` and ``Authorization:
-  Bearer <token>``: 200 ``{"stored": n, "duplicate": bool}``; 400/413 = the
-  batch is bad (logged, dropped, counted, not retried); 401/403 = our token is
-  refused (logged, batches stay spooled and are retried); 429/5xx/no answer =
-  kept in the spool and retried with backoff.
+  Bearer <token>``: 200 ``{"stored": n, "duplicate": bool}``; 400/403/409/
+  413/422 = the collector will never take this batch (malformed, labels
+  this token may not post, an id reused with other content, too big):
+  logged, set aside (``Spool.set_aside``), counted, not retried, so it does
+  not block the batches behind it; 401 = our token is unknown (logged,
+  batches stay spooled and are retried: the token may be fixed on the
+  collector); 429/5xx/no answer = kept in the spool and retried with backoff.
 - ``POST {url}/api/v1/probes/heartbeat`` with a ``Heartbeat``, same auth, so
-  the collector can tell "probe down" from "stream down".
+  the collector can tell "probe down" from "stream down"; its
+  ``spool_error`` says when the spool cannot write to disk.
 
 Samples are batched every ``batch_interval_s`` into the spool first, so a
-collector outage loses nothing until the spool is full.
+collector outage loses nothing until the spool is full. The three tasks
+(batcher, sender, heartbeats) are supervised: one that fails is logged and
+restarted, never left dead while the others make the probe look healthy.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 POST_TIMEOUT_S = 10.0
+# Answers that mean "never": sending the batch again cannot change them.
+REFUSED_FOR_GOOD = frozenset({400, 403, 409, 413, 422})
+# Samples waiting for the batcher; reaching it makes the batch now.
+PENDING_MAX = 10_000
+RESTART_DELAY_S = 1.0
+TASK_ERROR_SHOWN_S = 300.0
 
 
 class CollectorUplink:
@@ -44,6 +58,7 @@ class CollectorUplink:
         labels: ProbeLabels,
         spool_dir: Path | None = None,
         spool_max_samples: int = 100_000,
+        spool_memory_max_samples: int = 10_000,
         batch_interval_s: float = 1.0,
         heartbeat_interval_s: float = 5.0,
         streams: list[str] | None = None,
@@ -52,7 +67,8 @@ class CollectorUplink:
         self.url = url.rstrip("/")
         self._auth = {"Authorization": f"Bearer {token}"}
         self.labels = labels
-        self.spool = Spool(labels.probe_id, spool_max_samples, spool_dir)
+        self.spool = Spool(labels.probe_id, spool_max_samples, spool_dir,
+                           memory_max_samples=spool_memory_max_samples)
         self.batch_interval_s = batch_interval_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.streams = list(streams or [])
@@ -66,7 +82,9 @@ class CollectorUplink:
         self.sent_samples = 0
         self.rejected_samples = 0
         self.auth_failures = 0
+        self.task_failures = 0
         self.last_error: str | None = None
+        self._task_error: tuple[str, float] | None = None  # (what, when: monotonic)
 
     @classmethod
     def from_config(cls, config: ProbeConfig) -> CollectorUplink:
@@ -76,6 +94,7 @@ class CollectorUplink:
             config.collector_url, config.token, config.labels,
             spool_dir=Path(config.spool_dir) if config.spool_dir else None,
             spool_max_samples=config.spool_max_samples,
+            spool_memory_max_samples=config.spool_memory_max_samples,
             batch_interval_s=config.batch_interval_s,
             heartbeat_interval_s=config.heartbeat_interval_s,
             streams=[f"{s.show_id}/{s.stream_id}" for s in config.streams],
@@ -89,22 +108,58 @@ class CollectorUplink:
             return
         self._http = aiohttp.ClientSession()
         self._tasks = [
-            asyncio.create_task(self._batcher()),
-            asyncio.create_task(self._sender()),
-            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._supervised(self._batcher), name="uplink-batcher"),
+            asyncio.create_task(self._supervised(self._sender), name="uplink-sender"),
+            asyncio.create_task(self._supervised(self._heartbeats), name="uplink-heartbeats"),
         ]
+
+    async def _supervised(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        while True:
+            try:
+                await run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.task_failures += 1
+                self._task_error = (
+                    f"{run.__name__.strip('_')} failed: {type(exc).__name__}: {exc}",
+                    time.monotonic())
+                log.exception("uplink task %s failed; restarting it", run.__name__)
+                await asyncio.sleep(RESTART_DELAY_S)
+
+    @property
+    def spool_error(self) -> str:
+        """What keeps samples from being spooled safely; "" when nothing.
+        A task that failed (and was restarted) is reported for
+        ``TASK_ERROR_SHOWN_S`` after."""
+        task_error = ""
+        if self._task_error and time.monotonic() - self._task_error[1] < TASK_ERROR_SHOWN_S:
+            task_error = self._task_error[0]
+        return (self.spool.error or task_error)[:300]
 
     async def put(self, sample: ProbeSample) -> None:
         if not self._tasks:
             await self.start()
+        if len(self._pending) >= 2 * PENDING_MAX:
+            # Spooling keeps failing (the batcher logs why): bounded, counted.
+            del self._pending[:PENDING_MAX]
+            self.spool.note_dropped(PENDING_MAX)
         self._pending.append(sample)
+        if len(self._pending) >= PENDING_MAX:
+            try:
+                self._flush_pending()
+            except Exception:
+                log.exception("spooling failed; the batcher tries again")
 
     def _flush_pending(self) -> None:
         if self._pending:
-            # The model caps a batch at 10 000 samples.
+            # The model caps a batch at 10 000 samples. A sample leaves
+            # pending only once spooled: a failing add loses nothing.
             while self._pending:
-                chunk, self._pending = self._pending[:10_000], self._pending[10_000:]
+                chunk = self._pending[:10_000]
                 self.spool.add(chunk)
+                del self._pending[:len(chunk)]
             self._wake.set()
 
     async def _batcher(self) -> None:
@@ -140,13 +195,13 @@ class CollectorUplink:
                 log.info("collector reachable again; %d batches spooled", len(self.spool))
             self.last_error = None
             return True
-        if status in (400, 413):
-            log.error("collector refused batch %s (%d samples): %d %s",
+        if status in REFUSED_FOR_GOOD:
+            log.error("collector refused batch %s (%d samples) for good, set aside: %d %s",
                       batch.batch_id, len(batch.samples), status, text)
-            self.spool.done(batch)
+            self.spool.set_aside(batch)
             self.rejected_samples += len(batch.samples)
             return True
-        if status in (401, 403):
+        if status == 401:
             self.auth_failures += 1
             self._note(f"collector refused our token ({status}); check the probe's token. "
                        f"Samples stay spooled ({self.spool.samples})", level=logging.ERROR)
@@ -175,9 +230,12 @@ class CollectorUplink:
     async def _heartbeats(self) -> None:
         while True:
             hb = Heartbeat(probe=self.labels, ts=time.time(), version=__version__,
-                           streams=self.streams)
+                           streams=self.streams, spool_error=self.spool_error)
             try:
-                status, text = await self._post("/api/v1/probes/heartbeat", hb.model_dump_json())
+                # Defaults left out: a collector that predates a field
+                # still takes the heartbeat while the field has nothing to say.
+                status, text = await self._post("/api/v1/probes/heartbeat",
+                                                hb.model_dump_json(exclude_defaults=True))
                 if status != 200:
                     log.debug("heartbeat answered %d %s", status, text)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:

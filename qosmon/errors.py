@@ -12,6 +12,7 @@ refusal qosmon raises on purpose.
     ├── UnknownShowError (LookupError)  no show with that id in the store
     ├── StoreError (OSError)            a store backend failed
     │   └── NoSuchStore (FileNotFoundError)  a read found no store where named
+    ├── BatchConflictError              a probe batch id reused with other content
     ├── DeliveryError                   a notification was not accepted
     └── JoinError                       a probe's signalling failed
 
@@ -54,6 +55,12 @@ class StoreError(QosmonError, OSError):
 
 class NoSuchStore(StoreError, FileNotFoundError):
     """A store opened for reading does not exist (and was not created)."""
+
+
+class BatchConflictError(QosmonError):
+    """A probe batch id that was stored before with other content: not a
+    retry but a new batch under a reused id. Nothing was stored. Not a
+    ``StoreError``: the store works, retrying cannot help."""
 
 
 class DeliveryError(QosmonError):

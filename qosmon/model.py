@@ -14,15 +14,27 @@ a typo in a producer is an error, not silently dropped data.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Identifiers and labels: short, printable, no control characters. They end up
-# as tags in line protocol, as labels in Alertmanager and as text in reports.
-Label = str
-_LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
-_OPT_LABEL = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
+# Identifiers and labels (region, ISP, edge node, probe, show, stream, SKU,
+# warehouse): short, and only characters that show as themselves. They end
+# up as tags in line protocol, as labels in Alertmanager and as text in
+# alerts and reports, where a bidi override (U+202E), a zero-width space or
+# another invisible character would let one label pass for another. Refused:
+# Unicode categories C (controls, format characters such as bidi controls
+# and zero-width joiners, surrogates, private use, unassigned) and Z
+# (separators) except the plain space. Letters of any script are fine.
+LABEL_PATTERN = r"^(?:[^\p{C}\p{Z}]| )+$"
+LABEL_MAX_CHARS = 128
+Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX_CHARS, pattern=LABEL_PATTERN)]
+# The same, where empty means "not given".
+OptLabel = Annotated[str, Field(max_length=LABEL_MAX_CHARS, pattern=r"^(?:[^\p{C}\p{Z}]| )*$")]
+# Older spellings (``x: Label``, ``x: OptLabel = ""``) still
+# work: the checks are in ``Label`` itself, these only say required / "".
+_LABEL = Field()
+_OPT_LABEL = Field(default="")
 
 
 class _Model(BaseModel):
@@ -46,10 +58,10 @@ class ConnectionState(StrEnum):
 class ProbeLabels(_Model):
     """Who a probe is and where it watches from."""
 
-    probe_id: Label = _LABEL
-    region: Label = _LABEL
-    isp: Label = _OPT_LABEL
-    edge_node: Label = _OPT_LABEL
+    probe_id: Label
+    region: Label
+    isp: OptLabel = ""
+    edge_node: OptLabel = ""
 
 
 class ProbeSample(_Model):
@@ -60,12 +72,12 @@ class ProbeSample(_Model):
     """
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    stream_id: Label = _LABEL
-    probe_id: Label = _LABEL
-    region: Label = _LABEL
-    isp: Label = _OPT_LABEL
-    edge_node: Label = _OPT_LABEL
+    show_id: Label
+    stream_id: Label
+    probe_id: Label
+    region: Label
+    isp: OptLabel = ""
+    edge_node: OptLabel = ""
     state: ConnectionState
     # Time from starting to join until the first complete video frame; set on
     # every sample of a session once known.
@@ -104,7 +116,7 @@ class ProbeBatch(_Model):
     """What a probe posts to the collector. A retried batch keeps its id."""
 
     batch_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    probe_id: Label = _LABEL
+    probe_id: Label
     sent_ts: float = Field(gt=0)
     samples: list[ProbeSample] = Field(max_length=10_000)
     dropped_samples: int = Field(default=0, ge=0)  # spool overflow, counted
@@ -115,6 +127,9 @@ class Heartbeat(_Model):
     ts: float = Field(gt=0)
     version: str = Field(default="", max_length=64)
     streams: list[Label] = Field(default_factory=list)
+    # Empty while the probe's spool works; else what fails (e.g. the disk
+    # is full and batches are held in memory), so "up" does not hide it.
+    spool_error: str = Field(default="", max_length=300)
 
 
 class BusinessSample(_Model):
@@ -125,14 +140,14 @@ class BusinessSample(_Model):
     """
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    region: Label = _OPT_LABEL
+    show_id: Label
+    region: OptLabel = ""
     viewers_online: int | None = Field(default=None, ge=0)
     joins: int | None = Field(default=None, ge=0)
     leaves: int | None = Field(default=None, ge=0)
     orders: int | None = Field(default=None, ge=0)
     chat_messages: int | None = Field(default=None, ge=0)
-    sku: Label = _OPT_LABEL  # orders broken down per SKU when known
+    sku: OptLabel = ""  # orders broken down per SKU when known
 
 
 class StockRecord(_Model):
@@ -144,14 +159,14 @@ class StockRecord(_Model):
 
     ts: float = Field(gt=0)
     source_ts: float = Field(gt=0)
-    warehouse: Label = _LABEL
-    sku: Label = _LABEL
+    warehouse: Label
+    sku: Label
     on_hand: int = Field(ge=0)
     full_snapshot: bool = False
 
 
 class Sku(_Model):
-    sku: Label = _LABEL
+    sku: Label
     name: str = Field(default="", max_length=300)
     abc_class: str = Field(default="B", pattern=r"^[ABC]$")
     price: float | None = Field(default=None, ge=0)
@@ -161,13 +176,13 @@ class OnScreen(_Model):
     """A SKU goes on or off screen in a show at ``ts``."""
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
-    sku: Label = _LABEL
+    show_id: Label
+    sku: Label
     on: bool
 
 
 class Show(_Model):
-    show_id: Label = _LABEL
+    show_id: Label
     title: str = Field(default="", max_length=300)
     start_ts: float = Field(gt=0)
     end_ts: float | None = None  # set when the show ends
@@ -273,7 +288,7 @@ class Evidence(_Model):
 
 class Incident(_Model):
     incident_id: str
-    show_id: Label = _LABEL
+    show_id: Label
     start_ts: float
     end_ts: float | None = None  # None while it lasts
     detected_ts: float | None = None  # when the engine first reported it
@@ -364,9 +379,9 @@ class StockState(_Model):
     """The alert state of one SKU in one warehouse at ``ts``."""
 
     ts: float
-    show_id: Label = _LABEL
-    sku: Label = _LABEL
-    warehouse: Label = _LABEL
+    show_id: Label
+    sku: Label
+    warehouse: Label
     level: StockLevel
     on_hand: int | None = None
     velocity_per_min: float | None = None
@@ -410,7 +425,7 @@ class Alert(_Model):
 
     key: str  # stable de-duplication key
     status: AlertStatus
-    show_id: Label = _LABEL
+    show_id: Label
     region: str = ""
     node: str = ""
     cause: Cause
@@ -460,11 +475,11 @@ class InjectedFault(_Model):
     """
 
     index: int = Field(ge=0)
-    kind: Label = _LABEL
+    kind: Label
     regions: list[Label] = Field(default_factory=list)
-    probe: Label = _OPT_LABEL
-    sku: Label = _OPT_LABEL
-    warehouse: Label = _OPT_LABEL
+    probe: OptLabel = ""
+    sku: OptLabel = ""
+    warehouse: OptLabel = ""
     start_ts: float
     end_ts: float
     expected_cause: Cause
@@ -488,7 +503,7 @@ class InjectedFault(_Model):
 class RegionSummary(_Model):
     """One region of one finished show, as history compares it across shows."""
 
-    region: Label = _LABEL
+    region: Label
     score: float | None = Field(default=None, ge=0, le=100)  # viewer experience 0-100
     # The score's parts (availability, smoothness, network, startup, chat), 0..1.
     parts: dict[str, float | None] = Field(default_factory=dict)
@@ -520,8 +535,8 @@ class IncidentSummary(_Model):
 class StockEvent(_Model):
     """A SKU x warehouse that sold out, went red or went stale during a show."""
 
-    sku: Label = _LABEL
-    warehouse: Label = _LABEL
+    sku: Label
+    warehouse: Label
     kind: str = Field(pattern=r"^(sold_out|red|stale|sync_fault)$")
     first_ts: float
     refill_units: int | None = None
@@ -533,7 +548,7 @@ class ShowSummary(_Model):
     history neither reads raw samples nor loses shows whose samples were
     downsampled or deleted by retention."""
 
-    show_id: Label = _LABEL
+    show_id: Label
     title: str = Field(default="", max_length=300)
     start_ts: float = Field(gt=0)
     end_ts: float = Field(gt=0)
@@ -552,13 +567,13 @@ class ViewerAggregate(_Model):
     big audiences are diagnosed from their own numbers."""
 
     ts: float = Field(gt=0)
-    show_id: Label = _LABEL
+    show_id: Label
     interval_s: float = Field(default=60.0, gt=0, le=3600)
-    region: Label = _OPT_LABEL
-    isp: Label = _OPT_LABEL
-    cdn: Label = _OPT_LABEL
-    device: Label = _OPT_LABEL
-    app_version: Label = _OPT_LABEL
+    region: OptLabel = ""
+    isp: OptLabel = ""
+    cdn: OptLabel = ""
+    device: OptLabel = ""
+    app_version: OptLabel = ""
     sessions: int = Field(ge=0)
     failures: int = Field(default=0, ge=0)
     watched_s: float = Field(default=0.0, ge=0)

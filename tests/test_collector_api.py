@@ -19,6 +19,7 @@ from qosmon.model import (
     Cause,
     Incident,
     Severity,
+    Show,
     StockLevel,
     StockState,
 )
@@ -38,8 +39,16 @@ P1 = auth(PROBE_TOKENS["p1"])
 FEED = auth(FEED_TOKEN)
 
 
+def _store_with_show(path: Path) -> SqliteStore:
+    """A store that knows the show the probe samples here are for: the
+    collector refuses samples for a show it does not know."""
+    store = SqliteStore(path)
+    store.put_show(Show(show_id="show-1", start_ts=time.time() - 600))
+    return store
+
+
 async def _start(tmp_path: Path, **overrides: Any) -> Ctx:
-    store = SqliteStore(tmp_path / "collector.db")
+    store = _store_with_show(tmp_path / "collector.db")
     pipeline = RecordingPipeline(store)
     running = await start_collector(make_config(**overrides), store, pipeline)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
@@ -235,7 +244,7 @@ class _BlockingOnlyStore:
 async def test_a_store_with_only_blocking_writes_is_called_from_worker_threads(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "blocking.db")
+    store = _store_with_show(tmp_path / "blocking.db")
     wrapped = _BlockingOnlyStore(store)
     running = await start_collector(make_config(), wrapped, RecordingPipeline(store))
     try:
@@ -599,7 +608,9 @@ async def test_metrics_health_openapi(c: Ctx) -> None:
     assert 'qosmon_collector_requests_rejected_total{reason="unauthenticated"} 1.0' in text
     assert 'qosmon_collector_store_seconds_count{op="write_probe_batch"} 1.0' in text
     assert "qosmon_collector_probes_up 1.0" in text
-    assert await get(c, "/healthz") == (200, {"status": "ok"})
+    status, health = await get(c, "/healthz")
+    assert status == 200 and health["status"] == "ok"
+    assert health["store"]["ok"] and health["store"]["writer_alive"]
     status, doc = await get(c, "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     assert "/api/v1/samples" in doc["paths"] and "ProbeBatch" in doc["components"]["schemas"]
@@ -628,3 +639,19 @@ async def test_read_tokens_guard_reads(tmp_path: Path) -> None:
         assert (await get(ctx, "/healthz"))[0] == 200
     finally:
         await _stop(ctx)
+
+
+async def test_samples_for_a_show_not_created_yet_are_refused_counted_then_taken(c: Ctx) -> None:
+    """A probe that starts before the show is created: its batches get 404
+    (nothing stored), are counted in /metrics, and the same batch sent again
+    once the show exists is stored."""
+    b = batch("early-0001", [sample(ts=time.time() - 2, show_id="later-show")])
+    status, body = await post(c, "/api/v1/samples", b, P1)
+    assert status == 404 and "no show 'later-show'" in body["error"]
+    assert c.store.probe_samples("later-show") == []
+    async with c.http.get(c.url("/metrics")) as r:
+        text = await r.text()
+    assert "qosmon_samples_unknown_show_total 1.0" in text
+    await put_show(c, "later-show")
+    assert await post(c, "/api/v1/samples", b, P1) == (200, {"stored": 1, "duplicate": False})
+    assert len(c.store.probe_samples("later-show")) == 1

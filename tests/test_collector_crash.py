@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from qosmon.model import Show
 from qosmon.store.sqlite import SqliteStore
 from tests.cli_run import start_serve
 from tests.test_collector_support import PROBE_TOKENS, auth, batch, sample
@@ -21,6 +22,10 @@ SAMPLES_PER_BATCH = 50
 
 
 def _start(tmp_path: Path, db: Path) -> tuple[subprocess.Popen[str], str]:
+    # The collector refuses samples for a show it does not know.
+    store = SqliteStore(db)
+    store.put_show(Show(show_id="show-1", start_ts=time.time() - 600))
+    store.close()
     cfg = tmp_path / "collector.toml"
     cfg.write_text(
         'host = "127.0.0.1"\nport = 0\n'

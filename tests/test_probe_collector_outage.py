@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from qosmon.collector.config import CollectorConfig
 from qosmon.demo.clip import encode_clip
 from qosmon.demo.netpath import Impairment, RegionPath
 from qosmon.demo.origin import DemoOrigin
-from qosmon.model import ConnectionState
+from qosmon.model import ConnectionState, Show
 from qosmon.store import open_store
 
 OUTAGE_S = 60.0
@@ -43,6 +44,8 @@ async def test_a_minute_without_the_collector_loses_no_sample(
 ) -> None:
     token = secrets.token_urlsafe(16)
     store = open_store(f"sqlite:///{tmp_path / 'qosmon.db'}")
+    # The collector takes samples only for a show it knows.
+    store.put_show(Show(show_id="show", start_ts=time.time() - 60))
     config = CollectorConfig.model_validate(
         {"port": 0, "probes": [{"probe_id": "sg-1", "token": token}],
          "live": {"enabled": False}})

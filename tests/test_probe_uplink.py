@@ -5,6 +5,7 @@ loopback: batches, auth, refusals, outages, the bounded disk spool."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -164,16 +165,23 @@ async def test_timeout_then_retry_same_batch_id_is_duplicate(
     assert collector.duplicates == 1 and len(collector.batches) == 1
 
 
-async def test_bad_batch_dropped_not_retried_forever(
-    collector: FakeCollector, tmp_path: Path
+@pytest.mark.parametrize("status", [400, 403, 409])
+async def test_batch_refused_for_good_is_set_aside_not_retried_forever(
+    collector: FakeCollector, tmp_path: Path, status: int
 ) -> None:
-    collector.answer = 400
+    # Finding: a spooled batch answered 403 was retried forever at the head
+    # of the queue, so nothing behind it was ever sent.
+    collector.answer = status
     up = uplink(collector.url, tmp_path)
     await up.put(sample(1))
     await wait_for(lambda: up.rejected_samples == 1)
     posts = collector.posts
     await asyncio.sleep(0.3)
     assert collector.posts == posts  # not retried
+    assert len(list((tmp_path / "refused").glob("*.batch.json"))) == 1
+    collector.answer = None
+    await up.put(sample(2))  # the queue moved on
+    await wait_for(lambda: len(collector.stored()) == 1)
     await up.aclose()
 
 
@@ -212,3 +220,53 @@ async def test_full_spool_drops_oldest_and_counts(collector: FakeCollector,
     assert len(got) + dropped == 50
     assert len(got) <= 25 and got[-1] == 49  # the newest kept, the oldest gone
     assert got == list(range(50 - len(got), 50))
+
+
+async def test_spool_disk_failing_is_reported_in_heartbeats_and_nothing_lost(
+    collector: FakeCollector, tmp_path: Path
+) -> None:
+    # Finding: on a full disk the uploader task died silently while
+    # heartbeats kept the probe "up" and samples piled up in memory.
+    spool_dir = tmp_path / "spool"
+    up = uplink(collector.url, spool_dir, heartbeat_interval_s=0.1)
+    shutil.rmtree(spool_dir)  # every spool write now fails
+    for i in range(20):
+        await up.put(sample(i))
+    await wait_for(lambda: len(collector.stored()) == 20)
+    await wait_for(lambda: any(h.spool_error for h in collector.heartbeats))
+    assert "spool write failed" in collector.heartbeats[-1].spool_error
+    assert up.task_failures == 0
+    spool_dir.mkdir()
+    await up.put(sample(21))
+    await wait_for(lambda: len(collector.stored()) == 21)
+    n = len(collector.heartbeats)
+    await wait_for(lambda: len(collector.heartbeats) > n + 1)
+    assert collector.heartbeats[-1].spool_error == ""
+    await up.aclose()
+
+
+async def test_a_failing_uplink_task_is_restarted_and_reported(
+    collector: FakeCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in spooling (here: the first add raises) must not leave the
+    # batcher dead while heartbeats keep the probe looking healthy.
+    monkeypatch.setattr("probes.uplink.RESTART_DELAY_S", 0.05)
+    up = uplink(collector.url, tmp_path, heartbeat_interval_s=0.1)
+    real_add = up.spool.add
+    calls = {"n": 0}
+
+    def add_failing_once(samples: list[ProbeSample], now: float | None = None) -> ProbeBatch:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("spool bug")
+        return real_add(samples, now)
+
+    monkeypatch.setattr(up.spool, "add", add_failing_once)
+    await up.put(sample(1))
+    await wait_for(lambda: up.task_failures == 1)
+    await wait_for(lambda: any("batcher failed: RuntimeError: spool bug" in h.spool_error
+                               for h in collector.heartbeats))
+    await up.put(sample(2))
+    # Nothing lost: the sample whose spooling failed is spooled on the retry.
+    await wait_for(lambda: len(collector.stored()) == 2)
+    await up.aclose()

@@ -22,7 +22,7 @@ from qosmon.model import (
     StockRecord,
 )
 from qosmon.store import open_store
-from qosmon.store.base import StoreError
+from qosmon.store.base import BatchConflictError, StoreError
 from qosmon.store.influx import InfluxStore, escape_tag, probe_line
 from tests import tsdb_server
 from tests.test_collector_support import PROBE_TOKENS, RecordingPipeline, auth, batch, make_config
@@ -154,6 +154,7 @@ async def test_collector_on_influx_backend(vm: tsdb_server.VictoriaMetrics, tmp_
     try:
         show = f"e2e-{time.time_ns()}"
         now = time.time() - 10
+        store.put_show(Show(show_id=show, start_ts=now - 60))  # samples need a known show
         body = batch("e2e-00001", [
             {"ts": now + i, "show_id": show, "stream_id": "main", "probe_id": "p1",
              "region": "SG", "state": "connected", "rtt_ms": 30.0 + i} for i in range(3)])
@@ -178,17 +179,23 @@ def test_batches_queued_together_are_stored_once_each(
 ) -> None:
     show = f"group-{time.time_ns()}"
     now = round(time.time() - 120, 3)
-    assert store.write_probe_batch("p1/g0", [ps(now, show)]) is True
+    def samples(bid: str) -> list[ProbeSample]:
+        return [ps(now + int(bid[4:]) + j / 10, show) for j in range(3)]
+
+    assert store.write_probe_batch("p1/g0", samples("p1/g0")) is True
     # Submitted without waiting, so they queue up behind each other and go
     # to the server in groups; copies of one batch must still count once.
     ids = ["p1/g0", *(f"p1/g{i}" for i in range(1, 30)), "p1/g5", "p1/g29"]
-    futures = [store.submit_probe_batch(bid, [ps(now + int(bid[4:]) + j / 10, show)
-                                               for j in range(3)]) for bid in ids]
+    futures = [store.submit_probe_batch(bid, samples(bid)) for bid in ids]
+    # The same id with other samples is a new batch under a reused id.
+    reused = store.submit_probe_batch("p1/g7", [ps(now + 999, show)])
     results = [f.result(timeout=30) for f in futures]
     assert results == [False, *[True] * 29, False, False]
+    with pytest.raises(BatchConflictError, match="'g7' was stored before with other content"):
+        reused.result(timeout=30)
     vm.flush()
     got = store.probe_samples(show)
-    assert len(got) == 1 + 29 * 3
+    assert len(got) == 30 * 3
     assert all(store.has_batch(f"p1/g{i}") for i in range(30))
 
 

@@ -27,7 +27,7 @@ from qosmon.model import (
     StockState,
 )
 from qosmon.store import StoreURLError, open_store
-from qosmon.store.base import StoreError
+from qosmon.store.base import BatchConflictError, StoreError
 from qosmon.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000.0
@@ -76,9 +76,10 @@ def test_concurrent_writers_group_commit(store: SqliteStore) -> None:
 
     def writer(w: int) -> None:
         for i in range(25):
-            ok = store.write_probe_batch(f"w{w}/b{i}", [ps(T0 + i + j / 10) for j in range(10)])
+            samples = [ps(T0 + i + j / 10) for j in range(10)]
+            ok = store.write_probe_batch(f"w{w}/b{i}", samples)
             # Half the writers retry each batch: must be refused.
-            again = store.write_probe_batch(f"w{w}/b{i}", [ps(T0)]) if w % 2 else False
+            again = store.write_probe_batch(f"w{w}/b{i}", samples) if w % 2 else False
             with lock:
                 results.extend([ok, not again])
 
@@ -227,9 +228,10 @@ def test_a_group_of_batches_is_stored_together_and_a_bad_one_fails_alone(
         bad = ps(T0 + 9)
         bad.packets_expected = 2**70  # bypassing validation: SQLite cannot hold it
         futures = {
-            "dup_of_first": store.submit_probe_batch("p1/first", [ps(T0 + 1)]),
+            "dup_of_first": store.submit_probe_batch("p1/first", [ps(T0)]),
             "new": store.submit_probe_batch("p1/new", [ps(T0 + 2), ps(T0 + 3)]),
-            "new_again": store.submit_probe_batch("p1/new", [ps(T0 + 4)]),
+            "new_again": store.submit_probe_batch("p1/new", [ps(T0 + 2), ps(T0 + 3)]),
+            "new_reused": store.submit_probe_batch("p1/new", [ps(T0 + 4)]),
             "bad": store.submit_probe_batch("p1/bad", [ps(T0 + 5), bad]),
             "unicode": store.submit_probe_batch("探针-é/b\"1\\", [ps(T0 + 6)]),
         }
@@ -240,10 +242,13 @@ def test_a_group_of_batches_is_stored_together_and_a_bad_one_fails_alone(
     assert first.result(timeout=10) is True
     with pytest.raises(StoreError, match="write failed"):
         futures.pop("bad").result(timeout=10)
+    # The same id with other samples is not a retry: refused, not dropped.
+    with pytest.raises(BatchConflictError, match="'new' was stored before with other content"):
+        futures.pop("new_reused").result(timeout=10)
     assert {k: f.result(timeout=10) for k, f in futures.items()} == {
         "dup_of_first": False, "new": True, "new_again": False, "unicode": True,
     }
     assert [s.ts for s in store.probe_samples("s1")] == [T0, T0 + 2, T0 + 3, T0 + 6]
     assert not store.has_batch("p1/bad")  # so a corrected retry can still be stored
     assert store.has_batch("探针-é/b\"1\\")
-    assert store.write_probe_batch("探针-é/b\"1\\", [ps(T0 + 7)]) is False
+    assert store.write_probe_batch("探针-é/b\"1\\", [ps(T0 + 6)]) is False

@@ -50,11 +50,16 @@ async def _tick_loop(state: CollectorState) -> None:
     while True:
         # Tick near whole seconds; sleep at least a little so a slow tick
         # cannot make ticks run back to back.
-        await asyncio.sleep(max(0.05, 1.0 - time.time() % 1.0))
+        delay = max(0.05, 1.0 - time.time() % 1.0)
+        due = time.time() + delay
+        await asyncio.sleep(delay)
         try:
             await state.pipeline.tick(time.time())
         except Exception:
             log.exception("pipeline tick failed")
+        # How long after its second the tick was done: a busy event loop
+        # or a slow analysis shows here before ticks start to be skipped.
+        state.metrics.observe_tick_lag(time.time() - due)
 
 
 async def _retention_loop(state: CollectorState, store: AppliesRetention) -> None:
@@ -67,7 +72,7 @@ async def _retention_loop(state: CollectorState, store: AppliesRetention) -> Non
                 "backfill_summaries", backfill_summaries, state.store, time.time())
             done = await state.store_call(
                 "apply_retention", store.apply_retention, time.time(), cfg.raw_days,
-                cfg.keep_days,
+                cfg.keep_days, cfg.batch_id_days,
             )
             if any(done.values()):
                 log.info("retention: %s", done)
@@ -106,7 +111,7 @@ def create_app(
 ) -> web.Application:
     pipeline = pipeline if pipeline is not None else NullPipeline()
     tokens = TokenRegistry(
-        [(p.probe_id, p.token) for p in config.probes], config.feed_tokens, config.read_tokens
+        [(p.probe_id, p.secret) for p in config.probes], config.feed_tokens, config.read_tokens
     )
     fleet = Fleet(tokens.probe_ids, config.heartbeat_interval_s)
     state = CollectorState(
@@ -118,14 +123,20 @@ def create_app(
         fleet=fleet,
         metrics=CollectorMetrics(
             lambda: fleet.up_count(time.time()),
-            (lambda: pipeline.unknown_show_samples)
-            if isinstance(pipeline, ReportsHealth) else None,
+            # Refused here (no such show) plus stored but unknown to live
+            # analysis (a show created elsewhere, or after a restart).
+            lambda: state.unknown_show_samples + (
+                pipeline.unknown_show_samples if isinstance(pipeline, ReportsHealth) else 0),
             lambda: pipeline.live_qos(time.time()), pipeline.delivery_qos,
         ),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
         submit_probe_batch=(
             store.submit_probe_batch if isinstance(store, SubmitsProbeBatches) else None
         ),
+        open_limiter=RateLimiter(config.rate_limit.open_reads_per_s,
+                                 config.rate_limit.open_reads_burst),
+        series_slots=asyncio.Semaphore(config.limits.series_concurrency),
+        pins={p.probe_id: p for p in config.probes},
     )
     app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = state
@@ -155,7 +166,11 @@ async def start_collector(
     app = create_app(config, store, pipeline)
     # No access log: at thousands of batches a second it would cost more
     # than the ingest; rejects are counted in /metrics and logged at debug.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    # keepalive_timeout also closes a connection that has not sent a whole
+    # request head this long after opening (or after its last answer): a
+    # client trickling headers a byte at a time is cut off.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0,
+                           keepalive_timeout=config.limits.header_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)

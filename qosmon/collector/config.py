@@ -1,7 +1,9 @@
 """The collector's configuration (``config/collector.toml``).
 
 Tokens are ``SecretStr``: they print as ``**********`` in reprs, logs and
-error messages.
+error messages. Each may also be named instead of written: ``*_env`` (an
+environment variable) or ``*_file`` (a file, e.g. a systemd credential);
+see ``qosmon.credentials``.
 """
 
 from __future__ import annotations
@@ -10,21 +12,61 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from qosmon.credentials import resolve_secret
 from qosmon.logs import LogFormat
+from qosmon.model import Label, OptLabel
 from qosmon.store.url import DEFAULT_STORE_URL, parse_store_url
 
-_LABEL = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 # Short tokens can be guessed; 16 characters of a random token is ~96 bits.
-_TOKEN = Field(min_length=16, max_length=512)
+TOKEN_MIN_CHARS = 16
+TOKEN_MAX_CHARS = 512
+
+
+def _check_token(token: SecretStr, what: str) -> SecretStr:
+    n = len(token.get_secret_value())
+    if not TOKEN_MIN_CHARS <= n <= TOKEN_MAX_CHARS:
+        raise ValueError(f"{what} must have {TOKEN_MIN_CHARS} to {TOKEN_MAX_CHARS} characters")
+    return token
 
 
 class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ProbePin(_Cfg):
+    """The labels a probe's token may post under; a label left out is not
+    checked. A sample or heartbeat claiming another value is refused (403),
+    so a leaked probe token cannot fabricate an incident elsewhere."""
+
+    region: Label | None = None
+    isp: OptLabel | None = None
+    edge_node: OptLabel | None = None
+
+
 class ProbeCredential(_Cfg):
-    probe_id: str = _LABEL
-    token: SecretStr = _TOKEN
+    probe_id: Label
+    token: SecretStr | None = Field(default=None, repr=False, min_length=TOKEN_MIN_CHARS,
+                                    max_length=TOKEN_MAX_CHARS)
+    token_env: str | None = None
+    token_file: str | None = None
+    labels: ProbePin = Field(default_factory=ProbePin)
+    # The shows this probe may post samples for; empty: any show the
+    # collector knows (a show it does not know is refused either way).
+    shows: list[Label] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _resolve_token(self) -> ProbeCredential:
+        token = resolve_secret(self.token, self.token_env, self.token_file, "token")
+        if token is None:
+            raise ValueError("needs token, token_env or token_file")
+        source = "token_env" if self.token_env else "token_file" if self.token_file else "token"
+        self.token = _check_token(token, source)
+        return self
+
+    @property
+    def secret(self) -> SecretStr:
+        assert self.token is not None  # resolved by the validator
+        return self.token
 
 
 class RateLimit(_Cfg):
@@ -33,6 +75,40 @@ class RateLimit(_Cfg):
 
     requests_per_s: float = Field(default=20.0, gt=0)
     burst: int = Field(default=40, ge=1)
+    # Reads without a token (``read_tokens`` empty): a bucket per client
+    # address instead.
+    open_reads_per_s: float = Field(default=5.0, gt=0)
+    open_reads_burst: int = Field(default=20, ge=1)
+
+
+class Limits(_Cfg):
+    """Bounds on what one request may cost and on the times it may claim.
+    Each refusal is counted in ``qosmon_collector_requests_rejected``."""
+
+    # Connection open (or idle after a response) this long without a whole
+    # request head: closed. Also the idle keep-alive time.
+    header_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    # A request body not fully received within this: 408.
+    body_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    # A handler (body, store, answer) taking longer: 503 (streams exempt).
+    request_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # One store call taking longer: 503, nothing acknowledged.
+    store_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # Series reads: at most this many points per answer (more rows are
+    # averaged into buckets server-side), this many minutes back, this
+    # many reads at once (more: 429).
+    series_max_points: int = Field(default=20_000, ge=100, le=1_000_000)
+    series_max_minutes: float = Field(default=24 * 60.0, gt=0)
+    series_concurrency: int = Field(default=2, ge=1, le=64)
+    # Samples older than this (probe clock vs ours) are refused; the spool
+    # of a probe holds about a day at most.
+    max_sample_age_s: float = Field(default=2 * 86400.0, gt=0)
+    # Samples older than this are stored but not handed to the live
+    # analysis (it would replay every second since then to place them).
+    live_max_age_s: float = Field(default=600.0, gt=0)
+    # Shows: start no further ahead than this, no longer than this.
+    max_show_lead_days: float = Field(default=30.0, gt=0)
+    max_show_hours: float = Field(default=48.0, gt=0)
 
 
 class Retention(_Cfg):
@@ -42,7 +118,11 @@ class Retention(_Cfg):
 
     enabled: bool = True
     raw_days: float = Field(default=30.0, gt=0)
-    keep_days: float | None = Field(default=None, gt=0)
+    keep_days: float | None = Field(default=365.0, gt=0)
+    # Probe batch ids (kept so a retry is answered "duplicate") are
+    # forgotten after this; a probe retries for as long as its spool
+    # holds a batch, about a day at most.
+    batch_id_days: float = Field(default=7.0, gt=0)
     check_interval_s: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
@@ -103,9 +183,15 @@ class CollectorConfig(_Cfg):
     probes: list[ProbeCredential] = Field(default_factory=list)
     # Commerce platform and warehouse feeds (shows, business, inventory).
     feed_tokens: list[SecretStr] = Field(default_factory=list)
+    # Or named: environment variables, files (one token each).
+    feed_tokens_env: list[str] = Field(default_factory=list)
+    feed_tokens_file: list[str] = Field(default_factory=list)
     # Empty: the read endpoints (GET) are open, as on a loopback-only
     # collector. Otherwise a GET needs one of these (or a feed token).
     read_tokens: list[SecretStr] = Field(default_factory=list)
+    read_tokens_env: list[str] = Field(default_factory=list)
+    read_tokens_file: list[str] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retention: Retention = Field(default_factory=Retention)
@@ -135,14 +221,25 @@ class CollectorConfig(_Cfg):
 
     @model_validator(mode="after")
     def _unique(self) -> CollectorConfig:
+        for kind in ("feed", "read"):
+            tokens: list[SecretStr] = getattr(self, f"{kind}_tokens")
+            for var in getattr(self, f"{kind}_tokens_env"):
+                got = resolve_secret(None, var, None, f"{kind}_tokens")
+                assert got is not None
+                tokens.append(got)
+            for path in getattr(self, f"{kind}_tokens_file"):
+                got = resolve_secret(None, None, path, f"{kind}_tokens")
+                assert got is not None
+                tokens.append(got)
+            getattr(self, f"{kind}_tokens_env").clear()
+            getattr(self, f"{kind}_tokens_file").clear()
         ids = [p.probe_id for p in self.probes]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"probe_id listed twice: {', '.join(dup)}")
-        tokens = [p.token.get_secret_value() for p in self.probes]
-        if len(set(tokens)) != len(tokens):
+        secrets = [p.secret.get_secret_value() for p in self.probes]
+        if len(set(secrets)) != len(secrets):
             raise ValueError("two probes share a token (each probe needs its own)")
         for t in self.feed_tokens + self.read_tokens:
-            if len(t.get_secret_value()) < 16:
-                raise ValueError("feed and read tokens need at least 16 characters")
+            _check_token(t, "feed and read tokens")
         return self

@@ -30,6 +30,7 @@ class ProbeRecord:
     samples_received: int = 0
     batches_received: int = 0
     dropped_samples: int = 0
+    spool_error: str = ""  # from the last heartbeat: the probe's spool failing
 
 
 class Fleet:
@@ -48,6 +49,7 @@ class Fleet:
         rec.labels = hb.probe
         rec.version = hb.version
         rec.streams = list(hb.streams)
+        rec.spool_error = hb.spool_error
         rec.last_heartbeat_ts = received_ts
         rec.last_seen_ts = received_ts
         rec.offsets_s.append(received_ts - hb.ts)
@@ -91,6 +93,7 @@ class Fleet:
                     "samples_received": rec.samples_received,
                     "batches_received": rec.batches_received,
                     "dropped_samples": rec.dropped_samples,
+                    "spool_error": rec.spool_error,
                 }
             )
         return out

@@ -126,17 +126,21 @@ class QosCollector(Collector):
 
 
 class _UnknownShowSamples(Collector):
-    """The live pipeline keeps the count; it is read at scrape time."""
+    """The collector and the live pipeline keep the count; it is read at
+    scrape time (``describe`` keeps registration from reading it early)."""
+
+    _NAME = "qosmon_samples_unknown_show"
+    _HELP = ("Probe samples for a show that did not exist (refused) or that live "
+             "analysis did not know (stored)")
 
     def __init__(self, count: Callable[[], int]) -> None:
         self._count = count
 
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._NAME, self._HELP)
+
     def collect(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(
-            "qosmon_samples_unknown_show",
-            "Probe samples stored for a show the live pipeline did not know",
-            value=float(self._count()),
-        )
+        yield CounterMetricFamily(self._NAME, self._HELP, value=float(self._count()))
 
 
 class CollectorMetrics:
@@ -174,6 +178,14 @@ class CollectorMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.limits_hit = Counter(
+            "qosmon_collector_limits_hit",
+            "Limits reached without refusing the request (a series downsampled) "
+            "or refusing it for load (concurrent series reads); refusals are "
+            "also in requests_rejected",
+            ["limit"],
+            registry=self.registry,
+        )
         self.store_seconds = Histogram(
             "qosmon_collector_store_seconds",
             "Time for a store call to return (writes: until durable)",
@@ -187,6 +199,17 @@ class CollectorMetrics:
             ["op"],
             registry=self.registry,
         )
+        self.tick_lag = Gauge(
+            "qosmon_collector_tick_lag_seconds",
+            "How long after its whole second the last live-analysis tick was done",
+            registry=self.registry,
+        )
+        self.tick_lag_max = Gauge(
+            "qosmon_collector_tick_lag_max_seconds",
+            "The largest tick lag since the collector started",
+            registry=self.registry,
+        )
+        self._tick_lag_max = 0.0
         up = Gauge(
             "qosmon_collector_probes_up",
             "Probes whose last heartbeat is within 3 heartbeat intervals",
@@ -196,6 +219,12 @@ class CollectorMetrics:
         if unknown_show_samples is not None:
             self.registry.register(_UnknownShowSamples(unknown_show_samples))
         self.registry.register(QosCollector(shows, deliveries))
+
+    def observe_tick_lag(self, lag_s: float) -> None:
+        self.tick_lag.set(lag_s)
+        if lag_s > self._tick_lag_max:
+            self._tick_lag_max = lag_s
+            self.tick_lag_max.set(lag_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -81,21 +81,25 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "invalid input; the body names the field",
         401: "missing or unknown token",
-        403: "token not allowed for this (probe id does not match, wrong kind of token)",
+        403: "token not allowed for this (probe id, pinned labels or shows do not match, "
+             "wrong kind of token)",
         404: "no such show",
+        408: "body not received within limits.body_timeout_s",
+        409: "batch id stored before with other content",
         413: "body larger than max_body_bytes",
         415: "wrong Content-Type",
-        429: "too many requests for this token; see Retry-After",
+        429: "too many requests for this token (or address, for open reads); see Retry-After",
         501: "this store does not keep that kind of data",
-        503: "store unavailable; nothing acknowledged, retry",
+        503: "store unavailable or too slow; nothing acknowledged, retry",
+        504: "not answered within limits.request_timeout_s; nothing acknowledged",
     }
     return {
         str(c): {"description": text[c], "content": _json_content(_ref("Error"))} for c in codes
     }
 
 
-_WRITE_ERRORS = (400, 401, 403, 413, 415, 429, 503)
-_READ_ERRORS = (400, 401, 429, 503)
+_WRITE_ERRORS = (400, 401, 403, 408, 413, 415, 429, 503, 504)
+_READ_ERRORS = (400, 401, 429, 503, 504)
 _SHOW_PARAM = {
     "name": "show_id", "in": "path", "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 128,
@@ -165,6 +169,8 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             "samples_received": {"type": "integer"},
             "batches_received": {"type": "integer"},
             "dropped_samples": {"type": "integer"},
+            "spool_error": {"type": "string",
+                            "description": "the probe's spool failing (empty: fine)"},
         },
     }
     fleet = {"type": "object", "required": ["probes"],
@@ -177,6 +183,10 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
         "properties": {
             "show_id": {"type": "string"}, "metric": {"type": "string"},
             "start_ts": {"type": "number"}, "end_ts": {"type": "number"},
+            "bucket_s": {"type": "number", "description":
+                         "0: raw samples; else values averaged over buckets this wide"},
+            "truncated": {"type": "boolean",
+                          "description": "the point cap cut the oldest points"},
             "points": {"type": "array", "items": {
                 "type": "object",
                 "properties": {"ts": {"type": "number"}, "probe_id": {"type": "string"},
@@ -192,7 +202,7 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             {"type": "object", "required": ["stored", "duplicate"],
              "properties": {"stored": {"type": "integer", "minimum": 0},
                             "duplicate": {"type": "boolean"}}},
-            _WRITE_ERRORS, body=_json_content(_ref("ProbeBatch")),
+            (*_WRITE_ERRORS, 404, 409), body=_json_content(_ref("ProbeBatch")),
         )},
         "/api/v1/probes/heartbeat": {"post": _op(
             f"Probe registration and liveness. {auth_probe}.",
@@ -309,8 +319,8 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             "The collector's own metrics, Prometheus text format.", {}, (401, 429),
             ok_content={"text/plain": {"schema": {"type": "string"}}},
         )},
-        "/healthz": {"get": _op("Health: the live pipeline's tick and alert outbox.",
-                                {"type": "object"}, (), secured=False)},
+        "/healthz": {"get": _op("Health: the store's writes, the live pipeline's tick and "
+                                "alert outbox.", {"type": "object"}, (), secured=False)},
     }
     paths["/healthz"]["get"]["responses"]["503"] = {
         "description": "unhealthy: `problems` says what is wrong",

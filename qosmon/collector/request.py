@@ -11,6 +11,7 @@ raised from here or from ``wire``; nothing else answers an error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -26,18 +27,23 @@ from qosmon.collector.auth import bearer_token, token_digest
 from qosmon.collector.state import STATE, CollectorState
 from qosmon.collector.wire import ApiError, ShowPath, check_numbers, from_validation_error
 from qosmon.model import Show
-from qosmon.store.base import StoreError
+from qosmon.store.base import BatchConflictError, StoreError
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="qosmon"'}
 _REJECT_REASONS = {
     400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-    405: "method", 413: "too_large", 415: "content_type", 429: "rate_limited",
-    503: "store_unavailable",
+    405: "method", 408: "body_timeout", 409: "conflict", 413: "too_large",
+    415: "content_type", 429: "rate_limited", 503: "store_unavailable",
+    504: "request_timeout",
 }
+# A show id the store does not have is looked up again after this long.
+_MISSING_SHOW_TTL_S = 5.0
+_SHOW_CACHE_MAX = 10_000
 
 
 def state_of(request: web.Request) -> CollectorState:
@@ -95,9 +101,18 @@ def auth_feed(request: web.Request) -> None:
 
 def auth_read(request: web.Request) -> None:
     """Reads are open when no read token is configured (a loopback-only
-    collector); otherwise a read or feed token is needed."""
+    collector), rate-limited per client address; otherwise a read or feed
+    token is needed."""
     state = state_of(request)
     if state.tokens.reads_open:
+        if state.open_limiter is not None:
+            key = f"addr:{request.remote or ''}".encode()
+            wait = state.open_limiter.acquire(key, time.monotonic())
+            if wait is not None:
+                raise ApiError(
+                    429, f"too many reads from this address; retry in {wait:.2f} s",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
         return
     token = _bearer(request)
     if not state.tokens.may_read(token):
@@ -120,10 +135,18 @@ async def read_body(request: web.Request, media: Literal["json", "csv"] = "json"
         expected = "text/csv"
     if not ok:
         raise ApiError(415, f"Content-Type must be {expected}, not {ctype}", "Content-Type")
-    limit = state_of(request).config.max_body_bytes
+    config = state_of(request).config
+    limit = config.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"body of {request.content_length} bytes exceeds {limit} bytes")
-    return await request.read()
+    # A client trickling its body holds a connection and a buffer: cut off.
+    timeout = config.limits.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"body not received within {timeout:g} s",
+                       headers={"Connection": "close"}) from None
 
 
 @contextmanager
@@ -180,7 +203,34 @@ async def existing_show(state: CollectorState, show_id: str) -> Show:
     show = await state.store_call("get_show", state.store.get_show, show_id)
     if show is None:
         raise ApiError(404, f"no show {show_id!r}", "show_id")
+    remember_show(state, show_id)
     return show
+
+
+def remember_show(state: CollectorState, show_id: str) -> None:
+    if len(state.known_shows) < _SHOW_CACHE_MAX:
+        state.known_shows.add(show_id)
+    state.missing_shows.pop(show_id, None)
+
+
+async def known_show(state: CollectorState, show_id: str, field: str) -> None:
+    """Refuse (404) data for a show the collector does not know: it would be
+    stored forever and never diagnosed. Known ids are cached, and so are
+    misses for a few seconds, so neither a probe's steady traffic nor a
+    flood of made-up ids costs a store read per request."""
+    if show_id in state.known_shows:
+        return
+    now = time.monotonic()
+    missed = state.missing_shows.get(show_id)
+    if missed is None or now - missed > _MISSING_SHOW_TTL_S:
+        if await state.store_call("get_show", state.store.get_show, show_id) is not None:
+            remember_show(state, show_id)
+            return
+        if len(state.missing_shows) >= _SHOW_CACHE_MAX:
+            state.missing_shows.clear()
+        state.missing_shows[show_id] = missed = now
+    raise ApiError(404, f"no show {show_id!r}; create it (PUT /api/v1/shows/{{show_id}}) "
+                        "before sending data for it", field)
 
 
 async def show_to_read(request: web.Request) -> Show:
@@ -201,6 +251,36 @@ def not_future(state: CollectorState, ts: float, now: float, field: str, **extra
         )
 
 
+def not_stale(state: CollectorState, ts: float, now: float, field: str) -> None:
+    """Refuse a measurement older than ``limits.max_sample_age_s``: a clock
+    at 1970 would make the live analysis replay decades second by second."""
+    age = state.config.limits.max_sample_age_s
+    if ts < now - age:
+        raise ApiError(400, f"{now - ts:.0f} s older than the collector's clock "
+                            f"(limit {age:g} s)", field)
+
+
+def check_show_times(state: CollectorState, show: Show, now: float) -> None:
+    """A show's span must make sense before anything is computed over it:
+    a report over ``start_ts=1, end_ts=-5`` would size arrays by it."""
+    lim = state.config.limits
+    lead = lim.max_show_lead_days * 86400.0
+    longest = lim.max_show_hours * 3600.0
+    if show.start_ts > now + lead:
+        raise ApiError(400, f"more than {lim.max_show_lead_days:g} days ahead", "start_ts")
+    if show.start_ts < now - state.config.limits.max_sample_age_s - longest:
+        raise ApiError(400, "too far in the past for live data "
+                            f"(limit {lim.max_sample_age_s + longest:g} s)", "start_ts")
+    for name in ("end_ts", "planned_end_ts"):
+        end = getattr(show, name)
+        if end is None:
+            continue
+        if end <= show.start_ts:
+            raise ApiError(400, f"must be after start_ts ({show.start_ts})", name)
+        if end - show.start_ts > longest:
+            raise ApiError(400, f"more than {lim.max_show_hours:g} h after start_ts", name)
+
+
 # --- answers ------------------------------------------------------------------------
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -214,6 +294,17 @@ def dump_models(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json") for m in items]
 
 
+def streams(handler: _Handler) -> _Handler:
+    """Mark a handler whose answer is a long-lived stream (server-sent
+    events): the request timeout does not apply to it."""
+    setattr(handler, "_qosmon_stream", True)  # noqa: B010 - a marker on a function
+    return handler
+
+
+def _is_stream(request: web.Request) -> bool:
+    return bool(getattr(request.match_info.route.handler, "_qosmon_stream", False))
+
+
 @web.middleware
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -222,10 +313,21 @@ async def errors_middleware(
     (``ApiError``), aiohttp's (404, 405, 413 while reading) and a failing
     store (503: nothing was acknowledged)."""
     state = state_of(request)
+    timeout = state.config.limits.request_timeout_s
     try:
-        return await handler(request)
+        if _is_stream(request):
+            return await handler(request)
+        try:
+            async with asyncio.timeout(timeout):
+                return await handler(request)
+        except TimeoutError:
+            raise ApiError(504, f"not answered within {timeout:g} s; nothing was "
+                                "acknowledged, retry later", headers={"Retry-After": "1"}
+                           ) from None
     except ApiError as exc:
         err: ApiError = exc
+    except BatchConflictError as exc:
+        err = ApiError(409, str(exc), "batch_id")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -17,12 +17,12 @@ from aiohttp import web
 
 from qosmon.collector.assignment import ProbeRegistry
 from qosmon.collector.auth import RateLimiter, TokenRegistry
-from qosmon.collector.config import CollectorConfig
+from qosmon.collector.config import CollectorConfig, ProbeCredential
 from qosmon.collector.fleet import Fleet
 from qosmon.collector.metrics import CollectorMetrics
 from qosmon.model import ProbeSample
 from qosmon.pipeline import Pipeline
-from qosmon.store.base import Store, StoreError
+from qosmon.store.base import ReportsHealth, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +45,66 @@ class CollectorState:
     submit_probe_batch: Callable[[str, Sequence[ProbeSample]], Future[bool]] | None = None
     # Probes that asked for work, and what they were given.
     assignments: ProbeRegistry = field(default_factory=ProbeRegistry)
+    # Reads without a token: a bucket per client address.
+    open_limiter: RateLimiter | None = None
+    # Series reads running at once (each may scan many rows).
+    series_slots: asyncio.Semaphore | None = None
+    # Show ids the store has, and recent misses (id -> when looked up), so
+    # probe batches do not cost a store read each; both bounded.
+    known_shows: set[str] = field(default_factory=set)
+    # Probe id -> its entry in the config (pinned labels and shows).
+    pins: dict[str, ProbeCredential] = field(default_factory=dict)
+    missing_shows: dict[str, float] = field(default_factory=dict)
+    # Probe samples refused for a show nobody created (yet), and the shows
+    # already logged (bounded), so a wrong show id is said once, not per batch.
+    unknown_show_samples: int = 0
+    unknown_shows_logged: set[str] = field(default_factory=set)
+
+    def count_unknown_show(self, show_id: str, n: int) -> None:
+        self.unknown_show_samples += n
+        if show_id not in self.unknown_shows_logged and len(self.unknown_shows_logged) < 1000:
+            self.unknown_shows_logged.add(show_id)
+            log.warning("samples for show %r, which does not exist: refused (404); the probes "
+                        "send them again, and they are stored once the show is created",
+                        show_id[:128])
+
+    async def _bounded(self, op: str, work: Awaitable[T]) -> T:
+        """``work`` within ``limits.store_timeout_s``, timed and counted."""
+        t0 = time.perf_counter()
+        timeout = self.config.limits.store_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await work
+        except TimeoutError:
+            self.metrics.store_errors.labels(op).inc()
+            raise StoreError(f"store call {op} took longer than {timeout:g} s") from None
+        except StoreError:
+            self.metrics.store_errors.labels(op).inc()
+            raise
+        finally:
+            self.metrics.store_seconds.labels(op).observe(time.perf_counter() - t0)
 
     async def store_call(self, op: str, fn: Callable[..., T], *args: Any) -> T:
         if self.executor is None:
             raise StoreError("collector is not running")
         loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        try:
-            return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
-        except StoreError:
-            self.metrics.store_errors.labels(op).inc()
-            raise
-        finally:
-            self.metrics.store_seconds.labels(op).observe(time.perf_counter() - t0)
+        return await self._bounded(
+            op, loop.run_in_executor(self.executor, functools.partial(fn, *args)))
 
     async def store_submit(self, op: str, submit: Callable[..., Future[T]], *args: Any) -> T:
         """Like ``store_call`` for a store operation that queues itself and
-        hands back a future (``SubmitsProbeBatches``): no worker thread."""
+        hands back a future (``SubmitsProbeBatches``): no worker thread. On
+        a timeout the future is cancelled: the store then skips it if it
+        had not started it."""
         if self.executor is None:
             raise StoreError("collector is not running")
-        t0 = time.perf_counter()
-        try:
-            return await asyncio.wrap_future(submit(*args))
-        except StoreError:
-            self.metrics.store_errors.labels(op).inc()
-            raise
-        finally:
-            self.metrics.store_seconds.labels(op).observe(time.perf_counter() - t0)
+        return await self._bounded(op, asyncio.wrap_future(submit(*args)))
+
+    def store_health(self) -> dict[str, Any] | None:
+        """The store writer's health, if the store reports one."""
+        if isinstance(self.store, ReportsHealth):
+            return self.store.health().as_dict()
+        return None
 
     async def store_records(
         self, kind: str, write: Callable[[list[Any]], None], hook: Callable[[Any], None],

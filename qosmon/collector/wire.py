@@ -16,7 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qosmon.errors import QosmonError
-from qosmon.model import BusinessSample, ProbeBatch, ProbeSample, StockRecord, ViewerAggregate
+from qosmon.model import (
+    BusinessSample,
+    Label,
+    ProbeBatch,
+    ProbeSample,
+    StockRecord,
+    ViewerAggregate,
+)
 
 INT64_MAX = 2**63 - 1
 MAX_ERRORS_LISTED = 20
@@ -149,7 +156,7 @@ class ViewerAggregatePush(_Wire):
 
 
 class SnapshotItem(_Wire):
-    sku: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    sku: Label
     on_hand: int = Field(ge=0)
 
 
@@ -161,7 +168,7 @@ class InventorySnapshot(_Wire):
     sync fault diagnosis has to tell apart. To zero a SKU, list it with 0.
     """
 
-    warehouse: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    warehouse: Label
     source_ts: float = Field(gt=0)
     items: list[SnapshotItem] = Field(max_length=200_000)
 
@@ -202,4 +209,4 @@ class InventoryHeartbeat(_Wire):
 class ShowPath(_Wire):
     """Path parameter ``show_id``, validated like ``Show.show_id``."""
 
-    show_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    show_id: Label

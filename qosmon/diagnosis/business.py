@@ -66,6 +66,25 @@ class RegionBusiness:
         self._persist = Persistence(b.min_duration_s, b.clear_s)
         self._seen_orders = False
         self._seen_chat = False
+        self._history_s = b.history_s
+        self._pruned_at = 0
+
+    def prune(self, s: int) -> None:
+        """Forget seconds older than the history kept (``history_s``), once
+        a minute: the per-second dicts otherwise grow for as long as the
+        show runs, and a late sample stamped far back cannot pin them."""
+        if s - self._pruned_at < 60:
+            return
+        self._pruned_at = s
+        cutoff = s - self._history_s
+        series = [self.viewers, self.orders_total, self.chat, self.leaves,
+                  *self.sku_orders.values()]
+        for d in series:
+            if d and min(d) < cutoff:
+                for t in [t for t in d if t < cutoff]:
+                    del d[t]
+        for sku in [k for k, d in self.sku_orders.items() if not d]:
+            del self.sku_orders[sku]
 
     def add(self, x: BusinessSample) -> None:
         s = second_of(x.ts)
@@ -93,6 +112,7 @@ class RegionBusiness:
         return s in self.orders_total or any(s in d for d in self.sku_orders.values())
 
     def evaluate(self, s: int) -> BusinessStatus:
+        self.prune(s)
         viewers = None
         v = self.viewers.get(s)
         if v is not None:

@@ -57,6 +57,10 @@ class BusinessThresholds(_Section):
     rebaseline_s: int = Field(default=180, ge=10)  # a lasting new level becomes normal
     orders_window_s: int = Field(default=15, ge=1)
     orders_reference_s: int = Field(default=120, ge=10)
+    # Per-second business history kept for impact figures (viewers and
+    # orders lost look back up to 10 minutes before an incident's start),
+    # pruned beyond this so a long show's history stays bounded.
+    history_s: int = Field(default=3 * 3600, ge=1800)
     orders_p_value: float = Field(default=1e-6, gt=0, lt=1)
     orders_drop_rel: float = Field(default=0.5, gt=0, lt=1)
     orders_min_expected: float = Field(default=8.0, gt=0)

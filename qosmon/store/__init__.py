@@ -61,7 +61,8 @@ def open_store(url: str, *, read_only: bool = False, must_exist: bool = False) -
         raise StoreURLError(f"store {loc.path} is a folder; name the store file in it")
     from qosmon.store.sqlite import SqliteStore
 
-    return SqliteStore(loc.path, synchronous=loc.synchronous, read_only=read_only)
+    return SqliteStore(loc.path, synchronous=loc.synchronous, read_only=read_only,
+                       timeout_s=loc.timeout_s)
 
 
 __all__ = [

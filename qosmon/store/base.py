@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 # Defined with the other errors; the store modules import them from here.
+from qosmon.errors import BatchConflictError as BatchConflictError
 from qosmon.errors import NoSuchStore as NoSuchStore
 from qosmon.errors import StoreError as StoreError
 from qosmon.model import (
@@ -122,8 +124,63 @@ class AppliesRetention(Protocol):
     counts of what was done, by kind."""
 
     def apply_retention(
-        self, now: float, raw_days: float, keep_days: float | None
+        self, now: float, raw_days: float, keep_days: float | None,
+        batch_id_days: float | None = None,
     ) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """A store's writer as ``/healthz`` reports it. ``ok``: the writer is
+    alive, its last write committed, and nothing has waited longer than
+    the store's timeout."""
+
+    ok: bool
+    writer_alive: bool
+    queued: int
+    # Seconds the write in progress has taken so far (0: idle).
+    busy_s: float
+    failed_groups: int
+    last_error: str | None
+    last_error_ts: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "writer_alive": self.writer_alive, "queued": self.queued,
+            "busy_s": round(self.busy_s, 3), "failed_groups": self.failed_groups,
+            "last_error": self.last_error, "last_error_ts": self.last_error_ts,
+        }
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """Optional: a store that can say whether its writes go through."""
+
+    def health(self) -> StoreHealth: ...
+
+
+@dataclass(frozen=True)
+class SeriesRead:
+    """One metric of a show's probe samples, at most ``max_points`` points
+    (``ts``, ``probe_id``, ``region``, ``stream_id``, ``value``). With more
+    rows than that, values are averaged per probe and stream over buckets
+    of ``bucket_s`` seconds (0: raw samples); ``truncated``: even then the
+    cap cut the answer short (the newest points were kept)."""
+
+    points: list[tuple[float, str, str, str, float | None]]
+    bucket_s: float
+    truncated: bool
+
+
+@runtime_checkable
+class ReadsSeries(Protocol):
+    """Optional: a store that downsamples a series itself, so a long read
+    never loads every sample into the collector."""
+
+    def probe_series(
+        self, show_id: str, metric: str, start_ts: float, end_ts: float | None,
+        region: str | None, probe_id: str | None, max_points: int,
+    ) -> SeriesRead: ...
 
 
 @runtime_checkable

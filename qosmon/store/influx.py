@@ -51,8 +51,8 @@ from qosmon.model import (
     StockRecord,
     StockState,
 )
-from qosmon.store.base import StoreError
-from qosmon.store.sqlite import SqliteStore
+from qosmon.store.base import BatchConflictError, StoreError
+from qosmon.store.sqlite import SqliteStore, batch_digest
 
 if TYPE_CHECKING:
     from qosmon.store.postgres import PostgresDocuments
@@ -300,17 +300,25 @@ class InfluxStore:
 
     def _write_group(self, group: list[_PendingBatch]) -> None:
         fresh: list[_PendingBatch] = []
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
+        digests: dict[int, str] = {}
         for p in group:
+            digest = digests[id(p)] = batch_digest(p.samples)
             try:
-                duplicate = p.batch_id in seen or self._side.has_batch(p.batch_id)
+                known, before = (True, seen[p.batch_id]) if p.batch_id in seen \
+                    else self._side.batch_record(p.batch_id)
             except StoreError as exc:
                 p.future.set_exception(exc)
                 continue
-            if duplicate:
+            if known and before is not None and before != digest:
+                # The same id with other samples: a new batch, not a retry.
+                p.future.set_exception(BatchConflictError(
+                    f"batch id {p.batch_id.partition('/')[2] or p.batch_id!r} was stored "
+                    "before with other content; a new batch needs a new batch_id"))
+            elif known:
                 p.future.set_result(False)
             else:
-                seen.add(p.batch_id)
+                seen[p.batch_id] = digest
                 fresh.append(p)
         if not fresh:
             return
@@ -343,7 +351,8 @@ class InfluxStore:
         recorded: list[Future[bool] | None] = []
         for p in fresh:
             try:
-                recorded.append(self._side.submit_probe_batch(p.batch_id, []))
+                recorded.append(
+                    self._side.submit_probe_batch(p.batch_id, [], digest=digests[id(p)]))
             except StoreError as exc:
                 p.future.set_exception(exc)
                 recorded.append(None)

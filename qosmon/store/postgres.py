@@ -35,6 +35,9 @@ _SCHEMA_LOCK = 0x716F736D6F6E  # "qosmon"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS qosmon_probe_batches (batch_id TEXT PRIMARY KEY);
+-- The digest of a batch's samples, so a reused id with other content is a
+-- conflict, not a retry (added after the first release: hence ALTER).
+ALTER TABLE qosmon_probe_batches ADD COLUMN IF NOT EXISTS digest TEXT;
 CREATE TABLE IF NOT EXISTS qosmon_shows (
     show_id TEXT PRIMARY KEY, start_ts DOUBLE PRECISION NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS qosmon_on_screen (
@@ -129,16 +132,24 @@ class PostgresDocuments:
 
     # --- probe batch ids (the time-series store dedups by them) -------------
     def has_batch(self, batch_id: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM qosmon_probe_batches WHERE batch_id = %s",
-                               (batch_id,)))
+        return self.batch_record(batch_id)[0]
 
-    def submit_probe_batch(self, batch_id: str, samples: Sequence[Any]) -> Future[bool]:
-        """Record a batch id (the samples live in the time-series server);
-        the future is already done when this returns."""
+    def batch_record(self, batch_id: str) -> tuple[bool, str | None]:
+        """Whether ``batch_id`` was recorded, and the digest of its samples."""
+        rows = self._rows("SELECT digest FROM qosmon_probe_batches WHERE batch_id = %s",
+                          (batch_id,))
+        return (True, rows[0][0]) if rows else (False, None)
+
+    def submit_probe_batch(
+        self, batch_id: str, samples: Sequence[Any], digest: str | None = None
+    ) -> Future[bool]:
+        """Record a batch id and its samples' digest (the samples live in the
+        time-series server); the future is already done when this returns."""
         fut: Future[bool] = Future()
         try:
-            rows = self._rows("INSERT INTO qosmon_probe_batches (batch_id) VALUES (%s) "
-                              "ON CONFLICT DO NOTHING RETURNING batch_id", (batch_id,))
+            rows = self._rows("INSERT INTO qosmon_probe_batches (batch_id, digest) "
+                              "VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING batch_id",
+                              (batch_id, digest))
         except StoreError as exc:
             fut.set_exception(exc)
         else:

@@ -16,11 +16,25 @@ commits them together. Probe batches, the bulk of the traffic, are written
 together in a few multi-row statements; only if that fails is each written
 alone to find the one at fault. Reads use one connection per reading thread; WAL lets them run
 while the writer writes.
+
+Faults: whatever goes wrong inside a group (a full disk, an I/O error, a
+bug in an operation, a rollback that itself fails) fails that group's
+futures with ``StoreError`` and the writer goes on with the next group; it
+never dies and leaves later writes waiting. No call waits forever either:
+a write not done within ``timeout_s`` raises ``StoreError`` (and is taken
+off the queue if it had not started), a read running longer is interrupted.
+``health()`` says whether the writer is alive, keeping up and committing.
+
+A probe batch id is stored with a digest of its samples, so the same id
+arriving with other content is told apart from a retry
+(``BatchConflictError``) instead of being dropped as a duplicate.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -33,7 +47,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +65,7 @@ from qosmon.model import (
     StockState,
     ViewerAggregate,
 )
-from qosmon.store.base import StoreError
+from qosmon.store.base import BatchConflictError, SeriesRead, StoreError, StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +81,9 @@ STOCK_COLUMNS: tuple[str, ...] = tuple(StockRecord.model_fields)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS probe_batches (
     batch_id TEXT PRIMARY KEY,
-    n_samples INTEGER NOT NULL
+    n_samples INTEGER NOT NULL,
+    digest TEXT,
+    stored_ts REAL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS probe_samples ({", ".join(SAMPLE_COLUMNS)});
 CREATE INDEX IF NOT EXISTS probe_samples_show_ts ON probe_samples (show_id, ts);
@@ -203,35 +220,73 @@ def insert_sample_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]
         left -= n
 
 
-@dataclass(frozen=True, slots=True)
+_SAMPLE_TS = operator.itemgetter("ts")
+_SAMPLE_KEY = operator.itemgetter("show_id", "stream_id", "state")
+
+
+def batch_digest(samples: Sequence[ProbeSample]) -> str:
+    """What a probe batch says, as a short hash: the same batch sent again
+    (a retry) has the same digest; a reused id with other samples almost
+    never does. It covers each sample's time, show, stream and state, not
+    every measurement: the whole row cost 6 us a sample on the ingest path,
+    this a few tenths (C loops only)."""
+    dicts = [s.__dict__ for s in samples]
+    h = hashlib.sha256(array.array("d", map(_SAMPLE_TS, dicts)).tobytes())
+    h.update("\x1f".join(itertools.chain.from_iterable(map(_SAMPLE_KEY, dicts))).encode())
+    return h.hexdigest()[:32]
+
+
+@dataclass(slots=True)
 class _ProbeBatchWrite:
     batch_id: str
     samples: Sequence[ProbeSample]
+    digest: str | None = None
+    # Set by the writer: when the batch was stored.
+    ts: float = field(default=0.0, compare=False)
+
+    def content_digest(self) -> str:
+        # Computed on the writer thread, not on the caller's event loop.
+        if self.digest is None:
+            self.digest = batch_digest(self.samples)
+        return self.digest
 
     def run(self, conn: sqlite3.Connection) -> bool:
         """This batch alone (the writer's fallback when a group fails)."""
         stored = _write_probe_batches(conn, [self], isolated=False)
         assert stored is not None
-        return stored[0]
+        outcome = stored[0]
+        if isinstance(outcome, BatchConflictError):
+            raise outcome
+        return outcome
 
 
 _Queued = tuple[Callable[[sqlite3.Connection], Any] | _ProbeBatchWrite, Future[Any]]
 
 _KNOWN_BATCHES = (
-    "SELECT batch_id FROM probe_batches WHERE batch_id IN (SELECT value FROM json_each(?))"
+    "SELECT batch_id, digest FROM probe_batches "
+    "WHERE batch_id IN (SELECT value FROM json_each(?))"
 )
 _INSERT_BATCHES = (
-    "INSERT INTO probe_batches (batch_id, n_samples) "
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+    "INSERT INTO probe_batches (batch_id, n_samples, digest, stored_ts) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?)"
 )
+
+
+def _conflict(batch_id: str) -> BatchConflictError:
+    return BatchConflictError(
+        f"batch id {batch_id.partition('/')[2] or batch_id!r} was stored before with other "
+        "content; a new batch needs a new batch_id"
+    )
 
 
 def _write_probe_batches(
     conn: sqlite3.Connection, writes: Sequence[_ProbeBatchWrite], isolated: bool = True
-) -> list[bool] | None:
+) -> list[bool | BatchConflictError] | None:
     """Store the batches not stored before, all in a handful of statements
     (see ``_SAMPLE_CHUNK_MAX`` for why few). Returns, per write, whether it
-    was stored (False: a duplicate, also of an earlier write in ``writes``).
+    was stored (False: a duplicate, also of an earlier write in ``writes``;
+    ``BatchConflictError``: the id was stored with other content).
 
     ``isolated``: inside a savepoint; on any failure, roll it back and
     return None (the caller then writes each batch alone to find the bad
@@ -240,29 +295,45 @@ def _write_probe_batches(
         conn.execute("SAVEPOINT batches")
     try:
         ids = json.dumps([w.batch_id for w in writes], ensure_ascii=False)
-        known = {row[0] for row in conn.execute(_KNOWN_BATCHES, (ids,))}
-        stored: list[bool] = []
-        fresh: list[tuple[str, int]] = []
+        known: dict[str, str | None] = dict(conn.execute(_KNOWN_BATCHES, (ids,)).fetchall())
+        stored: list[bool | BatchConflictError] = []
+        fresh: list[tuple[str, int, str, float]] = []
         rows: list[tuple[Any, ...]] = []
+        now = time.time()
         for w in writes:
-            ok = w.batch_id not in known
-            stored.append(ok)
-            if ok:
-                known.add(w.batch_id)
-                fresh.append((w.batch_id, len(w.samples)))
-                rows += map(sample_row, w.samples)
+            digest = w.content_digest()
+            if w.batch_id in known:
+                before = known[w.batch_id]
+                # No digest: stored before digests were kept; a retry then.
+                same = before is None or before == digest
+                stored.append(False if same else _conflict(w.batch_id))
+                continue
+            stored.append(True)
+            known[w.batch_id] = digest
+            fresh.append((w.batch_id, len(w.samples), digest, now))
+            rows += map(sample_row, w.samples)
         if fresh:
             conn.execute(_INSERT_BATCHES, (json.dumps(fresh, ensure_ascii=False),))
             insert_sample_rows(conn, rows)
-    except Exception:
+    except Exception as exc:
         if not isolated:
             raise
-        conn.execute("ROLLBACK TO batches")
-        conn.execute("RELEASE batches")
+        _rollback_to(conn, "batches", exc)
         return None
     if isolated:
         conn.execute("RELEASE batches")
     return stored
+
+
+def _rollback_to(conn: sqlite3.Connection, savepoint: str, cause: BaseException) -> None:
+    """Undo a savepoint. Some errors (a full disk, an I/O error) make SQLite
+    roll the whole transaction back by itself, and then the savepoint is
+    gone: that raises here, naming ``cause``, and the writer's guard fails
+    the whole group."""
+    if not conn.in_transaction:
+        raise StoreError(f"{cause} (the whole transaction was rolled back)") from cause
+    conn.execute(f"ROLLBACK TO {savepoint}")
+    conn.execute(f"RELEASE {savepoint}")
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
@@ -276,18 +347,32 @@ def _row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return {c: v for c, v in zip(columns, row, strict=True) if v is not None}
 
 
+DEFAULT_TIMEOUT_S = 30.0
+# A read checks its deadline every this many SQLite VM steps (a few ms).
+_PROGRESS_STEPS = 20_000
+
+
 class SqliteStore:
     """The ``Store`` interface on one SQLite database file. ``read_only``:
     the file must exist and is neither created, migrated nor written."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL", group_max: int = 256,
-                 read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        group_max: int = 256,
+        read_only: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
             )
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, not {timeout_s!r}")
         self.path = Path(path)
+        self.timeout_s = timeout_s
         self.read_only = read_only
         self._synchronous = synchronous
         self._group_max = group_max
@@ -296,6 +381,12 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Health, written by the writer thread only.
+        self._busy_since: float | None = None
+        self._failed_groups = 0
+        self._last_error: str | None = None
+        self._last_error_ts: float | None = None
+        self._last_ok = True
         self._writer: threading.Thread | None = None
         try:
             if read_only:
@@ -305,6 +396,7 @@ class SqliteStore:
             self._wconn = self._connect()
             self._wconn.executescript(_SCHEMA)
             self._wconn.executescript(_OUTBOX_SCHEMA)
+            self._migrate(self._wconn)
         except (sqlite3.Error, StoreError) as exc:
             self.close()
             raise StoreError(f"{self.path}: cannot open SQLite store: {exc}") from exc
@@ -316,9 +408,9 @@ class SqliteStore:
         if self.read_only:
             conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                check_same_thread=False, timeout=30.0,
+                check_same_thread=False, timeout=self.timeout_s,
             )
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
             # A store written by an older qosmon lacks the tables added
             # since; read-only they cannot be added to the file, so each
             # missing one is an empty table in this connection's memory.
@@ -329,24 +421,68 @@ class SqliteStore:
                     conn.execute(f"CREATE TEMP TABLE {name} {body}")
             return conn
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.timeout_s
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
         return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring a file made by an older version up to this schema."""
+        cols = {row[1] for row in conn.execute("PRAGMA table_info(probe_batches)")}
+        for col, decl in (("digest", "TEXT"), ("stored_ts", "REAL")):
+            if col not in cols:
+                conn.execute(f"ALTER TABLE probe_batches ADD COLUMN {col} {decl}")
+                if col == "stored_ts":
+                    # Older ids count as stored now, so retention keeps them
+                    # for the usual time.
+                    conn.execute("UPDATE probe_batches SET stored_ts = ?", (time.time(),))
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS probe_batches_ts ON probe_batches (stored_ts)"
+        )
 
     def _submit(self, op: Callable[[sqlite3.Connection], T] | _ProbeBatchWrite) -> Future[T]:
         if self._closed:
             raise StoreError("store is closed")
         if self.read_only:
             raise StoreError(f"{self.path}: opened read-only, cannot write")
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreError("store writer is not running")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return fut
 
+    def _wait(self, fut: Future[T]) -> T:
+        try:
+            return fut.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            # Not started yet: it never will be. Started: it may still
+            # commit, which a retry of an idempotent write tolerates.
+            taken_back = fut.cancel()
+            raise StoreError(
+                f"store write timed out after {self.timeout_s:g} s "
+                + ("(not written)" if taken_back else "(it may still complete)")
+            ) from None
+
     def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        return self._submit(op).result()
+        return self._wait(self._submit(op))
+
+    def health(self) -> StoreHealth:
+        busy_since = self._busy_since
+        busy_s = time.monotonic() - busy_since if busy_since is not None else 0.0
+        alive = self._closed or self.read_only or (
+            self._writer is not None and self._writer.is_alive())
+        return StoreHealth(
+            ok=alive and self._last_ok and busy_s <= self.timeout_s,
+            writer_alive=alive,
+            queued=self._queue.qsize(),
+            busy_s=busy_s,
+            failed_groups=self._failed_groups,
+            last_error=self._last_error,
+            last_error_ts=self._last_error_ts,
+        )
 
     def _write_loop(self) -> None:
         conn = self._wconn
@@ -365,14 +501,46 @@ class SqliteStore:
                     stop = True
                     break
                 group.append(item)
-            self._run_group(conn, group)
+            # A caller that gave up (timeout, cancelled request) is not
+            # written for: it has been told it was not.
+            group = [(op, fut) for op, fut in group if fut.set_running_or_notify_cancel()]
+            if not group:
+                continue
+            self._busy_since = time.monotonic()
+            try:
+                self._run_group(conn, group)
+            except BaseException as exc:  # the guard: fail this group, keep the writer
+                self._group_failed(conn, group, exc)
+            finally:
+                self._busy_since = None
         conn.close()
+
+    def _group_failed(
+        self, conn: sqlite3.Connection, group: list[_Queued], exc: BaseException
+    ) -> None:
+        log.error("store writer: a group of %d writes failed and was rolled back: %s",
+                  len(group), exc, exc_info=not isinstance(exc, sqlite3.Error | StoreError))
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        self._note_error(f"write failed: {exc}")
+        error = StoreError(f"write failed, nothing of it stored: {exc}")
+        for _, fut in group:
+            if not fut.done():
+                fut.set_exception(error)
+
+    def _note_error(self, text: str) -> None:
+        self._failed_groups += 1
+        self._last_error = text[:300]
+        self._last_error_ts = time.time()
+        self._last_ok = False
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Queued]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._note_error(f"cannot begin transaction: {exc}")
             for _, fut in group:
                 fut.set_exception(StoreError(f"cannot begin transaction: {exc}"))
             return
@@ -386,18 +554,23 @@ class SqliteStore:
                 # One of them cannot be stored: find which, each on its own.
                 ops[:0] = [(w.run, fut) for w, fut in batches]
             else:
-                outcomes += [(fut, ok, None) for (_, fut), ok in zip(batches, stored, strict=True)]
+                for (_, fut), ok in zip(batches, stored, strict=True):
+                    if isinstance(ok, BatchConflictError):
+                        outcomes.append((fut, None, ok))
+                    else:
+                        outcomes.append((fut, ok, None))
         for op, fut in ops:
             conn.execute("SAVEPOINT op")
             try:
                 result = op(conn)
+            except BatchConflictError as exc:
+                _rollback_to(conn, "op", exc)
+                outcomes.append((fut, None, exc))
             except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
+                _rollback_to(conn, "op", exc)
                 outcomes.append((fut, None, StoreError(f"write failed: {exc}")))
-            except BaseException as exc:  # a bug: report it to the caller, keep the writer
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
+            except Exception as exc:  # a bug: report it to the caller, keep the writer
+                _rollback_to(conn, "op", exc)
                 outcomes.append((fut, None, exc))
             else:
                 conn.execute("RELEASE op")
@@ -407,9 +580,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self._note_error(f"commit failed: {exc}")
             for fut, _, _ in outcomes:
                 fut.set_exception(StoreError(f"commit failed: {exc}"))
             return
+        self._last_ok = True
         for fut, result, error in outcomes:
             if error is None:
                 fut.set_result(result)
@@ -428,21 +603,37 @@ class SqliteStore:
         return conn
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = self._reader()
+        deadline = time.monotonic() + self.timeout_s
+        # Returning true from the progress handler interrupts the query.
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
         try:
-            return self._reader().execute(sql, params).fetchall()
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise StoreError(f"read timed out after {self.timeout_s:g} s") from None
+            raise StoreError(f"read failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
+        finally:
+            conn.set_progress_handler(None, 0)
 
     # --- writes -------------------------------------------------------------
     def write_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> bool:
-        return self.submit_probe_batch(batch_id, samples).result()
+        return self._wait(self.submit_probe_batch(batch_id, samples))
 
-    def submit_probe_batch(self, batch_id: str, samples: Sequence[ProbeSample]) -> Future[bool]:
+    def submit_probe_batch(
+        self, batch_id: str, samples: Sequence[ProbeSample], digest: str | None = None
+    ) -> Future[bool]:
         """``write_probe_batch`` without waiting: the future's result comes
         once the batch is committed (or known as a duplicate). An event loop
         can await it directly, with no worker thread in between: each thread
-        hop is another wait for the GIL under load."""
-        return self._submit(_ProbeBatchWrite(batch_id, samples))
+        hop is another wait for the GIL under load. The future fails with
+        ``BatchConflictError`` if the id was stored with other samples; the
+        caller bounds its own wait (``timeout_s`` is the store's own).
+        ``digest``: the samples' ``batch_digest`` when ``samples`` is not
+        what was sent (a side store recording batches kept elsewhere)."""
+        return self._submit(_ProbeBatchWrite(batch_id, samples, digest))
 
     def write_business(self, samples: Sequence[BusinessSample]) -> None:
         rows = [tuple(s.__dict__[c] for c in BUSINESS_COLUMNS) for s in samples]
@@ -662,6 +853,48 @@ class SqliteStore:
             out.append(ProbeSample.model_validate(d))
         return out
 
+    def probe_series(
+        self, show_id: str, metric: str, start_ts: float, end_ts: float | None,
+        region: str | None, probe_id: str | None, max_points: int,
+    ) -> SeriesRead:
+        """See ``ReadsSeries``: counted, and bucketed in SQL when there are
+        more rows than ``max_points``, so only the points leave SQLite."""
+        if metric not in _MINUTE_AGGREGATES:
+            raise ValueError(f"not a numeric sample column: {metric!r}")
+        raw_where, raw_params = _where(
+            ("show_id = ?", show_id), ("ts >= ?", start_ts), ("ts <= ?", end_ts),
+            ("region = ?", region), ("probe_id = ?", probe_id),
+        )
+        min_where, min_params = _where(
+            ("show_id = ?", show_id), ("(minute + 1) * 60 >= ?", start_ts),
+            ("(minute + 1) * 60 <= ?", end_ts), ("region = ?", region),
+            ("probe_id = ?", probe_id),
+        )
+        rows_sql = (
+            f"SELECT ts, probe_id, region, stream_id, {metric} AS v FROM probe_samples "
+            f"WHERE {' AND '.join(raw_where)} UNION ALL "
+            f"SELECT (minute + 1) * 60.0, probe_id, region, stream_id, {metric} "
+            f"FROM probe_minutes WHERE {' AND '.join(min_where)}"
+        )
+        params = [*raw_params, *min_params]
+        n, n_series, first, last = self._read(
+            f"SELECT count(*), count(DISTINCT probe_id || '/' || stream_id), min(ts), max(ts) "
+            f"FROM ({rows_sql})", params)[0]
+        if n <= max_points:
+            rows = self._read(f"SELECT * FROM ({rows_sql}) ORDER BY ts", params)
+            return SeriesRead([tuple(r) for r in rows], 0.0, False)
+        # Buckets wide enough that every series fits its share of the cap.
+        bucket = float(max(1, math.ceil((last - first + 1) * n_series / max_points)))
+        rows = self._read(
+            f"SELECT max(ts) AS t, probe_id, max(region), stream_id, avg(v) FROM ({rows_sql}) "
+            f"GROUP BY probe_id, stream_id, CAST(ts / ? AS INTEGER) "
+            f"ORDER BY t DESC LIMIT ?",
+            [*params, bucket, max_points + 1],
+        )
+        truncated = len(rows) > max_points
+        points = [tuple(r) for r in reversed(rows[:max_points])]
+        return SeriesRead(points, bucket, truncated)
+
     def business(
         self, show_id: str, start_ts: float | None = None, end_ts: float | None = None
     ) -> list[BusinessSample]:
@@ -732,19 +965,41 @@ class SqliteStore:
     def has_batch(self, batch_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM probe_batches WHERE batch_id = ?", (batch_id,)))
 
+    def batch_record(self, batch_id: str) -> tuple[bool, str | None]:
+        """Whether ``batch_id`` was stored, and the digest of its samples
+        (``batch_digest``; None if stored before digests were kept)."""
+        rows = self._read("SELECT digest FROM probe_batches WHERE batch_id = ?", (batch_id,))
+        return (True, rows[0][0]) if rows else (False, None)
+
     def apply_retention(
-        self, now: float, raw_days: float, keep_days: float | None
+        self, now: float, raw_days: float, keep_days: float | None,
+        batch_id_days: float | None = None,
     ) -> dict[str, int]:
-        """Downsample, then forget, old shows.
+        """Downsample, then forget, old shows; forget old batch ids.
 
         A show whose newest raw probe sample is older than ``raw_days`` has its
         samples replaced by per-minute aggregates per probe and stream (read
         back by ``probe_samples`` as one sample per minute). With ``keep_days``
         set, everything about a show whose newest data is older than that is
-        deleted. Returns counts of what was done.
+        deleted. With ``batch_id_days`` set, the ids (and digests) of probe
+        batches stored longer ago than that are forgotten: a probe retries
+        for as long as its spool holds a batch, far less than days, and the
+        ids would otherwise grow without bound. Returns counts of what was
+        done.
         """
         raw_cutoff = now - raw_days * 86400.0
-        done = {"shows_downsampled": 0, "samples_pruned": 0, "shows_deleted": 0}
+        done = {"shows_downsampled": 0, "samples_pruned": 0, "shows_deleted": 0,
+                "batch_ids_pruned": 0}
+        if batch_id_days is not None:
+            ids_cutoff = now - batch_id_days * 86400.0
+
+            def forget_ids(conn: sqlite3.Connection) -> int:
+                cur = conn.execute(
+                    "DELETE FROM probe_batches WHERE stored_ts < ?", (ids_cutoff,)
+                )
+                return int(cur.rowcount)
+
+            done["batch_ids_pruned"] = self._write(forget_ids)
         old = self._read(
             "SELECT show_id FROM probe_samples GROUP BY show_id HAVING max(ts) < ?", (raw_cutoff,)
         )

@@ -8,7 +8,9 @@ config file as on the command line):
 - ``sqlite:///abs/path.db``: the same with an absolute path (three slashes:
   the scheme's two, then the path's own);
 - ``sqlite://rel/path.db``: the same with a relative path;
-- ``?synchronous=full|normal|extra`` after either URL form;
+- ``?synchronous=full|normal|extra`` after either URL form, and
+  ``timeout_s=SECONDS`` (default 30): how long a write may wait for the
+  writer and a read may run before the store gives up;
 - ``influx://HOST:PORT/BUCKET?org=ORG&token_env=VAR&side=PATH`` (``influxs://``
   for HTTPS): time series on an InfluxDB-API server, the rest in the SQLite
   side store at ``side`` (a path read by the same rule), or with
@@ -41,6 +43,7 @@ _SCHEMES = ("sqlite", "influx", "influxs")
 class SqliteURL:
     path: Path
     synchronous: str = "FULL"
+    timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,20 @@ def parse_store_url(url: str) -> SqliteURL | InfluxURL:
         path, _, query = rest.partition("?")
         if not path:
             raise StoreURLError(f"store URL {url!r} has no file path")
-        params = _params(url, query, {"synchronous"})
+        params = _params(url, query, {"synchronous", "timeout_s"})
         synchronous = params.get("synchronous", "FULL").upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise StoreURLError(
                 f"store URL {url!r}: synchronous must be one of "
                 f"{', '.join(m.lower() for m in SYNCHRONOUS_MODES)}"
             )
-        return SqliteURL(_file(path), synchronous)
+        try:
+            timeout_s = float(params.get("timeout_s", "30"))
+        except ValueError:
+            timeout_s = float("nan")
+        if not 0 < timeout_s <= 3600:
+            raise StoreURLError(f"store URL {url!r}: timeout_s must be seconds, > 0 and <= 3600")
+        return SqliteURL(_file(path), synchronous, timeout_s)
     if scheme in ("influx", "influxs"):
         parts = urlsplit(url)
         if not parts.hostname:

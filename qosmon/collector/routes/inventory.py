@@ -27,6 +27,7 @@ from qosmon.collector.request import (
     read_body,
     show_to_read,
     state_of,
+    streams,
 )
 from qosmon.collector.state import CollectorState
 from qosmon.collector.wire import (
@@ -129,6 +130,7 @@ async def get_inventory(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/shows/{show_id}/inventory/events")
+@streams
 async def get_inventory_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the current stock states first, then each change."""
     state = state_of(request)

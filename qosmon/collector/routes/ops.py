@@ -26,11 +26,18 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def get_healthz(request: web.Request) -> web.Response:
-    """``ok`` (200) or ``unhealthy`` (503) with the problems found; live
-    analysis reports its tick (age of the last one) and its alert outbox."""
+    """``ok`` (200) or ``unhealthy`` (503) with the problems found: the
+    store's writer dead, stuck longer than its timeout or its last write
+    failed; live analysis' tick stalled (age of the last one) or its alert
+    outbox stuck."""
     state = state_of(request)
     body: dict[str, Any] = {"status": "ok"}
     problems: list[str] = []
+    store = state.store_health()
+    if store is not None:
+        body["store"] = store
+        if not store["ok"]:
+            problems.append("store_failing")
     if isinstance(state.pipeline, ReportsHealth):
         live = state.pipeline.health(time.time())
         problems += live.get("problems", [])

@@ -3,6 +3,7 @@ them."""
 
 from __future__ import annotations
 
+import operator
 import time
 
 from aiohttp import web
@@ -11,14 +12,16 @@ from qosmon.collector.request import (
     auth_probe,
     auth_read,
     json_response,
+    known_show,
     not_future,
+    not_stale,
     parse,
     read_body,
     state_of,
 )
 from qosmon.collector.state import CollectorState
 from qosmon.collector.wire import ApiError, check_numbers, samples_plainly_fine
-from qosmon.model import Heartbeat, ProbeBatch
+from qosmon.model import Heartbeat, ProbeBatch, ProbeSample
 
 routes = web.RouteTableDef()
 
@@ -36,6 +39,12 @@ async def post_samples(request: web.Request) -> web.Response:
     samples = batch.samples
     if not samples_plainly_fine(batch, probe_id, now + state.config.max_future_skew_s):
         _check_samples(state, batch, probe_id, now)
+    if samples:
+        oldest = min(map(_TS, samples))
+        if oldest < now - state.config.limits.max_sample_age_s:
+            i = next(i for i, s in enumerate(samples) if s.ts == oldest)
+            not_stale(state, oldest, now, f"samples[{i}].ts")
+        await _check_claims(state, probe_id, samples)
     for s in samples:
         # Plain dict write: pydantic's __setattr__ costs ~1 µs a sample here.
         s.__dict__["received_ts"] = now
@@ -53,7 +62,8 @@ async def post_samples(request: web.Request) -> web.Response:
     if stored:
         state.metrics.samples.inc(len(samples))
         state.metrics.batches.labels("stored").inc()
-        state.feed_pipeline(state.pipeline.on_probe_samples, samples)
+        state.feed_pipeline(state.pipeline.on_probe_samples,
+                            _live_part(state, samples, now))
     else:
         state.metrics.batches.labels("duplicate").inc()
     return json_response({"stored": len(samples) if stored else 0, "duplicate": not stored})
@@ -72,6 +82,65 @@ def _check_samples(state: CollectorState, batch: ProbeBatch, probe_id: str, now:
         check_numbers(s, f"samples[{i}]")
 
 
+def _live_part(state: CollectorState, samples: list[ProbeSample], now: float
+               ) -> list[ProbeSample]:
+    """The samples recent enough for live diagnosis. Older ones (a probe
+    sending what it spooled through a long outage) are stored and in the
+    show's report, but the live analysis would have to replay every second
+    since then on the event loop to place them."""
+    horizon = now - state.config.limits.live_max_age_s
+    if not samples or min(s.ts for s in samples) >= horizon:
+        return samples
+    state.metrics.limits_hit.labels("live_max_age").inc()
+    return [s for s in samples if s.ts >= horizon]
+
+
+_PINNED = ("region", "isp", "edge_node")
+_GET = {name: operator.itemgetter(name) for name in (*_PINNED, "show_id")}
+_TS = operator.attrgetter("ts")
+
+
+def _check_pinned(state: CollectorState, probe_id: str, values: dict[str, set[str]],
+                  field: str) -> None:
+    """Each label the probe's token is pinned to (``[[probes]] labels``)
+    must be the only value claimed for it."""
+    pin = state.pins.get(probe_id)
+    if pin is None:
+        return
+    for name in _PINNED:
+        want = getattr(pin.labels, name)
+        if want is not None and values[name] != {want}:
+            other = sorted(values[name] - {want})[:1] or [""]
+            raise ApiError(403, f"this token is pinned to {name} {want!r}, not {other[0]!r}",
+                           field.format(name=name))
+
+
+async def _check_claims(state: CollectorState, probe_id: str,
+                        samples: list[ProbeSample]) -> None:
+    """What the samples claim beyond the probe id: its pinned labels, shows
+    it may post for, and shows that exist."""
+    pin = state.pins.get(probe_id)
+    # C loops (map): this runs for every batch on the ingest path.
+    dicts = [s.__dict__ for s in samples]
+    if pin is not None:
+        values = {name: set(map(_GET[name], dicts)) for name in _PINNED}
+        _check_pinned(state, probe_id, values, "samples[].{name}")
+    shows = set(map(_GET["show_id"], dicts))
+    if pin is not None and pin.shows:
+        other = sorted(shows - set(pin.shows))
+        if other:
+            raise ApiError(403, f"this token may not post for show {other[0]!r}",
+                           "samples[].show_id")
+    for show_id in sorted(shows):
+        try:
+            await known_show(state, show_id, "samples[].show_id")
+        except ApiError:
+            # Refused, and the probe keeps the batch and sends it again: once
+            # the show is created its samples are stored and diagnosed.
+            state.count_unknown_show(show_id, len(samples))
+            raise
+
+
 @routes.post("/api/v1/probes/heartbeat")
 async def post_heartbeat(request: web.Request) -> web.Response:
     state = state_of(request)
@@ -79,6 +148,9 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     hb = parse(Heartbeat, await read_body(request))
     if hb.probe.probe_id != probe_id:
         raise _not_this_probe(probe_id, "probe.probe_id")
+    # A heartbeat names the probe's labels for the fleet view: pinned too.
+    _check_pinned(state, probe_id, {n: {getattr(hb.probe, n)} for n in _PINNED},
+                  "probe.{name}")
     now = time.time()
     state.fleet.on_heartbeat(hb, now)
     return json_response({"ok": True, "received_ts": now})

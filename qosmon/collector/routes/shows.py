@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter
 from qosmon.collector.request import (
     auth_feed,
     auth_read,
+    check_show_times,
     dump_models,
     existing_show,
     invalid_is_400,
@@ -20,6 +21,7 @@ from qosmon.collector.request import (
     parse,
     path_show_id,
     read_body,
+    remember_show,
     same_show,
     show_to_read,
     state_of,
@@ -54,7 +56,11 @@ async def put_show(request: web.Request) -> web.Response:
 
 
 async def _put_show(state: CollectorState, show: Show) -> web.Response:
+    """Store a show (new, replaced or ended) and hand it to the pipeline,
+    once its times make sense."""
+    check_show_times(state, show, time.time())
     await state.store_call("put_show", state.store.put_show, show)
+    remember_show(state, show.show_id)
     state.feed_pipeline(state.pipeline.on_show, show)
     return json_response(show.model_dump(mode="json"))
 
