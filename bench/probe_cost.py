@@ -1,11 +1,14 @@
 """What a probe costs: CPU per watched stream, side by side with a plain
 aiortc viewer that decodes, and how many 1 Mbps streams one probe process
-holds on one core without falling behind.
+holds on one core without falling behind; for VP8 and for H.264.
 
 Runs a real Janus in a network namespace (tests/janus_harness.py; needs
-root), one mountpoint fed by ffmpeg looping a 1 Mbps VP8 clip. Each
-measurement runs in its own worker process pinned to one core, so CPU time
-(getrusage, all threads) is that viewer's alone.
+root), two mountpoints fed by ffmpeg looping clips encoded once: 1 Mbps VP8,
+and 1 Mbps H.264 (libx264 baseline, packetization mode 1). The H.264 feed
+carries no Opus: the Janus join hands the probe only its video receiver, and
+aiortc would decode an audio stream nobody taps. Each measurement runs in its
+own worker process pinned to one core, so CPU time (getrusage, all threads)
+is that viewer's alone.
 
 "Not falling behind" for N streams: every stream's mean frame rate over the
 window >= 90 % of the clip's (25 fps) and its per-second samples on time
@@ -49,7 +52,7 @@ async def probe_worker(args: argparse.Namespace) -> dict[str, float]:
         "labels": {"probe_id": "bench", "region": "lab"},
         "ice_host_addresses": [args.host],
         "streams": [{"show_id": "bench", "stream_id": f"s{i}", "join": "janus",
-                     "url": args.janus, "mountpoint": 1, "chat": False}
+                     "url": args.janus, "mountpoint": args.mountpoint, "chat": False}
                     for i in range(args.n)],
         "join_timeout_s": 30,
     })
@@ -105,7 +108,7 @@ async def decoding_worker(args: argparse.Namespace) -> dict[str, float]:
         tasks = []
         for i in range(args.n):
             target = StreamTarget(show_id="b", stream_id=f"d{i}", join="janus", url=args.janus,
-                                  mountpoint=1, chat=False)
+                                  mountpoint=args.mountpoint, chat=False)
             got: list = []
             hooks = JoinHooks(rtc_config=RTCConfiguration(iceServers=[]),
                               on_receiver=got.append, on_chat_text=lambda t: None)
@@ -127,9 +130,10 @@ async def decoding_worker(args: argparse.Namespace) -> dict[str, float]:
 
 
 def run_worker(kind: str, n: int, janus_url: str, host: str, seconds: float,
-               core: int) -> dict[str, float]:
+               core: int, mountpoint: int) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--janus", janus_url,
-           "--host", host, "--seconds", str(seconds), "--warmup", str(4 + n * 0.15)]
+           "--host", host, "--seconds", str(seconds), "--warmup", str(4 + n * 0.15),
+           "--mountpoint", str(mountpoint)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.sched_setaffinity(0, {core}))
     if proc.returncode != 0:
@@ -151,6 +155,7 @@ def main() -> int:
     ap.add_argument("--host")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--mountpoint", type=int, default=1)
     args = ap.parse_args()
     if args.worker:
         fn = probe_worker if args.worker == "probe" else decoding_worker
@@ -160,55 +165,77 @@ def main() -> int:
     if os.geteuid() != 0:
         print("probe_cost: needs root (Janus runs in a network namespace)", file=sys.stderr)
         return 2
-    from tests.janus_harness import JanusNetns, encode_clip
+    from tests.janus_harness import (
+        H264_MOUNTPOINT,
+        MOUNTPOINT,
+        JanusNetns,
+        encode_clip,
+        encode_h264_clip,
+    )
 
     seconds = 6.0 if args.quick else 12.0
     per_stream_n = 5 if args.quick else 10
     ramp = [10, 25, 50] if args.quick else [10, 25, 40, 50, 60]
     cores = sorted(os.sched_getaffinity(0))
     core = cores[-1]
+    figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        clip = encode_clip(Path(tmp) / "clip.webm", bitrate_kbps=CLIP_KBPS)
+        vp8 = encode_clip(Path(tmp) / "clip.webm", bitrate_kbps=CLIP_KBPS)
+        h264 = encode_h264_clip(Path(tmp) / "clip.ts", bitrate_kbps=CLIP_KBPS)
         with JanusNetns() as janus:
-            janus.start_feed(clip)
+            janus.start_feed(vp8)
+            janus.start_h264_feed(h264, audio=False)
             time.sleep(1)
-            print(f"Janus {janus.api_url}, clip {CLIP_KBPS} kbps VP8 640x360 {FPS} fps; "
+            print(f"Janus {janus.api_url}, clips {CLIP_KBPS} kbps 640x360 {FPS} fps; "
                   f"workers pinned to core {core}; window {seconds:g} s")
-            probe = run_worker("probe", per_stream_n, janus.api_url, janus.root_ip, seconds,
-                               core)
-            dec = run_worker("decoding", per_stream_n, janus.api_url, janus.root_ip, seconds,
-                             core)
-            probe_pct = probe["cpu_pct"] / per_stream_n
-            dec_pct = dec["cpu_pct"] / per_stream_n
-            print(f"{'viewer':<28}{'streams':>8}{'CPU %':>8}{'% / stream':>12}"
-                  f"{'min fps':>9}")
-            print(f"{'probe (no decoding)':<28}{per_stream_n:>8}{probe['cpu_pct']:>8.1f}"
-                  f"{probe_pct:>12.2f}{probe['min_stream_fps']:>9.1f}")
-            print(f"{'aiortc viewer, decoding':<28}{per_stream_n:>8}{dec['cpu_pct']:>8.1f}"
-                  f"{dec_pct:>12.2f}{dec['min_stream_fps']:>9.1f}")
-            print(f"cost ratio (decoding / probe): {dec_pct / probe_pct:.1f}x")
-            print("ramp, one probe process on one core:")
-            held = 0
-            for n in ramp:
-                r = run_worker("probe", n, janus.api_url, janus.root_ip, seconds, core)
-                ok = keeps_up(r)
-                print(f"  {n:>3} streams: CPU {r['cpu_pct']:5.1f} %, min stream fps "
-                      f"{r['min_stream_fps']:4.1f}, samples on time {100 * r['samples_ratio']:5.1f}"
-                      f" %, mean {r['kbps_mean']:.0f} kbps -> {'keeps up' if ok else 'behind'}")
-                if not ok:
-                    break
-                held = n
-    figures = {
+            for codec, mountpoint in (("vp8", MOUNTPOINT), ("h264", H264_MOUNTPOINT)):
+                figures[codec] = measure(codec, mountpoint, janus.api_url, janus.root_ip,
+                                         seconds, core, per_stream_n, ramp)
+    vp8_f, h264_f = figures["vp8"], figures["h264"]
+    assert isinstance(vp8_f, dict) and isinstance(h264_f, dict)
+    out = {
+        **vp8_f,  # the VP8 figures under their old names
+        "h264": h264_f,
+        "h264_vs_vp8_probe_cpu": round(h264_f["probe_cpu_pct_per_stream"]
+                                       / vp8_f["probe_cpu_pct_per_stream"], 2),
+        "stream_kbps": CLIP_KBPS,
+        "window_s": seconds,
+    }
+    print(json.dumps(out))
+    return 0
+
+
+def measure(codec: str, mountpoint: int, url: str, host: str, seconds: float, core: int,
+            per_stream_n: int, ramp: list[int]) -> dict[str, float]:
+    probe = run_worker("probe", per_stream_n, url, host, seconds, core, mountpoint)
+    dec = run_worker("decoding", per_stream_n, url, host, seconds, core, mountpoint)
+    probe_pct = probe["cpu_pct"] / per_stream_n
+    dec_pct = dec["cpu_pct"] / per_stream_n
+    print(f"{codec.upper()}:")
+    print(f"  {'viewer':<28}{'streams':>8}{'CPU %':>8}{'% / stream':>12}{'min fps':>9}")
+    print(f"  {'probe (no decoding)':<28}{per_stream_n:>8}{probe['cpu_pct']:>8.1f}"
+          f"{probe_pct:>12.2f}{probe['min_stream_fps']:>9.1f}")
+    print(f"  {'aiortc viewer, decoding':<28}{per_stream_n:>8}{dec['cpu_pct']:>8.1f}"
+          f"{dec_pct:>12.2f}{dec['min_stream_fps']:>9.1f}")
+    print(f"  cost ratio (decoding / probe): {dec_pct / probe_pct:.1f}x")
+    print("  ramp, one probe process on one core:")
+    held = 0
+    for n in ramp:
+        r = run_worker("probe", n, url, host, seconds, core, mountpoint)
+        ok = keeps_up(r)
+        print(f"    {n:>3} streams: CPU {r['cpu_pct']:5.1f} %, min stream fps "
+              f"{r['min_stream_fps']:4.1f}, samples on time {100 * r['samples_ratio']:5.1f}"
+              f" %, mean {r['kbps_mean']:.0f} kbps -> {'keeps up' if ok else 'behind'}")
+        if not ok:
+            break
+        held = n
+    return {
         "probe_cpu_pct_per_stream": round(probe_pct, 3),
         "decoding_viewer_cpu_pct_per_stream": round(dec_pct, 3),
         "cost_ratio": round(dec_pct / probe_pct, 2),
         "streams_per_process": held,
         "streams_tried_max": ramp[-1],
-        "stream_kbps": CLIP_KBPS,
-        "window_s": seconds,
     }
-    print(json.dumps(figures))
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ whatever the collector says.
 
 No process-wide state except the aioice host-address pin
 (:mod:`probes.ice_host_pin`) and the probe's codecs in aiortc's table
-(:mod:`probes.joins.codecs`), so several agents can share a process.
+(:mod:`probes.joins.codecs`), so several agents can share a process. The
+agent refuses to start (:class:`probes.rtc_seams.SeamError`) when aiortc or
+aioice lack a private name the measuring relies on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from probes.joins.base import Joiner
 from probes.joins.demo import DemoJoiner
 from probes.joins.janus import JanusJoiner
 from probes.joins.whep import WhepJoiner
+from probes.rtc_seams import check_seams
 from probes.sinks import SampleSink
 from probes.uplink import CollectorUplink
 from probes.viewer import StreamWatcher
@@ -70,7 +73,9 @@ class ProbeAgent:
         return sorted(self._running)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until ``stop`` is set. Never raises for a stream's failure."""
+        """Watch until ``stop`` is set. Never raises for a stream's failure;
+        raises :class:`probes.rtc_seams.SeamError` at once if it cannot measure."""
+        check_seams()
         if self.config.ice_host_addresses is not None:
             pin_host_addresses(self.config.ice_host_addresses)
         async with aiohttp.ClientSession() as http:

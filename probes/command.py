@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig
 from probes.joins.credentials import CredentialError, SecretSource
+from probes.rtc_seams import SeamError
 from probes.sinks import JsonLinesSink, SampleSink
 from probes.uplink import CollectorUplink
 from qosmon.configfile import ConfigError, format_validation_error, load_model
@@ -168,6 +169,8 @@ def main(args: argparse.Namespace) -> int:
              else "")
     try:
         asyncio.run(run(config, sink, args.duration))
+    except SeamError as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         if owned is not None:
             owned.close()

@@ -1,7 +1,10 @@
 """Frames as a viewer's decoder gets them, assembled from RTP packets.
 
-A frame is complete when every packet from its first (VP8 start-of-frame) to
-its last (RTP marker bit) has arrived, on the media SSRC or as an RTX repair.
+A frame is complete when every packet from its first (VP8 start-of-frame,
+H.264 access unit opener) to its last (RTP marker bit, or the last packet
+before one with a new RTP timestamp) has arrived, on the media SSRC or as an
+RTX repair. It is a keyframe when any of its packets says so (the VP8 frame
+header, an H.264 IDR slice), and its size comes from any packet that has it.
 Frames are taken in order, as a decoder does: a complete frame waits for the
 one before it. A frame still incomplete ``give_up_ms`` after the first packet
 behind its gap arrived is given up; the delta frames after it cannot be
@@ -41,6 +44,7 @@ class _Packet:
     width: int | None
     height: int | None
     at_ms: float
+    ts: int | None  # RTP timestamp, when known
 
 
 # Packets held at most, so a broken stream cannot grow memory without bound.
@@ -54,6 +58,12 @@ class FrameAssembler:
         self._max_ext: int | None = None
         self._next: int | None = None  # ext seq where the next frame starts
         self._decodable = False  # a keyframe seen since the chain last broke
+        # The head packet follows a frame's last packet: it starts a frame
+        # whatever its own flags say.
+        self._head_after_end = False
+        # A frame was given up or could not be shown since the last keyframe:
+        # only a keyframe brings the picture back.
+        self._broken = False
         self.frames_given_up = 0
         self.frames_undecodable = 0
 
@@ -77,9 +87,11 @@ class FrameAssembler:
         now_ms: float,
         width: int | None = None,
         height: int | None = None,
+        rtp_timestamp: int | None = None,
     ) -> list[ShownFrame]:
         """Add one packet (original or RTX-repaired); frames it made showable."""
         ext = self._extend(seq)
+        in_order = self._max_ext is not None and ext == self._max_ext + 1
         if self._max_ext is None or ext > self._max_ext:
             self._max_ext = ext
         if self._next is not None and ext < self._next:
@@ -88,9 +100,14 @@ class FrameAssembler:
             if not start:
                 return []  # joined mid-frame: wait for a frame's beginning
             self._next = ext
-        self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height, now_ms))
+        self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height, now_ms,
+                                                rtp_timestamp))
         if len(self._packets) > MAX_HELD:
             self._skip(now_ms, force=True)
+        elif in_order and not end and not self._new_timestamp(ext):
+            # The next packet of a frame still open: it cannot complete one
+            # (saves walking the open frame again for each of its packets).
+            return []
         return self.advance(now_ms)
 
     def advance(self, now_ms: float) -> list[ShownFrame]:
@@ -106,19 +123,31 @@ class FrameAssembler:
                 if now_ms - self._head_since() < self._give_up_ms or not self._skip(now_ms):
                     break
                 continue
-            end_seq, first = frame
             size = 0
-            for s in range(self._next, end_seq + 1):
-                size += self._packets.pop(s).size
-            self._next = end_seq + 1
-            if first.keyframe:
+            keyframe = False
+            width = height = None
+            for s in range(self._next, frame + 1):
+                p = self._packets.pop(s)
+                size += p.size
+                keyframe = keyframe or p.keyframe
+                if p.width and p.height:
+                    width, height = p.width, p.height
+            self._next = frame + 1
+            self._head_after_end = True
+            if keyframe:
                 self._decodable = True
+                self._broken = False
             if self._decodable:
-                shown.append(ShownFrame(now_ms, size, first.keyframe, first.width,
-                                        first.height))
+                shown.append(ShownFrame(now_ms, size, keyframe, width, height))
             else:
                 self.frames_undecodable += 1
+                self._broken = True
         return shown
+
+    @property
+    def needs_keyframe(self) -> bool:
+        """The picture cannot go on without a keyframe."""
+        return self._broken and not self._decodable
 
     def _head_since(self) -> float:
         """When the head frame was first known to be incomplete: the arrival
@@ -130,31 +159,44 @@ class FrameAssembler:
         return min((p.at_ms for s, p in self._packets.items() if s > self._next),
                    default=float("inf"))
 
-    def _complete_at(self, begin: int) -> tuple[int, _Packet] | None:
+    def _complete_at(self, begin: int) -> int | None:
+        """The last sequence number of the complete frame starting at ``begin``."""
         first = self._packets.get(begin)
-        if first is None or not first.start:
+        if first is None or not (first.start or self._head_after_end
+                                 or self._new_timestamp(begin)):
             return None
         s = begin
         while True:
             p = self._packets.get(s)
             if p is None:
                 return None
-            if p.end:
-                return s, first
+            if p.end or self._new_timestamp(s + 1):
+                return s
             s += 1
             if s - begin > MAX_HELD:
                 return None
 
+    def _new_timestamp(self, seq: int) -> bool:
+        """Packet ``seq`` is held and its predecessor is held with another RTP
+        timestamp: a frame boundary even where the marker bit was not set."""
+        p = self._packets.get(seq)
+        before = self._packets.get(seq - 1)
+        return (p is not None and before is not None and p.ts is not None
+                and before.ts is not None and p.ts != before.ts)
+
     def _skip(self, now_ms: float, force: bool = False) -> bool:
         """Give up the frame at the head: jump to the next frame start held."""
         assert self._next is not None
-        starts = [s for s, p in self._packets.items() if p.start and s > self._next]
+        starts = [s for s, p in self._packets.items()
+                  if s > self._next and (p.start or self._new_timestamp(s))]
         if not starts and not force:
             return False
         target = min(starts) if starts else (self._max_ext or self._next) + 1
         for s in [s for s in self._packets if s < target]:
             del self._packets[s]
         self._next = target
+        self._head_after_end = False
         self._decodable = False
+        self._broken = True
         self.frames_given_up += 1
         return True

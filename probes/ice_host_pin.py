@@ -3,20 +3,19 @@
 aioice reads every interface address and leaves 127.0.0.1 out, so a viewer on
 loopback (tests, the demo) gathers no usable candidate, and a multi-homed probe
 host offers addresses it should not. This is the one process-wide setting of
-the probe: aioice looks the function up on its module at gathering time.
+the probe: aioice looks the function up on its module at gathering time
+(:func:`probes.rtc_seams.set_host_addresses`).
 """
 
 from __future__ import annotations
 
-import aioice.ice
-
-_original = aioice.ice.get_host_addresses
+from probes.rtc_seams import set_host_addresses
 
 
 def pin_host_addresses(addresses: list[str] | None) -> None:
     """Offer only ``addresses`` from now on; ``None`` restores aioice's own choice."""
     if addresses is None:
-        aioice.ice.get_host_addresses = _original
+        set_host_addresses(None)
         return
     pinned = list(addresses)
     v4 = [a for a in pinned if ":" not in a]
@@ -25,4 +24,4 @@ def pin_host_addresses(addresses: list[str] | None) -> None:
     def pinned_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return (v4 if use_ipv4 else []) + (v6 if use_ipv6 else [])
 
-    aioice.ice.get_host_addresses = pinned_host_addresses
+    set_host_addresses(pinned_host_addresses)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probes.audio import AudioAccounting, SenderClock, av_skew_ms
 from probes.chat import ChatLedger
 from probes.frames import FrameAssembler
-from probes.freeze import FreezeDetector
+from probes.freeze import INACTIVE_MS, FreezeDetector
 from probes.jitter import InterarrivalJitter
 from probes.loss import LossAccounting
 
@@ -38,6 +39,20 @@ class SecondFigures:
     chat_lost: int
     chat_rtt_ms: float | None
     rtt_ms: float | None
+    received_kbps: float | None
+    rtx_kbps: float | None
+    goodput_kbps: float | None
+    stuck_ms: float
+    rtt_error: str | None
+    video_codec: str | None
+    audio_loss_pct: float | None = None
+    audio_jitter_ms: float | None = None
+    audio_kbps: float | None = None
+    audio_concealed_ms: float | None = None
+    audio_dtx_ms: float | None = None
+    audio_stalled_ms: float | None = None
+    audio_stalled: bool | None = None
+    av_skew_ms: float | None = None
 
 
 class _SsrcStats:
@@ -57,6 +72,7 @@ class StreamMeter:
         clock_rate: int = 90_000,
     ) -> None:
         self._settle_ms = settle_ms
+        self.settle_ms = settle_ms  # a frame's deadline: repairs after it are too late
         self._clock_rate = clock_rate
         self._ssrcs: dict[int, _SsrcStats] = {}
         self._frames = FreezeDetector()
@@ -73,11 +89,19 @@ class StreamMeter:
         self._last_rtt: tuple[float, float] | None = None  # (measured at, rtt)
         self.packets_total = 0
         self.last_packet_ms: float | None = None
+        self._rtx_bytes_this_interval = 0
+        self._rtt_error: str | None = None
+        self.video_codec: str | None = None
+        self.audio: AudioAccounting | None = None  # from the first audio packet on
+        self._audio_ssrc: int | None = None
+        self._sender_clocks: dict[int, SenderClock] = {}
+        self._last_video_rtp: tuple[int, float] | None = None  # newest (rtp ts, arrival)
 
     def _ssrc(self, ssrc: int) -> _SsrcStats:
         s = self._ssrcs.get(ssrc)
         if s is None:
             s = self._ssrcs[ssrc] = _SsrcStats(self._settle_ms, self._clock_rate)
+            self._sender_clocks[ssrc] = SenderClock(self._clock_rate)
         return s
 
     @property
@@ -89,15 +113,53 @@ class StreamMeter:
     def media_packet(
         self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float
     ) -> None:
+        self._check_active(now_ms)
         s = self._ssrc(ssrc)
         s.loss.media(seq, payload_bytes, now_ms)
         s.jitter.add(rtp_timestamp, now_ms)
+        self._last_video_rtp = (rtp_timestamp, now_ms)
         s.packets_this_interval += 1
         self.packets_total += 1
         self.last_packet_ms = now_ms
 
-    def rtx_packet(self, media_ssrc: int, original_seq: int, now_ms: float) -> None:
+    def audio_packet(
+        self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float,
+        clock_rate: int = 48_000,
+    ) -> None:
+        """A packet of the (first) audio stream."""
+        if self.audio is None:
+            self.audio = AudioAccounting(now_ms, clock_rate)
+            self._audio_ssrc = ssrc
+            self._sender_clocks[ssrc] = SenderClock(clock_rate)
+        if ssrc == self._audio_ssrc:
+            self.audio.packet(seq, rtp_timestamp, payload_bytes, now_ms)
+
+    def sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """An RTCP sender report for one of the streams received."""
+        clock = self._sender_clocks.get(ssrc)
+        if clock is not None:
+            clock.sender_report(ntp_timestamp, rtp_timestamp)
+
+    def _av_skew_ms(self) -> float | None:
+        if self.audio is None or self._audio_ssrc is None or not self._ssrcs:
+            return None
+        video_ssrc = next(iter(self._ssrcs))
+        return av_skew_ms(self.audio.last_rtp, self._sender_clocks[self._audio_ssrc],
+                          self._last_video_rtp, self._sender_clocks[video_ssrc])
+
+    def rtx_packet(
+        self, media_ssrc: int, original_seq: int, payload_bytes: int, now_ms: float
+    ) -> None:
+        """A retransmission; ``payload_bytes`` is the RTX payload, whose first
+        two bytes are the original sequence number."""
+        self._check_active(now_ms)
         self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
+        self._rtx_bytes_this_interval += max(0, payload_bytes - 2)
+        self.last_packet_ms = now_ms
+
+    def _check_active(self, now_ms: float) -> None:
+        if self.last_packet_ms is not None and now_ms - self.last_packet_ms >= INACTIVE_MS:
+            self._frames.stream_inactive()
 
     def video_packet(
         self,
@@ -110,11 +172,12 @@ class StreamMeter:
         now_ms: float,
         width: int | None = None,
         height: int | None = None,
+        rtp_timestamp: int | None = None,
     ) -> None:
-        """A packet of a codec whose frames the probe assembles itself (VP8),
-        original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
+        """A packet of a codec whose frames the probe assembles itself (VP8,
+        H.264), original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
         shown = self._ssrc(ssrc).frames.packet(seq, start, end, keyframe, size, now_ms,
-                                               width, height)
+                                               width, height, rtp_timestamp)
         for f in shown:
             self.frame(f.at_ms, f.size_bytes, f.width, f.height)
 
@@ -136,6 +199,19 @@ class StreamMeter:
     def rtt(self, rtt_ms: float, now_ms: float) -> None:
         self._rtts_ms.append(rtt_ms)
         self._last_rtt = (now_ms, rtt_ms)
+
+    @property
+    def last_rtt_ms(self) -> float | None:
+        return None if self._last_rtt is None else self._last_rtt[1]
+
+    def needs_keyframe(self, ssrc: int) -> bool:
+        """The frames of ``ssrc`` cannot be shown again without a keyframe."""
+        s = self._ssrcs.get(ssrc)
+        return s is not None and s.frames.needs_keyframe
+
+    def rtt_failed(self, reason: str) -> None:
+        """RTT cannot be measured any more in this session: samples say why."""
+        self._rtt_error = reason
 
     # -- outputs ----------------------------------------------------------
 
@@ -162,6 +238,8 @@ class StreamMeter:
         """Close the interval ending at ``now_ms``."""
         elapsed_s = max(1e-3, (now_ms - self._last_take_ms) / 1000.0)
         self._last_take_ms = now_ms
+        if self.last_packet_ms is not None and now_ms - self.last_packet_ms >= INACTIVE_MS:
+            self._frames.stream_inactive()
         expected = received = path_lost = residual = payload = 0
         jitter: float | None = None
         busiest = -1
@@ -193,8 +271,12 @@ class StreamMeter:
             if now_ms - at <= RTT_HOLD_MS:
                 rtt = last
         frames = self._frames_this_interval
+        frame_bytes = self._frame_bytes_this_interval
+        rtx_bytes = self._rtx_bytes_this_interval
         self._frames_this_interval = 0
         self._frame_bytes_this_interval = 0
+        self._rtx_bytes_this_interval = 0
+        audio = self.audio.take(now_ms) if self.audio is not None else None
         return SecondFigures(
             packets_expected=expected,
             packets_received=min(received, expected) if expected else received,
@@ -214,4 +296,12 @@ class StreamMeter:
             chat_lost=chat.lost,
             chat_rtt_ms=chat.mean_rtt_ms,
             rtt_ms=rtt,
+            received_kbps=(payload + rtx_bytes) * 8 / elapsed_s / 1000.0,
+            rtx_kbps=rtx_bytes * 8 / elapsed_s / 1000.0,
+            goodput_kbps=frame_bytes * 8 / elapsed_s / 1000.0,
+            stuck_ms=self._frames.take_stuck_ms(now_ms),
+            rtt_error=self._rtt_error if rtt is None else None,
+            video_codec=self.video_codec,
+            **(vars(audio) if audio is not None else {}),
+            av_skew_ms=self._av_skew_ms(),
         )

@@ -1,72 +1,42 @@
 """The viewer's tap on aiortc's receiver: sees every RTP packet and every
 complete encoded frame, and (by default) keeps frames away from the decoder.
 
-aiortc's receiver stats are thin and go wrong with RTX (see recipes.md), so the
-probe does its own accounting. Two private seams of ``RTCRtpReceiver`` (aiortc
-1.16) are used, on one receiver instance only:
-
-- ``_handle_rtp_packet(packet, arrival_time_ms)``: wrapped, to see each packet
-  (media SSRC and RTX SSRC apart) before aiortc unwraps retransmissions;
-- ``_RTCRtpReceiver__decoder_queue``: replaced before ``receive()`` starts the
-  decoder thread, with a queue that records each complete encoded frame as it
-  leaves the jitter buffer and drops it, so nothing is decoded unless asked.
+aiortc's receiver stats are thin and go wrong with RTX (the media stream's
+counters jump backwards when retransmissions come on their own SSRC), so the
+probe does its own accounting. The codec of each packet is the one its
+payload type was negotiated for. For VP8 and H.264 the probe assembles the
+frames from the packets itself (:mod:`probes.frames`) and aiortc's jitter
+buffer is skipped; other video codecs are counted as aiortc's jitter buffer
+completes their frames. Every private name of aiortc used for this lives in
+:mod:`probes.rtc_seams`.
 """
 
 from __future__ import annotations
 
-import queue
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
+from probes.h264 import parse_h264_packet
 from probes.meter import StreamMeter
+from probes.nack import NackScheduler
+from probes.rtc_seams import Feedback, ReceiverSeam
 from probes.vp8 import parse_vp8_frame, parse_vp8_packet
 
-_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
-_CODECS_ATTR = "_RTCRtpReceiver__codecs"
-_RTX_SSRC_ATTR = "_RTCRtpReceiver__rtx_ssrc"
-_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
-_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _ARRIVALS_KEPT = 128  # RTP timestamps whose last packet arrival we remember
+_OWN_FRAMES = ("VP8", "H264")  # codecs whose frames the probe assembles itself
 
 
 def monotonic_ms() -> float:
     return time.monotonic() * 1000.0
 
 
-class _FrameTapQueue(queue.Queue):
-    """Stands in for the receiver's decoder queue."""
-
-    def __init__(self, on_frame: Callable[[Any, Any], None], decode: bool) -> None:
-        super().__init__()
-        self._on_frame = on_frame
-        self._decode = decode
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if item is None:  # the stop sentinel must reach the decoder thread
-            super().put(item, block, timeout)
-            return
-        self._on_frame(item[0], item[1])
-        if self._decode:
-            super().put(item, block, timeout)
-
-
-class _NoFrames:
-    """Stands in for aiortc's jitter buffer when the probe assembles the
-    frames itself and nothing is decoded: saves its per-packet work."""
-
-    capacity = 512
-
-    def add(self, packet: RtpPacket) -> tuple[bool, None]:
-        return False, None
-
-
 class ReceiverTap:
-    """Feeds a :class:`StreamMeter` from one ``RTCRtpReceiver``."""
+    """Feeds a :class:`StreamMeter` from one video ``RTCRtpReceiver``."""
 
     def __init__(
         self,
@@ -75,70 +45,109 @@ class ReceiverTap:
         decode: bool = False,
         clock_ms: Callable[[], float] = monotonic_ms,
     ) -> None:
-        self._receiver = receiver
+        self.seam = ReceiverSeam(receiver)
         self._meter = meter
         self._clock_ms = clock_ms
         self._arrivals: OrderedDict[int, float] = OrderedDict()
         self._now_ms = 0.0
         self.decode = decode
         self._own_frames = False
-        if getattr(receiver, "_RTCRtpReceiver__started", False):
-            raise RuntimeError("install the tap before the receiver starts")
-        original = receiver._handle_rtp_packet
+        # SSRCs whose SPS and PPS were seen: an IDR is a keyframe only with them.
+        self._h264_sps: set[int] = set()
+        self._h264_pps: set[int] = set()
+        # Once the probe assembles frames itself it also asks for repairs
+        # itself, per media SSRC, as a browser would.
+        self._nacks: dict[int, NackScheduler] = {}
+        self._nack_deadline_ms = meter.settle_ms
+        self.seam.tap(self._packet, self._frame, decode)
+        self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
 
-        async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
-            self._packet(packet)
-            await original(packet, arrival_time_ms)
-
-        receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
-        setattr(receiver, _QUEUE_ATTR, _FrameTapQueue(self._frame, decode))
-
-    def _packet(self, packet: RtpPacket) -> None:
+    def _packet(self, packet: RtpPacket) -> Feedback | None:
         now = self._now_ms = self._clock_ms()
-        codec = getattr(self._receiver, _CODECS_ATTR).get(packet.payload_type)
+        codec = self.seam.codec(packet.payload_type)
         if codec is None:
-            return
+            return None
+        media_ssrc: int | None = packet.ssrc
         if codec.mimeType.lower().endswith("/rtx"):
-            media_ssrc = getattr(self._receiver, _RTX_SSRC_ATTR).get(packet.ssrc)
+            media_ssrc = self.seam.rtx_media_ssrc(packet.ssrc)
             if media_ssrc is None or len(packet.payload) < 2:
-                return
+                return None
             osn = (packet.payload[0] << 8) | packet.payload[1]
-            self._meter.rtx_packet(media_ssrc, osn, now)
-            apt = getattr(self._receiver, _CODECS_ATTR).get(codec.parameters.get("apt"))
-            if apt is not None and apt.name.upper() == "VP8":
-                self._vp8(media_ssrc, osn, packet.marker, packet.payload[2:], now)
+            self._meter.rtx_packet(media_ssrc, osn, len(packet.payload), now)
+            nacks = self._nacks.get(media_ssrc)
+            if nacks is not None:
+                nacks.repaired(osn)
+            apt = codec.parameters.get("apt")
+            media = self.seam.codec(apt) if isinstance(apt, int) else None
+            if media is not None:
+                self._assemble(media.name.upper(), media_ssrc, osn, packet.marker,
+                               packet.timestamp, packet.payload[2:], now)
         else:
             self._meter.media_packet(
                 packet.ssrc, packet.sequence_number, packet.timestamp, len(packet.payload), now
             )
-            if codec.name.upper() == "VP8":
-                if not self.decode and not self._own_frames:
-                    setattr(self._receiver, _JITTER_ATTR, _NoFrames())
-                    self._own_frames = True
-                self._vp8(packet.ssrc, packet.sequence_number, packet.marker, packet.payload,
-                          now)
-        # The frame is complete when its last packet (original or RTX) came.
-        ts = packet.timestamp
-        self._arrivals[ts] = now
-        self._arrivals.move_to_end(ts)
-        if len(self._arrivals) > _ARRIVALS_KEPT:
-            self._arrivals.popitem(last=False)
+            name = codec.name.upper()
+            self._meter.video_codec = name
+            if name in _OWN_FRAMES and not self._own_frames:
+                if not self.decode:
+                    self.seam.skip_jitter_buffer()
+                self.seam.own_nacks()
+                self._own_frames = True
+            if name in _OWN_FRAMES:
+                nacks = self._nacks.get(packet.ssrc)
+                if nacks is None:
+                    nacks = self._nacks[packet.ssrc] = NackScheduler(self._nack_deadline_ms)
+                nacks.media(packet.sequence_number, now)
+            self._assemble(name, packet.ssrc, packet.sequence_number, packet.marker,
+                           packet.timestamp, packet.payload, now)
+        if not self._own_frames:
+            # For frames aiortc completes: a frame is complete when its last
+            # packet (original or RTX) came.
+            ts = packet.timestamp
+            self._arrivals[ts] = now
+            self._arrivals.move_to_end(ts)
+            if len(self._arrivals) > _ARRIVALS_KEPT:
+                self._arrivals.popitem(last=False)
+        return self._feedback(media_ssrc, now)
 
-    def _vp8(self, ssrc: int, seq: int, marker: int, payload: bytes, now: float) -> None:
-        info = parse_vp8_packet(payload)
-        if info is None:
-            return
-        self._meter.video_packet(ssrc, seq, info.frame_start, bool(marker), info.keyframe,
-                                 len(payload), now, info.width, info.height)
+    def _feedback(self, media_ssrc: int | None, now: float) -> Feedback | None:
+        nacks = self._nacks.get(media_ssrc) if media_ssrc is not None else None
+        if nacks is None or media_ssrc is None:
+            return None
+        seqs = nacks.due(now, self._meter.last_rtt_ms)
+        pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now)
+        if not seqs and not pli:
+            return None
+        return Feedback(media_ssrc, seqs, pli)
+
+    def _assemble(self, codec: str, ssrc: int, seq: int, marker: int, ts: int,
+                  payload: bytes, now: float) -> None:
+        if codec == "VP8":
+            info = parse_vp8_packet(payload)
+            if info is None:
+                return
+            self._meter.video_packet(ssrc, seq, info.frame_start, bool(marker), info.keyframe,
+                                     len(payload), now, info.width, info.height, ts)
+        elif codec == "H264":
+            h = parse_h264_packet(payload)
+            if h is None:
+                return
+            if h.sps:
+                self._h264_sps.add(ssrc)
+            if h.pps:
+                self._h264_pps.add(ssrc)
+            keyframe = h.idr and ssrc in self._h264_sps and ssrc in self._h264_pps
+            self._meter.video_packet(ssrc, seq, h.frame_start, bool(marker), keyframe,
+                                     len(payload), now, h.width, h.height, ts)
 
     def _frame(self, codec: Any, encoded: Any) -> None:
-        if codec.name.upper() == "VP8":
+        if codec.name.upper() in _OWN_FRAMES:
             return  # assembled from packets instead, see probes.frames
         data: bytes = encoded.data
         # aiortc rebased the frame's timestamp to its first frame; undo that
         # to find when the frame's last packet arrived.
         arrival = self._now_ms or self._clock_ms()
-        origin = getattr(getattr(self._receiver, _MAPPER_ATTR, None), "_origin", None)
+        origin = self.seam.timestamp_origin()
         if origin is not None:
             arrival = self._arrivals.get((encoded.timestamp + origin) % (1 << 32), arrival)
         info = parse_vp8_frame(data) if codec.name.upper() == "VP8" else None
@@ -146,3 +155,38 @@ class ReceiverTap:
             self._meter.frame(arrival, len(data), info.width, info.height)
         else:
             self._meter.frame(arrival, len(data))
+
+
+def _sender_report(meter: StreamMeter, packet: object) -> None:
+    if isinstance(packet, RtcpSrPacket):
+        meter.sender_report(packet.ssrc, packet.sender_info.ntp_timestamp,
+                            packet.sender_info.rtp_timestamp)
+
+
+class AudioTap:
+    """Feeds the audio figures of a :class:`StreamMeter` from one audio
+    ``RTCRtpReceiver``. Nothing is decoded: aiortc's audio jitter buffer and
+    decoder are bypassed."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        meter: StreamMeter,
+        clock_ms: Callable[[], float] = monotonic_ms,
+    ) -> None:
+        self.seam = ReceiverSeam(receiver)
+        self._meter = meter
+        self._clock_ms = clock_ms
+        self._bypassed = False
+        self.seam.tap(self._packet, lambda codec, frame: None, decode=False)
+        self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
+
+    def _packet(self, packet: RtpPacket) -> None:
+        codec = self.seam.codec(packet.payload_type)
+        if codec is None or codec.mimeType.lower().endswith("/rtx"):
+            return
+        if not self._bypassed:
+            self.seam.skip_jitter_buffer()
+            self._bypassed = True
+        self._meter.audio_packet(packet.ssrc, packet.sequence_number, packet.timestamp,
+                                 len(packet.payload), self._clock_ms(), codec.clockRate)

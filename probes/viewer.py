@@ -24,9 +24,10 @@ from probes.chat import chat_message, parse_chat_message
 from probes.config import ProbeConfig, StreamTarget
 from probes.joins.base import Joined, Joiner, JoinError, JoinHooks
 from probes.meter import StreamMeter
+from probes.rtc_seams import ReceiverSeam, ice_connection
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
-from probes.tap import ReceiverTap, monotonic_ms
+from probes.tap import AudioTap, ReceiverTap, monotonic_ms
 from qosmon.model import ConnectionState, ProbeLabels, ProbeSample
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,22 @@ class StreamWatcher:
         self._error = None
         self._joined = None
         receivers: list[RTCRtpReceiver] = []
-        audio_receivers: list[RTCRtpReceiver] = []
+        tapped: list[RTCRtpReceiver] = []  # every receiver the join handed over
         chat_ready = asyncio.Event()
         chat_id = f"{self.labels.probe_id}/{self.target.stream_id}/{secrets.token_hex(4)}"
 
         def on_receiver(receiver: RTCRtpReceiver) -> None:
+            tapped.append(receiver)
+            if ReceiverSeam(receiver).kind == "audio":
+                AudioTap(receiver, meter)
+                return
             ReceiverTap(receiver, meter, decode=cfg.decode_video)
             receivers.append(receiver)
+
+        def on_audio_receiver(receiver: RTCRtpReceiver) -> None:
+            # Measured from its packets, never decoded: nothing to drain.
+            tapped.append(receiver)
+            AudioTap(receiver, meter)
 
         def on_chat_text(text: str) -> None:
             seq = parse_chat_message(text, chat_id)
@@ -190,7 +200,7 @@ class StreamWatcher:
             on_receiver=on_receiver,
             on_chat_text=on_chat_text,
             on_chat_ready=chat_ready.set,
-            on_audio_receiver=audio_receivers.append,
+            on_audio_receiver=on_audio_receiver,
         )
         try:
             joined = await asyncio.wait_for(
@@ -211,14 +221,18 @@ class StreamWatcher:
         tasks: list[asyncio.Task[None]] = []
         try:
             if receivers:
-                conn = receivers[0].transport.transport._connection
-                tasks.append(asyncio.create_task(
-                    run_rtt_checks(conn, lambda rtt: meter.rtt(rtt, monotonic_ms()))))
+                rtt_task = asyncio.create_task(run_rtt_checks(
+                    ice_connection(receivers[0]), lambda rtt: meter.rtt(rtt, monotonic_ms())))
+                rtt_task.add_done_callback(lambda t: self._rtt_ended(t, meter))
+                tasks.append(rtt_task)
                 if cfg.decode_video:
                     tasks.append(asyncio.create_task(_drain(receivers[0])))
-            # aiortc decodes audio whether or not anyone reads it, into an
-            # unbounded queue: keep it empty.
-            tasks.extend(asyncio.create_task(_drain(r)) for r in audio_receivers)
+            # A receiver the join did not hand over is decoded by aiortc
+            # into an unbounded queue whether or not anyone reads it: drain it.
+            for transceiver in joined.pc.getTransceivers():
+                untapped = transceiver.receiver
+                if untapped not in tapped and untapped.track is not None:
+                    tasks.append(asyncio.create_task(_drain(untapped)))
             if joined.send_chat is not None and self.target.chat:
                 tasks.append(asyncio.create_task(
                     self._chat(joined, meter, chat_id, chat_ready)))
@@ -236,6 +250,17 @@ class StreamWatcher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(joined.close(), 5.0)
             self._joined = None
+
+    def _rtt_ended(self, task: asyncio.Task[None], meter: StreamMeter) -> None:
+        """The RTT checks only end when cancelled; any other end is logged
+        and every later sample of the session says why RTT is unknown."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        reason = f"RTT checks stopped: {exc!r}" if exc else "RTT checks stopped"
+        log.warning("%s/%s: %s", self.target.show_id, self.target.stream_id, reason,
+                    exc_info=exc)
+        meter.rtt_failed(reason[:300])
 
     async def _watch_session(
         self, joined: Joined, meter: StreamMeter, stop: asyncio.Event

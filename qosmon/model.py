@@ -110,6 +110,35 @@ class ProbeSample(_Model):
     error: str | None = Field(default=None, max_length=500)
     # Set by the collector on receipt (not by the probe).
     received_ts: float | None = None
+    # Video as the browser counts it: every RTP payload byte received,
+    # retransmissions (RTX) included (W3C bytesReceived), the retransmitted
+    # part on its own, and the bytes of frames a decoder could show.
+    received_kbps: float | None = Field(default=None, ge=0)
+    rtx_kbps: float | None = Field(default=None, ge=0)
+    goodput_kbps: float | None = Field(default=None, ge=0)
+    # Picture stuck: time in stalls (gaps beyond the freeze threshold, and
+    # pauses) counted while they last. When a stall begins, its part before
+    # the threshold is counted at once, so a second can hold up to about
+    # 1.2 s; the sum over a show is the browser's freeze + pause time.
+    stuck_ms: float = Field(default=0.0, ge=0)
+    # Why rtt_ms is unknown when its measuring stopped (None: not stopped).
+    rtt_error: str | None = Field(default=None, max_length=300)
+    video_codec: str | None = Field(default=None, max_length=32)
+    # Audio (Opus), all None when the stream carries none: path loss in % of
+    # packets expected, interarrival jitter, payload bitrate; time the
+    # receiver had to conceal (lost packets, arrivals later than a jitter
+    # buffer absorbs), silence the sender chose (DTX, not concealment);
+    # "stalled": no audio packet for 1 s, its time counted while it lasts.
+    audio_loss_pct: float | None = Field(default=None, ge=0, le=100)
+    audio_jitter_ms: float | None = Field(default=None, ge=0)
+    audio_kbps: float | None = Field(default=None, ge=0)
+    audio_concealed_ms: float | None = Field(default=None, ge=0)
+    audio_dtx_ms: float | None = Field(default=None, ge=0)
+    audio_stalled_ms: float | None = Field(default=None, ge=0)
+    audio_stalled: bool | None = None
+    # Video arriving later (+) or earlier (-) than the audio captured with
+    # it, from both streams' RTCP sender reports, in ms.
+    av_skew_ms: float | None = None
 
 
 class ProbeBatch(_Model):

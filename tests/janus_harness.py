@@ -44,6 +44,14 @@ VIDEO_PT = 100
 VIDEO_SSRC = 0x1234ABCD
 MOUNTPOINT = 1
 TEXTROOM = 1234
+# The H.264 + Opus mountpoint: what live shows mostly send.
+H264_MOUNTPOINT = 2
+H264_RTP_PORT = 5006
+H264_PT = 96
+H264_SSRC = 0x2345BCDE
+OPUS_RTP_PORT = 5008
+OPUS_PT = 111
+OPUS_SSRC = 0x3456CDEF
 
 
 def skip_unless_janus_possible() -> None:
@@ -73,6 +81,23 @@ def encode_clip(path: Path, seconds: int = 10, bitrate_kbps: int = 800,
             "-maxrate", f"{bitrate_kbps}k", "-deadline", "realtime", "-cpu-used", "8",
             "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-auto-alt-ref", "0",
             "-lag-in-frames", "0", "-an", str(path))
+    return path
+
+
+def encode_h264_clip(path: Path, seconds: int = 10, bitrate_kbps: int = 800,
+                     size: str = "640x360", fps: int = 25) -> Path:
+    """Encode the H.264 (libx264 baseline, SPS/PPS before every IDR) + Opus
+    (a tone) clip once, as MPEG-TS; looping it later costs no CPU."""
+    if not path.exists():
+        run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc2=size={size}:rate={fps}", "-f", "lavfi",
+            "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
+            "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast",
+            "-tune", "zerolatency", "-b:v", f"{bitrate_kbps}k", "-maxrate", f"{bitrate_kbps}k",
+            "-bufsize", f"{bitrate_kbps}k", "-g", str(fps * 2), "-keyint_min", str(fps * 2),
+            "-sc_threshold", "0", "-x264-params", "repeat-headers=1",
+            "-c:a", "libopus", "-b:a", "48k", "-ac", "2", "-frame_duration", "20",
+            "-f", "mpegts", str(path))
     return path
 
 
@@ -132,6 +157,7 @@ class JanusNetns:
         self.dir = Path(tempfile.mkdtemp(prefix="qosmon-janus-"))
         self.janus: subprocess.Popen[bytes] | None = None
         self.feed: subprocess.Popen[bytes] | None = None
+        self.h264_feed: subprocess.Popen[bytes] | None = None
         self._made_ns = False
         self._made_veth = False
         self.debug_level = 3
@@ -252,6 +278,22 @@ probe-test: {{
   videocodec = "vp8"
   videobufferkf = true
 }}
+probe-h264: {{
+  type = "rtp"
+  id = {H264_MOUNTPOINT}
+  description = "probe test h264 + opus"
+  audio = true
+  audioport = {OPUS_RTP_PORT}
+  audiopt = {OPUS_PT}
+  audiocodec = "opus"
+  audiortpmap = "opus/48000/2"
+  video = true
+  videoport = {H264_RTP_PORT}
+  videopt = {H264_PT}
+  videocodec = "h264"
+  videofmtp = "profile-level-id=42e01f;packetization-mode=1"
+  videobufferkf = true
+}}
 """)
         (conf / "janus.plugin.textroom.jcfg").write_text(f"""
 general: {{ json = "plain" }}
@@ -299,6 +341,24 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
         if self.feed is not None:
             _stop(self.feed)
             self.feed = None
+
+    def start_h264_feed(self, clip: Path, audio: bool = True) -> None:
+        """Loop the H.264 + Opus clip into the H.264 mountpoint, copying."""
+        self.stop_h264_feed()
+        cmd = ["ip", "netns", "exec", self.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
+               "-re", "-stream_loop", "-1", "-i", str(clip),
+               "-map", "0:v", "-c:v", "copy", "-f", "rtp", "-payload_type", str(H264_PT),
+               "-ssrc", str(H264_SSRC), f"rtp://127.0.0.1:{H264_RTP_PORT}?pkt_size=1200"]
+        if audio:
+            cmd += ["-map", "0:a", "-c:a", "copy", "-f", "rtp", "-payload_type", str(OPUS_PT),
+                    "-ssrc", str(OPUS_SSRC), f"rtp://127.0.0.1:{OPUS_RTP_PORT}"]
+        self.h264_feed = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def stop_h264_feed(self) -> None:
+        if self.h264_feed is not None:
+            _stop(self.h264_feed)
+            self.h264_feed = None
 
     # -- impairments -------------------------------------------------------
 
@@ -355,6 +415,7 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
 
     def close(self) -> None:
         self.stop_feed()
+        self.stop_h264_feed()
         if self.janus is not None:
             _stop(self.janus)
             self.janus = None

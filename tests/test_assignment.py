@@ -197,3 +197,24 @@ async def test_endpoint_assigns_and_refuses(c: Ctx) -> None:
     async with c.http.get(c.url("/api/v1/assignments")) as r:
         view = await r.json()
     assert [(p["probe_id"], p["streams"]) for p in view["probes"]] == [("p1", [])]  # last poll
+
+
+async def test_a_pinned_token_gets_only_its_own_place_and_shows(tmp_path: Path) -> None:
+    """A leaked probe token pinned to SG cannot register as another region to
+    be given that region's streams, nor get streams of shows it may not
+    post for."""
+    probes = [{"probe_id": p, "token": t} for p, t in PROBE_TOKENS.items()]
+    probes[0] = {**probes[0], "labels": {"region": "SG"}, "shows": ["show-sg"]}
+    ctx = await _start(tmp_path, probes=probes)
+    try:
+        for show_id, region in (("show-sg", "SG"), ("show-other", "SG"), ("show-th", "TH")):
+            await put_show(ctx, show_id, regions=[region], start_ts=time.time() - 60, streams=[
+                {"stream_id": "main", "join": "whep", "url": f"https://e/whep/{show_id}"}])
+        status, err = await poll(ctx, reg("TH").model_dump(mode="json"), P1)
+        assert status == 403 and err["field"] == "probe.region"
+        assert "pinned to region 'SG'" in err["error"]
+        status, answer = await poll(ctx, reg("SG").model_dump(mode="json"), P1)
+        assert status == 200
+        assert [a["show_id"] for a in answer["streams"]] == ["show-sg"]
+    finally:
+        await _stop(ctx)

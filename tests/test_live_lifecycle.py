@@ -65,6 +65,9 @@ async def test_show_without_end_call_ends_at_planned_end_plus_grace(tmp_path: Pa
 
 @pytest.mark.timeout(120)
 async def test_samples_before_their_show_are_counted_then_diagnosed(tmp_path: Path) -> None:
+    """Probes that start before their show exists: their batches are refused
+    (404, nothing stored) and counted; the probes keep them and send them
+    again, and once the show is created they are stored and diagnosed."""
     store = SqliteStore(tmp_path / "q.db")
     pipeline = LivePipeline(store, report_dir=None)
     await pipeline.start()
@@ -72,26 +75,34 @@ async def test_samples_before_their_show_are_counted_then_diagnosed(tmp_path: Pa
     now = time.time()
     start = now - 28
     broken = start + 15  # ID's edge node fails 15 s in
+    batches = {
+        probe: ProbeBatch(
+            batch_id=f"{probe}-early", probe_id=probe, sent_ts=now,
+            samples=[sample("early", probe, start + k,
+                            broken if PROBES[probe][0] == "ID" and start + k >= broken else None)
+                     for k in range(28)])
+        for probe in PROBES
+    }
+
+    async def send(http: aiohttp.ClientSession, expect: int) -> None:
+        for probe, batch in batches.items():
+            async with http.post("/api/v1/samples", data=batch.model_dump_json(),
+                                 headers={"Authorization": f"Bearer {TOKENS[probe]}",
+                                          "Content-Type": "application/json"}) as r:
+                assert r.status == expect, await r.text()
+
     try:
         async with aiohttp.ClientSession(base_url=collector.url) as http:
-            for probe in PROBES:
-                region = PROBES[probe][0]
-                samples = [sample("early", probe, start + k,
-                                  broken if region == "ID" and start + k >= broken else None)
-                           for k in range(28)]
-                batch = ProbeBatch(batch_id=f"{probe}-early", probe_id=probe, sent_ts=now,
-                                   samples=samples)
-                async with http.post("/api/v1/samples", data=batch.model_dump_json(),
-                                     headers={"Authorization": f"Bearer {TOKENS[probe]}",
-                                              "Content-Type": "application/json"}) as r:
-                    assert r.status == 200, await r.text()
+            await send(http, 404)
             async with http.get("/metrics") as r:
                 metrics = await r.text()
             assert "qosmon_samples_unknown_show_total 112.0" in metrics
+            assert store.probe_samples("early") == []
             show = Show(show_id="early", start_ts=start, regions=["ID", "TH"])
             async with http.put("/api/v1/shows/early", json=show.model_dump(mode="json"),
                                 headers={"Authorization": f"Bearer {FEED}"}) as r:
                 assert r.status == 200, await r.text()
+            await send(http, 200)  # the probes' spools send them again
             found: list[dict[str, object]] = []
             for _ in range(50):
                 async with http.get("/api/v1/shows/early/incidents") as r:

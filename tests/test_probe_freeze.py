@@ -58,17 +58,45 @@ def test_no_judgement_before_enough_frames() -> None:
     assert det.counts.freeze_count == 0
 
 
-def test_pause_over_5s_is_not_a_freeze() -> None:
+def test_long_stall_while_packets_arrive_is_one_freeze_not_a_pause() -> None:
+    # The browser's rule: a 24 s stall during which packets keep arriving (a
+    # squeeze) is one 24 s freeze; only a stream that stops makes a pause.
     det = FreezeDetector()
     feed(det, steady(0, 31))
     t = 30 * 40.0
-    assert det.frame(t + 5001) is Stall.PAUSE
-    assert det.counts.pause_count == 1 and det.counts.pause_ms == 5001
+    assert det.ongoing(t + 10_000) is Stall.FREEZE
+    assert det.frame(t + 24_000) is Stall.FREEZE
+    assert det.counts.freeze_count == 1 and det.counts.freeze_ms == 24_000
+    assert det.counts.pause_count == 0
+
+
+def test_pause_only_when_the_stream_stopped() -> None:
+    det = FreezeDetector()
+    det.stream_inactive()  # before any frame: nothing to call a pause
+    feed(det, steady(0, 31))
+    t = 30 * 40.0
+    det.stream_inactive()
+    assert det.ongoing(t + 100) is Stall.PAUSE
+    assert det.frame(t + 7000) is Stall.PAUSE
+    assert det.counts.pause_count == 1 and det.counts.pause_ms == 7000
     assert det.counts.freeze_count == 0
-    # exactly 5 s is a (long) freeze, not a pause: "more than 5 s"
-    det2 = FreezeDetector()
-    feed(det2, steady(0, 31))
-    assert det2.frame(t + 5000) is Stall.FREEZE
+    # the next stall, packets arriving again, is a freeze
+    assert det.frame(t + 7000 + 1000) is Stall.FREEZE
+
+
+def test_picture_stuck_is_counted_while_it_lasts() -> None:
+    det = FreezeDetector()
+    feed(det, steady(0, 31))
+    last = 30 * 40.0  # threshold is 190 ms at 25 fps
+    assert det.take_stuck_ms(last + 100) == 0.0  # within the threshold: not stuck
+    assert det.take_stuck_ms(last + 1000) == 1000.0  # crossed it: the whole gap so far
+    assert det.take_stuck_ms(last + 2000) == 1000.0
+    assert det.frame(last + 2500) is Stall.FREEZE
+    assert det.take_stuck_ms(last + 2500) == 500.0  # the rest, once it ended
+    det.frame(last + 2540)
+    assert det.take_stuck_ms(last + 2560) == 0.0
+    total = 1000.0 + 1000.0 + 500.0
+    assert total == det.counts.freeze_ms  # stuck time adds up to the freezes
 
 
 def test_freeze_in_progress_is_visible_before_it_ends() -> None:
@@ -79,7 +107,7 @@ def test_freeze_in_progress_is_visible_before_it_ends() -> None:
     assert det.no_frame_ms(last + 100) == 100
     assert det.ongoing(last + 300) is Stall.FREEZE
     assert det.counts.freeze_count == 0  # not counted until it ends, as W3C
-    assert det.ongoing(last + 6000) is Stall.PAUSE
+    assert det.ongoing(last + 6000) is Stall.FREEZE  # packets still came: no pause
     assert det.no_frame_ms(last + 6000) == 6000
     assert det.frame(last + 700) is Stall.FREEZE
     assert det.ongoing(last + 720) is None

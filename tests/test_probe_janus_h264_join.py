@@ -84,10 +84,13 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusNetns]:
         asyncio.run(create())
         for mp, (_, port, x264, flags) in MOUNTS.items():
             clip = encode(tmp / f"mp{mp}.mkv", x264)
+            # h264_mp4toannexb puts SPS/PPS in-band before each IDR, in Annex B
+            # form. (dump_extra would prepend the file's avcC record, which the
+            # RTP muxer splits into bogus NAL units: no keyframe arrives whole.)
             feeds.append(subprocess.Popen(
                 ["ip", "netns", "exec", j.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
                  "-re", "-stream_loop", "-1", "-i", str(clip), "-an", "-c:v", "copy",
-                 "-bsf:v", "dump_extra", "-f", "rtp", "-payload_type", str(PT), *flags,
+                 "-bsf:v", "h264_mp4toannexb", "-f", "rtp", "-payload_type", str(PT), *flags,
                  f"rtp://127.0.0.1:{port}?pkt_size=1200"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         feeds.append(subprocess.Popen(

@@ -79,12 +79,16 @@ def test_meter_second() -> None:
                 m.media_packet(1234, seq, f * 3600, 1000, t)
             seq += 1
         m.frame(t + 1, 4000, 640 if f == 0 else None, 360 if f == 0 else None)
-    m.rtx_packet(1234, 10, 500.0)
+    m.rtx_packet(1234, 10, 1002, 500.0)
     m.rtt(42.0, 900.0)
     s = m.take(1000.0)
     assert s.packets_expected == 100 and s.packets_received == 99
     assert s.loss_pct == 1.0 and s.residual_loss_pct == 0.0
     assert s.fps == 25.0 and s.bitrate_kbps == pytest.approx(99 * 1000 * 8 / 1000)
+    # the browser's bytesReceived counts the retransmission too
+    assert s.received_kbps == pytest.approx(100 * 1000 * 8 / 1000)
+    assert s.rtx_kbps == pytest.approx(1000 * 8 / 1000)
+    assert s.goodput_kbps == pytest.approx(25 * 4000 * 8 / 1000)
     assert (s.width, s.height) == (640, 360)
     assert s.rtt_ms == 42.0 and s.no_frame_ms == pytest.approx(1000 - 961)
     assert m.ttff_ms == 1.0

@@ -171,6 +171,26 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
         s.close()
 
 
+def test_a_store_from_before_new_sample_fields_keeps_its_rows(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "q.db")
+    s.write_probe_batch("p1/b1", [ps(T0)])
+    s.close()
+    # As an older version left it: without the fields added since.
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("ALTER TABLE probe_samples DROP COLUMN video_codec")
+    conn.execute("ALTER TABLE probe_samples DROP COLUMN stuck_ms")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(tmp_path / "q.db")
+    try:
+        assert s.write_probe_batch("p1/b2", [ps(T0 + 1, video_codec="H264", stuck_ms=250.0)])
+        old, new = s.probe_samples("s1")
+        assert old.ts == T0 and old.video_codec is None
+        assert new.video_codec == "H264" and new.stuck_ms == 250.0
+    finally:
+        s.close()
+
+
 def test_retention_downsamples_old_shows(store: SqliteStore) -> None:
     old = [ps(T0 + i, freeze_count=1 if i == 10 else 0, rtt_ms=float(i)) for i in range(120)]
     old[59] = ps(T0 + 59, state=ConnectionState.DISCONNECTED, rtt_ms=59.0)

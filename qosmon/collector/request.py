@@ -344,3 +344,23 @@ async def errors_middleware(
     resp = json_response(err.body(), status=err.status)
     resp.headers.update(err.headers)
     return resp
+
+
+PINNED_LABELS = ("region", "isp", "edge_node")
+
+
+def check_pinned(state: CollectorState, probe_id: str, values: dict[str, set[str]],
+                 field: str) -> None:
+    """Each label the probe's token is pinned to (``[[probes]] labels``)
+    must be the only value claimed for it: samples, heartbeats and
+    assignment requests alike, so a leaked token cannot speak for, or be
+    given the streams of, another place (403)."""
+    pin = state.pins.get(probe_id)
+    if pin is None:
+        return
+    for name in PINNED_LABELS:
+        want = getattr(pin.labels, name)
+        if want is not None and values[name] != {want}:
+            other = sorted(values[name] - {want})[:1] or [""]
+            raise ApiError(403, f"this token is pinned to {name} {want!r}, not {other[0]!r}",
+                           field.format(name=name))

@@ -12,20 +12,23 @@ worse, a SKU nobody can buy any more has.
 
 The viewer-side aggregates work the same way: failures/sessions and stalled/
 watched seconds per audience slice, now against before, so a big audience is
-diagnosed from its own numbers.
+diagnosed from its own numbers (``viewer_slices.py`` keeps them and makes
+their leaves).
 
 Pure: the series in, leaves or findings out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from qosmon.diagnosis.business import RegionBusiness
 from qosmon.diagnosis.localize import Finding, LocalizeParams, localize
-from qosmon.model import ViewerAggregate
 
 DIMS = ("region", "sku")
 
@@ -85,6 +88,31 @@ def conversion_leaves(
     return RatioLeaves(DIMS, leaves, a, pa, b, pb)
 
 
+# A leaf keeps its own usual ratio only when its reference departs from the
+# pooled one by more than this many counting-noise units (about p < 0.001).
+_OWN_RATIO_Z = 3.3
+
+
+def usual_ratios(
+    ref_a: npt.NDArray[np.float64], ref_b: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Each leaf's usual ratio a/b from its reference: the pooled ratio of
+    all leaves, (sum a + 1/2) / (sum b + 1), unless the leaf's own reference
+    departs from it beyond counting noise, and then its own.
+
+    Failures, lost messages and stalls are rare: a small slice's reference
+    holds a handful of them or none, and its own ratio would be mostly
+    noise (zero, or twice the usual by chance). Expected at such ratios,
+    the leaves of a real cause look like they changed by wildly different
+    factors, and the localizer, which looks for one uniform change, names
+    nothing. The half event keeps a reference without any from making a
+    ratio of zero (Jeffreys' prior)."""
+    pooled = (float(ref_a.sum()) + 0.5) / (float(ref_b.sum()) + 1.0)
+    mu = ref_b * pooled
+    own = np.abs(ref_a - mu) > _OWN_RATIO_Z * np.sqrt(mu + 1.0)
+    return np.where(own, (ref_a + 0.5) / (ref_b + 1.0), pooled)
+
+
 def where_ratio_moved(
     leaves: RatioLeaves, params: LocalizeParams | None = None
 ) -> list[Finding]:
@@ -107,48 +135,3 @@ class ViewerMeasure(StrEnum):
 
 
 VIEWER_DIMS = ("region", "isp", "cdn", "device", "app_version")
-
-
-def viewer_leaves(
-    aggregates: Sequence[ViewerAggregate],
-    start: float,
-    end: float,
-    measure: ViewerMeasure,
-    *,
-    reference_s: float = 600.0,
-) -> RatioLeaves | None:
-    """The measure per audience slice over intervals ending in ``start..end``
-    against those ending in the ``reference_s`` before ``start``. Dimensions
-    no slice is broken down by are left out. None without a reference."""
-    now: dict[tuple[str, ...], list[float]] = {}
-    ref: dict[tuple[str, ...], list[float]] = {}
-    for x in aggregates:
-        if start < x.ts <= end:
-            into = now
-        elif start - reference_s < x.ts <= start:
-            into = ref
-        else:
-            continue
-        key = (x.region, x.isp, x.cdn, x.device, x.app_version)
-        if measure == ViewerMeasure.FAILURE_RATE:
-            a, b = float(x.failures), float(x.sessions)
-        else:
-            a, b = x.stalled_s, x.watched_s
-        sums = into.setdefault(key, [0.0, 0.0])
-        sums[0] += a
-        sums[1] += b
-    if not now or not ref or sum(v[1] for v in ref.values()) <= 0:
-        return None
-    keys = sorted(set(now) | set(ref))
-    used = [j for j in range(len(VIEWER_DIMS)) if any(k[j] for k in keys)]
-    dims = tuple(VIEWER_DIMS[j] for j in used) or ("region",)
-    leaves = [{VIEWER_DIMS[j]: k[j] for j in used} or {"region": ""} for k in keys]
-    zero = [0.0, 0.0]
-    return RatioLeaves(
-        dims,
-        leaves,
-        [now.get(k, zero)[0] for k in keys],
-        [ref.get(k, zero)[0] for k in keys],
-        [now.get(k, zero)[1] for k in keys],
-        [ref.get(k, zero)[1] for k in keys],
-    )

@@ -20,7 +20,6 @@ See ``docs/diagnosis.md`` for every rule, its evidence and its thresholds.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 from collections import Counter
@@ -28,17 +27,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from qosmon.diagnosis.breakdown import (
+    RatioLeaves,
     ViewerMeasure,
     conversion_leaves,
-    viewer_leaves,
     where_ratio_moved,
 )
 from qosmon.diagnosis.business import BusinessStatus, RegionBusiness, ViewerCourse
+from qosmon.diagnosis.chat_loss import ChatHistory, ChatLossWindow, ChatSecond
 from qosmon.diagnosis.config import DiagnosisConfig
 from qosmon.diagnosis.evidence import (
     business_evidence,
     business_strength,
     chat_evidence,
+    chat_loss_evidence,
     chat_strength,
     conversion_evidence,
     media_evidence,
@@ -55,6 +56,7 @@ from qosmon.diagnosis.probe_health import (
 )
 from qosmon.diagnosis.scope import localize_probes
 from qosmon.diagnosis.stock import StockFinding, deciding_states, stock_findings
+from qosmon.diagnosis.viewer_slices import ViewerSlices
 from qosmon.model import (
     BusinessSample,
     Cause,
@@ -87,10 +89,11 @@ _STREAM, _PROBE, _CHAT, _STOCK, _STALE, _BUSINESS = (
 # seconds are not the expected course for the next incident's impact.
 _AFTERMATH_S = 45
 _EXPLAINING = frozenset({_STREAM, _CHAT, _STOCK, _STALE})
-# Viewer-side aggregates kept (each an audience slice over an interval), and
-# how far before an incident they are its reference.
-_MAX_VIEWER_AGGREGATES = 500_000
+# How far before an incident the platform's viewer-side aggregates are its
+# reference, and how many of them a step files in the engine's columns
+# (a few hundredths of a second: a batch of 120,000 is in after five steps).
 _VIEWER_REFERENCE_S = 600.0
+_VIEWER_ROWS_PER_STEP = 25_000
 
 
 @dataclass
@@ -145,6 +148,16 @@ class _Tracked:
     viewers_expected: list[ViewerCourse] | None = None
     viewers_lost: float | None = None
     emitted: tuple[object, ...] | None = None
+    # Chat incidents: the probes' chat counts since the start and before it,
+    # and where chat loss rose (computed again only when a second was added).
+    chat_window: ChatLossWindow | None = None
+    chat_where: tuple[int, list[Evidence]] | None = None
+    # Stream and business incidents, per measure of the players' reports:
+    # where it rose, what that was computed from (the reports' version while
+    # open, the end once closed) and at which step.
+    viewer_ev: dict[ViewerMeasure, list[Evidence]] = field(default_factory=dict)
+    viewer_key: dict[ViewerMeasure, tuple[object, ...]] = field(default_factory=dict)
+    viewer_step: dict[ViewerMeasure, int] = field(default_factory=dict)
 
 
 class DiagnosisEngine:
@@ -161,9 +174,13 @@ class DiagnosisEngine:
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
-        self._viewer_aggs: list[ViewerAggregate] = []
-        self._viewer_ts: list[float] = []
-        self._viewer_cache: dict[tuple[object, ...], list[Evidence]] = {}
+        self._viewers = ViewerSlices()
+        self._steps = 0
+        # Each probe's chat counts per second until its second is judged, then
+        # kept (media-fine seconds only) for where chat loss rose.
+        self._chat_in: dict[str, dict[int, tuple[float, int, int]]] = {}
+        self._chat_judged: int | None = None  # the last second judged
+        self._chat_history = ChatHistory()
 
     # --- input -------------------------------------------------------------
     def add_probe_samples(self, samples: Iterable[ProbeSample]) -> None:
@@ -177,9 +194,15 @@ class DiagnosisEngine:
                 tr = self._probes[x.probe_id] = ProbeTracker(labels, self.cfg)
             tr.add(x)
             self._note_data(x.ts)
-            sec = second_of(x.ts)
-            if sec > self._newest.get(x.probe_id, sec - 1):
-                self._newest[x.probe_id] = sec
+            s = second_of(x.ts)
+            if s > self._newest.get(x.probe_id, s - 1):
+                self._newest[x.probe_id] = s
+            if self._last_second is None or s > self._last_second:
+                pending = self._chat_in.setdefault(x.probe_id, {})
+                prev = pending.get(s)
+                # Two samples in one second: the later one, as the tracker does.
+                if prev is None or x.ts >= prev[0]:
+                    pending[s] = (x.ts, x.chat_sent, x.chat_lost)
 
     def add_business(self, samples: Iterable[BusinessSample]) -> None:
         for x in samples:
@@ -192,25 +215,10 @@ class DiagnosisEngine:
             self._note_data(x.ts)
 
     def add_viewer_aggregates(self, samples: Iterable[ViewerAggregate]) -> None:
-        """The platform's players' own reports, per audience slice; kept in
-        time order so an incident reads only its own window of them."""
-        for x in samples:
-            if x.show_id != self.show.show_id:
-                continue
-            if self._viewer_ts and x.ts < self._viewer_ts[-1]:
-                i = bisect.bisect_right(self._viewer_ts, x.ts)
-                self._viewer_ts.insert(i, x.ts)
-                self._viewer_aggs.insert(i, x)
-            else:
-                self._viewer_ts.append(x.ts)
-                self._viewer_aggs.append(x)
-            self._viewer_cache.clear()
-        # An hour is more than any incident's window and its reference.
-        if self._viewer_ts:
-            cut = bisect.bisect_left(self._viewer_ts, self._viewer_ts[-1] - 3600)
-            cut = max(cut, len(self._viewer_ts) - _MAX_VIEWER_AGGREGATES)
-            if cut > 0:
-                del self._viewer_ts[:cut], self._viewer_aggs[:cut]
+        """The platform's players' own reports, per audience slice. Only
+        taken here: ``step`` files them, a bounded number at a time, and
+        computes where they moved (``_refresh_viewer_evidence``)."""
+        self._viewers.add(x for x in samples if x.show_id == self.show.show_id)
 
     def add_stock_states(self, states: Iterable[StockState]) -> None:
         for x in states:
@@ -262,9 +270,19 @@ class DiagnosisEngine:
                 return []
             self._last_second = min(self._first_data, target) - 1
         start = max(self._last_second + 1, target - self.cfg.incident.max_catch_up_s + 1)
+        if self._chat_judged is None or start > self._chat_judged + 1:
+            # Seconds skipped (a catch-up bound, a resume): never judged.
+            for pending in self._chat_in.values():
+                for k in [k for k in pending if k < start]:
+                    del pending[k]
         for s in range(start, target + 1):
             self._evaluate(s, now)
         self._last_second = max(self._last_second, target)
+        self._steps += 1
+        # A step files reports or localizes them, never both: either is
+        # bounded, and the step runs on the collector's event loop.
+        if not self._viewers.absorb(_VIEWER_ROWS_PER_STEP):
+            self._refresh_viewer_evidence()
         out = []
         for t in self._all:
             if t.emitted is not None and t.end_ts is not None and t.emitted[3] is not None:
@@ -292,9 +310,30 @@ class DiagnosisEngine:
         findings += self._stock_findings(s)
         business = {r: rb.evaluate(s) for r, rb in self._business.items()}
         findings += self._business_findings(s, business, statuses)
+        judged = self._judge_chat(s, statuses)
         self._apply(s, now, findings)
+        for inc in self._open.values():
+            if inc.chat_window is not None:
+                inc.chat_window.add(s, judged)
         for tr in self._probes.values():
             tr.prune(s)
+
+    def _judge_chat(
+        self, s: int, statuses: dict[str, ProbeStatus]
+    ) -> list[tuple[Labels, ChatSecond]]:
+        """Second ``s``'s chat counts of the probes whose media was fine
+        then, kept in their history (healthy when their chat was fine too)."""
+        out = []
+        self._chat_judged = s
+        for pid, st in statuses.items():
+            got = self._chat_in.get(pid, {}).pop(s, None)
+            media_ok = st.view is not None and st.stream_cause is None and st.raw_cause is None
+            if got is None or not media_ok:
+                continue
+            x = ChatSecond(s, got[1], got[2], healthy=not (st.chat_raw or st.chat_bad))
+            self._chat_history.record(pid, x)
+            out.append((st.labels, x))
+        return out
 
     def _stream_findings(self, statuses: dict[str, ProbeStatus]) -> list[_Finding]:
         bad = {p for p, st in statuses.items() if st.stream_cause is not None}
@@ -505,35 +544,63 @@ class DiagnosisEngine:
         return out
 
     # --- helpers -------------------------------------------------------------
-    def _viewer_evidence(
-        self, start: float, end: float | None, regions: tuple[str, ...]
-    ) -> list[Evidence]:
-        """Where the platform's players saw failures or stalls rise between
-        ``start`` and ``end`` (None: still open), if the platform sends its
-        aggregates and anywhere stands out. Computed again only when new
-        aggregates arrive."""
-        if not self._viewer_aggs:
-            return []
-        until = math.inf if end is None else end
-        key = (math.floor(start), until, regions)
-        cached = self._viewer_cache.get(key)
-        if cached is not None:
-            return cached
-        out = []
-        since = float(math.floor(start))
-        lo = bisect.bisect_right(self._viewer_ts, since - _VIEWER_REFERENCE_S)
-        hi = bisect.bisect_right(self._viewer_ts, until)
-        window = self._viewer_aggs[lo:hi]
-        for measure in ViewerMeasure:
-            leaves = viewer_leaves(window, since, until, measure, reference_s=_VIEWER_REFERENCE_S)
-            if leaves is None:
+    def _refresh_viewer_evidence(self) -> None:
+        """Where the platform's players saw failures or stalls rise: one
+        localization per step at most (one measure of one stream or business
+        incident, over up to ``ViewerSlices.max_leaves`` slices), as it runs
+        on the collector's event loop and reports arrive a hundred thousand
+        at a time. First an incident that closed (its final answer), then
+        one never computed, then the one computed longest ago among those
+        with newer reports. Closed incidents are not computed again."""
+        if not len(self._viewers) or self._viewers.pending:
+            return  # none yet, or a batch half filed: the next steps
+        stale = []
+        for t in self._all:
+            if t.family not in (_STREAM, _BUSINESS):
                 continue
-            out += [
-                viewer_evidence(measure.value, f)
-                for f in where_ratio_moved(leaves)[:1]
-                if f.change > 0 and f.combination.get("region", "") in (*regions, "")
-            ]
-        self._viewer_cache[key] = out
+            want = ("closed", t.end_ts) if t.end_ts is not None else (self._viewers.version,)
+            for m in ViewerMeasure:
+                if t.viewer_key.get(m) != want:
+                    rank = (t.end_ts is None, m in t.viewer_key, t.viewer_step.get(m, -1))
+                    stale.append((rank, t, m, want))
+        if not stale:
+            return
+        _, t, m, want = min(stale, key=lambda x: x[0])
+        t.viewer_ev[m] = self._viewer_evidence(t.start_ts, t.end_ts, t.regions, m)
+        t.viewer_key[m], t.viewer_step[m] = want, self._steps
+
+    def _viewer_evidence(
+        self, start: float, end: float | None, regions: tuple[str, ...], measure: ViewerMeasure
+    ) -> list[Evidence]:
+        """Where the platform's players saw ``measure`` rise between ``start``
+        and ``end`` (None: still open), if anywhere stands out."""
+        since = float(math.floor(start))
+        until = math.inf if end is None else end
+        leaves = self._viewers.leaves(since, until, measure, reference_s=_VIEWER_REFERENCE_S)
+        if leaves is None:
+            return []
+        return [
+            viewer_evidence(measure.value, f)
+            for f in where_ratio_moved(leaves)
+            if f.change > 0 and _touches(leaves, f.combination, regions)
+        ][:1]
+
+    def _chat_loss_evidence(self, tr: _Tracked) -> list[Evidence]:
+        """Where chat loss rose since a chat incident's start, over the
+        probes' labels, if anywhere stands out (in the incident's regions)."""
+        w = tr.chat_window
+        if w is None:
+            return []
+        if tr.chat_where is not None and tr.chat_where[0] == w.upto:
+            return tr.chat_where[1]
+        leaves = w.leaves()
+        found = [] if leaves is None else where_ratio_moved(leaves)
+        out = [
+            chat_loss_evidence(f)
+            for f in found
+            if leaves is not None and f.change > 0 and _touches(leaves, f.combination, tr.regions)
+        ][:1]
+        tr.chat_where = (w.upto, out)
         return out
 
     def _conversion_evidence(
@@ -657,6 +724,10 @@ class DiagnosisEngine:
             regions=f.regions,
         )
         tr.viewers_expected = self._viewers_expected(tr)
+        if tr.family == _CHAT:
+            tr.chat_window = ChatLossWindow.open(
+                self._chat_history, self._labels, math.floor(start), s
+            )
         self._open[f.key] = tr
         self._all.append(tr)
         self._refresh(tr, f, s)
@@ -761,7 +832,8 @@ class DiagnosisEngine:
         if tr.family in (_STREAM, _BUSINESS):
             # The players' reports come per interval, after the second that
             # showed the fault most clearly: they belong to the whole incident.
-            evidence += self._viewer_evidence(tr.start_ts, tr.end_ts, tr.regions)
+            evidence += [e for m in ViewerMeasure for e in tr.viewer_ev.get(m, [])]
+        evidence += self._chat_loss_evidence(tr)
         return Incident(
             incident_id=tr.incident_id,
             show_id=self.show.show_id,
@@ -778,6 +850,20 @@ class DiagnosisEngine:
             viewers_lost=None if tr.viewers_lost is None else round(tr.viewers_lost, 1),
             orders_lost=_round(self._orders_lost(tr)),
         )
+
+
+def _touches(leaves: RatioLeaves, combination: dict[str, str], regions: tuple[str, ...]) -> bool:
+    """Does a combination hold a slice of one of the incident's regions?
+    ("isp X" of another region's fault is not this incident's.)"""
+    if "region" in combination:
+        return combination["region"] in regions
+    if "region" not in leaves.dims:
+        return True
+    return any(
+        leaf["region"] in regions
+        for leaf in leaves.leaves
+        if all(leaf.get(k) == v for k, v in combination.items())
+    )
 
 
 def _round(x: float | None) -> float | None:

@@ -550,3 +550,18 @@ def viewer_evidence(measure: str, where: Finding) -> Evidence:
         f"{what} in {place}: {obs:.2f} % vs {exp:.2f} % expected "
         f"({where.explains:.0%} of the rise, players' own reports)",
     )
+
+
+def chat_loss_evidence(where: Finding) -> Evidence:
+    """Where the probes' chat loss (lost / sent) rose, over their labels."""
+    place = " ".join(f"{k} {v}" for k, v in where.combination.items())
+    place = f"in {place}" if place else "across all probes"
+    return _ev(
+        Metric.CHAT_LOST_RATIO,
+        where.observed,
+        where.expected,
+        None,
+        "",
+        f"chat loss rose {place}: {where.observed:.0%} of messages lost vs "
+        f"{where.expected:.1%} expected ({where.explains:.0%} of the rise, probes' chat)",
+    )

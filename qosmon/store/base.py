@@ -213,8 +213,8 @@ class LeasesShows(Protocol):
 @runtime_checkable
 class StoresViewerAggregates(Protocol):
     """Optional: a store that keeps the platform's viewer-side aggregates
-    (the embedded store). Same contract as the other writes: returns once
-    durable."""
+    (the embedded store; the InfluxDB backend in its side store). Same
+    contract as the other writes: returns once durable."""
 
     def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None: ...
 

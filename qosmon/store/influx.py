@@ -8,8 +8,10 @@ What goes where:
   are tags, numbers are fields, the sample's ``ts`` is the point's time (ms).
   ``ProbeSample.error`` (free text) is not written: it is no time series.
 - everything else (shows, on-screen events, stock states, incidents, alert
-  deliveries) and the ids of stored batches: a SQLite side store, because
-  they are documents, not time series, and need update-by-id.
+  deliveries, the platform's viewer-side aggregates) and the ids of stored
+  batches: a SQLite side store, because they are documents, not time series,
+  and need update-by-id (aggregates: one document per audience slice and
+  interval, a dozen dimensions of labels that would each be a series).
 
 Reads of the time series use the Prometheus-style export API
 (``/api/v1/export``) that VictoriaMetrics offers. Flux (InfluxDB 2.x reads)
@@ -26,6 +28,7 @@ import math
 import operator
 import queue
 import threading
+import typing
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,6 +53,7 @@ from qosmon.model import (
     ShowSummary,
     StockRecord,
     StockState,
+    ViewerAggregate,
 )
 from qosmon.store.base import BatchConflictError, StoreError
 from qosmon.store.sqlite import SqliteStore, batch_digest
@@ -64,9 +68,12 @@ BUSINESS = "qosmon_business"
 STOCK = "qosmon_stock"
 
 PROBE_TAGS = ("show_id", "stream_id", "probe_id", "region", "isp", "edge_node", "state")
+# Numbers only: text (error, rtt_error, video_codec) and flags have no
+# place in a numeric series (audio_stalled_ms carries audio_stalled).
 PROBE_FIELDS = tuple(
     n for n, f in ProbeSample.model_fields.items()
-    if n not in PROBE_TAGS and n not in ("ts", "error")
+    if n not in PROBE_TAGS and n != "ts"
+    and set(typing.get_args(f.annotation) or (f.annotation,)) - {type(None)} <= {int, float}
 )
 _INT_FIELDS = frozenset(
     n for n, f in ProbeSample.model_fields.items() if "int" in str(f.annotation)
@@ -387,6 +394,9 @@ class InfluxStore:
     def write_alert_deliveries(self, show_id: str, deliveries: Sequence[AlertDelivery]) -> None:
         self._side.write_alert_deliveries(show_id, deliveries)
 
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        self._side.write_viewer_aggregates(samples)
+
     # The alert outbox is a set of documents too: the side store keeps it.
     def outbox_add(
         self, new: Sequence[OutboxEntry], changed: Sequence[OutboxEntry],
@@ -531,6 +541,11 @@ class InfluxStore:
 
     def alert_deliveries(self, show_id: str) -> list[AlertDelivery]:
         return self._side.alert_deliveries(show_id)
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        return self._side.viewer_aggregates(show_id, start, end)
 
     def has_batch(self, batch_id: str) -> bool:
         return self._side.has_batch(batch_id)

@@ -1,7 +1,8 @@
 """The documents of several collectors in one PostgreSQL database: shows,
 show summaries, on-screen events, stock states, incidents, the delivery
-log, the ids of stored probe batches, the alert outbox and rules state, and
-the show leases that decide which collector diagnoses which show.
+log, the platform's viewer-side aggregates, the ids of stored probe batches,
+the alert outbox and rules state, and the show leases that decide which
+collector diagnoses which show.
 
 Time series stay in the time-series server (``qosmon.store.influx``); this
 takes the place of its SQLite side store when the store URL says
@@ -24,7 +25,15 @@ from typing import Any, TypeVar
 import psycopg
 
 from qosmon.alerting.outbox import OutboxEntry
-from qosmon.model import AlertDelivery, Incident, OnScreen, Show, ShowSummary, StockState
+from qosmon.model import (
+    AlertDelivery,
+    Incident,
+    OnScreen,
+    Show,
+    ShowSummary,
+    StockState,
+    ViewerAggregate,
+)
 from qosmon.store.base import StoreError
 
 T = TypeVar("T")
@@ -64,6 +73,10 @@ CREATE TABLE IF NOT EXISTS qosmon_alert_state (show_id TEXT PRIMARY KEY, body TE
 CREATE TABLE IF NOT EXISTS qosmon_show_summaries (
     show_id TEXT PRIMARY KEY, start_ts DOUBLE PRECISION NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS qosmon_show_summaries_start ON qosmon_show_summaries (start_ts);
+CREATE TABLE IF NOT EXISTS qosmon_viewer_aggregates (
+    id BIGSERIAL PRIMARY KEY, show_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS qosmon_viewer_aggregates_show ON qosmon_viewer_aggregates (show_id, ts);
 CREATE TABLE IF NOT EXISTS qosmon_show_leases (
     show_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
 """
@@ -182,6 +195,10 @@ class PostgresDocuments:
         self._many("INSERT INTO qosmon_alert_deliveries (show_id, ts, body) VALUES (%s, %s, %s)",
                    [(show_id, d.ts, d.model_dump_json()) for d in deliveries])
 
+    def write_viewer_aggregates(self, samples: Sequence[ViewerAggregate]) -> None:
+        self._many("INSERT INTO qosmon_viewer_aggregates (show_id, ts, body) VALUES (%s, %s, %s)",
+                   [(s.show_id, s.ts, s.model_dump_json()) for s in samples])
+
     def put_show_summary(self, summary: ShowSummary) -> None:
         self._many("INSERT INTO qosmon_show_summaries (show_id, start_ts, body) "
                    "VALUES (%s, %s, %s) ON CONFLICT (show_id) DO UPDATE SET "
@@ -224,6 +241,15 @@ class PostgresDocuments:
         rows = self._rows("SELECT body FROM qosmon_alert_deliveries WHERE show_id = %s "
                           "ORDER BY ts, id", (show_id,))
         return [AlertDelivery.model_validate_json(r[0]) for r in rows]
+
+    def viewer_aggregates(
+        self, show_id: str, start: float | None = None, end: float | None = None
+    ) -> list[ViewerAggregate]:
+        rows = self._rows(
+            "SELECT body FROM qosmon_viewer_aggregates WHERE show_id = %s "
+            "AND (%s::float8 IS NULL OR ts >= %s) AND (%s::float8 IS NULL OR ts <= %s) "
+            "ORDER BY ts, id", (show_id, start, start, end, end))
+        return [ViewerAggregate.model_validate_json(r[0]) for r in rows]
 
     # --- alert outbox (qosmon.alerting.outbox.Outbox) --------------------------
     def outbox_add(

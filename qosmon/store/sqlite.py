@@ -431,6 +431,11 @@ class SqliteStore:
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
         """Bring a file made by an older version up to this schema."""
+        # Sample fields added since (all have defaults): add them, keeping rows.
+        have = {r[1] for r in conn.execute("PRAGMA table_info(probe_samples)")}
+        for column in SAMPLE_COLUMNS:
+            if column not in have:
+                conn.execute(f"ALTER TABLE probe_samples ADD COLUMN {column}")
         cols = {row[1] for row in conn.execute("PRAGMA table_info(probe_batches)")}
         for col, decl in (("digest", "TEXT"), ("stored_ts", "REAL")):
             if col not in cols:

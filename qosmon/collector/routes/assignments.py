@@ -13,8 +13,10 @@ import time
 from aiohttp import web
 
 from qosmon.collector.request import (
+    PINNED_LABELS,
     auth_probe,
     auth_read,
+    check_pinned,
     json_response,
     parse,
     read_body,
@@ -33,12 +35,18 @@ async def post_assignment(request: web.Request) -> web.Response:
     reg = parse(ProbeRegistration, await read_body(request))
     if reg.probe.probe_id != probe_id:
         raise ApiError(403, f"this token belongs to probe {probe_id!r}", "probe.probe_id")
+    check_pinned(state, probe_id, {n: {getattr(reg.probe, n)} for n in PINNED_LABELS},
+                 "probe.{name}")
     registry = state.assignments
     now = time.time()
     shows = registry.cached_shows(now)
     if shows is None:
         shows = await state.store_call("list_shows", state.store.list_shows)
         registry.keep_shows(shows, now)
+    pin = state.pins.get(probe_id)
+    if pin is not None and pin.shows:
+        # A token limited to some shows is given no stream of any other.
+        shows = [s for s in shows if s.show_id in pin.shows]
     answer = registry.poll(reg, shows, now)
     return json_response(answer.model_dump(mode="json"))
 

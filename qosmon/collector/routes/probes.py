@@ -9,8 +9,10 @@ import time
 from aiohttp import web
 
 from qosmon.collector.request import (
+    PINNED_LABELS,
     auth_probe,
     auth_read,
+    check_pinned,
     json_response,
     known_show,
     not_future,
@@ -95,24 +97,8 @@ def _live_part(state: CollectorState, samples: list[ProbeSample], now: float
     return [s for s in samples if s.ts >= horizon]
 
 
-_PINNED = ("region", "isp", "edge_node")
-_GET = {name: operator.itemgetter(name) for name in (*_PINNED, "show_id")}
+_GET = {name: operator.itemgetter(name) for name in (*PINNED_LABELS, "show_id")}
 _TS = operator.attrgetter("ts")
-
-
-def _check_pinned(state: CollectorState, probe_id: str, values: dict[str, set[str]],
-                  field: str) -> None:
-    """Each label the probe's token is pinned to (``[[probes]] labels``)
-    must be the only value claimed for it."""
-    pin = state.pins.get(probe_id)
-    if pin is None:
-        return
-    for name in _PINNED:
-        want = getattr(pin.labels, name)
-        if want is not None and values[name] != {want}:
-            other = sorted(values[name] - {want})[:1] or [""]
-            raise ApiError(403, f"this token is pinned to {name} {want!r}, not {other[0]!r}",
-                           field.format(name=name))
 
 
 async def _check_claims(state: CollectorState, probe_id: str,
@@ -123,8 +109,8 @@ async def _check_claims(state: CollectorState, probe_id: str,
     # C loops (map): this runs for every batch on the ingest path.
     dicts = [s.__dict__ for s in samples]
     if pin is not None:
-        values = {name: set(map(_GET[name], dicts)) for name in _PINNED}
-        _check_pinned(state, probe_id, values, "samples[].{name}")
+        values = {name: set(map(_GET[name], dicts)) for name in PINNED_LABELS}
+        check_pinned(state, probe_id, values, "samples[].{name}")
     shows = set(map(_GET["show_id"], dicts))
     if pin is not None and pin.shows:
         other = sorted(shows - set(pin.shows))
@@ -149,7 +135,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     if hb.probe.probe_id != probe_id:
         raise _not_this_probe(probe_id, "probe.probe_id")
     # A heartbeat names the probe's labels for the fleet view: pinned too.
-    _check_pinned(state, probe_id, {n: {getattr(hb.probe, n)} for n in _PINNED},
+    check_pinned(state, probe_id, {n: {getattr(hb.probe, n)} for n in PINNED_LABELS},
                   "probe.{name}")
     now = time.time()
     state.fleet.on_heartbeat(hb, now)

@@ -1,0 +1,105 @@
+"""When to ask the sender again, as a browser receiver does (libwebrtc's
+NACK module and keyframe requests), so the probe recovers from loss when a
+viewer would and its frozen time is the viewer's.
+
+- NACK: a missing sequence number is asked for as soon as the gap is seen,
+  then again every RTT (at least ``MIN_RETRY_MS`` apart, libwebrtc's process
+  interval) until it arrives (original or RTX), its frame's deadline passes
+  (``deadline_ms`` after the gap was seen: the frame assembler gives the
+  frame up then) or ``MAX_RETRIES`` requests were sent. aiortc on its own
+  asks once per gap.
+- PLI: while the picture cannot recover without a keyframe (the chain of
+  frames broke, or no keyframe yet), ask for one, again every
+  ``PLI_RETRY_MS`` until a keyframe completes.
+
+Pure: times and RTT are passed in (ms on a monotonic clock).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+MIN_RETRY_MS = 20.0
+DEFAULT_RTT_MS = 100.0  # until a round trip is measured, as libwebrtc
+MAX_RETRIES = 10
+PLI_RETRY_MS = 200.0
+MAX_TRACKED = 1000  # missing packets remembered at once
+MAX_GAP = 3000  # a bigger jump is a new sequence base, not loss
+
+
+@dataclass
+class _Missing:
+    found_ms: float
+    sent_ms: float | None = None
+    retries: int = 0
+
+
+class NackScheduler:
+    def __init__(self, deadline_ms: float = 1000.0) -> None:
+        self._deadline_ms = deadline_ms
+        self._max_ext: int | None = None
+        self._missing: OrderedDict[int, _Missing] = OrderedDict()
+        self._last_pli_ms: float | None = None
+        self.nacks_sent = 0  # sequence numbers asked for, retries included
+        self.plis_sent = 0
+
+    def _extend(self, seq: int) -> int:
+        if self._max_ext is None:
+            return seq + (1 << 16)
+        cand = (self._max_ext & ~0xFFFF) | seq
+        if cand - self._max_ext > 0x8000:
+            cand -= 0x10000
+        elif self._max_ext - cand > 0x8000:
+            cand += 0x10000
+        return cand
+
+    def media(self, seq: int, now_ms: float) -> None:
+        """A packet of the media SSRC arrived."""
+        ext = self._extend(seq)
+        if self._max_ext is None or ext - self._max_ext > MAX_GAP:
+            self._missing.clear()
+            self._max_ext = ext
+            return
+        if ext > self._max_ext:
+            for missing in range(self._max_ext + 1, ext):
+                self._missing[missing] = _Missing(now_ms)
+            while len(self._missing) > MAX_TRACKED:
+                self._missing.popitem(last=False)
+            self._max_ext = ext
+        else:
+            self._missing.pop(ext, None)
+
+    def repaired(self, seq: int) -> None:
+        """A retransmission of ``seq`` arrived."""
+        if self._max_ext is not None:
+            self._missing.pop(self._extend(seq), None)
+
+    def due(self, now_ms: float, rtt_ms: float | None) -> list[int]:
+        """Sequence numbers (16-bit) to NACK now; marks them as asked."""
+        retry_ms = max(MIN_RETRY_MS, rtt_ms if rtt_ms is not None else DEFAULT_RTT_MS)
+        out: list[int] = []
+        expired: list[int] = []
+        for ext, m in self._missing.items():
+            if now_ms - m.found_ms >= self._deadline_ms or m.retries >= MAX_RETRIES:
+                expired.append(ext)
+                continue
+            if m.sent_ms is None or now_ms - m.sent_ms >= retry_ms:
+                m.sent_ms = now_ms
+                m.retries += 1
+                out.append(ext & 0xFFFF)
+        for ext in expired:
+            del self._missing[ext]
+        self.nacks_sent += len(out)
+        return out
+
+    def pli_due(self, needs_keyframe: bool, now_ms: float) -> bool:
+        """Whether to send a PLI now, given whether the picture needs a keyframe."""
+        if not needs_keyframe:
+            self._last_pli_ms = None
+            return False
+        if self._last_pli_ms is not None and now_ms - self._last_pli_ms < PLI_RETRY_MS:
+            return False
+        self._last_pli_ms = now_ms
+        self.plis_sent += 1
+        return True

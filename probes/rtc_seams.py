@@ -1,0 +1,316 @@
+"""Every reach of the probe into aiortc's and aioice's private names, in one place.
+
+The probe measures below aiortc's public API: it sees each RTP packet before
+aiortc unwraps retransmissions, keeps encoded frames away from the decoder,
+sends its own NACKs and PLIs, times ICE consent checks for RTT and pins the
+host addresses aioice offers. None of that is public API, so a new aiortc or
+aioice may rename what it relies on. Rather than degrade silently (decoding
+quietly coming back, a dead RTT task, attributes set on nothing), the probe
+calls :func:`check_seams` at start: it looks up every private name used here
+and refuses to run, naming the versions this was written for, if one is gone.
+
+Nothing outside this module touches a private name of either library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import aioice
+import aioice.ice
+from aioice import stun
+from aiortc import RTCRtpReceiver
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+WRITTEN_FOR = {"aiortc": "1.16.0", "aioice": "0.13.0"}
+
+# Receiver methods wrapped or called (class attributes).
+_RECEIVER_METHODS = (
+    "_handle_rtp_packet",
+    "_handle_rtcp_packet",
+    "_send_rtcp_nack",
+    "_send_rtcp_pli",
+)
+# Receiver state read or replaced (set in ``__init__``, name-mangled).
+_RECEIVER_STATE = (
+    "decoder_queue",
+    "codecs",
+    "rtx_ssrc",
+    "timestamp_mapper",
+    "jitter_buffer",
+    "started",
+    "nack_generator",
+    "kind",
+)
+_PREFIX = "_RTCRtpReceiver__"
+
+
+class SeamError(RuntimeError):
+    """aiortc/aioice no longer have a private name the probe relies on."""
+
+
+def _installed(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _refuse(missing: list[str]) -> SeamError:
+    wanted = ", ".join(f"{k} {v}" for k, v in WRITTEN_FOR.items())
+    found = ", ".join(f"{k} {_installed(k)}" for k in WRITTEN_FOR)
+    return SeamError(
+        f"the probe cannot measure with this aiortc/aioice: {', '.join(missing)} "
+        f"not found. It was written for {wanted}; installed: {found}. "
+        "Install those versions (pyproject.toml pins them)."
+    )
+
+
+class _UnstartedTransport:
+    """Enough of an RTCDtlsTransport for ``RTCRtpReceiver.__init__``."""
+
+    state = "new"
+
+
+_checked = False
+
+
+def check_seams() -> None:
+    """Look up every private name used below; raise :class:`SeamError` naming
+    all that are missing. Needs a running event loop (aioice's protocol makes a
+    future); cheap, and done once per process."""
+    global _checked
+    if _checked:
+        return
+    missing: list[str] = []
+    for name in _RECEIVER_METHODS:
+        if not callable(getattr(RTCRtpReceiver, name, None)):
+            missing.append(f"aiortc RTCRtpReceiver.{name}()")
+    for kind in ("video", "audio"):
+        receiver = RTCRtpReceiver(kind, _UnstartedTransport())  # type: ignore[arg-type]
+        for name in _RECEIVER_STATE:
+            if not hasattr(receiver, _PREFIX + name):
+                missing.append(f"aiortc RTCRtpReceiver.__{name} ({kind})")
+        if hasattr(receiver, _PREFIX + "timestamp_mapper") and not hasattr(
+            getattr(receiver, _PREFIX + "timestamp_mapper"), "_origin"
+        ):
+            missing.append("aiortc TimestampMapper._origin")
+        jb = getattr(receiver, _PREFIX + "jitter_buffer", None)
+        if jb is not None and not callable(getattr(jb, "add", None)):
+            missing.append("aiortc JitterBuffer.add()")
+    ice = RTCIceTransport(RTCIceGatherer())
+    if not hasattr(ice, "_connection"):
+        missing.append("aiortc RTCIceTransport._connection")
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        missing.append("aioice ice.get_host_addresses()")
+    conn = aioice.Connection(ice_controlling=False)
+    for name in ("_nominated", "remote_password"):
+        if not hasattr(conn, name):
+            missing.append(f"aioice Connection.{name}")
+    if not callable(getattr(aioice.Connection, "build_request", None)):
+        missing.append("aioice Connection.build_request()")
+    protocol = aioice.ice.StunProtocol(conn)
+    if not isinstance(getattr(protocol, "transactions", None), dict):
+        missing.append("aioice StunProtocol.transactions")
+    if not callable(getattr(protocol, "send_stun", None)):
+        missing.append("aioice StunProtocol.send_stun()")
+    pair = aioice.ice.CandidatePair(
+        protocol, aioice.Candidate("1", 1, "udp", 1, "127.0.0.1", 9, "host"))
+    for name in ("protocol", "remote_addr"):
+        if not hasattr(pair, name):
+            missing.append(f"aioice CandidatePair.{name}")
+    if missing:
+        raise _refuse(missing)
+    _checked = True
+
+
+def forget_check() -> None:
+    """Make the next :func:`check_seams` look again (tests change the names)."""
+    global _checked
+    _checked = False
+
+
+# -- aioice: host addresses -------------------------------------------------
+
+_original_host_addresses = aioice.ice.get_host_addresses
+
+
+def set_host_addresses(chooser: Callable[[bool, bool], list[str]] | None) -> None:
+    """aioice looks this function up on its module each time it gathers."""
+    aioice.ice.get_host_addresses = chooser or _original_host_addresses  # type: ignore[assignment]
+
+
+# -- aioice: consent-check timing ------------------------------------------
+
+
+def ice_connection(receiver: RTCRtpReceiver) -> Any:
+    """The aioice connection under the receiver's transport."""
+    return receiver.transport.transport._connection
+
+
+class _TimedTransaction:
+    """Registered in aioice's transaction table to receive our one answer."""
+
+    def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
+        self._key = key
+        self._clock = clock
+        self.future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if self.future.done():
+            return
+        if message.message_class != stun.Class.RESPONSE:
+            return
+        if not message.check_message_integrity(self._key):
+            return
+        self.future.set_result(self._clock())
+
+
+async def timed_binding_request(
+    connection: Any, timeout_s: float, clock: Callable[[], float]
+) -> tuple[float, float] | None:
+    """One STUN binding request on the nominated pair, through aioice's own
+    socket and transaction table: (sent, answered) on ``clock``, or None when
+    there is no pair yet or no answer in time."""
+    pair = connection._nominated.get(1)
+    if pair is None or connection.remote_password is None:
+        return None
+    key = connection.remote_password.encode("utf8")
+    request = connection.build_request(pair, nominate=False)
+    request.add_message_integrity(key)
+    tx = _TimedTransaction(key, clock)
+    protocol = pair.protocol
+    protocol.transactions[request.transaction_id] = tx
+    try:
+        sent = clock()
+        protocol.send_stun(request, pair.remote_addr)
+        answered = await asyncio.wait_for(tx.future, timeout_s)
+        return sent, answered
+    except (TimeoutError, OSError):
+        return None
+    finally:
+        protocol.transactions.pop(request.transaction_id, None)
+
+
+# -- aiortc: the receiver -----------------------------------------------------
+
+
+class _FrameTapQueue(queue.Queue):
+    """Stands in for the receiver's decoder queue."""
+
+    def __init__(self, on_frame: Callable[[Any, Any], None], decode: bool) -> None:
+        super().__init__()
+        self._on_frame = on_frame
+        self._decode = decode
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the stop sentinel must reach the decoder thread
+            super().put(item, block, timeout)
+            return
+        self._on_frame(item[0], item[1])
+        if self._decode:
+            super().put(item, block, timeout)
+
+
+class _NoFrames:
+    """Stands in for aiortc's jitter buffer when the probe assembles the
+    frames itself and nothing is decoded: saves its per-packet work (and its
+    PLIs, which the probe then sends itself). aiortc only calls ``add``."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        return False, None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What to ask the sender for after a packet: NACK these sequence
+    numbers, and/or a keyframe (PLI), for one media SSRC."""
+
+    media_ssrc: int
+    nack: list[int]
+    pli: bool
+
+
+class ReceiverSeam:
+    """The private parts of one ``RTCRtpReceiver`` the probe uses."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        missing = [f"aiortc RTCRtpReceiver.__{n}" for n in _RECEIVER_STATE
+                   if not hasattr(receiver, _PREFIX + n)]
+        if missing:
+            raise _refuse(missing)
+        if getattr(receiver, _PREFIX + "started"):
+            raise RuntimeError("install the tap before the receiver starts")
+        self.receiver = receiver
+
+    def tap(
+        self,
+        on_packet: Callable[[RtpPacket], Feedback | None],
+        on_frame: Callable[[Any, Any], None],
+        decode: bool,
+    ) -> None:
+        """``on_packet`` sees every RTP packet (media and RTX, as received)
+        before aiortc handles it, and may answer with feedback to send;
+        ``on_frame`` sees every encoded frame aiortc's jitter buffer
+        completes, which reaches the decoder only if ``decode``."""
+        receiver = self.receiver
+        original: Callable[[RtpPacket, int], Awaitable[None]] = receiver._handle_rtp_packet
+
+        async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
+            feedback = on_packet(packet)
+            await original(packet, arrival_time_ms)
+            if feedback is not None:
+                if feedback.nack:
+                    await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
+                if feedback.pli:
+                    await receiver._send_rtcp_pli(feedback.media_ssrc)
+
+        receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
+        setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
+
+    def tap_rtcp(self, on_rtcp: Callable[[Any], None]) -> None:
+        """``on_rtcp`` sees every RTCP packet routed to this receiver (sender
+        reports among them) before aiortc handles it."""
+        receiver = self.receiver
+        original: Callable[[Any], Awaitable[None]] = receiver._handle_rtcp_packet
+
+        async def tapped(packet: Any) -> None:
+            on_rtcp(packet)
+            await original(packet)
+
+        receiver._handle_rtcp_packet = tapped  # type: ignore[method-assign]
+
+    @property
+    def kind(self) -> str:
+        """"audio" or "video": known before the receiver has a track."""
+        return str(getattr(self.receiver, _PREFIX + "kind"))
+
+    def codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
+        codecs: dict[int, RTCRtpCodecParameters] = getattr(self.receiver, _PREFIX + "codecs")
+        return codecs.get(payload_type)
+
+    def rtx_media_ssrc(self, rtx_ssrc: int) -> int | None:
+        rtx: dict[int, int] = getattr(self.receiver, _PREFIX + "rtx_ssrc")
+        return rtx.get(rtx_ssrc)
+
+    def skip_jitter_buffer(self) -> None:
+        """The probe assembles frames itself: aiortc's jitter buffer, its
+        frames and its PLIs are not needed."""
+        setattr(self.receiver, _PREFIX + "jitter_buffer", _NoFrames())
+
+    def own_nacks(self) -> None:
+        """aiortc asks once per gap; the probe schedules its own NACKs."""
+        setattr(self.receiver, _PREFIX + "nack_generator", None)
+
+    def timestamp_origin(self) -> int | None:
+        """aiortc rebases frame timestamps to the first frame: its origin."""
+        origin: int | None = getattr(self.receiver, _PREFIX + "timestamp_mapper")._origin
+        return origin
+

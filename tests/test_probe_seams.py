@@ -1,0 +1,142 @@
+"""The probe refuses to start when aiortc/aioice lost a private name it relies
+on, instead of measuring wrongly; and a dead RTT task says so in the samples."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import aioice
+import pytest
+from aiortc import RTCRtpReceiver
+
+from probes import rtc_seams, rtt
+from probes.agent import ProbeAgent
+from probes.config import ProbeConfig
+from probes.ice_host_pin import pin_host_addresses
+from probes.rtc_seams import SeamError, check_seams
+from probes.sinks import MemorySink
+from qosmon import cli
+from qosmon.model import ConnectionState
+from tests.test_probe_whep import WhepOrigin, encode_clip
+
+
+@pytest.fixture(autouse=True)
+def fresh_check() -> Iterator[None]:
+    rtc_seams.forget_check()
+    yield
+    rtc_seams.forget_check()
+
+
+def _config(url: str = "http://127.0.0.1:9/whep") -> ProbeConfig:
+    return ProbeConfig.model_validate({
+        "labels": {"probe_id": "p1", "region": "test"},
+        "streams": [{"show_id": "show", "stream_id": "s1", "join": "whep", "url": url}],
+        "ice_host_addresses": ["127.0.0.1"],
+    })
+
+
+async def _start_fails(config: ProbeConfig) -> str:
+    sink = MemorySink()
+    with pytest.raises(SeamError) as err:
+        await asyncio.wait_for(ProbeAgent(config, sink).run(asyncio.Event()), 5)
+    assert sink.samples == []  # refused before watching anything
+    return str(err.value)
+
+
+async def test_the_installed_versions_pass() -> None:
+    check_seams()
+
+
+async def test_a_renamed_receiver_method_refuses_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(RTCRtpReceiver, "_handle_rtp_packet")
+    message = await _start_fails(_config())
+    assert "RTCRtpReceiver._handle_rtp_packet()" in message
+    assert "aiortc 1.16.0" in message and "aioice 0.13.0" in message
+
+
+async def test_a_renamed_receiver_attribute_refuses_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if a new aiortc called its decoder queue something else: replacing
+    # it would create a dead attribute and decoding would quietly come back.
+    original = RTCRtpReceiver.__init__
+
+    def renamed(self: RTCRtpReceiver, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._RTCRtpReceiver__frames_to_decode = self._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        del self._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(RTCRtpReceiver, "__init__", renamed)
+    message = await _start_fails(_config())
+    assert "RTCRtpReceiver.__decoder_queue" in message
+
+
+async def test_a_renamed_aioice_attribute_refuses_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = aioice.Connection.__init__
+
+    def renamed(self: aioice.Connection, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        del self._nominated
+
+    monkeypatch.setattr(aioice.Connection, "__init__", renamed)
+    message = await _start_fails(_config())
+    assert "aioice Connection._nominated" in message and "0.13.0" in message
+
+
+def test_the_command_exits_2_with_the_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delattr(RTCRtpReceiver, "_send_rtcp_nack")
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # cli.main adds one
+    code = cli.main(["probe", "--whep", "http://127.0.0.1:9/whep", "--duration", "2",
+                     "--output", "-", "--ice-host", "127.0.0.1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "_send_rtcp_nack" in err and "aiortc 1.16.0" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+async def test_a_dead_rtt_task_is_logged_and_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+    real = rtt.timed_binding_request
+
+    async def breaks_after_two(*args: Any) -> tuple[float, float] | None:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise AttributeError("'Connection' object has no attribute '_nominated'")
+        return await real(*args)
+
+    monkeypatch.setattr(rtt, "timed_binding_request", breaks_after_two)
+    pin_host_addresses(["127.0.0.1"])
+    origin = WhepOrigin(encode_clip(seconds=2))
+    await origin.start()
+    try:
+        sink = MemorySink()
+        stop = asyncio.Event()
+        task = asyncio.create_task(ProbeAgent(_config(origin.url), sink).run(stop))
+        await asyncio.sleep(7.5)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    finally:
+        await origin.stop()
+        pin_host_addresses(None)
+    connected = [s for s in sink.samples if s.state == ConnectionState.CONNECTED]
+    assert any(s.rtt_ms is not None and s.rtt_error is None for s in connected)
+    last = connected[-1]
+    assert last.rtt_ms is None  # unknown, never the last good value for ever
+    assert last.rtt_error is not None and "_nominated" in last.rtt_error
+    assert (last.fps or 0) > 15  # the rest of the measuring goes on
+    assert any("RTT checks stopped" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
