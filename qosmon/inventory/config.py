@@ -1,7 +1,8 @@
 """What an operator can tune about inventory alerting (``config/inventory.toml``).
 
-Defaults follow seed 000 (bands, time thresholds) and seed 002 (safety-stock
-tiers, ABC classes); ``docs/inventory.md`` explains each choice. Load with
+Defaults are the cross-border sellers' usual bands and time thresholds and
+their safety-stock tiers by ABC class; ``docs/inventory.md`` explains each
+choice. Load with
 ``qosmon.configfile.load_model(path, InventoryConfig)``.
 """
 
@@ -40,7 +41,7 @@ class SafetyTiers(_Config):
 
 
 class InventoryConfig(_Config):
-    # Bands, as multiples of the forecast (seed 000). A level applies when
+    # Bands, as multiples of the forecast sales until the show ends. A level applies when
     # stock <= factor x forecast; green needs stock > green_above_x x forecast.
     green_above_x: float = Field(default=3.0, gt=0)
     yellow_at_x: float = Field(default=2.0, gt=0)
@@ -85,7 +86,7 @@ class InventoryConfig(_Config):
     # left) against the velocity-based one (velocity x time left).
     traffic_weight: float = Field(default=0.5, ge=0, le=1)
     # Orders per viewer-minute to assume before the show has any per-SKU
-    # orders (from history, seed 002). None: no forecast until orders arrive.
+    # orders (from past shows' conversion). None: no forecast until orders arrive.
     conversion_prior_per_viewer_min: float | None = Field(default=None, ge=0)
     # Show length to assume when the show has no planned end.
     assumed_show_min: float = Field(default=120.0, gt=0)
