@@ -1,5 +1,5 @@
-"""Stock alert levels: stock against the forecast (green above 3x, yellow, orange, red at 0.5x), against
-time at the current velocity, and the action each level suggests.
+"""Stock alert levels: stock against the forecast (green above 3x, yellow,
+orange, red at 0.5x), against time at the current velocity, and the action each level suggests.
 
 Pure functions of numbers and config; the tracker feeds them.
 """

@@ -210,8 +210,8 @@ class InventoryTracker:
         """Demand on the same stock from another live room (``source``, e.g.
         its show id), as that room's ``demand()`` returned it. It is added to
         this show's own so a warehouse shared by several rooms is judged
-        against all of them (several rooms selling one stock must not oversell it). Replaces what the
-        same source gave before."""
+        against all of them (rooms selling one stock must not oversell it).
+        Replaces what the same source gave before."""
         self._shared[source] = dict(demand)
 
     def demand(self) -> dict[Pair, Demand]:
