@@ -8,8 +8,8 @@ DURATION ?=
 # System packages the tests run for real: Janus (WebRTC origin), ffmpeg (its
 # feed), nftables/iproute2 (impairments in test namespaces), VictoriaMetrics
 # (time-series server behind the InfluxDB backend), Alertmanager, Chromium.
-APT_PACKAGES := janus ffmpeg nftables iproute2 victoria-metrics prometheus-alertmanager chromium \
-  postgresql systemd
+APT_PACKAGES := janus ffmpeg nftables iproute2 victoria-metrics prometheus-alertmanager prometheus \
+  chromium postgresql systemd
 
 # The edit-test loop: lint, types and the tests that need no root and start
 # no real server, browser or show (markers in pyproject.toml).

@@ -157,7 +157,9 @@ class ProbeConfig(_Strict):
     # frame) after which a session is called dead and rejoined.
     dead_after_s: float = Field(default=10.0, gt=1, le=600)
     # A chat message not seen back within this many seconds counts as lost.
-    chat_deadline_s: float = Field(default=3.0, gt=0, le=60)
+    # Diagnosis calls chat slower than 1.5 s degraded anyway (chat.rtt_ms),
+    # so waiting longer only shows a stalled channel later.
+    chat_deadline_s: float = Field(default=1.5, gt=0, le=60)
     join_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     @model_validator(mode="after")

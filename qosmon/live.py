@@ -46,10 +46,14 @@ from qosmon.model import (
     StockState,
     ViewerAggregate,
 )
-from qosmon.pipeline import StockFeed
+from qosmon.pipeline import DeliveryQos, ProbeQos, ShowQos, StockFeed
 from qosmon.store.base import LeasesShows, Store, StoreError, StoresViewerAggregates
 
 log = logging.getLogger(__name__)
+
+# A probe whose latest sample for a show is older than this is down for it:
+# probes send every second, so this is several missed batches.
+PROBE_UP_WITHIN_S = 10.0
 
 # How far back stock records are read for a replayed show: warehouse
 # snapshots come every few minutes, the tracker needs the last one.
@@ -100,6 +104,9 @@ class _ShowState:
     engine: DiagnosisEngine
     tracker: InventoryTracker
     latest: dict[str, ProbeSample] = field(default_factory=dict)  # probe_id -> last sample
+    # probe_id -> [frozen seconds, chat messages sent, chat messages lost],
+    # summed over every sample accepted (duplicates never reach the pipeline).
+    totals: dict[str, list[float]] = field(default_factory=dict)
     finished: bool = False
     # Identity of replayed incidents: the stored incident each continues.
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -234,6 +241,11 @@ class LivePipeline:
             prev = state.latest.get(s.probe_id)
             if prev is None or s.ts >= prev.ts:
                 state.latest[s.probe_id] = s
+            if s.freeze_ms or s.chat_sent or s.chat_lost:
+                tot = state.totals.setdefault(s.probe_id, [0.0, 0.0, 0.0])
+                tot[0] += s.freeze_ms / 1000.0
+                tot[1] += s.chat_sent
+                tot[2] += s.chat_lost
             if (state.hold_until is not None and state.replayed_until is not None
                     and s.ts > state.replayed_until
                     and (state.resume_ts is None or s.ts < state.resume_ts)):
@@ -309,6 +321,44 @@ class LivePipeline:
                 self._hold(state, "on_screen", [e])
             else:
                 state.tracker.add_on_screen([e])
+
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        # Only freshness: applied at once, also while a show's replay runs
+        # (the tracker keeps the newest source_ts whatever the order).
+        for state in self.shows.values():
+            if not state.finished:
+                state.tracker.add_heartbeat(warehouse, source_ts, received_ts)
+
+    def watching(self, show_id: str) -> bool:
+        state = self.shows.get(show_id)
+        return state is not None and not state.finished
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        out = []
+        for show_id, state in self.shows.items():
+            if state.finished:
+                continue  # its series leave /metrics with the show
+            qos = ShowQos(show_id, open_incidents=dict.fromkeys(Cause, 0))
+            for inc in self._incidents(state):
+                if inc.end_ts is None:
+                    qos.open_incidents[inc.cause] += 1
+            for probe_id, s in sorted(state.latest.items()):
+                tot = state.totals.get(probe_id, [0.0, 0.0, 0.0])
+                qos.probes.append(ProbeQos(
+                    probe_id=probe_id, region=s.region, latest=s,
+                    up=s.state == "connected" and now - s.ts <= PROBE_UP_WITHIN_S,
+                    frozen_s=tot[0], chat_sent=int(tot[1]), chat_lost=int(tot[2]),
+                ))
+            out.append(qos)
+        return out
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        if self.alerter is None:
+            return []
+        return [DeliveryQos(notifier=r.route, sent=r.sent, failed=r.failed,
+                            failed_attempts=r.failed_attempts, dropped=r.dropped,
+                            pending=r.pending)
+                for r in self.alerter.route_stats()]
 
     def current_stock(self, show_id: str) -> list[StockState]:
         state = self.shows.get(show_id)

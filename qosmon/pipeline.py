@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from qosmon.model import (
     BusinessSample,
+    Cause,
+    Incident,
     OnScreen,
     ProbeSample,
     Show,
@@ -20,6 +23,40 @@ from qosmon.model import (
     StockState,
     ViewerAggregate,
 )
+
+
+@dataclass
+class ProbeQos:
+    """What one probe last reported for one show, and its running totals."""
+
+    probe_id: str
+    region: str
+    latest: ProbeSample
+    up: bool  # its latest sample is recent and its connection is up
+    frozen_s: float = 0.0  # W3C freezes that ended, summed
+    chat_sent: int = 0
+    chat_lost: int = 0
+
+
+@dataclass
+class ShowQos:
+    """A live show as /metrics exposes it; finished shows are not listed."""
+
+    show_id: str
+    probes: list[ProbeQos] = field(default_factory=list)
+    open_incidents: dict[Cause, int] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryQos:
+    """One alert route's notifications: sent, failed, dropped, pending."""
+
+    notifier: str
+    sent: int
+    failed: int
+    failed_attempts: int
+    dropped: int
+    pending: int
 
 
 class StockFeed:
@@ -64,6 +101,27 @@ class Pipeline(Protocol):
     def on_stock(self, records: Sequence[StockRecord]) -> None: ...
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None: ...
+
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        """A warehouse feed says it has sent every change up to ``source_ts``."""
+        ...
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        """Per live show: each probe's latest measures and totals, and the
+        open incidents by cause."""
+        ...
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        """Per alert route: notifications sent, failed, pending."""
+        ...
+
+    def watching(self, show_id: str) -> bool:
+        """Is the show live here (known and not yet ended)?"""
+        ...
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        """The show's incidents as diagnosis sees them now (open and closed)."""
+        ...
 
     async def tick(self, now: float) -> None:
         """Called about once a second by the collector, never concurrently."""
@@ -120,6 +178,21 @@ class NullPipeline:
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None:
         pass
+
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        pass
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        return []
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        return []
+
+    def watching(self, show_id: str) -> bool:
+        return False
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        return []
 
     async def tick(self, now: float) -> None:
         pass

@@ -174,12 +174,19 @@ async def _stop_group(proc: asyncio.subprocess.Process) -> None:
 @contextlib.asynccontextmanager
 async def chromium(binary: str, timeout: float = 30.0,
                    extra_flags: list[str] | None = None,
-                   netns: str | None = None) -> AsyncIterator[_Cdp]:
+                   netns: str | None = None,
+                   allow_hosts: tuple[str, ...] = ()) -> AsyncIterator[_Cdp]:
     """A running headless Chromium with a fresh profile, and a DevTools client.
-    With ``netns``, Chromium runs in that network namespace (root needed)."""
+    With ``netns``, Chromium runs in that network namespace (root needed).
+    ``allow_hosts`` (e.g. a local server's "127.0.0.1") are still reachable."""
     profile = Path(tempfile.mkdtemp(prefix="qosmon-chromium-"))
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    args = [*prefix, binary, *FLAGS, *(extra_flags or []), f"--user-data-dir={profile}"]
+    flags = list(FLAGS)
+    if allow_hosts:
+        rules = ", ".join(["MAP * ~NOTFOUND", *(f"EXCLUDE {h}" for h in allow_hosts)])
+        flags = [f"--host-resolver-rules={rules}" if f.startswith("--host-resolver-rules")
+                 else f for f in flags]
+    args = [*prefix, binary, *flags, *(extra_flags or []), f"--user-data-dir={profile}"]
     if os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root otherwise
     log = open(profile / "chromium.log", "wb")  # noqa: SIM115 - closed in finally

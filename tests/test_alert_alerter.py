@@ -20,8 +20,8 @@ FAST_RETRY = RetryPolicy(max_attempts=30, initial_backoff_s=0.1, max_backoff_s=0
 
 
 def config(*routes: RouteConfig, **rules: float) -> AlertingConfig:
-    timings: dict[str, float] = {"pending_s": 0, "group_wait_s": 0, "group_interval_s": 0,
-                                 "cool_off_s": 0}
+    timings: dict[str, object] = {"pending_s": 0, "pending_by_cause": {}, "group_wait_s": 0,
+                                  "group_interval_s": 0, "cool_off_s": 0}
     timings.update(rules)
     return AlertingConfig.model_validate({"routes": list(routes), **timings})
 

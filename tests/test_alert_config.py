@@ -12,6 +12,7 @@ import pytest
 
 from qosmon.alerting.alerter import Alerter, AlertingConfig
 from qosmon.configfile import ConfigError, load_model
+from qosmon.model import Cause
 from tests.alertmanager_server import free_port, receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_example_config_loads() -> None:
     cfg = load_model(ROOT / "config" / "alerting.toml", AlertingConfig)
     assert [r.name for r in cfg.routes] == ["oncall-webhook", "alertmanager"]
-    assert cfg.pending_s == 3 and cfg.cool_off_s == 15
+    assert cfg.pending_s == 2 and cfg.cool_off_s == 15 and cfg.group_wait_s == 0
+    assert cfg.pending_by_cause == {Cause.HIGH_LATENCY: 10}
 
 
 @pytest.mark.parametrize(("toml", "expected"), [

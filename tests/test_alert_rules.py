@@ -293,6 +293,36 @@ def test_lingering_old_incident_does_not_backdate_a_new_alerts_end() -> None:
     assert sent[1][1].ends_at == T0 + 130
 
 
+def test_tick_jitter_does_not_hold_a_page_back_a_second() -> None:
+    # Ticks land a few ms after each whole second, never exactly 1 s apart:
+    # the group wait that ends 2 ms after a tick is over at that tick.
+    rules = AlertRules(SETTINGS)
+    inc = [incident("i1", Cause.PACKET_LOSS, T0, region="ID")]
+    assert rules.evaluate("show1", inc, T0 + 3.004) == []  # ripe: group wait starts
+    assert rules.evaluate("show1", inc, T0 + 4.001) == []
+    [n] = rules.evaluate("show1", inc, T0 + 5.002)
+    assert [a.status for a in n.alerts] == [AlertStatus.FIRING]
+
+
+def test_high_latency_waits_longer_than_a_broken_stream() -> None:
+    rules = AlertRules(RuleSettings(pending_s=2, group_wait_s=0, group_interval_s=5,
+                                    repeat_interval_s=60, cool_off_s=10,
+                                    escalate_after_s=120,
+                                    pending_by_cause={Cause.HIGH_LATENCY: 10}))
+    slow = [incident("i1", Cause.HIGH_LATENCY, T0, region="ID")]
+    broken = [incident("i2", Cause.NODE_FAILURE, T0, region="DE", edge_node="fra-1")]
+    sent = alerts_of(run(rules, {T0: slow + broken}, T0 + 12))
+    first = {a.cause: t - T0 for t, a in sent}
+    assert first == {Cause.NODE_FAILURE: 2.0, Cause.HIGH_LATENCY: 10.0}
+
+
+def test_a_brief_latency_rise_pages_nobody() -> None:
+    rules = AlertRules(RuleSettings())  # the shipped defaults
+    blip = incident("i1", Cause.HIGH_LATENCY, T0, region="ID")
+    over = blip.model_copy(update={"end_ts": T0 + 8})
+    assert run(rules, {T0: [blip], T0 + 8: [over]}, T0 + 60) == []
+
+
 def test_exported_state_restored_elsewhere_neither_repeats_nor_forgets() -> None:
     import json
 

@@ -14,13 +14,14 @@ import aiohttp
 from qosmon.collector.app import RunningCollector
 from qosmon.model import (
     BusinessSample,
+    Incident,
     OnScreen,
     ProbeSample,
     Show,
     StockRecord,
     StockState,
 )
-from qosmon.pipeline import StockFeed
+from qosmon.pipeline import DeliveryQos, ShowQos, StockFeed
 from qosmon.store.sqlite import SqliteStore
 
 PROBE_TOKENS = {"p1": "probe-token-p1-0123456789", "p2": "probe-token-p2-0123456789"}
@@ -40,6 +41,7 @@ class RecordingPipeline:
         self.stock: list[StockRecord] = []
         self.shows: list[Show] = []
         self.on_screen_events: list[OnScreen] = []
+        self.heartbeats: list[tuple[str, float, float]] = []
         self.ticks: list[float] = []
         self.current: dict[str, list[StockState]] = {}
         self.tick_running = False
@@ -68,6 +70,21 @@ class RecordingPipeline:
 
     def on_on_screen(self, events: Sequence[OnScreen]) -> None:
         self.on_screen_events.extend(events)
+
+    def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        self.heartbeats.append((warehouse, source_ts, received_ts))
+
+    def live_qos(self, now: float) -> list[ShowQos]:
+        return []
+
+    def delivery_qos(self) -> list[DeliveryQos]:
+        return []
+
+    def watching(self, show_id: str) -> bool:
+        return False
+
+    def incidents(self, show_id: str) -> list[Incident]:
+        return []
 
     async def tick(self, now: float) -> None:
         if self.tick_running:

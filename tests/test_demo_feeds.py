@@ -53,10 +53,22 @@ def test_stale_warehouse_stops_reporting() -> None:
                                       "region": None, "at_s": 10, "duration_s": 20})
                  for f in sc.faults[:1]]
     feeds = ShowFeeds(sc, T0)
-    seen = [{r.warehouse for r in (st.stock_changes + st.snapshot)}
-            for st in (feeds.step(t, T0 + t) for t in range(40))]
+    steps = [feeds.step(t, T0 + t) for t in range(40)]
+    seen = [{r.warehouse for r in (st.stock_changes + st.snapshot)} for st in steps]
+    beats = [{wh for wh, _ in st.heartbeats} for st in steps]
     assert all("WH-TH-BKK" not in s for s in seen[10:30])
+    assert all("WH-TH-BKK" not in b for b in beats[10:30])  # silent: no heartbeat either
     assert any("WH-TH-BKK" in s for s in seen[30:])
+
+
+def test_every_warehouse_says_something_every_second() -> None:
+    sc, _, steps = _run(40)
+    warehouses = {w.id for w in sc.warehouses}
+    for st in steps:
+        talked = {r.warehouse for r in st.stock_changes + st.snapshot}
+        beats = {wh for wh, _ in st.heartbeats}
+        assert talked | beats == warehouses
+        assert not talked & beats  # a heartbeat only when there is nothing else to send
 
 
 def test_same_seed_same_show() -> None:

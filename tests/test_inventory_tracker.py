@@ -308,6 +308,68 @@ def test_stale_age_is_configurable() -> None:
     assert state(t, "A1", "US-W").level == StockLevel.STALE
 
 
+def test_a_feed_that_stops_heartbeating_is_stale_within_10_s() -> None:
+    # The feed sends its figures once, then a heartbeat a second while
+    # nothing changes; after the last heartbeat it goes silent.
+    t = tracker_with()
+    selling(t, "US", "A1", 2, now=NOW)
+    t.add_stock([stock("US-W", "A1", 500, NOW - 30)])
+    for i in range(30):
+        t.add_heartbeat("US-W", NOW - 29 + i, NOW - 29 + i + 0.2)
+    last_beat = NOW
+    t.step(NOW + 0.5)
+    assert state(t, "A1", "US-W").level == StockLevel.GREEN
+    assert t.stale_after_s("US-W") == 10.0
+    stale_at = None
+    for k in range(1, 31):  # the pipeline steps once a second
+        t.step(last_beat + 0.5 + k)
+        if state(t, "A1", "US-W").level == StockLevel.STALE:
+            stale_at = last_beat + 0.5 + k
+            break
+    assert stale_at is not None
+    # The first missing heartbeat was due a second after the last one.
+    assert stale_at - (last_beat + 1) <= 10.0
+    assert state(t, "A1", "US-W").on_hand == 500
+    # Another warehouse that never heartbeated keeps the snapshot-feed limit.
+    assert t.stale_after_s("DE") == 60.0
+    # A heartbeat again: fresh again, figure unchanged.
+    t.add_heartbeat("US-W", stale_at, stale_at + 0.1)
+    t.step(stale_at + 1)
+    assert state(t, "A1", "US-W").level == StockLevel.GREEN
+    assert state(t, "A1", "US-W").on_hand == 500
+
+
+def test_a_snapshot_feed_without_heartbeats_keeps_the_long_limit() -> None:
+    t = tracker_with()
+    selling(t, "US", "A1", 2)
+    t.add_stock([stock("US-W", "A1", 500, NOW - 30)])
+    t.step(NOW)
+    assert state(t, "A1", "US-W").level == StockLevel.GREEN  # 30 s between snapshots is fine
+
+
+def test_a_late_heartbeat_is_a_sync_lag_and_a_heartbeat_for_another_show_is_ignored() -> None:
+    t = tracker_with()
+    selling(t, "US", "A1", 2)
+    t.add_stock([stock("US-W", "A1", 500, NOW - 5)])
+    t.add_heartbeat("US-W", NOW - 12, NOW - 0.5)  # older than the figure: no effect
+    t.add_heartbeat("US-W", NOW - 1, NOW - 1 + 11)  # took 11 s to arrive
+    t.add_heartbeat("ELSEWHERE", NOW, NOW)
+    t.step(NOW + 1)  # 2 s old, but it took 11 s to reach us
+    assert state(t, "A1", "US-W").level == StockLevel.STALE
+    assert "ELSEWHERE" not in {s.warehouse for s in t.states()}
+
+
+def test_a_warehouse_can_have_its_own_age_limit() -> None:
+    t = tracker_with(InventoryConfig(traffic_weight=0.0, warehouse_stale_after_s={"US-W": 30}))
+    selling(t, "US", "A1", 2)
+    t.add_stock([stock("US-W", "A1", 500, NOW - 31), stock("DE", "A1", 500, NOW - 31)])
+    t.add_heartbeat("DE", NOW - 31, NOW - 31)
+    t.step(NOW)
+    assert state(t, "A1", "US-W").level == StockLevel.STALE
+    assert state(t, "A1", "DE").level == StockLevel.STALE  # heartbeating: 10 s
+    assert t.stale_after_s("US-E") == 60.0
+
+
 # --- regions and warehouses ---------------------------------------------------------
 
 def test_orders_are_served_by_the_regions_first_warehouse() -> None:

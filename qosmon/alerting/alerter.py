@@ -61,6 +61,19 @@ class _Route:
     in_flight: str | None = None
     notifier: Notifier | None = None
     task: asyncio.Task[None] | None = None
+    stats: RouteStats = dataclasses.field(default_factory=lambda: RouteStats(""))
+
+
+@dataclasses.dataclass
+class RouteStats:
+    """Running totals of one route since this process started, for /metrics."""
+
+    route: str
+    sent: int = 0  # notifications delivered
+    failed: int = 0  # notifications the receiver rejected (not retried)
+    failed_attempts: int = 0  # attempts that failed, retried or not
+    dropped: int = 0  # dropped because too many were waiting
+    pending: int = 0  # waiting for the receiver now
 
 
 class Alerter:
@@ -81,7 +94,7 @@ class Alerter:
         self._on_delivery = on_delivery
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
         self._clock = clock
-        self._routes = {r.name: _Route(r) for r in config.routes}
+        self._routes = {r.name: _Route(r, stats=RouteStats(r.name)) for r in config.routes}
         self._session: aiohttp.ClientSession | None = None
         self._unrouted_warned: set[str] = set()
         # The delivery log: every attempt on every route, newest last.
@@ -179,6 +192,11 @@ class Alerter:
     @property
     def started(self) -> bool:
         return self._session is not None
+
+    def route_stats(self) -> list[RouteStats]:
+        """Per route: notifications sent, failed, dropped and waiting now."""
+        return [dataclasses.replace(r.stats, pending=len(r.pending))
+                for r in self._routes.values()]
 
     def depth(self) -> int:
         """Notifications waiting for their receivers, all routes together."""
@@ -294,6 +312,7 @@ class Alerter:
         old.done_ts = self._clock()
         route.pending.remove(old)
         self.dropped += 1
+        route.stats.dropped += 1
         log.error("route %s: %d notifications waiting, dropped the oldest (%s, %d alert(s))",
                   route.config.name, waiting, old.group_key, len(old.alerts))
         return [old]
@@ -360,7 +379,9 @@ class Alerter:
         except DeliveryError as exc:
             self._record(notifier, entry, alerts, ok=False, error=exc.reason)
             entry.last_error = exc.reason
+            route.stats.failed_attempts += 1
             if not exc.retryable:
+                route.stats.failed += 1
                 log.error("route %s: %s rejected, not retrying: %s", notifier.name,
                           entry.group_key, exc.reason)
                 entry.state = EntryState.REJECTED
@@ -385,6 +406,7 @@ class Alerter:
             entry.done_ts = self._clock()
             entry.last_error = ""
             self._note_delivered(route, alerts)
+            route.stats.sent += 1
             self._record(notifier, entry, alerts, ok=True, error="")
             log.info("route %s: sent %s (%d alert(s), attempt %d%s)", notifier.name,
                      entry.group_key, len(alerts), entry.attempts, ", late" if entry.late else "")

@@ -6,7 +6,8 @@ second and hands what it returns to the notifiers.
 
 The lifecycle of one alert (one dedup key = show x region x node x cause):
 
-* pending   - an incident exists but has lasted less than ``pending_s``;
+* pending   - an incident exists but has lasted less than ``pending_s`` (or its
+              cause's ``pending_by_cause``);
 * firing    - sent (after ``group_wait_s`` so neighbours share one message);
 * ending    - every incident behind it has ended; held for ``cool_off_s`` so
               that a re-fire re-opens the same alert instead of paging again;
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +46,13 @@ ROUTE_NAMES = (ONCALL, MERCHANDISING)
 # Causes a node failure explains when they show up in the scope it covers.
 SYMPTOM_CAUSES = frozenset(STREAM_CAUSES - {Cause.NODE_FAILURE} | {Cause.UNKNOWN})
 
+# The runtime evaluates about once a second, shortly after each whole
+# second, so two evaluations are not exactly a second apart. A wait that
+# would end within this much after an evaluation counts as over at it:
+# otherwise a tick that comes 2 ms "early" relative to the previous one
+# holds a page back for a whole extra second.
+TICK_SLACK_S = 0.1
+
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _SEVERITY_BY_RANK = {rank: sev for sev, rank in _SEVERITY_RANK.items()}
 
@@ -54,9 +62,21 @@ class RuleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Detection already debounces, so a short extra wait is enough.
-    pending_s: float = Field(default=3.0, ge=0, le=3600)
-    group_wait_s: float = Field(default=2.0, ge=0, le=3600)
+    # An incident must have lasted this long since its onset before it
+    # pages. Detection already debounces (each probe signal is a median or
+    # a count over a window, and a group must be seen before an incident
+    # opens), so this only adds to incidents detected within it.
+    pending_s: float = Field(default=2.0, ge=0, le=3600)
+    # Longer waits for causes that are least urgent and most often brief:
+    # RTT up while media keeps flowing hurts interaction, not the picture,
+    # and a busy host or a route flap raises it for seconds at a time.
+    pending_by_cause: dict[Cause, Annotated[float, Field(ge=0, le=3600)]] = Field(
+        default_factory=lambda: {Cause.HIGH_LATENCY: 10.0})
+    # Wait after the first alert of a group before sending it, so alerts
+    # due together go as one message. 0: the first goes at once (diagnosis
+    # already groups probes failing together into one incident); what
+    # follows within group_interval_s is bundled into the next message.
+    group_wait_s: float = Field(default=0.0, ge=0, le=3600)
     # Minimum time between two notifications of one group (new alerts joining
     # a group that was already notified, resolves, escalations).
     group_interval_s: float = Field(default=5.0, ge=0, le=3600)
@@ -261,7 +281,8 @@ class AlertRules:
             if state is None:
                 # Pending: only an incident that has lasted long enough opens
                 # an alert; an open one is kept alive by any incident.
-                ripe = [i for i in incs if now - i.start_ts >= cfg.pending_s]
+                ripe = [i for i in incs if now - i.start_ts + TICK_SLACK_S
+                        >= cfg.pending_by_cause.get(i.cause, cfg.pending_s)]
                 if not ripe:
                     continue
                 first = _primary(ripe)
@@ -329,9 +350,9 @@ class AlertRules:
                 if group.last_sent is None:
                     if group.first_due is None:
                         group.first_due = now
-                    if now - group.first_due < cfg.group_wait_s:
+                    if now - group.first_due + TICK_SLACK_S < cfg.group_wait_s:
                         continue
-                elif now - group.last_sent < cfg.group_interval_s:
+                elif now - group.last_sent + TICK_SLACK_S < cfg.group_interval_s:
                     continue
             alerts: list[Alert] = []
             for s, status in sorted(items, key=lambda it: it[0].key):

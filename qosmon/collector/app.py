@@ -35,6 +35,7 @@ from qosmon.collector.metrics import CollectorMetrics
 from qosmon.collector.openapi import build_openapi
 from qosmon.collector.request import errors_middleware
 from qosmon.collector.routes import ROUTE_MODULES
+from qosmon.collector.routes.live import PAGES, LivePages
 from qosmon.collector.state import STATE, CollectorState
 from qosmon.history.collect import backfill_summaries
 from qosmon.pipeline import NullPipeline, Pipeline, ReportsHealth
@@ -126,6 +127,7 @@ def create_app(
             # analysis (a show created elsewhere, or after a restart).
             lambda: state.unknown_show_samples + (
                 pipeline.unknown_show_samples if isinstance(pipeline, ReportsHealth) else 0),
+            lambda: pipeline.live_qos(time.time()), pipeline.delivery_qos,
         ),
         openapi=json.dumps(build_openapi(reads_open=tokens.reads_open), indent=1).encode(),
         submit_probe_batch=(
@@ -138,6 +140,7 @@ def create_app(
     )
     app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = state
+    app[PAGES] = LivePages()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_on_shutdown)
     for module in ROUTE_MODULES:

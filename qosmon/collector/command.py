@@ -8,7 +8,9 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from qosmon.collector.app import start_collector
 from qosmon.collector.config import CollectorConfig
@@ -91,6 +93,22 @@ async def serve(config: CollectorConfig, store: Store, pipeline: Pipeline) -> No
         await pipeline.close()
 
 
+def alert_link(page_url: str, report_url: str, running: Callable[[str], bool]
+               ) -> Callable[[str], str] | None:
+    """The link an alert carries: the show's live page while it runs (there
+    is something to look at during the incident), its report after."""
+    if not page_url and not report_url:
+        return None
+
+    def link(show_id: str) -> str:
+        quoted = quote(show_id, safe="")
+        if page_url and (running(show_id) or not report_url):
+            return f"{page_url.rstrip('/')}/shows/{quoted}"
+        return report_url.replace("{show_id}", quoted)
+
+    return link
+
+
 def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> Pipeline:
     """The live pipeline the config asks for, its own config files loaded
     (errors name those files) before anything listens."""
@@ -115,10 +133,9 @@ def build_pipeline(config: CollectorConfig, config_path: Path, store: Store) -> 
     alerter = None
     pipeline: LivePipeline
     if live.alerting_config:
-        url = live.report_url
         alerter = Alerter(
             load_model(rel(live.alerting_config), AlertingConfig),
-            link=(lambda show_id: url.replace("{show_id}", show_id)) if url else None,
+            link=alert_link(live.page_url, live.report_url, lambda s: pipeline.watching(s)),
             on_delivery=lambda d: pipeline.record_delivery(d),
             # The store keeps the outbox, so a restart sends what was queued.
             outbox=store if isinstance(store, Outbox) else None,

@@ -146,8 +146,12 @@ class LiveConfig(_Cfg):
     report_dir: str | None = "reports"
     # Language of those reports, their index and the history next to them.
     report_language: Literal["en", "zh"] = "en"
-    # Link put in alerts; {show_id} is replaced.
+    # Link put in alerts once the show is over; {show_id} is replaced.
     report_url: str = Field(default="", max_length=500)
+    # The collector's address as on-call reaches it (e.g.
+    # https://qosmon.example.net:8480): while a show runs, alerts link to its
+    # live page there ({page_url}/shows/{show_id}). Unset: report_url.
+    page_url: str = Field(default="", max_length=500, pattern=r"^(https?://[^\s]+)?$")
     # Stored data replayed into a show's diagnosis on start (and for a show
     # created after its samples came).
     replay_s: float = Field(default=600.0, ge=0, le=86400)
@@ -202,6 +206,12 @@ class CollectorConfig(_Cfg):
     # shipper). The command line's --log-format wins over this.
     log_format: LogFormat = "text"
     live: LiveConfig = Field(default_factory=LiveConfig)
+    # The live show pages (/shows/...) need no token from the machine itself
+    # (127.0.0.1, ::1) even when read tokens are configured.
+    pages_open_on_loopback: bool = False
+    # How often an open live page is brought up to date (at most; a show
+    # whose page takes long to build is updated less often).
+    page_refresh_s: float = Field(default=2.0, ge=0.5, le=60)
 
     @field_validator("store")
     @classmethod

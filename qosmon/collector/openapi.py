@@ -12,6 +12,7 @@ from qosmon import __version__
 from qosmon.collector.wire import (
     BusinessPush,
     InventoryChanges,
+    InventoryHeartbeat,
     InventorySnapshot,
     ShowEnd,
     ViewerAggregatePush,
@@ -38,8 +39,8 @@ SERIES_METRICS: tuple[str, ...] = tuple(
 
 _MODELS: tuple[type[BaseModel], ...] = (
     ProbeBatch, Heartbeat, Show, ShowEnd, OnScreen, BusinessPush, InventorySnapshot,
-    InventoryChanges, Incident, StockState, ViewerAggregatePush, ProbeRegistration,
-    ProbeAssignment,
+    InventoryChanges, InventoryHeartbeat, Incident, StockState, ViewerAggregatePush,
+    ProbeRegistration, ProbeAssignment,
 )
 
 _ERROR = {
@@ -280,8 +281,15 @@ def build_openapi(reads_open: bool = True) -> dict[str, Any]:
             _STORED, _WRITE_ERRORS, body=_json_content(_ref("InventorySnapshot")),
         )},
         "/api/v1/inventory/changes": {"post": _op(
-            "Changed stock figures (feed token).", _STORED, _WRITE_ERRORS,
+            "Changed stock figures (feed token). With warehouse and source_ts: all of that "
+            "warehouse's changes up to source_ts; empty, a heartbeat.", _STORED, _WRITE_ERRORS,
             body=_json_content(_ref("InventoryChanges")),
+        )},
+        "/api/v1/inventory/heartbeat": {"post": _op(
+            "A warehouse feed's heartbeat: nothing changed up to source_ts (feed token).",
+            {"type": "object", "required": ["ok", "received_ts"],
+             "properties": {"ok": {"type": "boolean"}, "received_ts": {"type": "number"}}},
+            _WRITE_ERRORS, body=_json_content(_ref("InventoryHeartbeat")),
         )},
         "/api/v1/series": {"get": _op(
             "The last N minutes of one probe metric of a show.", series, _READ_ERRORS,

@@ -13,7 +13,7 @@ import operator
 import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qosmon.errors import QosmonError
 from qosmon.model import (
@@ -178,6 +178,32 @@ class InventoryChanges(_Wire):
     on receipt (a value sent is replaced)."""
 
     records: list[StockRecord] = Field(max_length=200_000)
+    # Both or neither: "these are all of this warehouse's changes up to
+    # source_ts (its own clock)". An empty set so marked is a heartbeat: the
+    # warehouse's figures are still current, and from then on it is held to
+    # the heartbeat age limit (see docs/inventory.md).
+    warehouse: str | None = Field(default=None, min_length=1, max_length=128,
+                                  pattern=r"^[^\x00-\x1f\x7f]+$")
+    source_ts: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _whole_warehouse(self) -> InventoryChanges:
+        if (self.warehouse is None) != (self.source_ts is None):
+            raise ValueError("give warehouse and source_ts together, or neither")
+        if self.warehouse is not None:
+            for r in self.records:
+                if r.warehouse != self.warehouse:
+                    raise ValueError(f"record for warehouse {r.warehouse!r} in a change set "
+                                     f"marked as warehouse {self.warehouse!r}'s")
+        return self
+
+
+class InventoryHeartbeat(_Wire):
+    """A warehouse feed's "nothing changed up to ``source_ts``" (its own
+    clock): sent every few seconds while there is nothing to send."""
+
+    warehouse: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    source_ts: float = Field(gt=0)
 
 
 class ShowPath(_Wire):

@@ -1,6 +1,6 @@
 """A generated test clip, encoded once to VP8 so the demo origin can loop the
 encoded packets at almost no CPU (live libvpx encoding costs 45-94 % of a core
-per stream on these machines, see shared/docs/recipes.md)."""
+per stream on a 2-core machine)."""
 
 from __future__ import annotations
 

@@ -47,6 +47,9 @@ class FeedStep:
     business: list[BusinessSample] = field(default_factory=list)
     stock_changes: list[StockRecord] = field(default_factory=list)
     snapshot: list[StockRecord] = field(default_factory=list)
+    # (warehouse, source_ts): warehouses that had nothing to send this second
+    # and say so, as a feed that heartbeats does.
+    heartbeats: list[tuple[str, float]] = field(default_factory=list)
 
 
 class ShowFeeds:
@@ -155,6 +158,7 @@ class ShowFeeds:
                 # The warehouse's sync job has stopped: nothing new arrives.
                 self._frozen_since.setdefault(wh, now)
                 continue
+            sent = snapshot_due
             for sku, on_hand in items.items():
                 rec = StockRecord(ts=now, source_ts=now, warehouse=wh, sku=sku, on_hand=on_hand,
                                   full_snapshot=snapshot_due)
@@ -162,4 +166,7 @@ class ShowFeeds:
                     out.snapshot.append(rec)
                 elif self._reported_stock.get((wh, sku)) != on_hand:
                     out.stock_changes.append(rec)
+                    sent = True
                 self._reported_stock[(wh, sku)] = on_hand
+            if not sent:
+                out.heartbeats.append((wh, now))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -153,7 +154,10 @@ class DemoShow:
                      "url": f"{webhook.url}/merchandising", "serves": ["merchandising"]},
                 ],
             }),
-            link=lambda show_id: f"file://{(out / (show_id + '.html')).resolve()}",
+            # While the show runs there is a live page to look at; after it, the report.
+            link=lambda show_id: (f"{collector.url}/shows/{quote(show_id, safe='')}"
+                                  if pipeline.watching(show_id)
+                                  else f"file://{(out / (show_id + '.html')).resolve()}"),
             on_delivery=lambda d: pipeline.record_delivery(d),
             outbox=store if isinstance(store, Outbox) else None,
         )
@@ -190,6 +194,8 @@ class DemoShow:
         try:
             await self._post(http, "PUT", f"/api/v1/shows/{show.show_id}",
                              show.model_dump(mode="json"))
+            live_url = f"{collector.url}/shows/{quote(show.show_id, safe='')}"
+            self.echo(f"live page (it follows the show to its end): {live_url}")
             await self._post(http, "POST", f"/api/v1/shows/{show.show_id}/on-screen", [
                 OnScreen(ts=start, show_id=show.show_id, sku=s.sku, on=True).model_dump(mode="json")
                 for s in sc.skus if s.on_screen is None or any(a <= 0 < b for a, b in s.on_screen)
@@ -319,6 +325,9 @@ class DemoShow:
                 await self._post(http, "POST", "/api/v1/inventory/changes",
                                  {"records": [r.model_dump(mode="json")
                                               for r in step.stock_changes]})
+            for wh, source_ts in step.heartbeats:
+                await self._post(http, "POST", "/api/v1/inventory/heartbeat",
+                                 {"warehouse": wh, "source_ts": source_ts})
             if tick % 5 == 4:
                 open_now = [i for i in pipeline.incidents(show_id) if i.end_ts is None]
                 for line in progress_lines(t_s, sc, pipeline.latest_samples(show_id),
@@ -348,6 +357,9 @@ def summary_lines(result: DemoResult) -> list[str]:
                  f"{len(result.false_incidents)} incidents not injected, "
                  f"{len(result.alerts)} alert notifications received.")
     lines.append(f"Report: {result.report_path.resolve()}")
+    history = result.report_path.resolve().parent / "history.html"
+    if history.is_file():
+        lines.append(f"History of every run in this folder's store: {history}")
     return lines
 
 

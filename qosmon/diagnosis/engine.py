@@ -70,6 +70,10 @@ from qosmon.model import (
     ViewerAggregate,
 )
 
+# A probe silent this long no longer holds judging back (probe_health.py counts it
+# unknown after as long).
+_HOLD_BACK_S = 10
+
 # Families of incidents: a finding of one family never extends an incident of
 # another. Stream and single-probe findings share absorption (a region
 # incident that is recovering one probe at a time stays one incident).
@@ -166,6 +170,7 @@ class DiagnosisEngine:
         self._stock: dict[tuple[str, str], StockState] = {}
         self._last_second: int | None = None
         self._first_data: int | None = None
+        self._newest: dict[str, int] = {}  # probe id -> the newest second it sent
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._open: dict[tuple[str, ...], _Tracked] = {}
         self._all: list[_Tracked] = []
@@ -190,6 +195,8 @@ class DiagnosisEngine:
             tr.add(x)
             self._note_data(x.ts)
             s = second_of(x.ts)
+            if s > self._newest.get(x.probe_id, s - 1):
+                self._newest[x.probe_id] = s
             if self._last_second is None or s > self._last_second:
                 pending = self._chat_in.setdefault(x.probe_id, {})
                 prev = pending.get(s)
@@ -241,9 +248,23 @@ class DiagnosisEngine:
     def incidents(self) -> list[Incident]:
         return [self._snapshot(t) for t in self._all]
 
-    def step(self, now: float) -> list[Incident]:
-        """Evaluate up to ``now - lag_s``; return incidents opened, changed or closed."""
+    def _judgeable(self, now: float) -> int:
+        """The last second to judge at ``now``: ``lag_s`` behind, or sooner
+        once every probe still reporting has sent that second or a later one
+        (its samples are all in; waiting longer would only delay the page).
+        Never the second still running; a probe silent for ``_HOLD_BACK_S``
+        no longer holds judging back (it is unknown by then anyway)."""
         target = math.floor(now - self.cfg.incident.lag_s)
+        running = math.floor(now)
+        live = [s for s in self._newest.values() if s >= running - _HOLD_BACK_S]
+        if live:
+            target = max(target, min(min(live), running - 1))
+        return target
+
+    def step(self, now: float) -> list[Incident]:
+        """Evaluate up to ``now - lag_s`` (sooner when every reporting probe's
+        samples are in); return incidents opened, changed or closed."""
+        target = self._judgeable(now)
         if self._last_second is None:
             if self._first_data is None:
                 return []

@@ -1,7 +1,8 @@
 """What an operator can tune about inventory alerting (``config/inventory.toml``).
 
-Defaults follow seed 000 (bands, time thresholds) and seed 002 (safety-stock
-tiers, ABC classes); ``docs/inventory.md`` explains each choice. Load with
+Defaults are the cross-border sellers' usual bands and time thresholds and
+their safety-stock tiers by ABC class; ``docs/inventory.md`` explains each
+choice. Load with
 ``qosmon.configfile.load_model(path, InventoryConfig)``.
 """
 
@@ -40,7 +41,7 @@ class SafetyTiers(_Config):
 
 
 class InventoryConfig(_Config):
-    # Bands, as multiples of the forecast (seed 000). A level applies when
+    # Bands, as multiples of the forecast sales until the show ends. A level applies when
     # stock <= factor x forecast; green needs stock > green_above_x x forecast.
     green_above_x: float = Field(default=3.0, gt=0)
     yellow_at_x: float = Field(default=2.0, gt=0)
@@ -56,10 +57,19 @@ class InventoryConfig(_Config):
     yellow_minutes_left: float | None = Field(default=60.0, ge=0)
     red_minutes_left: float | None = Field(default=30.0, ge=0)
 
-    # Data states. A warehouse is stale when its newest figure is older than
-    # stale_after_s (by the warehouse's own clock, source_ts, against now), or
+    # Data states. A warehouse is stale when its newest word is older than
+    # its age limit (by the warehouse's own clock, source_ts, against now), or
     # when its newest record took longer than max_sync_lag_s to reach us.
+    # A feed that heartbeats (sends an empty change set while nothing
+    # changes) says "still current" every few seconds, so silence beyond
+    # heartbeat_stale_after_s means its sync stopped. A feed that never
+    # heartbeats is silent between full snapshots, so its limit
+    # (stale_after_s) must exceed the snapshot period. A warehouse counts as
+    # heartbeating from its first heartbeat on.
     stale_after_s: float = Field(default=60.0, gt=0)
+    heartbeat_stale_after_s: float = Field(default=10.0, gt=0)
+    # Per-warehouse age limits that override both of the above.
+    warehouse_stale_after_s: dict[str, float] = Field(default_factory=dict)
     max_sync_lag_s: float | None = Field(default=10.0, ge=0)  # 0 = off
     # A figure that drops from at least sync_fault_min_drop units to 0 in one
     # record is a sync fault unless the orders received since the previous
@@ -76,7 +86,7 @@ class InventoryConfig(_Config):
     # left) against the velocity-based one (velocity x time left).
     traffic_weight: float = Field(default=0.5, ge=0, le=1)
     # Orders per viewer-minute to assume before the show has any per-SKU
-    # orders (from history, seed 002). None: no forecast until orders arrive.
+    # orders (from past shows' conversion). None: no forecast until orders arrive.
     conversion_prior_per_viewer_min: float | None = Field(default=None, ge=0)
     # Show length to assume when the show has no planned end.
     assumed_show_min: float = Field(default=120.0, gt=0)
@@ -106,6 +116,8 @@ class InventoryConfig(_Config):
             self.red_minutes_left > self.yellow_minutes_left
         ):
             raise ValueError("red_minutes_left must not exceed yellow_minutes_left")
+        if any(v <= 0 for v in self.warehouse_stale_after_s.values()):
+            raise ValueError("warehouse_stale_after_s must be positive")
         if any(v < 0 for v in self.daily_units.values()):
             raise ValueError("daily_units must not be negative")
         return self

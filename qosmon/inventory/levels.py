@@ -1,5 +1,5 @@
-"""Stock alert levels: stock against the forecast (seed 000's bands), against
-time at the current velocity, and the action each level suggests.
+"""Stock alert levels: stock against the forecast (green above 3x, yellow,
+orange, red at 0.5x), against time at the current velocity, and the action each level suggests.
 
 Pure functions of numbers and config; the tracker feeds them.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from qosmon.inventory.config import InventoryConfig
 from qosmon.model import StockLevel, worse_level
 
-# The level's suggested action (seed 000's table). Text stays constant per
+# The level's suggested action (what sellers do at each level). Text stays constant per
 # level so a change of action means a change a person should see; the refill
 # quantity lives in its own field.
 ACTIONS = {

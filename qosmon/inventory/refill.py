@@ -1,4 +1,5 @@
-"""How many units to ask the warehouse for (seed 002).
+"""How many units to ask the warehouse for: enough for the show plus the
+safety stock its ABC class and tier call for.
 
 ``refill = forecast until the show ends + safety stock - on hand``, never
 negative, where safety stock = weeks x 7 x everyday units per day and the

@@ -10,7 +10,9 @@ Orders in a region are served by that region's first warehouse
 (``Show.region_warehouses``), so demand is per SKU x warehouse. A warehouse's
 freshness is judged as a whole: feeds send increments on change plus periodic
 full snapshots, so a SKU that has not changed sends nothing, and what says
-the figure is still current is that its warehouse is still talking.
+the figure is still current is that its warehouse is still talking. A feed
+may also heartbeat (``add_heartbeat``: nothing changed up to ``source_ts``);
+a warehouse that has heartbeated is held to the shorter heartbeat age limit.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class InventoryTracker:
         self._figures: dict[Pair, _Figure] = {}
         self._wh_source_ts: dict[str, float] = {}
         self._wh_lag_s: dict[str, float] = {}
+        self._wh_heartbeats: set[str] = set()
         self._orders: dict[Pair, deque[tuple[float, int]]] = {}
         self._orders_total: dict[Pair, int] = {}
         self._viewers: dict[str, deque[tuple[float, int]]] = {}
@@ -114,9 +117,7 @@ class InventoryTracker:
             if not self._wants_sku(rec.sku):
                 continue
             self._add_warehouse(rec.warehouse)
-            if rec.source_ts >= self._wh_source_ts.get(rec.warehouse, 0.0):
-                self._wh_source_ts[rec.warehouse] = rec.source_ts
-                self._wh_lag_s[rec.warehouse] = max(0.0, rec.ts - rec.source_ts)
+            self._note_source(rec.warehouse, rec.source_ts, rec.ts)
             pair = (rec.sku, rec.warehouse)
             orders_now = self._orders_total.get(pair, 0)
             old = self._figures.get(pair)
@@ -135,6 +136,35 @@ class InventoryTracker:
                 # A full snapshot that confirms the zero after a suspected
                 # fault is the reconciliation speaking: the zero is real.
             self._figures[pair] = _Figure(rec.on_hand, rec.source_ts, orders_now, fault)
+
+    def add_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        """The warehouse's feed says it has sent every change up to
+        ``source_ts`` (its own clock); ``received_ts`` is when it reached us.
+        Refreshes the warehouse's figures without changing any, and from now
+        on holds the warehouse to ``heartbeat_stale_after_s``."""
+        if warehouse not in self._warehouses:
+            return  # not a warehouse of this show
+        self._wh_heartbeats.add(warehouse)
+        self._note_source(warehouse, source_ts, received_ts)
+
+    def _note_source(self, warehouse: str, source_ts: float, received_ts: float) -> None:
+        if source_ts >= self._wh_source_ts.get(warehouse, 0.0):
+            self._wh_source_ts[warehouse] = source_ts
+            self._wh_lag_s[warehouse] = max(0.0, received_ts - source_ts)
+
+    def stale_after_s(self, warehouse: str) -> float:
+        """The age limit a warehouse is held to: its own if configured, the
+        heartbeat limit once it has heartbeated, else the snapshot-feed one."""
+        cfg = self.config
+        own = cfg.warehouse_stale_after_s.get(warehouse)
+        if own is not None:
+            return own
+        if warehouse in self._wh_heartbeats:
+            return cfg.heartbeat_stale_after_s
+        return cfg.stale_after_s
+
+    def heartbeating(self, warehouse: str) -> bool:
+        return warehouse in self._wh_heartbeats
 
     def _explained(self, previous_on_hand: int, orders_then: int, orders_now: int) -> bool:
         sold = orders_now - orders_then
@@ -180,8 +210,8 @@ class InventoryTracker:
         """Demand on the same stock from another live room (``source``, e.g.
         its show id), as that room's ``demand()`` returned it. It is added to
         this show's own so a warehouse shared by several rooms is judged
-        against all of them (seed 003: no overselling). Replaces what the
-        same source gave before."""
+        against all of them (rooms selling one stock must not oversell it).
+        Replaces what the same source gave before."""
         self._shared[source] = dict(demand)
 
     def demand(self) -> dict[Pair, Demand]:
@@ -244,7 +274,7 @@ class InventoryTracker:
         src = self._wh_source_ts.get(wh)
         if src is None:
             return False
-        if now - src > cfg.stale_after_s:
+        if now - src > self.stale_after_s(wh):
             return True
         lag_limit = cfg.max_sync_lag_s
         if not lag_limit:

@@ -28,6 +28,7 @@ from qosmon.collector.routes import (
     business,
     history,
     inventory,
+    live,
     ops,
     probes,
     series,
@@ -36,5 +37,5 @@ from qosmon.collector.routes import (
 )
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
-    probes, shows, business, viewers, inventory, series, history, ops, assignments,
+    probes, shows, business, viewers, inventory, series, history, ops, assignments, live,
 )

@@ -1,11 +1,18 @@
-"""Stock: warehouse snapshots and changes in, a show's current stock states
-out (as JSON, and as server-sent events that follow each change)."""
+"""Stock: warehouse snapshots, changes and heartbeats in, a show's current
+stock states out (as JSON, and as server-sent events that follow each
+change).
+
+A heartbeat (or a change set marked with its warehouse and ``source_ts``)
+says the warehouse's feed has sent every change up to ``source_ts``: its
+figures are current, and from then on it is held to the short heartbeat age
+limit (``heartbeat_stale_after_s``, see ``docs/inventory.md``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import pydantic_core
 from aiohttp import web
@@ -23,7 +30,13 @@ from qosmon.collector.request import (
     streams,
 )
 from qosmon.collector.state import CollectorState
-from qosmon.collector.wire import ApiError, InventoryChanges, InventorySnapshot, check_numbers
+from qosmon.collector.wire import (
+    ApiError,
+    InventoryChanges,
+    InventoryHeartbeat,
+    InventorySnapshot,
+    check_numbers,
+)
 from qosmon.model import StockRecord
 
 routes = web.RouteTableDef()
@@ -80,8 +93,31 @@ async def post_inventory_changes(request: web.Request) -> web.Response:
     check_numbers(changes)
     for i, r in enumerate(changes.records):
         not_future(state, r.source_ts, now, f"records[{i}].source_ts")
+    if changes.source_ts is not None:
+        not_future(state, changes.source_ts, now, "source_ts")
     await _store_stock(state, changes.records)
+    if changes.warehouse is not None and changes.source_ts is not None:
+        state.feed_pipeline(_heartbeat(state, now), (changes.warehouse, changes.source_ts))
     return json_response({"stored": len(changes.records)})
+
+
+def _heartbeat(state: CollectorState, now: float) -> Callable[[tuple[str, float]], None]:
+    def on_heartbeat(beat: tuple[str, float]) -> None:
+        state.pipeline.on_stock_heartbeat(beat[0], beat[1], now)
+
+    return on_heartbeat
+
+
+@routes.post("/api/v1/inventory/heartbeat")
+async def post_inventory_heartbeat(request: web.Request) -> web.Response:
+    state = state_of(request)
+    auth_feed(request)
+    beat = parse(InventoryHeartbeat, await read_body(request))
+    now = time.time()
+    not_future(state, beat.source_ts, now, "source_ts")
+    state.metrics.records.labels("stock_heartbeat").inc()
+    state.feed_pipeline(_heartbeat(state, now), (beat.warehouse, beat.source_ts))
+    return json_response({"ok": True, "received_ts": now})
 
 
 @routes.get("/api/v1/shows/{show_id}/inventory")

@@ -1,0 +1,204 @@
+"""The live page of a show: what on-call needs while it runs. First the
+incidents open now (cause, where, since when, evidence), the probes' fleet,
+the stock of what is on screen and the warehouses gone stale; below them the
+report's own sections on the data so far. Once the show is over the page
+keeps the last state and points at the report, which stays the after-show
+document.
+
+Pure: the show's data and what only the running collector knows come in,
+HTML goes out. The collector serves it (``qosmon.collector.routes.live``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from markupsafe import Markup
+
+from qosmon.model import Show, StockLevel, StockState
+from qosmon.pipeline import ProbeQos
+from qosmon.report import charts
+from qosmon.report.data import ShowData
+from qosmon.report.render import environment, render_sections
+from qosmon.report.sections import build_sections
+from qosmon.report.sections.incidents import IncidentView
+from qosmon.report.timing import duration_text, utc, utc_time
+from qosmon.report.vocabulary import LEVEL_TEXT
+
+# The report's sections the live page shows under its own blocks, in order.
+LIVE_SECTIONS: tuple[str, ...] = ("headline", "regions", "timeline", "incidents", "stock",
+                                  "probes")
+
+
+@dataclass(frozen=True)
+class LiveInputs:
+    """What only the running collector knows about the show now."""
+
+    now: float
+    running: bool  # the collector is watching the show (it has not ended)
+    fleet: list[dict[str, object]]  # the collector's fleet view (heartbeats)
+    probes: list[ProbeQos]  # each probe's latest sample for this show
+    stock: list[StockState]  # the current state per SKU x warehouse
+    report_url: str | None = None  # where the after-show report is, once written
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    probe_id: str
+    region: str
+    state: str  # "up" / "down" / "no samples"
+    sample_age: str  # since its latest sample for this show
+    connection: str  # the WebRTC connection state it reported
+    heartbeat: str  # since its last heartbeat to the collector
+
+
+@dataclass(frozen=True)
+class StockRow:
+    sku: str
+    name: str
+    warehouse: str
+    level: StockLevel
+    level_text: str
+    on_hand: int | None
+    minutes_left: float | None
+    action: str
+    data_age: str
+
+
+@dataclass(frozen=True)
+class StaleWarehouse:
+    warehouse: str
+    data_age: str  # of its newest word
+    skus: int
+
+
+@dataclass(frozen=True)
+class LiveView:
+    show: Show
+    running: bool
+    updated: str  # UTC time of this view
+    elapsed: str  # since the show started
+    open_incidents: list[IncidentView]  # newest first
+    probes: list[ProbeRow]
+    probes_up: int
+    on_screen: list[StockRow]  # worst first
+    stale: list[StaleWarehouse]
+    sections: list[Markup] = field(default_factory=list)
+    report_url: str | None = None
+
+
+def _ago(now: float, ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    return f"{max(0.0, now - ts):.0f} s ago"
+
+
+def _probe_rows(live: LiveInputs, regions: Sequence[str]) -> list[ProbeRow]:
+    heard = {str(p["probe_id"]): p for p in live.fleet}
+    rows = []
+    seen = set()
+    for p in sorted(live.probes, key=lambda p: (p.region, p.probe_id)):
+        seen.add(p.probe_id)
+        hb = heard.get(p.probe_id, {})
+        last_hb = hb.get("last_heartbeat")
+        rows.append(ProbeRow(
+            probe_id=p.probe_id, region=p.region, state="up" if p.up else "down",
+            sample_age=_ago(live.now, p.latest.ts), connection=p.latest.state.value,
+            heartbeat=_ago(live.now, last_hb if isinstance(last_hb, float) else None),
+        ))
+    # Probes of the show's regions that have sent nothing for it yet.
+    for pid, hb in sorted(heard.items()):
+        labels = hb.get("labels")
+        region = labels.get("region", "") if isinstance(labels, dict) else ""
+        if pid in seen or region not in regions:
+            continue
+        last_hb = hb.get("last_heartbeat")
+        rows.append(ProbeRow(
+            probe_id=pid, region=str(region), state="no samples", sample_age="never",
+            connection="–",
+            heartbeat=_ago(live.now, last_hb if isinstance(last_hb, float) else None),
+        ))
+    # Trouble first: a person scans for what is down.
+    order = {"down": 0, "no samples": 1, "up": 2}
+    return sorted(rows, key=lambda r: (order[r.state], r.region, r.probe_id))
+
+
+def _stock_rows(show: Show, states: list[StockState]
+                ) -> tuple[list[StockRow], list[StaleWarehouse]]:
+    names = {s.sku: s.name for s in show.skus}
+    on_screen = [
+        StockRow(sku=s.sku, name=names.get(s.sku, ""), warehouse=s.warehouse, level=s.level,
+                 level_text=LEVEL_TEXT[s.level], on_hand=s.on_hand, minutes_left=s.minutes_left,
+                 action=s.action,
+                 data_age="–" if s.data_age_s is None else f"{s.data_age_s:.0f} s")
+        for s in states if s.on_screen
+    ]
+    on_screen.sort(key=lambda r: (-r.level.severity, r.sku, r.warehouse))
+    stale: dict[str, list[StockState]] = {}
+    for s in states:
+        if s.level is StockLevel.STALE:
+            stale.setdefault(s.warehouse, []).append(s)
+    stale_rows = [
+        StaleWarehouse(warehouse=wh, skus=len(group), data_age=(
+            "–" if all(g.data_age_s is None for g in group)
+            else f"{max(g.data_age_s or 0.0 for g in group):.0f} s"))
+        for wh, group in sorted(stale.items())
+    ]
+    return on_screen, stale_rows
+
+
+def build_live(data: ShowData, live: LiveInputs) -> LiveView:
+    """The live view of ``data`` (the show's stored data so far) at ``live.now``."""
+    show = data.show
+    views = build_sections(data, None if show.end_ts is not None else live.now,
+                           only=LIVE_SECTIONS)
+    open_ids = {i.incident_id for i in data.incidents if i.end_ts is None}
+    open_incidents: list[IncidentView] = []
+    if views.incidents is not None:
+        open_incidents = [i for i in views.incidents.incidents if i.id in open_ids]
+        open_incidents.reverse()  # the newest is what just paged
+    probes = _probe_rows(live, views.context.regions)
+    on_screen, stale = _stock_rows(show, live.stock)
+    return LiveView(
+        show=show, running=live.running, updated=utc_time(live.now),
+        elapsed=duration_text(max(0.0, (show.end_ts or live.now) - show.start_ts)),
+        open_incidents=open_incidents, probes=probes,
+        probes_up=sum(1 for p in probes if p.state == "up"),
+        on_screen=on_screen, stale=stale, sections=render_sections(views, LIVE_SECTIONS),
+        report_url=live.report_url,
+    )
+
+
+def render_live_body(view: LiveView) -> str:
+    """The part of the page that updates: everything below the title."""
+    return environment().get_template("live/body.html.j2").render(v=view)
+
+
+def render_live_page(view: LiveView, *, events_url: str, script_url: str) -> str:
+    """The whole page; while the show runs, ``script_url`` keeps its body
+    current from the server-sent events at ``events_url``."""
+    return environment().get_template("live/page.html.j2").render(
+        v=view, body=Markup(render_live_body(view)), events_url=events_url,
+        script_url=script_url, defs=charts.svg_defs(),
+    )
+
+
+@dataclass(frozen=True)
+class ShowRow:
+    show_id: str
+    title: str
+    start: str
+    live: bool
+    report_url: str | None
+
+
+def render_show_list(shows: Sequence[Show], watching: set[str], now: float,
+                     report_urls: dict[str, str]) -> str:
+    """``GET /shows/``: live shows first, then past ones, newest first."""
+    rows = [
+        ShowRow(show_id=s.show_id, title=s.title or s.show_id, start=utc(s.start_ts),
+                live=s.show_id in watching, report_url=report_urls.get(s.show_id))
+        for s in sorted(shows, key=lambda s: (s.show_id not in watching, -s.start_ts))
+    ]
+    return environment().get_template("live/shows.html.j2").render(rows=rows, updated=utc(now))
