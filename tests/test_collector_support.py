@@ -14,27 +14,26 @@ import aiohttp
 from qosmon.collector.app import RunningCollector
 from qosmon.model import (
     BusinessSample,
-    Incident,
     OnScreen,
     ProbeSample,
     Show,
     StockRecord,
     StockState,
 )
-from qosmon.pipeline import DeliveryQos, ShowQos, StockFeed
+from qosmon.pipeline import NullPipeline
 from qosmon.store.sqlite import SqliteStore
 
 PROBE_TOKENS = {"p1": "probe-token-p1-0123456789", "p2": "probe-token-p2-0123456789"}
 FEED_TOKEN = "feed-token-0123456789abcdef"
 
 
-class RecordingPipeline:
+class RecordingPipeline(NullPipeline):
     """Records every hook call; checks on each that the store already holds
     the data (the collector must hand over only durable data)."""
 
     def __init__(self, store: SqliteStore) -> None:
+        super().__init__()
         self.store = store
-        self.stock_feed = StockFeed()
         self.samples: list[ProbeSample] = []
         self.samples_durable: list[bool] = []
         self.business: list[BusinessSample] = []
@@ -74,30 +73,12 @@ class RecordingPipeline:
     def on_stock_heartbeat(self, warehouse: str, source_ts: float, received_ts: float) -> None:
         self.heartbeats.append((warehouse, source_ts, received_ts))
 
-    def live_qos(self, now: float) -> list[ShowQos]:
-        return []
-
-    def delivery_qos(self) -> list[DeliveryQos]:
-        return []
-
-    def watching(self, show_id: str) -> bool:
-        return False
-
-    def incidents(self, show_id: str) -> list[Incident]:
-        return []
-
     async def tick(self, now: float) -> None:
         if self.tick_running:
             self.overlapping_ticks += 1
         self.tick_running = True
         self.ticks.append(now)
         self.tick_running = False
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
 
 @dataclass
