@@ -4,6 +4,7 @@ terminal free of the libraries' INFO lines."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -44,3 +45,17 @@ def test_demo_keeps_its_show_in_the_out_store_and_the_terminal_quiet(tmp_path: P
     diag = run_cli(["diagnose", "--show", show_id, "--store", "out/qosmon.db"], cwd=tmp_path)
     assert diag.returncode == 0, diag.stderr
     assert diag.stdout.startswith(f"show {show_id}:")
+    # A second run is a show of its own in the same store, and the history
+    # page next to the reports has both, as the README says.
+    again = run_cli(["demo", "--scenario", str(SHORT), "--duration", "20", "--out", "out"],
+                    cwd=tmp_path, timeout=200)
+    assert again.returncode == 0, again.stderr
+    second = re.fullmatch(r"Store: out/qosmon\.db \(show (e2e-short-\d{8}T\d{6})\)",
+                          again.stdout.strip().splitlines()[-1])
+    assert second and second.group(1) != show_id
+    assert "History of every run in this folder's store:" in again.stdout
+    history = json.loads((tmp_path / "out" / "history.json").read_text(encoding="utf-8"))
+    assert [s["show_id"] for s in history["shows"]] == [show_id, second.group(1)]
+    hist = run_cli(["history", "--store", "out/qosmon.db", "--out", "h"], cwd=tmp_path)
+    assert hist.returncode == 0, hist.stderr
+    assert json.loads((tmp_path / "h" / "history.json").read_text())["shows"] == history["shows"]

@@ -357,6 +357,9 @@ def summary_lines(result: DemoResult) -> list[str]:
                  f"{len(result.false_incidents)} incidents not injected, "
                  f"{len(result.alerts)} alert notifications received.")
     lines.append(f"Report: {result.report_path.resolve()}")
+    history = result.report_path.resolve().parent / "history.html"
+    if history.is_file():
+        lines.append(f"History of every run in this folder's store: {history}")
     return lines
 
 
