@@ -5,6 +5,7 @@ and who may look (read tokens, the login form's cookie, loopback)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -203,7 +204,7 @@ async def test_pages_need_a_read_token_unless_on_loopback_if_so_configured(
             await feed(live, http, broken_from_s=None)
             async with http.get("/shows/lp-1") as r:
                 assert r.status == 401
-                assert 'action="/shows/-/login"' in await r.text()
+                assert 'action="/shows/-/login?lang=en"' in await r.text()
             async with http.get("/shows/lp-1/events") as r:
                 assert r.status == 401
             async with http.get("/shows/lp-1",
@@ -235,3 +236,81 @@ async def test_pages_need_a_read_token_unless_on_loopback_if_so_configured(
                 assert r.status == 401
     finally:
         await stop()
+
+
+def _own_texts(html: str) -> list[str]:
+    """The page's own words: headings (the title, h1, is the data's), table
+    heads, facts, the nav."""
+    out = []
+    for tag in ("h2", "h3", "th", "dt", "nav"):
+        for m in re.finditer(rf"<{tag}\b[^>]*>(.*?)</{tag}>", html, re.S):
+            out.append(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1))).strip())
+    return out
+
+
+@pytest.mark.timeout(60)
+async def test_the_live_page_in_chinese(tmp_path: Path) -> None:
+    live, stop = await start_live(tmp_path)
+    try:
+        async with aiohttp.ClientSession(base_url=live.url) as http:
+            await feed(live, http, broken_from_s=20)
+            await until(lambda: open_node_failure(live))
+            async with http.get("/shows/lp-1", params={"lang": "zh"}) as r:
+                assert r.status == 200
+                page = await r.text()
+            async with http.get("/shows/lp-1/events", params={"lang": "zh"}) as r:
+                assert r.status == 200
+                first = (await r.content.readuntil(b"\n\n")).decode()
+            async with http.get("/shows/", params={"lang": "zh"}) as r:
+                listing = await r.text()
+            for path in ("/shows/lp-1", "/shows/", "/shows/lp-1/events"):
+                async with http.get(path, params={"lang": "fr"}) as r:
+                    assert r.status == 400, path
+                    assert "lang" in await r.text()
+            async with http.get("/shows/lp-1") as r:
+                english = await r.text()
+    finally:
+        await stop()
+    assert '<html lang="zh-Hans">' in page
+    headings = _own_texts(page)
+    assert re.search(r"进行中的故障（\d+）", page)
+    assert "在屏商品库存" in headings and "数据过期的仓库" in page
+    assert any(re.fullmatch(r"探针：4 个中 \d 个正常", h) for h in headings), headings
+    # The report's sections under the live blocks, in Chinese too.
+    for heading in ("时间线", "地区", "故障事件", "各地区结论"):
+        assert heading in page, heading
+    assert "节点故障" in page and "证据" in page and "开播后" in page
+    # Words of the page's own (data such as "jkt-1" is numbered).
+    leftovers = {w for s in headings for w in re.findall(r"\b[a-z]{3,}\b(?!-)", s)}
+    assert leftovers == set(), leftovers
+    for word in ("Open incidents", "Stock on screen", "Probes:", "into the show", "so far"):
+        assert word not in page, word
+    # The page keeps its language: its event stream and its links.
+    assert 'data-events="/shows/lp-1/events?lang=zh"' in page
+    assert "进行中的故障" in first and "Open incidents" not in first
+    assert '<html lang="zh-Hans">' in listing and "/shows/lp-1?lang=zh" in listing
+    assert "直播中" in listing
+    # Without ?lang= the page is in the configured language (English here).
+    assert '<html lang="en">' in english and "Open incidents (" in english
+
+
+@pytest.mark.timeout(60)
+async def test_the_configured_language_is_the_pages_default(tmp_path: Path) -> None:
+    live, stop = await start_live(tmp_path, live={"report_language": "zh"},
+                                  read_tokens=[READ])
+    try:
+        async with aiohttp.ClientSession(base_url=live.url) as http:
+            async with http.get("/shows/") as r:
+                assert r.status == 401  # the login form, in the page's language
+                login = await r.text()
+            async with http.post("/shows/-/login?lang=zh",
+                                 data={"token": "wrong", "next": "/shows/?lang=zh"}) as r:
+                refused = await r.text()
+            async with http.get("/shows/", params={"lang": "en"},
+                                headers={"Authorization": f"Bearer {READ}"}) as r:
+                en = await r.text()
+    finally:
+        await stop()
+    assert '<html lang="zh-Hans">' in login and "需要读取令牌" in login
+    assert "这不是本采集器的读取令牌。" in refused
+    assert '<html lang="en">' in en and "No show is known to this collector yet." in en

@@ -18,7 +18,7 @@ import pytest
 from qosmon.collector.command import build_pipeline
 from qosmon.collector.config import CollectorConfig
 from qosmon.i18n import ZH, LanguageError
-from qosmon.model import AlertStatus, Severity
+from qosmon.model import AlertStatus, ConnectionState, Severity
 from qosmon.regions import ZoneError
 from qosmon.report import command
 from qosmon.report.experience import WEIGHTS
@@ -44,6 +44,30 @@ def _asked_texts() -> set[str]:
     for f in files:
         texts |= set(re.findall(r'\bt\("([^"]+)"\)', f.read_text(encoding="utf-8")))
     return texts
+
+
+def test_every_word_of_the_live_pages_goes_through_the_translator() -> None:
+    """The live page's templates write no word of their own outside ``t()``
+    (so ``test_every_report_text_has_chinese`` sees all of them), and the
+    texts the collector's pages hand in as keys have their Chinese."""
+    live = sorted((REPORT / "templates" / "live").glob("*.html.j2"))
+    assert [f.name for f in live] == ["body.html.j2", "login.html.j2", "page.html.j2",
+                                      "shows.html.j2"]
+    for f in live:
+        text = f.read_text(encoding="utf-8")
+        text = re.sub(r"<style>.*?</style>", " ", text, flags=re.S)
+        text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|<[^>]*>", " ", text, flags=re.S)
+        assert set(re.findall(r"[A-Za-z]{2,}", text)) <= {"qosmon"}, f.name
+    asked = _asked_texts()
+    for english in ("Open incidents ({n})", "Probes: {up} of {n} up", "Stock on screen",
+                    "{s} s ago", "no samples", "Read token needed"):
+        assert english in asked and english in ZH, english
+    # Words the live page picks by value: a probe's state and connection.
+    picked = {"up", "down", *(c.value.replace("_", " ") for c in ConnectionState)}
+    assert sorted(picked - set(ZH)) == []
+    routes = (ROOT / "qosmon" / "collector" / "routes" / "live.py").read_text(encoding="utf-8")
+    problems = re.findall(r'_login_page\([^)]*?"([^"]+)"\)', routes)
+    assert problems and all(p in ZH for p in problems), problems
 
 
 def _fields(text: str) -> list[str]:

@@ -7,6 +7,10 @@ Reads like the API's: open when no read token is configured, else a read
 form sets; with ``pages_open_on_loopback`` the machine itself needs none.
 The pages' CSP lets them load and connect to their own origin only.
 
+A page is in the language of its ``?lang=`` (``en`` or ``zh``), else of
+the config's ``[live] report_language``; its links, login form and event
+stream keep that language.
+
 A page is built from the store's data and the pipeline's current view in a
 worker thread, once per show however many watch it, and at most every
 ``page_refresh_s`` (less often when building takes long), so watching never
@@ -30,6 +34,7 @@ from qosmon.collector.auth import bearer_token, token_digest
 from qosmon.collector.request import existing_show, path_show_id, state_of
 from qosmon.collector.state import CollectorState
 from qosmon.collector.wire import ApiError
+from qosmon.i18n import LANGUAGES
 from qosmon.report.data import load_show_data
 from qosmon.report.live import (
     LiveInputs,
@@ -37,9 +42,9 @@ from qosmon.report.live import (
     build_live,
     render_live_body,
     render_live_page,
+    render_login,
     render_show_list,
 )
-from qosmon.report.render import environment
 
 routes = web.RouteTableDef()
 
@@ -71,8 +76,8 @@ class _Built:
 class LivePages:
     """The latest built page per show, shared by everyone watching it."""
 
-    built: dict[str, _Built] = field(default_factory=dict)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    built: dict[tuple[str, str], _Built] = field(default_factory=dict)  # (show, lang)
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     streams: int = 0
 
 
@@ -111,6 +116,17 @@ def _may_look(request: web.Request) -> bool:
     return True
 
 
+def _lang(request: web.Request) -> str:
+    """The page's language: ``?lang=``, else the collector's configured one."""
+    lang = request.query.get("lang")
+    if lang is None:
+        return state_of(request).config.live.report_language
+    if lang not in LANGUAGES:
+        raise ApiError(400, f"unknown language {lang[:20]!r}: one of {', '.join(LANGUAGES)}",
+                       "lang")
+    return lang
+
+
 def _html(text: str, status: int = 200) -> web.Response:
     resp = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
     resp.headers["Content-Security-Policy"] = PAGE_CSP
@@ -120,10 +136,9 @@ def _html(text: str, status: int = 200) -> web.Response:
     return resp
 
 
-def _login_page(next_path: str, problem: str = "", status: int = 401) -> web.Response:
-    text = environment().get_template("live/login.html.j2").render(next=next_path,
-                                                                   problem=problem)
-    resp = _html(text, status)
+def _login_page(next_path: str, lang: str, problem: str = "",
+                status: int = 401) -> web.Response:
+    resp = _html(render_login(next_path, problem, lang), status)
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="qosmon"'
     return resp
@@ -145,11 +160,12 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     if request.content_type != "application/x-www-form-urlencoded":
         raise ApiError(415, "Content-Type must be application/x-www-form-urlencoded",
                        "Content-Type")
+    lang = _lang(request)
     form = await request.post()
     token = form.get("token")
     next_path = _safe_next(str(form.get("next") or "/shows/"))
     if not isinstance(token, str) or not state.tokens.may_read(token):
-        return _login_page(next_path, "That is not a read token of this collector.")
+        return _login_page(next_path, lang, "That is not a read token of this collector.")
     resp = web.Response(status=303, headers={"Location": next_path})
     resp.set_cookie(COOKIE, token, path="/shows", httponly=True, samesite="Strict",
                     secure=request.secure)
@@ -163,12 +179,14 @@ def _report_url(state: CollectorState, show_id: str) -> str | None:
     return url.replace("{show_id}", quote(show_id, safe="")) if url else None
 
 
-async def _build(state: CollectorState, pages: LivePages, show_id: str) -> _Built:
-    """The show's page body as of now, rebuilt only when the last one is
-    older than the refresh period (one build at a time per show)."""
-    lock = pages.locks.setdefault(show_id, asyncio.Lock())
+async def _build(state: CollectorState, pages: LivePages, show_id: str, lang: str) -> _Built:
+    """The show's page body in ``lang`` as of now, rebuilt only when the
+    last one is older than the refresh period (one build at a time per show
+    and language)."""
+    key = (show_id, lang)
+    lock = pages.locks.setdefault(key, asyncio.Lock())
     async with lock:
-        last = pages.built.get(show_id)
+        last = pages.built.get(key)
         mono = time.monotonic()
         if last is not None:
             every = max(state.config.page_refresh_s, BUILD_SHARE_X * last.took_s)
@@ -186,11 +204,11 @@ async def _build(state: CollectorState, pages: LivePages, show_id: str) -> _Buil
             probes=next((s.probes for s in pipeline.live_qos(now) if s.show_id == show_id), []),
             stock=pipeline.current_stock(show_id), report_url=_report_url(state, show_id),
         )
-        view = await asyncio.to_thread(build_live, data, live)
+        view = await asyncio.to_thread(build_live, data, live, lang)
         body = render_live_body(view)
         built = _Built(view=view, body=body, running=running, built_at=time.monotonic(),
                        took_s=time.perf_counter() - t0)
-        pages.built[show_id] = built
+        pages.built[key] = built
         if len(pages.built) > MAX_PAGES_KEPT:
             # Forget the page built longest ago (built again if asked for).
             oldest = min(pages.built, key=lambda k: pages.built[k].built_at)
@@ -208,13 +226,14 @@ async def get_show_list_bare(request: web.Request) -> web.Response:
 @routes.get("/shows/")
 async def get_show_list(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
+    lang = _lang(request)
     if not _may_look(request):
-        return _login_page(request.path)
+        return _login_page(request.path_qs, lang)
     shows = await state.store_call("list_shows", state.store.list_shows)
     watching = {s.show_id for s in shows if state.pipeline.watching(s.show_id)}
     reports = {s.show_id: url for s in shows if s.show_id not in watching
                and (url := _report_url(state, s.show_id))}
-    return _html(render_show_list(shows, watching, time.time(), reports))
+    return _html(render_show_list(shows, watching, time.time(), reports, lang))
 
 
 @routes.get("/shows/-/live.js")
@@ -228,13 +247,15 @@ async def get_live_script(request: web.Request) -> web.Response:
 @routes.get("/shows/{show_id}")
 async def get_live_page(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
+    lang = _lang(request)
     if not _may_look(request):
-        return _login_page(request.path)
+        return _login_page(request.path_qs, lang)
     show_id = path_show_id(request)
     await existing_show(state, show_id)
-    built = await _build(state, _pages(request), show_id)
+    built = await _build(state, _pages(request), show_id, lang)
     quoted = quote(show_id, safe="")
-    return _html(render_live_page(built.view, events_url=f"/shows/{quoted}/events",
+    return _html(render_live_page(built.view,
+                                  events_url=f"/shows/{quoted}/events?lang={lang}",
                                   script_url=f"/shows/-/live.js?v={_SCRIPT_TAG}"))
 
 
@@ -243,6 +264,7 @@ async def get_live_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``view`` with the page body whenever it changed,
     ``ended`` with the last one when the show is over (then the stream ends)."""
     state = state_of(request)
+    lang = _lang(request)
     if not _may_look(request):
         raise ApiError(401, "read token needed (Bearer header or the pages' cookie)",
                        headers={"WWW-Authenticate": 'Bearer realm="qosmon"'})
@@ -261,7 +283,7 @@ async def get_live_events(request: web.Request) -> web.StreamResponse:
         sent: str | None = None
         quiet_since = time.monotonic()
         while not state.shutdown.is_set():
-            built = await _build(state, pages, show_id)
+            built = await _build(state, pages, show_id, lang)
             if not built.running:
                 await resp.write(_event("ended", built.body))
                 break
