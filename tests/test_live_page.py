@@ -21,7 +21,6 @@ from qosmon.collector.config import CollectorConfig
 from qosmon.live import LivePipeline
 from qosmon.model import (
     Cause,
-    ConnectionState,
     OnScreen,
     ProbeBatch,
     ProbeSample,
@@ -30,24 +29,16 @@ from qosmon.model import (
     StockRecord,
 )
 from qosmon.store import open_store
+from tests import collector_process
+from tests.collector_process import PROBES
 
-PROBES = {"id-1": ("ID", "jkt-1"), "id-2": ("ID", "jkt-1"),
-          "th-1": ("TH", "bkk-1"), "th-2": ("TH", "bkk-1")}
 READ = "read-token-0123456789abcdef"
 FEED = "feed-token-0123456789abcdef"
 
 
 def sample(probe: str, ts: float, broken: bool, show_id: str = "lp-1") -> ProbeSample:
-    region, node = PROBES[probe]
-    return ProbeSample(
-        ts=ts, show_id=show_id, stream_id="main", probe_id=probe, region=region,
-        edge_node=node, state=ConnectionState.CONNECTED, ttff_ms=150.0,
-        rtt_ms=None if broken else 80.0, packets_expected=0 if broken else 80,
-        packets_received=0 if broken else 80, loss_pct=None if broken else 0.0,
-        bitrate_kbps=0.0 if broken else 720.0, fps=0.0 if broken else 25.0,
-        no_frame_ms=4000.0 if broken else 40.0, chat_sent=1, chat_lost=1 if broken else 0,
-        chat_rtt_ms=None if broken else 80.0,
-    )
+    """A second of a probe; broken: its edge node stopped serving 4 s before."""
+    return collector_process.sample(show_id, probe, ts, ts - 4.0 if broken else None)
 
 
 @dataclass
