@@ -56,6 +56,7 @@ async def states(http: aiohttp.ClientSession) -> dict[str, dict]:
         return {s["warehouse"]: s for s in (await r.json())["states"]}
 
 
+@pytest.mark.slow  # waits out the 10 s stale age in real time
 @pytest.mark.timeout(60)
 async def test_a_feed_that_stops_heartbeating_is_stale_within_10_s(
     collector: RunningCollector,

@@ -200,6 +200,7 @@ def h264_clip(seconds: int = 4) -> list[bytes]:
     return encode_h264(640, 360, frames=seconds * FPS, gop=FPS * 2)
 
 
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
 async def test_h264_frames_size_and_codec_over_aiortc(loopbacks: Any) -> None:
     lb: Loopback = await loopbacks(ClipTrack(h264_clip(), {}), "video/H264")
@@ -214,6 +215,7 @@ async def test_h264_frames_size_and_codec_over_aiortc(loopbacks: Any) -> None:
     assert s.goodput_kbps is not None and s.goodput_kbps > 100
 
 
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
 async def test_nack_is_repeated_until_the_packet_comes(loopbacks: Any) -> None:
     lb: Loopback = await loopbacks(ClipTrack(h264_clip(), {}), "video/H264")
@@ -243,6 +245,7 @@ async def test_nack_is_repeated_until_the_packet_comes(loopbacks: Any) -> None:
     assert lb.nacked[seq] == asked
 
 
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
 async def test_pli_brings_the_picture_back(loopbacks: Any) -> None:
     lb: Loopback = await loopbacks(LiveTrack(), "video/VP8")
@@ -282,6 +285,7 @@ class ToneTrack(AudioStreamTrack):
         return out
 
 
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
 async def test_audio_loss_concealment_and_av_skew(loopbacks: Any) -> None:
     lb: Loopback = await loopbacks(LiveTrack(), "video/VP8", ToneTrack())
@@ -337,6 +341,7 @@ class LoopbackJoiner:
         return Joined(pc=viewer, close=close)
 
 
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
 async def test_watcher_reports_audio_when_the_join_hands_it_over() -> None:
     pin_host_addresses(["127.0.0.1"])

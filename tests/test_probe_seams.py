@@ -104,6 +104,7 @@ def test_the_command_exits_2_with_the_message(
     assert "Traceback" not in err
 
 
+@pytest.mark.server  # a real WHEP session over loopback
 @pytest.mark.timeout(60)
 async def test_a_dead_rtt_task_is_logged_and_reported(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
