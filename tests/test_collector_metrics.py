@@ -146,6 +146,9 @@ async def test_qos_of_a_live_show_in_metrics_and_gone_when_it_ends(running: Runn
                                    for i in r.pipeline.incidents("m-1")))
         await r.hooks.wait_for(1, 10, path="/ok")
         await wait_for(lambda: r.pipeline.delivery_qos()[1].failed == 1)
+        # A further on-call notification may still be on its way: scrape once
+        # nothing is pending, so the gauge is checked at rest.
+        await wait_for(lambda: r.pipeline.delivery_qos()[0].pending == 0)
         m = await scrape(http)
 
         th = {"show": "m-1", "region": "TH", "probe": "th-1"}

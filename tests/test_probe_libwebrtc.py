@@ -122,7 +122,10 @@ async def test_refused_join_is_a_sample_with_status(origin: LibwebrtcOrigin, tmp
                                                     path: str, token: str | None,
                                                     status: str) -> None:
     samples, log = await probe_cli(origin.url(path), 2.5, tmp_path, token=token)
-    assert samples and all(s["state"] == "join_failed" for s in samples), samples
+    # The first second may end while the offer is still being made (a cold
+    # process): "connecting" then; never connected, and the refusal is said.
+    states = [s["state"] for s in samples]
+    assert "join_failed" in states and set(states) <= {"new", "connecting", "join_failed"}, states
     assert f"WHEP POST answered {status}" in samples[-1]["error"], samples[-1]
     if token is not None:
         assert token not in log and all(token not in json.dumps(s) for s in samples)
