@@ -156,6 +156,10 @@ class ProbeConfig(_Strict):
     # Seconds without a media packet (or, while joining, without a first
     # frame) after which a session is called dead and rejoined.
     dead_after_s: float = Field(default=10.0, gt=1, le=600)
+    # Seconds without a media packet after which a session whose server
+    # offers it (WHEP PATCH) gets an ICE restart, as a browser would, before
+    # it is called dead and joined again. At or above dead_after_s: never.
+    ice_restart_after_s: float = Field(default=3.0, gt=0, le=600)
     # A chat message not seen back within this many seconds counts as lost.
     # Diagnosis calls chat slower than 1.5 s degraded anyway (chat.rtt_ms),
     # so waiting longer only shows a stalled channel later.

@@ -2,12 +2,13 @@
 
 The probe measures below aiortc's public API: it sees each RTP packet before
 aiortc unwraps retransmissions, keeps encoded frames away from the decoder,
-sends its own NACKs and PLIs, times ICE consent checks for RTT and pins the
-host addresses aioice offers. None of that is public API, so a new aiortc or
-aioice may rename what it relies on. Rather than degrade silently (decoding
-quietly coming back, a dead RTT task, attributes set on nothing), the probe
-calls :func:`check_seams` at start: it looks up every private name used here
-and refuses to run, naming the versions this was written for, if one is gone.
+sends its own NACKs and PLIs, times ICE consent checks for RTT, pins the host
+addresses aioice offers and restarts ICE under a running session. None of that
+is public API, so a new aiortc or aioice may rename what it relies on. Rather
+than degrade silently (decoding quietly coming back, a dead RTT task,
+attributes set on nothing), the probe calls :func:`check_seams` at start: it
+looks up every private name used here and refuses to run, naming the versions
+this was written for, if one is gone.
 
 Nothing outside this module touches a private name of either library.
 """
@@ -24,8 +25,13 @@ from typing import Any
 import aioice
 import aioice.ice
 from aioice import stun
-from aiortc import RTCRtpReceiver
-from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+from aiortc import RTCConfiguration, RTCRtpReceiver
+from aiortc.rtcicetransport import (
+    ICE_TRANSPORT_POLICIES,
+    RTCIceGatherer,
+    RTCIceTransport,
+    connection_kwargs,
+)
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -106,8 +112,11 @@ def check_seams() -> None:
         if jb is not None and not callable(getattr(jb, "add", None)):
             missing.append("aiortc JitterBuffer.add()")
     ice = RTCIceTransport(RTCIceGatherer())
-    if not hasattr(ice, "_connection"):
-        missing.append("aiortc RTCIceTransport._connection")
+    for name in ("_connection", "_recv", "_send"):
+        if not hasattr(ice, name):
+            missing.append(f"aiortc RTCIceTransport.{name}")
+    if not hasattr(ice.iceGatherer, "_connection"):
+        missing.append("aiortc RTCIceGatherer._connection")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         missing.append("aioice ice.get_host_addresses()")
     conn = aioice.Connection(ice_controlling=False)
@@ -314,3 +323,76 @@ class ReceiverSeam:
         origin: int | None = getattr(self.receiver, _PREFIX + "timestamp_mapper")._origin
         return origin
 
+
+
+# -- aiortc/aioice: ICE restart ------------------------------------------------
+
+
+class SwitchableIce:
+    """Stands in for the aioice ``Connection`` under one ``RTCIceTransport``
+    (and its gatherer), so an ICE restart can put a new connection under the
+    same DTLS and SRTP session: aiortc 1.16 has no ICE restart of its own.
+    Everything is the current connection's; ``recv`` and ``get_event`` carry
+    on over a switch instead of reporting the retired connection's end (which
+    aiortc would take for the session's)."""
+
+    def __init__(self, connection: aioice.Connection) -> None:
+        object.__setattr__(self, "_current", connection)
+
+    @property
+    def current(self) -> aioice.Connection:
+        current: aioice.Connection = object.__getattribute__(self, "_current")
+        return current
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.current, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.current, name, value)
+
+    async def recv(self) -> bytes:
+        while True:
+            connection = self.current
+            try:
+                return await connection.recv()
+            except ConnectionError:
+                if connection is self.current:
+                    raise
+
+    async def send(self, data: bytes) -> None:
+        await self.current.send(data)
+
+    async def get_event(self) -> Any:
+        while True:
+            connection = self.current
+            event = await connection.get_event()
+            if connection is self.current:
+                return event
+
+    async def switch(self, new: aioice.Connection) -> None:
+        """From now on ``new`` carries the session; the old one is closed."""
+        old = self.current
+        object.__setattr__(self, "_current", new)
+        await old.close()
+
+
+def restartable_ice(receiver: RTCRtpReceiver) -> SwitchableIce:
+    """Put a :class:`SwitchableIce` under the receiver's ICE transport. Call
+    before the offer is made (the gatherer gathers through it); with BUNDLE,
+    on the first transceiver's receiver, whose transport carries them all."""
+    transport = receiver.transport.transport
+    gatherer = transport.iceGatherer
+    switchable = SwitchableIce(transport._connection)
+    # Duck-typed: it answers for the connection in everything aiortc calls.
+    gatherer._connection = switchable  # type: ignore[assignment]
+    transport._connection = switchable  # type: ignore[assignment]
+    transport._recv = switchable.recv
+    transport._send = switchable.send
+    return switchable
+
+
+def new_ice_connection(config: RTCConfiguration, controlling: bool) -> aioice.Connection:
+    """A fresh aioice connection with the ICE servers and policy aiortc would use."""
+    kwargs = connection_kwargs(config.iceServers or [])
+    policy = ICE_TRANSPORT_POLICIES[config.iceTransportPolicy]
+    return aioice.Connection(ice_controlling=controlling, transport_policy=policy, **kwargs)

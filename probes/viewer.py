@@ -4,6 +4,9 @@ every second, and on failure report it, back off and join again.
 Every second yields one ``ProbeSample``, whatever happens: while joining
 (``connecting``), after signalling failed (``join_failed`` + reason), after a
 session died (``failed`` + reason). Nothing here raises out of :meth:`run`.
+When the media stops and the server offers it, ICE is restarted under the
+running session first, as a browser does; only a session still silent after
+that is called dead and joined again.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver
@@ -82,6 +85,7 @@ class StreamWatcher:
         self._joined: Joined | None = None
         self._last_logged_error: str | None = None
         self.samples_emitted = 0
+        self.ice_restarts = 0  # that brought a session back, over the watcher's life
 
     @property
     def meter(self) -> StreamMeter | None:
@@ -267,6 +271,8 @@ class StreamWatcher:
     ) -> str | None:
         """Wait until the session dies (its reason) or the probe stops (None)."""
         dead_ms = self.config.dead_after_s * 1000.0
+        restart_ms = self.config.ice_restart_after_s * 1000.0
+        restarted_after: float | None = None  # the last packet before the last restart
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.25)
@@ -284,9 +290,31 @@ class StreamWatcher:
             # and rejoining then would only add a join failure to the picture.
             # Only a stream that stopped sending is dead.
             silent = meter.no_packet_ms(now)
+            if (joined.restart_ice is not None and restart_ms < silent < dead_ms
+                    and restarted_after != meter.last_packet_ms):
+                # Once per silence: a path that came back needs no second
+                # restart, a stream that stopped sending is not helped by one.
+                restarted_after = meter.last_packet_ms
+                await self._restart_ice(joined.restart_ice, silent)
+                continue
             if silent > dead_ms:
                 return f"no media packets for {silent / 1000:.0f} s (pc {pc_state})"
         return None
+
+    async def _restart_ice(
+        self, restart: Callable[[], Awaitable[None]], silent_ms: float
+    ) -> None:
+        where = f"{self.target.show_id}/{self.target.stream_id}"
+        started = time.monotonic()
+        try:
+            await restart()
+        except JoinError as exc:
+            log.warning("%s: ICE restart after %.1f s without media failed: %s",
+                        where, silent_ms / 1000, exc)
+            return
+        self.ice_restarts += 1
+        log.info("%s: ICE restarted after %.1f s without media (took %.2f s)",
+                 where, silent_ms / 1000, time.monotonic() - started)
 
     async def _chat(
         self, joined: Joined, meter: StreamMeter, chat_id: str, ready: asyncio.Event

@@ -8,7 +8,11 @@ that is not ``application/sdp``). The offer goes to the page
 (``tests/data/libwebrtc_origin.html``) over DevTools; the page makes a new
 RTCPeerConnection for it and returns the answer, served as 201 with a
 ``Location`` to ``DELETE``. So a probe meets a real sender: libwebrtc's
-congestion control, RTX, FEC and keyframe answers.
+congestion control, RTX, FEC and keyframe answers. The 201 says
+``Accept-Patch: application/trickle-ice-sdpfrag`` (``?restart=0``: it does
+not), and a ``PATCH`` of the Location with the viewer's new ICE credentials
+and candidates restarts ICE on the sender's connection, answering with the
+sender's new ones (the viewer side of WHIP's ICE restart).
 
 Everything listens on 127.0.0.1 only (or on the ``hosts`` given, e.g. the
 root end of a test namespace's veth); the page hands out ICE candidates of
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from tests.chromium import WEBRTC_LOOPBACK_FLAGS, chromium, chromium_path, evalu
 PAGE = Path(__file__).parent / "data" / "libwebrtc_origin.html"
 VIEWER_PAGE = Path(__file__).parent / "data" / "browser_viewer.html"
 CODECS = ("vp8", "h264")
+SDPFRAG = "application/trickle-ice-sdpfrag"
 
 
 class LibwebrtcOrigin:
@@ -45,6 +51,7 @@ class LibwebrtcOrigin:
         self.base = ""
         self.deleted: list[str] = []
         self.answered: list[str] = []  # WHEP resource ids, in order
+        self.restarted: list[str] = []  # resource ids, once per ICE restart done
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
         self._cdp: Any = None
@@ -64,6 +71,7 @@ class LibwebrtcOrigin:
             app.router.add_get("/viewer", self._viewer_page)
             app.router.add_post("/whep/{codec}", self._post)
             app.router.add_delete("/whep/resource/{rid}", self._delete)
+            app.router.add_patch("/whep/resource/{rid}", self._patch)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             # The publishing page is always loaded over loopback.
@@ -135,8 +143,43 @@ class LibwebrtcOrigin:
         except RuntimeError as exc:
             raise web.HTTPBadRequest(text=f"offer refused: {exc}") from None
         self.answered.append(answer["id"])
+        headers = {"Location": f"/whep/resource/{answer['id']}"}
+        if request.query.get("restart") != "0":
+            headers["Accept-Patch"] = SDPFRAG
         return web.Response(status=201, text=answer["sdp"], content_type="application/sdp",
-                            headers={"Location": f"/whep/resource/{answer['id']}"})
+                            headers=headers)
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        """An ICE restart: only ``If-Match: *`` with new credentials is taken
+        (trickling more candidates into a running session is not offered)."""
+        self._authorize(request)
+        rid = request.match_info["rid"]
+        if request.content_type != SDPFRAG:
+            raise web.HTTPUnsupportedMediaType(text=f"send {SDPFRAG}")
+        if request.headers.get("If-Match") != "*":
+            raise web.HTTPPreconditionFailed(text="only ICE restarts (If-Match: *)")
+        fragment = await request.text()
+        ufrag = re.search(r"^a=ice-ufrag:(\S+)", fragment, re.M)
+        pwd = re.search(r"^a=ice-pwd:(\S+)", fragment, re.M)
+        if ufrag is None or pwd is None:
+            raise web.HTTPBadRequest(text="no a=ice-ufrag / a=ice-pwd")
+        candidates = re.findall(r"^a=candidate:(.+?)\r?$", fragment, re.M)
+        args = ", ".join([_js(rid), _js(ufrag[1]), _js(pwd[1]), json.dumps(candidates),
+                          json.dumps(list(self.hosts))])
+        try:
+            ice = await self.evaluate(f"restart({args})")
+        except RuntimeError as exc:
+            raise web.HTTPBadRequest(text=f"restart refused: {exc}") from None
+        if ice is None:
+            raise web.HTTPNotFound()
+        self.restarted.append(rid)
+        mid = re.search(r"^a=mid:(\S+)", fragment, re.M)
+        body = [f"a=ice-ufrag:{ice['ufrag']}", f"a=ice-pwd:{ice['pwd']}",
+                "m=audio 9 RTP/AVP 0", f"a=mid:{mid[1] if mid else '0'}",
+                *(f"a=candidate:{c}" for c in ice["candidates"]), "a=end-of-candidates"]
+        etag = f'"{rid}-{len(self.restarted)}"'
+        return web.Response(status=200, text="\r\n".join(body) + "\r\n",
+                            content_type=SDPFRAG, headers={"ETag": etag})
 
     async def _delete(self, request: web.Request) -> web.Response:
         self._authorize(request)

@@ -45,6 +45,9 @@ class Joined:
     send_chat: Callable[[str], None] | None = None  # None: no chat on this join
     close: Callable[[], Awaitable[None]] = field(default=lambda: _noop())
     other_pcs: list[RTCPeerConnection] = field(default_factory=list)
+    # Restarts ICE under the running session (same DTLS, same server-side
+    # resource); raises JoinError when it cannot. None: the server offers none.
+    restart_ice: Callable[[], Awaitable[None]] | None = None
 
 
 async def _noop() -> None:

@@ -1,12 +1,20 @@
-"""WHEP (RFC 9725): POST an SDP offer, get 201 + answer + Location; DELETE the
-Location to leave. The offer has one recvonly video transceiver carrying the
-codecs the probe can account for (VP8, H.264 in the usual profiles and both
-packetization modes, each with RTX) in the stream's order of preference, a
-recvonly Opus audio transceiver when audio is wanted, and, when ``chat`` is
-wanted, a DataChannel labelled ``chat``. The server picks from the offer.
+"""WHEP (the viewer side of WHIP, RFC 9725): POST an SDP offer, get 201 + answer
++ Location; DELETE the Location to leave. The offer has one recvonly video
+transceiver carrying the codecs the probe can account for (VP8, H.264 in the
+usual profiles and both packetization modes, each with RTX) in the stream's
+order of preference, a recvonly Opus audio transceiver when audio is wanted,
+and, when ``chat`` is wanted, a DataChannel labelled ``chat``. The server
+picks from the offer.
 
 With a token configured every request carries ``Authorization: Bearer``;
 any status but 201 is a join failure naming the status and reason phrase.
+
+A server that takes PATCHes (``Accept-Patch: application/trickle-ice-sdpfrag``
+on its 201) gets an ICE restart when the media stops: new ICE credentials and
+candidates PATCHed to the Location, the server's new ones back, and the same
+DTLS session carried on over the new path (:class:`probes.rtc_seams.SwitchableIce`),
+as a browser's ``restartIce()`` does. Trickle is not needed the other way:
+aiortc's offer already holds every candidate.
 """
 
 from __future__ import annotations
@@ -16,17 +24,38 @@ import logging
 from urllib.parse import urljoin
 
 import aiohttp
+import aioice
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from probes.config import StreamTarget
 from probes.joins.base import Joined, JoinError, JoinHooks
 from probes.joins.codecs import accountable, audio_preferences, video_preferences
 from probes.joins.credentials import CredentialError, redact
+from probes.joins.sdpfrag import (
+    MAX_FRAGMENT_CHARS,
+    MEDIA_TYPE,
+    FragmentError,
+    IceCredentials,
+    parse_fragment,
+    restart_fragment,
+)
+from probes.rtc_seams import SwitchableIce, new_ice_connection, restartable_ice
 
 log = logging.getLogger(__name__)
 
 POST_TIMEOUT_S = 10.0
 ERROR_BODY_CHARS = 200
+ANSWER_MAX_BYTES = 256 * 1024  # an SDP answer is a few KB
+ICE_RESTART_TIMEOUT_S = 8.0  # gather, PATCH and checks, together
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> str:
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise JoinError(f"WHEP {resp.method} answer longer than {limit} bytes")
+    return body.decode("utf-8", "replace")
 
 
 async def _delete(http: aiohttp.ClientSession, location: str, headers: dict[str, str]) -> None:
@@ -69,6 +98,8 @@ class WhepJoiner:
         video = pc.addTransceiver("video", direction="recvonly")
         video.setCodecPreferences(video_preferences(target.video_codecs))
         hooks.on_receiver(video.receiver)
+        # Video is the bundle's first section: its transport carries the session.
+        ice = restartable_ice(video.receiver)
         if target.audio and hooks.on_audio_receiver is not None:
             audio = pc.addTransceiver("audio", direction="recvonly")
             audio.setCodecPreferences(audio_preferences())
@@ -100,7 +131,7 @@ class WhepJoiner:
                 headers={"Content-Type": "application/sdp", **auth},
                 timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
             ) as resp:
-                body = await resp.text(errors="replace")
+                body = await _read_capped(resp, ANSWER_MAX_BYTES)
                 if resp.status != 201:
                     text = redact(" ".join(body.split())[:ERROR_BODY_CHARS], token)
                     raise JoinError(f"WHEP POST answered {resp.status} {resp.reason or ''}"
@@ -109,6 +140,7 @@ class WhepJoiner:
                 if not location:
                     raise JoinError("WHEP answer has no Location header")
                 location = urljoin(str(resp.url), location)
+                patchable = MEDIA_TYPE in resp.headers.get("Accept-Patch", "")
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = redact(str(exc) or type(exc).__name__, token)
             raise JoinError(f"WHEP POST failed: {reason}") from None
@@ -125,4 +157,62 @@ class WhepJoiner:
         async def close() -> None:
             await asyncio.gather(pc.close(), _delete(http, location, auth))
 
-        return Joined(pc=pc, send_chat=send_chat, close=close)
+        async def restart_ice() -> None:
+            try:
+                await asyncio.wait_for(
+                    _restart_ice(ice, hooks, http, location, auth, video.mid or "0"),
+                    ICE_RESTART_TIMEOUT_S)
+            except TimeoutError:
+                raise JoinError(f"ICE restart took longer than {ICE_RESTART_TIMEOUT_S:g} s")\
+                    from None
+
+        return Joined(pc=pc, send_chat=send_chat, close=close,
+                      restart_ice=restart_ice if patchable else None)
+
+
+async def _restart_ice(
+    ice: SwitchableIce,
+    hooks: JoinHooks,
+    http: aiohttp.ClientSession,
+    location: str,
+    auth: dict[str, str],
+    mid: str,
+) -> None:
+    new = new_ice_connection(hooks.rtc_config, controlling=ice.ice_controlling)
+    try:
+        await new.gather_candidates()
+        local = IceCredentials(new.local_username, new.local_password,
+                               tuple(c.to_sdp() for c in new.local_candidates))
+        try:
+            async with http.patch(
+                location,
+                data=restart_fragment(local, mid),
+                headers={"Content-Type": MEDIA_TYPE, "If-Match": "*", **auth},
+            ) as resp:
+                text = await _read_capped(resp, MAX_FRAGMENT_CHARS)
+                if resp.status != 200:
+                    raise JoinError(f"WHEP PATCH (ICE restart) answered {resp.status} "
+                                    f"{resp.reason or ''}".rstrip())
+        except aiohttp.ClientError as exc:
+            raise JoinError(f"WHEP PATCH (ICE restart) failed: {type(exc).__name__}") from None
+        try:
+            remote = parse_fragment(text)
+            candidates = [aioice.Candidate.from_sdp(c) for c in remote.candidates]
+        except (FragmentError, ValueError, IndexError) as exc:
+            raise JoinError(f"WHEP PATCH (ICE restart) answer not usable: {exc}") from None
+        log.debug("ICE restart: %d local, %d remote candidates", len(local.candidates),
+                  len(candidates))
+        new.remote_username = remote.ufrag
+        new.remote_password = remote.pwd
+        new.remote_is_lite = remote.lite
+        for candidate in candidates:
+            await new.add_remote_candidate(candidate)
+        await new.add_remote_candidate(None)
+        try:
+            await new.connect()
+        except ConnectionError:
+            raise JoinError("ICE restart: no candidate pair answered") from None
+    except BaseException:
+        await new.close()
+        raise
+    await ice.switch(new)

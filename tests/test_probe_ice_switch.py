@@ -1,0 +1,103 @@
+"""The pieces of the probe's ICE restart that need no browser: the SDP
+fragments of the WHEP PATCH, and the connection switch under a running
+session, tried on real aioice connections over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aioice
+import pytest
+
+from probes.ice_host_pin import pin_host_addresses
+from probes.joins.sdpfrag import (
+    MAX_FRAGMENT_CHARS,
+    FragmentError,
+    IceCredentials,
+    parse_fragment,
+    restart_fragment,
+)
+from probes.rtc_seams import SwitchableIce
+
+CANDIDATE = "1 1 udp 2130706431 10.0.0.2 40000 typ host"
+
+
+def test_restart_fragment_carries_credentials_candidates_and_the_end() -> None:
+    text = restart_fragment(IceCredentials("uf", "pw" * 12, (CANDIDATE,)), mid="0")
+    lines = text.split("\r\n")
+    assert lines[:4] == ["a=ice-ufrag:uf", "a=ice-pwd:" + "pw" * 12, "m=audio 9 RTP/AVP 0",
+                         "a=mid:0"]
+    assert f"a=candidate:{CANDIDATE}" in lines
+    assert lines[-2:] == ["a=end-of-candidates", ""]
+
+
+def test_parse_fragment_reads_the_first_section_only() -> None:
+    text = ("a=ice-lite\r\na=ice-ufrag:AbCd\r\na=ice-pwd:secretpassword0123456789\r\n"
+            "m=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+            f"a=candidate:{CANDIDATE}\r\n"
+            "m=video 9 RTP/AVP 0\r\na=mid:1\r\na=candidate:2 1 udp 1 10.0.0.3 1 typ host\r\n")
+    got = parse_fragment(text)
+    assert got == IceCredentials("AbCd", "secretpassword0123456789", (CANDIDATE,), lite=True)
+    # What the probe sends, it can read back.
+    sent = IceCredentials("x1", "y" * 22, (CANDIDATE,))
+    assert parse_fragment(restart_fragment(sent, "v")) == sent
+
+
+@pytest.mark.parametrize("text", ["", "a=ice-ufrag:only\r\n", "a=ice-pwd:only\r\n",
+                                  "a=ice-ufrag:u\r\n" + "x" * MAX_FRAGMENT_CHARS])
+def test_parse_fragment_refuses_what_cannot_restart(text: str) -> None:
+    with pytest.raises(FragmentError):
+        parse_fragment(text)
+
+
+async def _pair() -> tuple[aioice.Connection, aioice.Connection]:
+    """Two connected aioice agents on loopback: (probe side, server side)."""
+    probe = aioice.Connection(ice_controlling=True)
+    server = aioice.Connection(ice_controlling=False)
+    await asyncio.gather(probe.gather_candidates(), server.gather_candidates())
+    for a, b in ((probe, server), (server, probe)):
+        for c in b.local_candidates:
+            await a.add_remote_candidate(c)
+        await a.add_remote_candidate(None)
+        a.remote_username, a.remote_password = b.local_username, b.local_password
+    await asyncio.wait_for(asyncio.gather(probe.connect(), server.connect()), 10)
+    return probe, server
+
+
+@pytest.fixture
+async def loopback() -> AsyncIterator[None]:
+    pin_host_addresses(["127.0.0.1"])
+    yield
+    pin_host_addresses(None)
+
+
+@pytest.mark.timeout(30)
+async def test_a_switch_carries_a_waiting_receive_over_to_the_new_path(loopback: None) -> None:
+    old_probe, old_server = await _pair()
+    new_probe, new_server = await _pair()
+    ice = SwitchableIce(old_probe)
+    try:
+        await old_server.send(b"before")
+        assert await asyncio.wait_for(ice.recv(), 5) == b"before"
+        waiting = asyncio.ensure_future(ice.recv())  # as aiortc's DTLS loop waits
+        events = asyncio.ensure_future(ice.get_event())  # as RTCIceTransport watches
+        await asyncio.sleep(0.05)
+        await ice.switch(new_probe)
+        await asyncio.sleep(0.05)
+        # The old connection's end is not the session's end.
+        assert not waiting.done() and not events.done()
+        await new_server.send(b"after")
+        assert await asyncio.wait_for(waiting, 5) == b"after"
+        await ice.send(b"reply")
+        assert await asyncio.wait_for(new_server.recv(), 5) == b"reply"
+        assert ice.local_username == new_probe.local_username  # delegated to the new one
+        # Closing for good still ends the session, as aiortc expects.
+        await ice.close()
+        event = await asyncio.wait_for(events, 5)
+        assert isinstance(event, aioice.ice.ConnectionClosed)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(ice.recv(), 5)
+    finally:
+        for c in (old_probe, old_server, new_probe, new_server):
+            await c.close()
