@@ -120,7 +120,7 @@ def check_seams() -> None:
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         missing.append("aioice ice.get_host_addresses()")
     conn = aioice.Connection(ice_controlling=False)
-    for name in ("_nominated", "remote_password"):
+    for name in ("_nominated", "remote_password", "_queue"):
         if not hasattr(conn, name):
             missing.append(f"aioice Connection.{name}")
     if not callable(getattr(aioice.Connection, "build_request", None)):
@@ -332,12 +332,15 @@ class SwitchableIce:
     """Stands in for the aioice ``Connection`` under one ``RTCIceTransport``
     (and its gatherer), so an ICE restart can put a new connection under the
     same DTLS and SRTP session: aiortc 1.16 has no ICE restart of its own.
-    Everything is the current connection's; ``recv`` and ``get_event`` carry
-    on over a switch instead of reporting the retired connection's end (which
-    aiortc would take for the session's)."""
+    Everything is the current connection's; ``get_event`` carries on over a
+    switch instead of reporting the retired connection's end (which aiortc
+    would take for the session's end). Datagrams do not pass through it: the
+    transport reads and writes the current connection directly, so the
+    switch costs nothing per packet."""
 
-    def __init__(self, connection: aioice.Connection) -> None:
-        object.__setattr__(self, "_current", connection)
+    def __init__(self, transport: RTCIceTransport) -> None:
+        object.__setattr__(self, "_transport", transport)
+        object.__setattr__(self, "_current", transport._connection)
 
     @property
     def current(self) -> aioice.Connection:
@@ -350,18 +353,6 @@ class SwitchableIce:
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.current, name, value)
 
-    async def recv(self) -> bytes:
-        while True:
-            connection = self.current
-            try:
-                return await connection.recv()
-            except ConnectionError:
-                if connection is self.current:
-                    raise
-
-    async def send(self, data: bytes) -> None:
-        await self.current.send(data)
-
     async def get_event(self) -> Any:
         while True:
             connection = self.current
@@ -370,9 +361,21 @@ class SwitchableIce:
                 return event
 
     async def switch(self, new: aioice.Connection) -> None:
-        """From now on ``new`` carries the session; the old one is closed."""
+        """From now on ``new`` carries the session; the old one is closed.
+
+        aiortc's DTLS task is waiting on the old connection's receive queue:
+        that queue moves to the new connection (with whatever the new path
+        brought already), so the wait is answered by the new path, and the
+        old connection closes onto an empty queue nobody reads."""
         old = self.current
+        waited_on, fresh = old._queue, new._queue
+        while not fresh.empty():
+            waited_on.put_nowait(fresh.get_nowait())
+        new._queue, old._queue = waited_on, fresh
         object.__setattr__(self, "_current", new)
+        transport = object.__getattribute__(self, "_transport")
+        transport._recv = new.recv
+        transport._send = new.send
         await old.close()
 
 
@@ -381,13 +384,10 @@ def restartable_ice(receiver: RTCRtpReceiver) -> SwitchableIce:
     before the offer is made (the gatherer gathers through it); with BUNDLE,
     on the first transceiver's receiver, whose transport carries them all."""
     transport = receiver.transport.transport
-    gatherer = transport.iceGatherer
-    switchable = SwitchableIce(transport._connection)
+    switchable = SwitchableIce(transport)
     # Duck-typed: it answers for the connection in everything aiortc calls.
-    gatherer._connection = switchable  # type: ignore[assignment]
+    transport.iceGatherer._connection = switchable  # type: ignore[assignment]
     transport._connection = switchable  # type: ignore[assignment]
-    transport._recv = switchable.recv
-    transport._send = switchable.send
     return switchable
 
 
