@@ -24,7 +24,12 @@ from probes.chat import chat_message, parse_chat_message
 from probes.config import ProbeConfig, StreamTarget
 from probes.joins.base import Joined, Joiner, JoinError, JoinHooks
 from probes.meter import StreamMeter
-from probes.rtc_seams import ReceiverSeam, ice_connection
+from probes.rtc_seams import (
+    RECEIVE_BUFFER_BYTES,
+    ReceiverSeam,
+    enlarge_receive_buffers,
+    ice_connection,
+)
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
 from probes.tap import AudioTap, ReceiverTap, monotonic_ms
@@ -218,6 +223,7 @@ class StreamWatcher:
             return
         self._joined = joined
         self._state = ConnectionState.CONNECTED  # refined from pc state per sample
+        _note_receive_buffer(enlarge_receive_buffers(joined.pc))
         tasks: list[asyncio.Task[None]] = []
         try:
             if receivers:
@@ -301,6 +307,20 @@ class StreamWatcher:
             except Exception as exc:  # a closed channel: counted lost by the ledger
                 log.debug("chat send failed: %s", exc)
             await asyncio.sleep(interval)
+
+
+_buffer_capped_said = False
+
+
+def _note_receive_buffer(granted: int) -> None:
+    """Say once per process when the kernel capped the media sockets'
+    receive buffer (the kernel reports twice the bytes asked for)."""
+    global _buffer_capped_said
+    if 0 < granted < 2 * RECEIVE_BUFFER_BYTES and not _buffer_capped_said:
+        _buffer_capped_said = True
+        log.warning("media socket receive buffer capped at %d bytes (asked %d): with many "
+                    "streams a busy probe may lose packets at its own sockets; raise "
+                    "net.core.rmem_max", granted // 2, RECEIVE_BUFFER_BYTES)
 
 
 async def _drain(receiver: RTCRtpReceiver) -> None:
