@@ -1,18 +1,27 @@
 """What a probe costs: CPU per watched stream, side by side with a plain
 aiortc viewer that decodes, and how many 1 Mbps streams one probe process
-holds on one core without falling behind; for VP8 and for H.264.
+holds on one core without falling behind; for VP8, H.264 alone and H.264
+with Opus audio.
 
 Runs a real Janus in a network namespace (tests/janus_harness.py; needs
 root), two mountpoints fed by ffmpeg looping clips encoded once: 1 Mbps VP8,
-and 1 Mbps H.264 (libx264 baseline, packetization mode 1). The H.264 feed
-carries no Opus: the Janus join hands the probe only its video receiver, and
-aiortc would decode an audio stream nobody taps. Each measurement runs in its
-own worker process pinned to one core, so CPU time (getrusage, all threads)
-is that viewer's alone.
+and 1 Mbps H.264 (libx264 baseline, packetization mode 1) with 48 kbps Opus.
+"H.264 alone" is the same mountpoint joined without audio (the join answers
+the audio m-line inactive, so Janus sends none); "H.264 + Opus" takes both,
+as a viewer of a live show does: the probe taps the audio packets, the
+decoding viewer decodes the audio too. Each measurement runs in its own
+worker process pinned to one core, so CPU time (getrusage, all threads) is
+that viewer's alone. The per-stream cost is measured with both viewers at
+the same number of streams, one after the other.
 
 "Not falling behind" for N streams: every stream's mean frame rate over the
 window >= 90 % of the clip's (25 fps) and its per-second samples on time
-(at most 5 % of the expected samples missing).
+(at most 5 % of the expected samples missing). Each ramp step also says
+where packets went missing when a step falls behind: datagrams the kernel
+dropped at the probe's own sockets (receive buffer full: the probe process
+did not read in time), path loss the probe measured (packets Janus numbered
+but the probe never got), how late the probe's event loop ran (a 5 ms timer's
+lateness, 99th percentile and worst), and the CPU Janus used meanwhile.
 
     sudo python bench/probe_cost.py [--quick]
 
@@ -31,16 +40,91 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CLIP_KBPS = 1000
 FPS = 25
+LAG_TICK_S = 0.005
 
 
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system) of another process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_udp_drops() -> int:
+    """Datagrams the kernel dropped at this process's UDP sockets (receive
+    buffer full), from the drops column of /proc/net/udp."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    drops = 0
+    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 12 and cols[9] in inodes:
+                drops += int(cols[12])
+    return drops
+
+
+class LoopLag:
+    """How late a 5 ms timer fires: the event loop's scheduling delay."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self.recording = False
+
+    async def run(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(LAG_TICK_S)
+            if self.recording and len(self.lags_ms) < 100_000:
+                self.lags_ms.append(max(0.0, (time.monotonic() - t - LAG_TICK_S) * 1000))
+
+    def figures(self) -> dict[str, float]:
+        if not self.lags_ms:
+            return {}
+        lags = sorted(self.lags_ms)
+        return {"loop_lag_p99_ms": lags[int(0.99 * (len(lags) - 1))],
+                "loop_lag_max_ms": lags[-1]}
+
+
+class Window:
+    """CPU, wall time, own socket drops and Janus's CPU at the window's ends."""
+
+    def __init__(self, janus_pid: int) -> None:
+        self.janus_pid = janus_pid
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, int, float]:
+        return cpu_s(), time.monotonic(), own_udp_drops(), process_cpu_s(self.janus_pid)
+
+    def close(self) -> dict[str, float]:
+        c1, t1, d1, j1 = self._read()
+        c0, t0, d0, j0 = self.start
+        wall = t1 - t0
+        return {"wall_s": wall, "cpu_pct": 100 * (c1 - c0) / wall, "socket_drops": d1 - d0,
+                "janus_cpu_pct": 100 * (j1 - j0) / wall}
 
 
 async def probe_worker(args: argparse.Namespace) -> dict[str, float]:
@@ -52,38 +136,52 @@ async def probe_worker(args: argparse.Namespace) -> dict[str, float]:
         "labels": {"probe_id": "bench", "region": "lab"},
         "ice_host_addresses": [args.host],
         "streams": [{"show_id": "bench", "stream_id": f"s{i}", "join": "janus",
-                     "url": args.janus, "mountpoint": args.mountpoint, "chat": False}
+                     "url": args.janus, "mountpoint": args.mountpoint, "chat": False,
+                     "audio": args.audio}
                     for i in range(args.n)],
         "join_timeout_s": 30,
     })
     sink = MemorySink()
     stop = asyncio.Event()
+    lag = LoopLag()
+    lag_task = asyncio.create_task(lag.run()) if args.lag else None
     task = asyncio.create_task(ProbeAgent(cfg, sink).run(stop))
     await asyncio.sleep(args.warmup)
-    n0, c0, t0 = len(sink.samples), cpu_s(), time.monotonic()
+    n0 = len(sink.samples)
+    window = Window(args.janus_pid)
+    lag.recording = True
     await asyncio.sleep(args.seconds)
-    n1, c1, t1 = len(sink.samples), cpu_s(), time.monotonic()
-    window = sink.samples[n0:n1]
+    lag.recording = False
+    n1 = len(sink.samples)
+    figures = window.close()
+    samples = sink.samples[n0:n1]
     stop.set()
     await asyncio.wait_for(task, 30)
+    if lag_task is not None:
+        lag_task.cancel()
     per_stream: dict[str, list[float]] = {}
-    for s in window:
+    for s in samples:
         per_stream.setdefault(s.stream_id, []).append(s.fps or 0.0)
     fps_means = [sum(v) / len(v) for v in per_stream.values()] or [0.0]
-    wall = t1 - t0
+    expected = sum(s.packets_expected for s in samples)
+    received = sum(s.packets_received for s in samples)
     return {
         "n": args.n,
-        "cpu_pct": 100 * (c1 - c0) / wall,
+        **figures,
         "min_stream_fps": min(fps_means) if len(per_stream) == args.n else 0.0,
-        "samples_ratio": len(window) / (args.n * wall),
-        "kbps_mean": sum(s.bitrate_kbps or 0 for s in window) / max(1, len(window)),
+        "samples_ratio": len(samples) / (args.n * figures["wall_s"]),
+        "kbps_mean": sum(s.bitrate_kbps or 0 for s in samples) / max(1, len(samples)),
+        "audio_kbps_mean": sum(s.audio_kbps or 0 for s in samples) / max(1, len(samples)),
+        "path_loss_pct": 100 * (expected - received) / expected if expected else 0.0,
+        **lag.figures(),
     }
 
 
 async def decoding_worker(args: argparse.Namespace) -> dict[str, float]:
-    """A plain aiortc viewer: same signalling, aiortc decodes every frame."""
+    """A plain aiortc viewer: same signalling, aiortc decodes every frame,
+    of the audio too when the stream has it."""
     import aiohttp
-    from aiortc import RTCConfiguration
+    from aiortc import RTCConfiguration, RTCRtpReceiver
     from aiortc.mediastreams import MediaStreamError
 
     from probes.config import StreamTarget
@@ -93,47 +191,64 @@ async def decoding_worker(args: argparse.Namespace) -> dict[str, float]:
 
     pin_host_addresses([args.host])
     frames = [0] * args.n
-    receivers = []
+    audio_frames = [0] * args.n
     joined = []
 
-    async def drain(i: int, receiver) -> None:  # type: ignore[no-untyped-def]
+    async def drain(receiver: RTCRtpReceiver, counts: list[int], i: int) -> None:
         while True:
             try:
                 await receiver.track.recv()
             except MediaStreamError:
                 return
-            frames[i] += 1
+            counts[i] += 1
 
+    lag = LoopLag()
+    lag_task = asyncio.create_task(lag.run()) if args.lag else None
     async with aiohttp.ClientSession() as http:
         tasks = []
         for i in range(args.n):
             target = StreamTarget(show_id="b", stream_id=f"d{i}", join="janus", url=args.janus,
-                                  mountpoint=args.mountpoint, chat=False)
-            got: list = []
+                                  mountpoint=args.mountpoint, chat=False, audio=args.audio)
+            video: list[RTCRtpReceiver] = []
+            audio: list[RTCRtpReceiver] = []
             hooks = JoinHooks(rtc_config=RTCConfiguration(iceServers=[]),
-                              on_receiver=got.append, on_chat_text=lambda t: None)
+                              on_receiver=video.append, on_chat_text=lambda t: None,
+                              on_audio_receiver=audio.append if args.audio else None)
             joined.append(await JanusJoiner().join(target, http, hooks))
-            receivers.append(got[0])
-            tasks.append(asyncio.create_task(drain(i, got[0])))
+            tasks.append(asyncio.create_task(drain(video[0], frames, i)))
+            tasks.extend(asyncio.create_task(drain(a, audio_frames, i)) for a in audio)
         await asyncio.sleep(args.warmup)
-        f0, c0, t0 = list(frames), cpu_s(), time.monotonic()
+        f0, a0 = list(frames), list(audio_frames)
+        window = Window(args.janus_pid)
+        lag.recording = True
         await asyncio.sleep(args.seconds)
-        f1, c1, t1 = list(frames), cpu_s(), time.monotonic()
+        lag.recording = False
+        f1, a1 = list(frames), list(audio_frames)
+        figures = window.close()
         for j in joined:
             await j.close()
         for t in tasks:
             t.cancel()
-    wall = t1 - t0
+    if lag_task is not None:
+        lag_task.cancel()
+    wall = figures["wall_s"]
     fps = [(b - a) / wall for a, b in zip(f0, f1, strict=True)]
-    return {"n": args.n, "cpu_pct": 100 * (c1 - c0) / wall, "min_stream_fps": min(fps),
-            "samples_ratio": 1.0, "kbps_mean": 0.0}
+    audio_fps = [(b - a) / wall for a, b in zip(a0, a1, strict=True)]
+    return {"n": args.n, **figures, "min_stream_fps": min(fps),
+            "min_audio_frames_per_s": min(audio_fps), "samples_ratio": 1.0,
+            "kbps_mean": 0.0, "path_loss_pct": 0.0, **lag.figures()}
 
 
-def run_worker(kind: str, n: int, janus_url: str, host: str, seconds: float,
-               core: int, mountpoint: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--janus", janus_url,
-           "--host", host, "--seconds", str(seconds), "--warmup", str(4 + n * 0.15),
-           "--mountpoint", str(mountpoint)]
+def run_worker(kind: str, n: int, stream: dict[str, Any], janus: dict[str, Any],
+               seconds: float, core: int, lag: bool = False) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n),
+           "--janus", janus["url"], "--host", janus["host"], "--janus-pid", str(janus["pid"]),
+           "--seconds", str(seconds), "--warmup", str(4 + n * 0.15),
+           "--mountpoint", str(stream["mountpoint"])]
+    if stream["audio"]:
+        cmd.append("--audio")
+    if lag:
+        cmd.append("--lag")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.sched_setaffinity(0, {core}))
     if proc.returncode != 0:
@@ -152,10 +267,14 @@ def main() -> int:
     ap.add_argument("--worker", choices=["probe", "decoding"])
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--janus")
+    ap.add_argument("--janus-pid", type=int, default=0)
     ap.add_argument("--host")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--mountpoint", type=int, default=1)
+    ap.add_argument("--audio", action="store_true", help="take the stream's audio too")
+    ap.add_argument("--lag", action="store_true",
+                    help="time the event loop (its 5 ms timer costs CPU: not in cost runs)")
     args = ap.parse_args()
     if args.worker:
         fn = probe_worker if args.worker == "probe" else decoding_worker
@@ -173,59 +292,85 @@ def main() -> int:
         encode_h264_clip,
     )
 
-    seconds = 6.0 if args.quick else 12.0
-    per_stream_n = 5 if args.quick else 10
-    ramp = [10, 25, 50] if args.quick else [10, 25, 40, 50, 60]
+    seconds = 8.0 if args.quick else 15.0
+    per_stream_n = 10
+    ramp = [50, 60] if args.quick else [10, 25, 40, 50, 60]
     cores = sorted(os.sched_getaffinity(0))
     core = cores[-1]
-    figures: dict[str, object] = {}
+    streams = {
+        "vp8": {"label": "VP8", "mountpoint": MOUNTPOINT, "audio": False},
+        "h264": {"label": "H.264", "mountpoint": H264_MOUNTPOINT, "audio": False},
+        "h264_opus": {"label": "H.264 + Opus", "mountpoint": H264_MOUNTPOINT, "audio": True},
+    }
+    figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         vp8 = encode_clip(Path(tmp) / "clip.webm", bitrate_kbps=CLIP_KBPS)
         h264 = encode_h264_clip(Path(tmp) / "clip.ts", bitrate_kbps=CLIP_KBPS)
         with JanusNetns() as janus:
             janus.start_feed(vp8)
-            janus.start_h264_feed(h264, audio=False)
+            janus.start_h264_feed(h264, audio=True)
             time.sleep(1)
-            print(f"Janus {janus.api_url}, clips {CLIP_KBPS} kbps 640x360 {FPS} fps; "
-                  f"workers pinned to core {core}; window {seconds:g} s")
-            for codec, mountpoint in (("vp8", MOUNTPOINT), ("h264", H264_MOUNTPOINT)):
-                figures[codec] = measure(codec, mountpoint, janus.api_url, janus.root_ip,
-                                         seconds, core, per_stream_n, ramp)
+            assert janus.janus is not None
+            where = {"url": janus.api_url, "host": janus.root_ip, "pid": janus.janus.pid}
+            print(f"Janus {janus.api_url}, clips {CLIP_KBPS} kbps 640x360 {FPS} fps "
+                  f"(+ 48 kbps Opus); workers pinned to core {core}; window {seconds:g} s")
+            for key, stream in streams.items():
+                figures[key] = measure(stream, where, seconds, core, per_stream_n, ramp)
+    print()
+    print(f"{'stream':<14}{'probe % / stream':>18}{'decoding viewer':>17}{'ratio':>7}"
+          f"{'streams held':>14}")
+    for key, stream in streams.items():
+        f = figures[key]
+        print(f"{stream['label']:<14}{f['probe_cpu_pct_per_stream']:>18.3f}"
+              f"{f['decoding_viewer_cpu_pct_per_stream']:>17.3f}{f['cost_ratio']:>6.1f}x"
+              f"{f['streams_per_process']:>8} of {f['streams_tried_max']}")
     vp8_f, h264_f = figures["vp8"], figures["h264"]
-    assert isinstance(vp8_f, dict) and isinstance(h264_f, dict)
     out = {
         **vp8_f,  # the VP8 figures under their old names
         "h264": h264_f,
+        "h264_opus": figures["h264_opus"],
         "h264_vs_vp8_probe_cpu": round(h264_f["probe_cpu_pct_per_stream"]
                                        / vp8_f["probe_cpu_pct_per_stream"], 2),
+        "min_cost_ratio": min(f["cost_ratio"] for f in figures.values()),
+        "min_streams_per_process": min(f["streams_per_process"] for f in figures.values()),
         "stream_kbps": CLIP_KBPS,
         "window_s": seconds,
+        "per_stream_n": per_stream_n,
     }
     print(json.dumps(out))
     return 0
 
 
-def measure(codec: str, mountpoint: int, url: str, host: str, seconds: float, core: int,
-            per_stream_n: int, ramp: list[int]) -> dict[str, float]:
-    probe = run_worker("probe", per_stream_n, url, host, seconds, core, mountpoint)
-    dec = run_worker("decoding", per_stream_n, url, host, seconds, core, mountpoint)
+def _ramp_line(n: int, r: dict[str, float], ok: bool) -> str:
+    return (f"    {n:>3} streams: CPU {r['cpu_pct']:5.1f} %, min fps {r['min_stream_fps']:4.1f},"
+            f" samples {100 * r['samples_ratio']:5.1f} %, {r['kbps_mean']:.0f} kbps,"
+            f" path loss {r['path_loss_pct']:.2f} %, socket drops {r['socket_drops']:.0f},"
+            f" loop lag p99 {r['loop_lag_p99_ms']:.1f} / max {r['loop_lag_max_ms']:.0f} ms,"
+            f" Janus {r['janus_cpu_pct']:.0f} % -> {'keeps up' if ok else 'behind'}")
+
+
+def measure(stream: dict[str, Any], janus: dict[str, Any], seconds: float, core: int,
+            per_stream_n: int, ramp: list[int]) -> dict[str, Any]:
+    probe = run_worker("probe", per_stream_n, stream, janus, seconds, core)
+    dec = run_worker("decoding", per_stream_n, stream, janus, seconds, core)
     probe_pct = probe["cpu_pct"] / per_stream_n
     dec_pct = dec["cpu_pct"] / per_stream_n
-    print(f"{codec.upper()}:")
+    print(f"{stream['label']}:")
     print(f"  {'viewer':<28}{'streams':>8}{'CPU %':>8}{'% / stream':>12}{'min fps':>9}")
     print(f"  {'probe (no decoding)':<28}{per_stream_n:>8}{probe['cpu_pct']:>8.1f}"
-          f"{probe_pct:>12.2f}{probe['min_stream_fps']:>9.1f}")
+          f"{probe_pct:>12.3f}{probe['min_stream_fps']:>9.1f}")
     print(f"  {'aiortc viewer, decoding':<28}{per_stream_n:>8}{dec['cpu_pct']:>8.1f}"
-          f"{dec_pct:>12.2f}{dec['min_stream_fps']:>9.1f}")
+          f"{dec_pct:>12.3f}{dec['min_stream_fps']:>9.1f}")
     print(f"  cost ratio (decoding / probe): {dec_pct / probe_pct:.1f}x")
     print("  ramp, one probe process on one core:")
     held = 0
+    steps = []
     for n in ramp:
-        r = run_worker("probe", n, url, host, seconds, core, mountpoint)
+        r = run_worker("probe", n, stream, janus, seconds, core, lag=True)
         ok = keeps_up(r)
-        print(f"    {n:>3} streams: CPU {r['cpu_pct']:5.1f} %, min stream fps "
-              f"{r['min_stream_fps']:4.1f}, samples on time {100 * r['samples_ratio']:5.1f}"
-              f" %, mean {r['kbps_mean']:.0f} kbps -> {'keeps up' if ok else 'behind'}")
+        print(_ramp_line(n, r, ok))
+        steps.append({"n": n, "keeps_up": ok, **{k: round(v, 3) for k, v in r.items()
+                                                  if k != "n"}})
         if not ok:
             break
         held = n
@@ -235,6 +380,7 @@ def measure(codec: str, mountpoint: int, url: str, host: str, seconds: float, co
         "cost_ratio": round(dec_pct / probe_pct, 2),
         "streams_per_process": held,
         "streams_tried_max": ramp[-1],
+        "ramp": steps,
     }
 
 

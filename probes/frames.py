@@ -37,7 +37,7 @@ class ShownFrame:
     height: int | None
 
 
-@dataclass
+@dataclass(slots=True)  # one per packet: slots make it cheaper to build and read
 class _Packet:
     start: bool
     end: bool

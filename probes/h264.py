@@ -169,6 +169,13 @@ def _nal_units(payload: bytes) -> list[bytes] | None:
     return units or None
 
 
+# The answers without a picture size, made once: parsing runs for every
+# packet and a frozen dataclass is slow to build.
+_INFO = {(start, idr, sps, pps): H264PacketInfo(start, idr, sps, pps)
+         for start in (False, True) for idr in (False, True)
+         for sps in (False, True) for pps in (False, True)}
+
+
 def parse_h264_packet(payload: bytes) -> H264PacketInfo | None:
     """One RTP payload; None if it is not an H.264 mode 0/1 payload."""
     if len(payload) < 2 or payload[0] & 0x80:  # forbidden_zero_bit
@@ -177,25 +184,20 @@ def parse_h264_packet(payload: bytes) -> H264PacketInfo | None:
     if nal_type == FU_A:
         fu = payload[1]
         inner = fu & 0x1F
-        start = bool(fu & 0x80)
-        return H264PacketInfo(
-            frame_start=start and _opens_access_unit(inner, payload[2:]),
-            idr=inner == NAL_IDR, sps=False, pps=False,
-        )
+        start = bool(fu & 0x80) and _opens_access_unit(inner, payload[2:3])
+        return _INFO[start, inner == NAL_IDR, False, False]
     units = _nal_units(payload)
     if units is None:
         return None
     first = units[0][0] & 0x1F
     types = {u[0] & 0x1F for u in units}
+    start = _opens_access_unit(first, units[0][1:2])
+    idr, sps, pps = NAL_IDR in types, NAL_SPS in types, NAL_PPS in types
     size: tuple[int, int] | None = None
-    for u in units:
-        if u[0] & 0x1F == NAL_SPS:
-            size = parse_sps(u)
-    return H264PacketInfo(
-        frame_start=_opens_access_unit(first, units[0][1:]),
-        idr=NAL_IDR in types,
-        sps=NAL_SPS in types,
-        pps=NAL_PPS in types,
-        width=size[0] if size else None,
-        height=size[1] if size else None,
-    )
+    if sps:
+        for u in units:
+            if u[0] & 0x1F == NAL_SPS:
+                size = parse_sps(u)
+    if size is None:
+        return _INFO[start, idr, sps, pps]
+    return H264PacketInfo(start, idr, sps, pps, width=size[0], height=size[1])

@@ -113,8 +113,10 @@ class StreamMeter:
     def media_packet(
         self, ssrc: int, seq: int, rtp_timestamp: int, payload_bytes: int, now_ms: float
     ) -> None:
-        self._check_active(now_ms)
-        s = self._ssrc(ssrc)
+        last = self.last_packet_ms
+        if last is not None and now_ms - last >= INACTIVE_MS:
+            self._frames.stream_inactive()
+        s = self._ssrcs.get(ssrc) or self._ssrc(ssrc)
         s.loss.media(seq, payload_bytes, now_ms)
         s.jitter.add(rtp_timestamp, now_ms)
         self._last_video_rtp = (rtp_timestamp, now_ms)
@@ -176,9 +178,9 @@ class StreamMeter:
     ) -> None:
         """A packet of a codec whose frames the probe assembles itself (VP8,
         H.264), original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
-        shown = self._ssrc(ssrc).frames.packet(seq, start, end, keyframe, size, now_ms,
-                                               width, height, rtp_timestamp)
-        for f in shown:
+        s = self._ssrcs.get(ssrc) or self._ssrc(ssrc)
+        for f in s.frames.packet(seq, start, end, keyframe, size, now_ms, width, height,
+                                 rtp_timestamp):
             self.frame(f.at_ms, f.size_bytes, f.width, f.height)
 
     def frame(

@@ -67,6 +67,11 @@ class NackScheduler:
         else:
             self._missing.pop(ext, None)
 
+    @property
+    def waiting(self) -> bool:
+        """Some sequence number is missing: :meth:`due` may have work."""
+        return bool(self._missing)
+
     def repaired(self, seq: int) -> None:
         """A retransmission of ``seq`` arrived."""
         if self._max_ext is not None:

@@ -2,13 +2,15 @@
 
 The probe measures below aiortc's public API: it sees each RTP packet before
 aiortc unwraps retransmissions, keeps encoded frames away from the decoder,
-sends its own NACKs and PLIs, times ICE consent checks for RTT, pins the host
-addresses aioice offers and restarts ICE under a running session. None of that
-is public API, so a new aiortc or aioice may rename what it relies on. Rather
-than degrade silently (decoding quietly coming back, a dead RTT task,
-attributes set on nothing), the probe calls :func:`check_seams` at start: it
-looks up every private name used here and refuses to run, naming the versions
-this was written for, if one is gone.
+sends its own NACKs and PLIs, skips aiortc's per-packet work it replaces
+(keeping what the sender relies on: receiver reports and REMB), times ICE
+consent checks for RTT, pins the host addresses aioice offers, enlarges the
+receive buffers of aioice's sockets and restarts ICE under a running session.
+None of that is public API, so a new aiortc or aioice may rename what it
+relies on. Rather than degrade silently (decoding quietly coming back, a dead
+RTT task, attributes set on nothing), the probe calls :func:`check_seams` at
+start: it looks up every private name used here and refuses to run, naming
+the versions this was written for, if one is gone.
 
 Nothing outside this module touches a private name of either library.
 """
@@ -16,7 +18,9 @@ Nothing outside this module touches a private name of either library.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -24,8 +28,9 @@ from typing import Any
 
 import aioice
 import aioice.ice
+import aiortc.rtcrtpreceiver
 from aioice import stun
-from aiortc import RTCConfiguration, RTCRtpReceiver
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcicetransport import (
     ICE_TRANSPORT_POLICIES,
     RTCIceGatherer,
@@ -33,7 +38,9 @@ from aiortc.rtcicetransport import (
     connection_kwargs,
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+
+log = logging.getLogger(__name__)
 
 WRITTEN_FOR = {"aiortc": "1.16.0", "aioice": "0.13.0"}
 
@@ -43,6 +50,7 @@ _RECEIVER_METHODS = (
     "_handle_rtcp_packet",
     "_send_rtcp_nack",
     "_send_rtcp_pli",
+    "_send_rtcp",
 )
 # Receiver state read or replaced (set in ``__init__``, name-mangled).
 _RECEIVER_STATE = (
@@ -54,6 +62,9 @@ _RECEIVER_STATE = (
     "started",
     "nack_generator",
     "kind",
+    "remote_bitrate_estimator",
+    "remote_streams",
+    "rtcp_ssrc",
 )
 _PREFIX = "_RTCRtpReceiver__"
 
@@ -111,6 +122,14 @@ def check_seams() -> None:
         jb = getattr(receiver, _PREFIX + "jitter_buffer", None)
         if jb is not None and not callable(getattr(jb, "add", None)):
             missing.append("aiortc JitterBuffer.add()")
+        if not hasattr(receiver, "_enabled"):
+            missing.append(f"aiortc RTCRtpReceiver._enabled ({kind})")
+        rbe = getattr(receiver, _PREFIX + "remote_bitrate_estimator", None)
+        if rbe is not None and not callable(getattr(rbe, "add", None)):
+            missing.append("aiortc RemoteBitrateEstimator.add()")
+    stats_class = getattr(aiortc.rtcrtpreceiver, "StreamStatistics", None)
+    if not callable(getattr(stats_class, "add", None)):
+        missing.append("aiortc rtcrtpreceiver.StreamStatistics.add()")
     ice = RTCIceTransport(RTCIceGatherer())
     for name in ("_connection", "_recv", "_send"):
         if not hasattr(ice, name):
@@ -120,7 +139,7 @@ def check_seams() -> None:
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         missing.append("aioice ice.get_host_addresses()")
     conn = aioice.Connection(ice_controlling=False)
-    for name in ("_nominated", "remote_password", "_queue"):
+    for name in ("_nominated", "remote_password", "_queue", "_protocols"):
         if not hasattr(conn, name):
             missing.append(f"aioice Connection.{name}")
     if not callable(getattr(aioice.Connection, "build_request", None)):
@@ -264,17 +283,35 @@ class ReceiverSeam:
         on_packet: Callable[[RtpPacket], Feedback | None],
         on_frame: Callable[[Any, Any], None],
         decode: bool,
+        alone: Callable[[RTCRtpCodecParameters], bool] | None = None,
     ) -> None:
         """``on_packet`` sees every RTP packet (media and RTX, as received)
         before aiortc handles it, and may answer with feedback to send;
         ``on_frame`` sees every encoded frame aiortc's jitter buffer
-        completes, which reaches the decoder only if ``decode``."""
+        completes, which reaches the decoder only if ``decode``.
+
+        Packets of a codec for which ``alone`` says yes are measured by the
+        probe alone: of aiortc's per-packet work they get only what the
+        sender relies on (:meth:`_sender_feedback`); RTX unwrapping,
+        depayloading, the jitter buffer and the decoder are skipped."""
         receiver = self.receiver
         original: Callable[[RtpPacket, int], Awaitable[None]] = receiver._handle_rtp_packet
+        codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _PREFIX + "codecs")
+        by_probe: dict[int, bool] = {}  # payload type -> measured by the probe alone
+        feedback_only = self._sender_feedback
 
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
             feedback = on_packet(packet)
-            await original(packet, arrival_time_ms)
+            probe_only = by_probe.get(packet.payload_type)
+            if probe_only is None:
+                codec = codecs.get(packet.payload_type)
+                probe_only = alone is not None and codec is not None and alone(codec)
+                if codec is not None:  # known once the receiver started
+                    by_probe[packet.payload_type] = probe_only
+            if probe_only:
+                await feedback_only(packet, arrival_time_ms)
+            else:
+                await original(packet, arrival_time_ms)
             if feedback is not None:
                 if feedback.nack:
                     await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
@@ -283,6 +320,36 @@ class ReceiverSeam:
 
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
+
+    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """What aiortc's ``_handle_rtp_packet`` does for a packet that the
+        sender relies on, and nothing else: REMB from abs-send-time (a
+        libwebrtc sender lowers its rate from it under a squeeze) and the
+        per-SSRC statistics its RTCP receiver reports are made of (RTX
+        SSRCs included, as aiortc counts them before unwrapping)."""
+        receiver = self.receiver
+        if not receiver._enabled:
+            return
+        estimator = getattr(receiver, _PREFIX + "remote_bitrate_estimator")
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = getattr(receiver, _PREFIX + "rtcp_ssrc")
+            if rtcp_ssrc is not None and remb is not None:
+                await receiver._send_rtcp(RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                    fci=pack_remb_fci(*remb)))
+        streams: dict[int, Any] = getattr(receiver, _PREFIX + "remote_streams")
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            codec = getattr(receiver, _PREFIX + "codecs")[packet.payload_type]
+            stats = streams[packet.ssrc] = aiortc.rtcrtpreceiver.StreamStatistics(
+                codec.clockRate)
+        stats.add(packet)
 
     def tap_rtcp(self, on_rtcp: Callable[[Any], None]) -> None:
         """``on_rtcp`` sees every RTCP packet routed to this receiver (sender
@@ -323,6 +390,41 @@ class ReceiverSeam:
         origin: int | None = getattr(self.receiver, _PREFIX + "timestamp_mapper")._origin
         return origin
 
+
+
+# -- aioice: socket receive buffers ---------------------------------------------
+
+# What the probe asks for each media socket. The kernel's default (about 90
+# datagrams of 1200 bytes) is less than one H.264 keyframe burst plus the
+# time one event loop needs to serve the same burst on every other stream of
+# the show (all viewers of a mountpoint get the keyframe at once): a busy
+# probe then loses datagrams at its own socket and reports them as path loss.
+RECEIVE_BUFFER_BYTES = 1 << 20
+_SO_RCVBUFFORCE = 33  # Linux; Python's socket module does not name it
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> int:
+    """Ask for ``size`` bytes of receive buffer on every socket aioice opened
+    for ``pc`` (SO_RCVBUFFORCE where the process may, else SO_RCVBUF, which
+    net.core.rmem_max caps). Returns the smallest size the kernel granted
+    (it reports twice what it holds for data), 0 when there was no socket."""
+    granted: list[int] = []
+    for transceiver in pc.getTransceivers():
+        connection = ice_connection(transceiver.receiver)
+        for protocol in list(connection._protocols):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+            except OSError:  # not allowed (no CAP_NET_ADMIN): capped by rmem_max
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                except OSError as exc:
+                    log.debug("could not enlarge a receive buffer: %s", exc)
+            granted.append(int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
+    return min(granted, default=0)
 
 
 # -- aiortc/aioice: ICE restart ------------------------------------------------

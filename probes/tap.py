@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from probes.h264 import parse_h264_packet
@@ -59,47 +60,72 @@ class ReceiverTap:
         # itself, per media SSRC, as a browser would.
         self._nacks: dict[int, NackScheduler] = {}
         self._nack_deadline_ms = meter.settle_ms
-        self.seam.tap(self._packet, self._frame, decode)
+        # Per payload type: (RTX?, the media codec's name): looked up once.
+        self._pts: dict[int, tuple[bool, str | None]] = {}
+        self.seam.tap(self._packet, self._frame, decode,
+                      alone=None if decode else self._measured_alone)
         self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
+
+    def _codec_of(self, payload_type: int) -> tuple[bool, str | None] | None:
+        known = self._pts.get(payload_type)
+        if known is not None:
+            return known
+        codec = self.seam.codec(payload_type)
+        if codec is None:
+            return None  # not negotiated (or the receiver not started): ask again
+        if _is_rtx(codec):
+            apt = codec.parameters.get("apt")
+            media = self.seam.codec(apt) if isinstance(apt, int) else None
+            known = (True, media.name.upper() if media is not None else None)
+        else:
+            known = (False, codec.name.upper())
+        self._pts[payload_type] = known
+        return known
+
+    def _measured_alone(self, codec: RTCRtpCodecParameters) -> bool:
+        """Without decoding, the packets of VP8 and H.264 (and their RTX)
+        need nothing from aiortc but the sender's feedback."""
+        if codec.payloadType is None:
+            return False
+        known = self._codec_of(codec.payloadType)
+        return known is not None and known[1] in _OWN_FRAMES
 
     def _packet(self, packet: RtpPacket) -> Feedback | None:
         now = self._now_ms = self._clock_ms()
-        codec = self.seam.codec(packet.payload_type)
-        if codec is None:
+        known = self._codec_of(packet.payload_type)
+        if known is None:
             return None
+        rtx, name = known
+        payload = packet.payload
         media_ssrc: int | None = packet.ssrc
-        if codec.mimeType.lower().endswith("/rtx"):
+        if rtx:
             media_ssrc = self.seam.rtx_media_ssrc(packet.ssrc)
-            if media_ssrc is None or len(packet.payload) < 2:
+            if media_ssrc is None or len(payload) < 2:
                 return None
-            osn = (packet.payload[0] << 8) | packet.payload[1]
-            self._meter.rtx_packet(media_ssrc, osn, len(packet.payload), now)
+            osn = (payload[0] << 8) | payload[1]
+            self._meter.rtx_packet(media_ssrc, osn, len(payload), now)
             nacks = self._nacks.get(media_ssrc)
             if nacks is not None:
                 nacks.repaired(osn)
-            apt = codec.parameters.get("apt")
-            media = self.seam.codec(apt) if isinstance(apt, int) else None
-            if media is not None:
-                self._assemble(media.name.upper(), media_ssrc, osn, packet.marker,
-                               packet.timestamp, packet.payload[2:], now)
+            if name is not None:
+                self._assemble(name, media_ssrc, osn, packet.marker, packet.timestamp,
+                               payload[2:], now)
         else:
-            self._meter.media_packet(
-                packet.ssrc, packet.sequence_number, packet.timestamp, len(packet.payload), now
-            )
-            name = codec.name.upper()
+            ssrc = packet.ssrc
+            seq = packet.sequence_number
+            self._meter.media_packet(ssrc, seq, packet.timestamp, len(payload), now)
             self._meter.video_codec = name
-            if name in _OWN_FRAMES and not self._own_frames:
-                if not self.decode:
-                    self.seam.skip_jitter_buffer()
-                self.seam.own_nacks()
-                self._own_frames = True
             if name in _OWN_FRAMES:
-                nacks = self._nacks.get(packet.ssrc)
+                if not self._own_frames:
+                    if not self.decode:
+                        self.seam.skip_jitter_buffer()
+                    self.seam.own_nacks()
+                    self._own_frames = True
+                nacks = self._nacks.get(ssrc)
                 if nacks is None:
-                    nacks = self._nacks[packet.ssrc] = NackScheduler(self._nack_deadline_ms)
-                nacks.media(packet.sequence_number, now)
-            self._assemble(name, packet.ssrc, packet.sequence_number, packet.marker,
-                           packet.timestamp, packet.payload, now)
+                    nacks = self._nacks[ssrc] = NackScheduler(self._nack_deadline_ms)
+                nacks.media(seq, now)
+                self._assemble(name, ssrc, seq, packet.marker, packet.timestamp, payload, now)
         if not self._own_frames:
             # For frames aiortc completes: a frame is complete when its last
             # packet (original or RTX) came.
@@ -114,11 +140,11 @@ class ReceiverTap:
         nacks = self._nacks.get(media_ssrc) if media_ssrc is not None else None
         if nacks is None or media_ssrc is None:
             return None
-        seqs = nacks.due(now, self._meter.last_rtt_ms)
+        seqs = nacks.due(now, self._meter.last_rtt_ms) if nacks.waiting else None
         pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now)
         if not seqs and not pli:
             return None
-        return Feedback(media_ssrc, seqs, pli)
+        return Feedback(media_ssrc, seqs or [], pli)
 
     def _assemble(self, codec: str, ssrc: int, seq: int, marker: int, ts: int,
                   payload: bytes, now: float) -> None:
@@ -157,6 +183,10 @@ class ReceiverTap:
             self._meter.frame(arrival, len(data))
 
 
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
 def _sender_report(meter: StreamMeter, packet: object) -> None:
     if isinstance(packet, RtcpSrPacket):
         meter.sender_report(packet.ssrc, packet.sender_info.ntp_timestamp,
@@ -178,15 +208,23 @@ class AudioTap:
         self._meter = meter
         self._clock_ms = clock_ms
         self._bypassed = False
-        self.seam.tap(self._packet, lambda codec, frame: None, decode=False)
+        self._rates: dict[int, int] = {}  # payload type -> clock rate, 0 for RTX
+        # Opus needs nothing from aiortc but the sender's feedback.
+        self.seam.tap(self._packet, lambda codec, frame: None, decode=False,
+                      alone=lambda codec: not _is_rtx(codec))
         self.seam.tap_rtcp(lambda p: _sender_report(meter, p))
 
     def _packet(self, packet: RtpPacket) -> None:
-        codec = self.seam.codec(packet.payload_type)
-        if codec is None or codec.mimeType.lower().endswith("/rtx"):
+        rate = self._rates.get(packet.payload_type)
+        if rate is None:
+            codec = self.seam.codec(packet.payload_type)
+            if codec is None:
+                return
+            rate = self._rates[packet.payload_type] = 0 if _is_rtx(codec) else codec.clockRate
+        if not rate:
             return
         if not self._bypassed:
             self.seam.skip_jitter_buffer()
             self._bypassed = True
         self._meter.audio_packet(packet.ssrc, packet.sequence_number, packet.timestamp,
-                                 len(packet.payload), self._clock_ms(), codec.clockRate)
+                                 len(packet.payload), self._clock_ms(), rate)

@@ -17,7 +17,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver
@@ -27,7 +27,12 @@ from probes.chat import chat_message, parse_chat_message
 from probes.config import ProbeConfig, StreamTarget
 from probes.joins.base import Joined, Joiner, JoinError, JoinHooks
 from probes.meter import StreamMeter
-from probes.rtc_seams import ReceiverSeam, ice_connection
+from probes.rtc_seams import (
+    RECEIVE_BUFFER_BYTES,
+    ReceiverSeam,
+    enlarge_receive_buffers,
+    ice_connection,
+)
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
 from probes.tap import AudioTap, ReceiverTap, monotonic_ms
@@ -222,6 +227,7 @@ class StreamWatcher:
             return
         self._joined = joined
         self._state = ConnectionState.CONNECTED  # refined from pc state per sample
+        _note_receive_buffer(enlarge_receive_buffers(joined.pc))
         tasks: list[asyncio.Task[None]] = []
         try:
             if receivers:
@@ -295,24 +301,24 @@ class StreamWatcher:
                 # Once per silence: a path that came back needs no second
                 # restart, a stream that stopped sending is not helped by one.
                 restarted_after = meter.last_packet_ms
-                await self._restart_ice(joined.restart_ice, silent)
+                await self._restart_ice(joined, silent)
                 continue
             if silent > dead_ms:
                 return f"no media packets for {silent / 1000:.0f} s (pc {pc_state})"
         return None
 
-    async def _restart_ice(
-        self, restart: Callable[[], Awaitable[None]], silent_ms: float
-    ) -> None:
+    async def _restart_ice(self, joined: Joined, silent_ms: float) -> None:
+        assert joined.restart_ice is not None
         where = f"{self.target.show_id}/{self.target.stream_id}"
         started = time.monotonic()
         try:
-            await restart()
+            await joined.restart_ice()
         except JoinError as exc:
             log.warning("%s: ICE restart after %.1f s without media failed: %s",
                         where, silent_ms / 1000, exc)
             return
         self.ice_restarts += 1
+        _note_receive_buffer(enlarge_receive_buffers(joined.pc))  # the new path's sockets
         log.info("%s: ICE restarted after %.1f s without media (took %.2f s)",
                  where, silent_ms / 1000, time.monotonic() - started)
 
@@ -329,6 +335,20 @@ class StreamWatcher:
             except Exception as exc:  # a closed channel: counted lost by the ledger
                 log.debug("chat send failed: %s", exc)
             await asyncio.sleep(interval)
+
+
+_buffer_capped_said = False
+
+
+def _note_receive_buffer(granted: int) -> None:
+    """Say once per process when the kernel capped the media sockets'
+    receive buffer (the kernel reports twice the bytes asked for)."""
+    global _buffer_capped_said
+    if 0 < granted < 2 * RECEIVE_BUFFER_BYTES and not _buffer_capped_said:
+        _buffer_capped_said = True
+        log.warning("media socket receive buffer capped at %d bytes (asked %d): with many "
+                    "streams a busy probe may lose packets at its own sockets; raise "
+                    "net.core.rmem_max", granted // 2, RECEIVE_BUFFER_BYTES)
 
 
 async def _drain(receiver: RTCRtpReceiver) -> None:

@@ -40,6 +40,11 @@ class Vp8PacketInfo:
     height: int | None = None
 
 
+# Made once: most packets continue a frame, and a frozen dataclass is slow to build.
+_CONTINUES = Vp8PacketInfo(frame_start=False, keyframe=False)
+_STARTS = Vp8PacketInfo(frame_start=True, keyframe=False)
+
+
 def parse_vp8_packet(payload: bytes) -> Vp8PacketInfo | None:
     if not payload:
         return None
@@ -60,9 +65,9 @@ def parse_vp8_packet(payload: bytes) -> Vp8PacketInfo | None:
             pos += 1
     start = bool(b0 & 0x10) and (b0 & 0x07) == 0
     if not start:
-        return Vp8PacketInfo(frame_start=False, keyframe=False)
-    frame = parse_vp8_frame(payload[pos:])
+        return _CONTINUES
+    frame = parse_vp8_frame(payload[pos:pos + 10])  # the header is all that is read
     if frame is None:
-        return Vp8PacketInfo(frame_start=True, keyframe=False)
+        return _STARTS
     return Vp8PacketInfo(frame_start=True, keyframe=frame.keyframe, width=frame.width,
                          height=frame.height)

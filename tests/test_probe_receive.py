@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 import aiohttp
+import aiortc.rtcrtpreceiver
 import av
 import numpy as np
 import pytest
@@ -30,7 +31,16 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
 )
-from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 
 from probes.agent import ProbeAgent
 from probes.config import ProbeConfig, StreamTarget
@@ -213,6 +223,49 @@ async def test_h264_frames_size_and_codec_over_aiortc(loopbacks: Any) -> None:
     assert (s.width, s.height) == (640, 360)
     assert s.loss_pct == 0.0 and s.freeze_count == 0 and s.stuck_ms == 0.0
     assert s.goodput_kbps is not None and s.goodput_kbps > 100
+
+
+@pytest.mark.server  # a real WebRTC session over aiortc loopback
+@pytest.mark.timeout(60)
+async def test_packets_skip_aiortc_but_the_sender_keeps_its_feedback(
+    loopbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe measures H.264 alone: aiortc must not depayload its packets
+    # (the work saved), yet the sender still gets what a browser sends it:
+    # receiver reports on its stream and REMB from abs-send-time.
+    depayloaded: list[str] = []
+    real_depayload = aiortc.rtcrtpreceiver.depayload
+
+    def counting(codec: Any, payload: bytes) -> bytes:
+        depayloaded.append(codec.mimeType.lower())
+        return real_depayload(codec, payload)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "depayload", counting)
+    lb: Loopback = await loopbacks(ClipTrack(h264_clip(), {}), "video/H264")
+    reports: list[int] = []  # highest sequence numbers reported on the sender's stream
+    rembs: list[int] = []  # bitrates
+    real_rtcp = lb.sender._handle_rtcp_packet
+
+    async def on_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket):
+            reports.extend(r.highest_sequence for r in packet.reports
+                           if r.ssrc == lb.sender._ssrc)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            if lb.sender._ssrc in ssrcs:
+                rembs.append(bitrate)
+        await real_rtcp(packet)
+
+    lb.sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
+    await wait_for(lambda: lb.meter.first_frame_ms is not None, 10)
+    await asyncio.sleep(3.0)
+    assert "video/h264" not in depayloaded
+    assert lb.meter.packets_total > 100
+    assert len(reports) >= 2, reports
+    assert 0 < (lb.sent_seq[-1] - reports[-1]) % 65536 < 1000  # about the stream sent
+    # aiortc's estimator gives its first estimate after 5 s of the stream.
+    await wait_for(lambda: len(rembs) >= 2, 10)
+    assert all(b > 0 for b in rembs), rembs
 
 
 @pytest.mark.server  # a real WebRTC session over aiortc loopback

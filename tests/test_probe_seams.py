@@ -76,6 +76,18 @@ async def test_a_renamed_receiver_attribute_refuses_the_start(
     assert "RTCRtpReceiver.__decoder_queue" in message
 
 
+async def test_a_renamed_statistics_class_refuses_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probe's own receive path keeps aiortc's receiver-report statistics
+    # with aiortc's own class: without it the sender would get no reports.
+    import aiortc.rtcrtpreceiver
+
+    monkeypatch.delattr(aiortc.rtcrtpreceiver, "StreamStatistics")
+    message = await _start_fails(_config())
+    assert "StreamStatistics" in message
+
+
 async def test_a_renamed_aioice_attribute_refuses_the_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
