@@ -1,14 +1,18 @@
-"""The probe next to a reference browser, on a libwebrtc sender, under known
-impairments: which of the probe's figures agree with ground truth and with
-what Chromium reports, and by how much. The set-up is described in
-tests/reference_viewer.py (needs root: network namespaces, nftables, tc).
+"""The probe next to a reference browser, on a libwebrtc sender or on Janus
+(H.264 + Opus mountpoint fed by ffmpeg), under known impairments: which of
+the probe's figures agree with ground truth and with what Chromium reports,
+and by how much. The set-up is described in tests/reference_viewer.py (needs
+root: network namespaces, nftables, tc).
 
-Phases: clean, 5 % and 15 % random loss, a 600 kbit/s squeeze; each for
-``--phase`` seconds plus 6 s clean, counted as one window.
+Phases: clean, 5 % and 15 % random loss, a 600 kbit/s squeeze, 15 % loss of
+the audio packets only; each for ``--phase`` seconds plus 6 s clean,
+counted as one window.
 
-    sudo python bench/browser_reference.py [--codec h264|vp8] [--phase 20] [--quick]
+    sudo python bench/browser_reference.py [--origin libwebrtc|janus]
+        [--codec h264|vp8] [--phase 20] [--quick]
 
-Prints the figures of each phase; the last line is one JSON object.
+Prints the figures of each phase and every target of the definition of done
+that applies to it, PASS or MISS; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -23,29 +27,42 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reference_viewer import PHASES, compare
+from tests.reference_viewer import ORIGINS, PHASES, compare
 
 
 def show(name: str, f: dict[str, Any]) -> None:
     print(f"{name}: loss probe {f['probe_loss_pct']} % / truth {f['truth_loss_pct_probe_path']} %,"
           f" browser {f['browser_loss_pct']} % / truth {f['truth_loss_pct_browser_path']} %;"
-          f" kbps probe {f['probe_bitrate_kbps']} (sender {f['sender_kbps_to_probe']}),"
-          f" browser {f['browser_kbps']} (sender {f['sender_kbps_to_browser']});"
+          f" received kbps probe {f['probe_received_kbps']} (rtx {f['probe_rtx_kbps']},"
+          f" sender {f['sender_kbps_to_probe']}), browser {f['browser_kbps']}"
+          f" (rtx {f['browser_rtx_kbps']}, sender {f['sender_kbps_to_browser']});"
           f" fps probe {f['probe_fps']} browser {f['browser_fps']};"
-          f" frozen s probe {f['probe_frozen_s']} browser {f['browser_frozen_s']}")
+          f" frozen s probe {f['probe_frozen_s']} browser {f['browser_frozen_s']};"
+          f" audio loss probe {f['probe_audio_loss_pct']} % browser"
+          f" {f['browser_audio_loss_pct']} % truth {f.get('truth_audio_loss_pct_probe_path')} %")
+    for key, v in f["verdicts"].items():
+        print(f"  {'PASS' if v['pass'] else 'MISS'} {name} {key} = {v['value']}"
+              f" (target {v['target']})")
     print(json.dumps({name: f}))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--codec", choices=("h264", "vp8"), default="h264")
+    p.add_argument("--origin", choices=ORIGINS, default="libwebrtc")
+    p.add_argument("--codec", choices=("h264", "vp8"), default="h264",
+                   help="libwebrtc origin only (Janus's mountpoint is H.264)")
     p.add_argument("--phase", type=float, default=20.0, help="seconds of each impairment")
     p.add_argument("--quick", action="store_true", help="clean, 5 %% and 15 %% loss only")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, nftables, tc)")
     phases = PHASES[:3] if args.quick else PHASES
-    result = asyncio.run(compare(args.codec, args.phase, phases, show))
+    result = asyncio.run(compare(args.origin, args.codec, args.phase, phases, show))
+    verdicts = [(n, k, v["pass"]) for n, f in result["phases"].items()
+                for k, v in f["verdicts"].items()]
+    result["passed"] = sum(ok for _, _, ok in verdicts)
+    result["missed"] = [f"{n}.{k}" for n, k, ok in verdicts if not ok]
+    print(f"{result['passed']} PASS, {len(result['missed'])} MISS: {result['missed']}")
     print(json.dumps(result, separators=(",", ":")))
 
 

@@ -35,6 +35,7 @@ class ShownFrame:
     keyframe: bool
     width: int | None
     height: int | None
+    rtp_timestamp: int | None = None
 
 
 @dataclass(slots=True)  # one per packet: slots make it cheaper to build and read
@@ -123,10 +124,13 @@ class FrameAssembler:
             size = 0
             keyframe = False
             width = height = None
+            ts: int | None = None
             for s in range(self._next, frame + 1):
                 p = self._packets.pop(s)
                 size += p.size
                 keyframe = keyframe or p.keyframe
+                if ts is None:
+                    ts = p.ts
                 if p.width and p.height:
                     width, height = p.width, p.height
             self._next = frame + 1
@@ -135,7 +139,7 @@ class FrameAssembler:
                 self._decodable = True
                 self._broken = False
             if self._decodable:
-                shown.append(ShownFrame(now_ms, size, keyframe, width, height))
+                shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts))
             else:
                 self.frames_undecodable += 1
                 self._broken = True

@@ -12,6 +12,7 @@ from probes.frames import FrameAssembler
 from probes.freeze import INACTIVE_MS, FreezeDetector
 from probes.jitter import InterarrivalJitter
 from probes.loss import LossAccounting
+from probes.playout import Playout
 
 # How long one RTT measurement stands in for seconds without a new answer.
 RTT_HOLD_MS = 3000.0
@@ -76,6 +77,7 @@ class StreamMeter:
         self._clock_rate = clock_rate
         self._ssrcs: dict[int, _SsrcStats] = {}
         self._frames = FreezeDetector()
+        self._playout = Playout(clock_rate)
         self._frames_this_interval = 0
         self._frame_bytes_this_interval = 0
         self._reported = (0, 0.0, 0, 0.0)  # freeze/pause totals already reported
@@ -181,7 +183,7 @@ class StreamMeter:
         s = self._ssrcs.get(ssrc) or self._ssrc(ssrc)
         for f in s.frames.packet(seq, start, end, keyframe, size, now_ms, width, height,
                                  rtp_timestamp):
-            self.frame(f.at_ms, f.size_bytes, f.width, f.height)
+            self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp)
 
     def frame(
         self,
@@ -189,12 +191,17 @@ class StreamMeter:
         size_bytes: int,
         width: int | None = None,
         height: int | None = None,
+        rtp_timestamp: int | None = None,
     ) -> None:
+        """A frame a decoder could show, complete at ``now_ms``. With its RTP
+        timestamp, stalls are judged at the time a browser would show it
+        (:mod:`probes.playout`), else at ``now_ms``."""
         if self.first_frame_ms is None:
             self.first_frame_ms = now_ms
         if width and height:
             self.width, self.height = width, height
-        self._frames.frame(now_ms)
+        shown = now_ms if rtp_timestamp is None else self._playout.show_ms(now_ms, rtp_timestamp)
+        self._frames.frame(shown)
         self._frames_this_interval += 1
         self._frame_bytes_this_interval += size_bytes
 
@@ -247,7 +254,7 @@ class StreamMeter:
         busiest = -1
         for s in self._ssrcs.values():
             for f in s.frames.advance(now_ms):  # frames given up unblock later ones
-                self.frame(f.at_ms, f.size_bytes, f.width, f.height)
+                self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp)
         for s in self._ssrcs.values():
             li = s.loss.take(now_ms)
             expected += li.expected

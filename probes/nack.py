@@ -3,11 +3,17 @@ NACK module and keyframe requests), so the probe recovers from loss when a
 viewer would and its frozen time is the viewer's.
 
 - NACK: a missing sequence number is asked for as soon as the gap is seen,
-  then again every RTT (at least ``MIN_RETRY_MS`` apart, libwebrtc's process
-  interval) until it arrives (original or RTX), its frame's deadline passes
+  then again every RTT, but never sooner than ``MIN_RETRY_MS`` (100 ms),
+  until it arrives (original or RTX), its frame's deadline passes
   (``deadline_ms`` after the gap was seen: the frame assembler gives the
-  frame up then) or ``MAX_RETRIES`` requests were sent. aiortc on its own
-  asks once per gap.
+  frame up then) or ``MAX_RETRIES`` requests were sent. A browser viewer
+  learns no RTT from RTCP (it sends no media, so it gets no receiver
+  reports) and its NACK module resends every 100 ms, its default RTT: so the
+  ten tries span the frame's second. Asking every few ms on a short path
+  spends them all in a fraction of that, and a sender that ignores repeated
+  NACKs for a while after a retransmission (Janus: 200 ms) then never
+  repairs a packet whose retransmission was lost, where the browser asks
+  again in time. aiortc on its own asks once per gap.
 - PLI: while the picture cannot recover without a keyframe (the chain of
   frames broke, or no keyframe yet), ask for one, again every
   ``PLI_RETRY_MS`` until a keyframe completes.
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 
 from probes.sequence import SEQ_SPAN, extend_seq
 
-MIN_RETRY_MS = 20.0
+MIN_RETRY_MS = 100.0  # a browser viewer's resend interval (see above)
 DEFAULT_RTT_MS = 100.0  # until a round trip is measured, as libwebrtc
 MAX_RETRIES = 10
 PLI_RETRY_MS = 200.0

@@ -149,9 +149,14 @@ class JanusNetns(VethNamespace):
     table = "qp"
     media_counter = "media_out"
 
-    def __init__(self, index: int = 0, auth: JanusAuth | None = None) -> None:
+    def __init__(self, index: int = 0, auth: JanusAuth | None = None,
+                 ice_interfaces: tuple[str, ...] = ()) -> None:
         super().__init__(index)
         self.auth = auth or JanusAuth()
+        # More interfaces (or name prefixes) Janus may gather ICE candidates
+        # on, for veths into this namespace made after Janus started (Janus
+        # looks at the interfaces again for each new peer connection).
+        self.ice_interfaces = ice_interfaces
         self.janus: subprocess.Popen[bytes] | None = None
         self.feed: subprocess.Popen[bytes] | None = None
         self.h264_feed: subprocess.Popen[bytes] | None = None
@@ -227,7 +232,7 @@ media: {{
 }}
 nat: {{
   nice_debug = false
-  ice_enforce_list = "{self.veth_ns}"
+  ice_enforce_list = "{",".join((self.veth_ns, *self.ice_interfaces))}"
 }}
 plugins: {{ }}
 transports: {{ }}

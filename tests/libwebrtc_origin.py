@@ -2,10 +2,11 @@
 moving canvas picture and a tone, behind a small WHEP endpoint.
 
 ``POST /whep/{codec}`` (``vp8`` or ``h264``; for H.264 optionally
-``?profile=4d001f&mode=0``) needs ``Authorization: Bearer <token>`` (401
-without, 403 with a wrong one, 404 for another codec or path, 415 for a body
-that is not ``application/sdp``). The offer goes to the page
-(``tests/data/libwebrtc_origin.html``) over DevTools; the page makes a new
+``?profile=4d001f&mode=0``; ``max_kbps=N`` caps the video encoder) needs
+``Authorization: Bearer <token>`` (401 without, 403 with a wrong one, 404
+for another codec or path, 415 for a body that is not ``application/sdp``).
+The offer goes to the page (``tests/data/libwebrtc_origin.html``) over
+DevTools; the page makes a new
 RTCPeerConnection for it and returns the answer, served as 201 with a
 ``Location`` to ``DELETE``. So a probe meets a real sender: libwebrtc's
 congestion control, RTX, FEC and keyframe answers. The 201 says
@@ -136,8 +137,12 @@ class LibwebrtcOrigin:
         offer = await request.text()
         profile = request.query.get("profile", "")
         mode = request.query.get("mode")
+        try:
+            max_kbps = int(request.query.get("max_kbps", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="max_kbps: a whole number") from None
         args = ", ".join([*(_js(v) for v in (offer, codec, profile, mode)),
-                          json.dumps(list(self.hosts))])
+                          json.dumps(list(self.hosts)), str(max_kbps)])
         try:
             answer = await self.evaluate(f"answer({args})")
         except RuntimeError as exc:

@@ -1,44 +1,96 @@
-"""The probe next to a reference browser, on a libwebrtc sender, under known
-impairments (used by bench/browser_reference.py and
-tests/test_probe_browser_reference.py: one code path).
+"""The probe next to a reference browser, watching the same origin under
+known impairments (used by bench/browser_reference.py and
+tests/test_probe_browser_reference.py: one code path). Needs root.
 
-Headless Chromium publishes a canvas picture and a tone behind a Bearer-token
-WHEP endpoint (tests/libwebrtc_origin.py) in the root namespace. The probe
-(``qosmon probe --whep``, its own process) and a second headless Chromium
-(the reference viewer, W3C inbound-rtp stats) each watch it from their own
-network namespace (tests/viewer_netns.py; needs root), so each gets the same
+Two origins:
+
+- ``libwebrtc``: headless Chromium publishes a canvas picture and a tone
+  behind a Bearer-token WHEP endpoint (tests/libwebrtc_origin.py) in the
+  root namespace. Each viewer has its own session, so its own encoder and
+  congestion control; the encoder is capped (``MAX_KBPS``) so that two
+  viewers whose bandwidth estimates allow more get streams of the same rate,
+  and the sender's per-session outbound-rtp stats are reported too.
+- ``janus``: Janus's H.264 + Opus mountpoint fed by ffmpeg (a looped clip,
+  no congestion control) in its own namespace (tests/janus_harness.py);
+  both viewers get the very same packets. Chromium joins through the
+  streaming plugin's REST API (tests/data/janus_viewer.html).
+
+The probe (``qosmon probe``, its own process) and a second headless
+Chromium (the reference viewer: W3C inbound-rtp stats) each watch from their
+own network namespace (tests/viewer_netns.py), joined to the root namespace
+(libwebrtc) or straight to Janus's namespace, so each gets the same
 impairment on its own path: nftables random drop in its namespace (the
-counter on its video SSRC is the ground truth of path loss) and a tc tbf
-squeeze. Each viewer has its own session, so its own encoder and congestion
-control: the sender's per-session outbound-rtp stats are reported too.
+counter on the stream's SSRC is the ground truth of path loss), a tc tbf
+squeeze, or a drop of the audio packets only.
 
 Each phase: the impairment for ``phase_s`` seconds, then ``TAIL_S`` clean,
 all counted in one window (a freeze still going when the impairment stops is
-counted when it ends).
+counted when it ends). :func:`verdicts` holds the figures against the
+targets the probe must meet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.chromium import chromium, chromium_path, evaluate, open_page
+from tests.janus_harness import (
+    H264_MOUNTPOINT,
+    H264_PT,
+    HTTP_PORT,
+    OPUS_PT,
+    JanusNetns,
+    encode_h264_clip,
+)
 from tests.libwebrtc_origin import LibwebrtcOrigin
 from tests.viewer_netns import ViewerNetns
 
 ROOT = Path(__file__).resolve().parent.parent
+JANUS_PAGE = Path(__file__).parent / "data" / "janus_viewer.html"
 TOKEN = "reference-viewer-token"
 TAIL_S = 6.0
 WARMUP_S = 8.0
-PHASES: list[tuple[str, int, int | None]] = [
-    ("clean", 0, None), ("loss5", 5, None), ("loss15", 15, None), ("squeeze600", 0, 600),
+# The libwebrtc sender's video never goes above this: both viewers' streams
+# then have the same rate while bandwidth allows it (their encoders are
+# apart, and would otherwise settle 10 % or more apart on a clean path: the
+# probe's bandwidth estimate, aiortc's REMB, let it to about 560 kbit/s
+# where Chromium's transport-wide estimate let it to 600 and more).
+MAX_KBPS = 500
+PAGE_PORT = 8700  # the Janus viewer page, on the viewer namespace's loopback
+ORIGINS = ("libwebrtc", "janus")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    loss_pct: int = 0
+    rate_kbit: int | None = None
+    # "all": the random drop hits every UDP packet (the video SSRC's counted
+    # apart); "audio": only the audio SSRC's packets are dropped.
+    drop: str = "all"
+
+
+PHASES: list[Phase] = [
+    Phase("clean"), Phase("loss5", 5), Phase("loss15", 15), Phase("squeeze600", rate_kbit=600),
+    Phase("audio15", 15, drop="audio"),
 ]
+
+# The targets (what the probe must match, from its definition of done).
+LOSS_PP = 1.0  # path loss vs the firewall's count, percentage points
+KBPS_PCT = 5.0  # received bitrate vs the browser's bytesReceived rate
+FPS_PCT = 10.0  # frame rate vs the browser's framesDecoded rate
+FROZEN_PCT = 20.0  # frozen time vs the browser's freeze + pause total ...
+FROZEN_S = 1.0  # ... or this many seconds, whichever is larger
 
 
 def probe_samples(path: Path, t0: float, t1: float) -> list[dict[str, Any]]:
@@ -58,138 +110,374 @@ def by_session(stats: list[dict[str, Any]], sid: str, kind: str = "video") -> di
     return next((s for s in stats if s["id"] == sid and s["kind"] == kind), {})
 
 
-def pct(a: float, b: float) -> float | None:
-    return None if not b else round(100.0 * (a - b) / b, 1)
+def pct(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(100.0 * (a - b) / b, 1)
 
 
-async def compare(codec: str = "h264", phase_s: float = 20.0,
-                  phases: list[tuple[str, int, int | None]] | None = None,
+# -- the two origins ------------------------------------------------------------
+
+
+class _Origin:
+    """How each viewer joins, and who tells the SSRCs and sender rates."""
+
+    name = ""
+    sender_stats_known = False
+
+    async def close(self) -> None:
+        return None
+
+    def probe_args(self, ns: ViewerNetns) -> list[str]:
+        raise NotImplementedError
+
+    async def browser_join(self, cdp: Any, ns: ViewerNetns) -> str:
+        raise NotImplementedError
+
+    async def sender_stats(self) -> list[dict[str, Any]]:
+        return []
+
+    def streams(self, who: str, sent: list[dict[str, Any]],
+                browser: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """How the firewall on ``who``'s path picks out each stream (video,
+        audio): ``set_loss`` keywords (its SSRC or payload type)."""
+        raise NotImplementedError
+
+
+class _Libwebrtc(_Origin):
+    name = "libwebrtc"
+    sender_stats_known = True
+
+    def __init__(self, origin: LibwebrtcOrigin, codec: str) -> None:
+        self.origin = origin
+        self.codec = codec
+        self.sessions: dict[str, str] = {}  # viewer -> WHEP resource id
+
+    def probe_args(self, ns: ViewerNetns) -> list[str]:
+        return ["--whep", self.origin.url(self.codec, host=ns.root_ip, max_kbps=str(MAX_KBPS)),
+                "--token-env", "QOSMON_WHEP_TOKEN"]
+
+    async def probe_joined(self) -> None:
+        while not self.origin.answered:
+            await asyncio.sleep(0.1)
+        self.sessions["probe"] = self.origin.answered[0]
+
+    async def browser_join(self, cdp: Any, ns: ViewerNetns) -> str:
+        page = await open_page(cdp, f"{self.origin.bases[ns.root_ip]}/viewer")
+        url = self.origin.url(self.codec, host=ns.root_ip, max_kbps=str(MAX_KBPS))
+        await evaluate(cdp, page, f"watch({json.dumps(url)}, {json.dumps(TOKEN)})")
+        self.sessions["browser"] = self.origin.answered[-1]
+        return page
+
+    async def sender_stats(self) -> list[dict[str, Any]]:
+        return await self.origin.sender_stats()
+
+    def streams(self, who: str, sent: list[dict[str, Any]],
+                browser: dict[str, Any]) -> dict[str, dict[str, int]]:
+        sid = self.sessions[who]
+        return {kind: {"media_ssrc": by_session(sent, sid, kind)["ssrc"]}
+                for kind in ("video", "audio")}
+
+
+class _Janus(_Origin):
+    name = "janus"
+
+    def __init__(self, janus: JanusNetns) -> None:
+        self.janus = janus
+        self.page_server: asyncio.subprocess.Process | None = None
+
+    def probe_args(self, ns: ViewerNetns) -> list[str]:
+        return ["--janus", f"http://{ns.root_ip}:{HTTP_PORT}/janus",
+                "--mountpoint", str(H264_MOUNTPOINT)]
+
+    async def browser_join(self, cdp: Any, ns: ViewerNetns) -> str:
+        # The page is served on the viewer namespace's own loopback: a page
+        # from there may call Janus on a private address (Chromium refuses
+        # that to a page of no address, such as a data: URL).
+        folder = ns.dir / "page"
+        folder.mkdir(exist_ok=True)
+        (folder / "janus_viewer.html").write_bytes(JANUS_PAGE.read_bytes())
+        self.page_server = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", ns.ns, sys.executable, "-m", "http.server",
+            str(PAGE_PORT), "--bind", "127.0.0.1", "--directory", str(folder),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True)
+        url = f"http://127.0.0.1:{PAGE_PORT}/janus_viewer.html"
+        await asyncio.sleep(0.5)
+        page = await open_page(cdp, url)
+        for _ in range(50):  # until the server listens (bounded: 10 s)
+            if await evaluate(cdp, page, "typeof watchJanus") == "function":
+                break
+            await asyncio.sleep(0.2)
+            await cdp.call("Page.navigate", {"url": url}, session=page)
+        api = f"http://{ns.root_ip}:{HTTP_PORT}/janus"
+        await evaluate(cdp, page, f"watchJanus({json.dumps(api)}, {H264_MOUNTPOINT})")
+        return page
+
+    async def close(self) -> None:
+        if self.page_server is not None and self.page_server.returncode is None:
+            self.page_server.terminate()
+            await asyncio.wait_for(self.page_server.wait(), 10)
+
+    def streams(self, who: str, sent: list[dict[str, Any]],
+                browser: dict[str, Any]) -> dict[str, dict[str, int]]:
+        # Janus gives each viewer's streams SSRCs of their own, but keeps
+        # the mountpoint's payload types in every offer.
+        return {"video": {"media_pt": H264_PT}, "audio": {"media_pt": OPUS_PT}}
+
+
+@contextlib.asynccontextmanager
+async def _origin(name: str, codec: str) -> AsyncIterator[tuple[_Origin, ViewerNetns,
+                                                                ViewerNetns]]:
+    if name == "libwebrtc":
+        with ViewerNetns(1) as pns, ViewerNetns(2) as bns:
+            async with LibwebrtcOrigin(TOKEN, hosts=(pns.root_ip, bns.root_ip)) as origin:
+                yield _Libwebrtc(origin, codec), pns, bns
+        return
+    if name != "janus":
+        raise ValueError(f"origin: one of {', '.join(ORIGINS)}")
+    clip_dir = Path(tempfile.mkdtemp(prefix="qosmon-reference-clip-"))
+    try:
+        clip = encode_h264_clip(clip_dir / "clip.ts")
+        with JanusNetns(index=5, ice_interfaces=(f"{ViewerNetns.prefix}r",)) as janus:
+            janus.start_h264_feed(clip)
+            with ViewerNetns(1, peer_ns=janus.ns) as pns, \
+                    ViewerNetns(2, peer_ns=janus.ns) as bns:
+                await asyncio.sleep(2.5)  # a whole GOP: Janus holds a keyframe
+                o = _Janus(janus)
+                try:
+                    yield o, pns, bns
+                finally:
+                    await o.close()
+    finally:
+        for f in clip_dir.iterdir():
+            f.unlink()
+        clip_dir.rmdir()
+
+
+async def compare(origin: str = "libwebrtc", codec: str = "h264", phase_s: float = 20.0,
+                  phases: list[Phase] | None = None,
                   report: Callable[[str, dict[str, Any]], None] = lambda n, f: None,
                   ) -> dict[str, Any]:
-    """Run the phases (name, loss %, rate kbit/s or None) and return the
-    figures of each; ``report`` is called as each phase ends."""
+    """Run the phases on ``origin`` ("libwebrtc" or "janus"; Janus's
+    mountpoint is H.264 whatever ``codec`` says) and return the figures of
+    each; ``report`` is called as each phase ends."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("no Chromium installed")
-    with ViewerNetns(1) as pns, ViewerNetns(2) as bns:
-        async with LibwebrtcOrigin(TOKEN, hosts=(pns.root_ip, bns.root_ip)) as origin:
-            return await _measure(codec, phase_s, phases or PHASES, report, binary, origin,
-                                  pns, bns)
+    async with _origin(origin, codec) as (o, pns, bns):
+        return await _measure(o, phase_s, phases or PHASES, report, binary, pns, bns)
 
 
-async def _measure(codec: str, phase_s: float, phases: list[tuple[str, int, int | None]],
+async def _wait_probe_joined(o: _Origin, probe: asyncio.subprocess.Process,
+                             out_file: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if probe.returncode is not None:
+            raise RuntimeError("the probe exited before joining")
+        if isinstance(o, _Libwebrtc):
+            if o.origin.answered:
+                await o.probe_joined()
+                return
+        elif out_file.exists() and '"connected"' in out_file.read_text():
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the probe did not join in 30 s")
+
+
+async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
                    report: Callable[[str, dict[str, Any]], None], binary: str,
-                   origin: LibwebrtcOrigin, pns: ViewerNetns, bns: ViewerNetns,
-                   ) -> dict[str, Any]:
-    total = WARMUP_S + len(phases) * (phase_s + TAIL_S) + 10
+                   pns: ViewerNetns, bns: ViewerNetns) -> dict[str, Any]:
+    total = WARMUP_S + len(phases) * (phase_s + TAIL_S) + 20
     out_file = pns.dir / "probe.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QOSMON_WHEP_TOKEN": TOKEN}
     probe = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", pns.ns, sys.executable, "-m", "qosmon.cli", "probe",
-        "--whep", origin.url(codec, host=pns.root_ip), "--token-env", "QOSMON_WHEP_TOKEN",
-        "--ice-host", pns.ns_ip, "--duration", str(total), "--output", str(out_file),
+        *o.probe_args(pns), "--ice-host", pns.ns_ip, "--duration", str(total),
+        "--output", str(out_file),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True)
     try:
-        while not origin.answered:
-            if probe.returncode is not None:
-                raise RuntimeError("the probe exited before joining")
-            await asyncio.sleep(0.1)
-        probe_sid = origin.answered[0]
-        flags = [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {bns.root_ip}",
+        await _wait_probe_joined(o, probe, out_file)
+        flags = [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {bns.root_ip},"
+                 " EXCLUDE 127.0.0.1",
                  "--disable-features=WebRtcHideLocalIpsWithMdns",
                  "--autoplay-policy=no-user-gesture-required",
                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
         async with chromium(binary, extra_flags=flags, netns=bns.ns) as cdp:
-            page = await open_page(cdp, f"{origin.bases[bns.root_ip]}/viewer")
-            url = origin.url(codec, host=bns.root_ip)
-            await evaluate(cdp, page, f"watch({json.dumps(url)}, {json.dumps(TOKEN)})")
-            browser_sid = origin.answered[-1]
+            page = await o.browser_join(cdp, bns)
             await asyncio.sleep(WARMUP_S)
-            sent = await origin.sender_stats()
-            ssrc = {"probe": by_session(sent, probe_sid)["ssrc"],
-                    "browser": by_session(sent, browser_sid)["ssrc"]}
-            codec_name = by_session(sent, probe_sid).get("mimeType")
+            sent = await o.sender_stats()
+            first = await evaluate(cdp, page, "stats()")
+            streams = {"probe": o.streams("probe", sent, first),
+                       "browser": o.streams("browser", sent, first)}
+            codec_name = (by_session(sent, o.sessions["probe"]).get("mimeType")
+                          if isinstance(o, _Libwebrtc) else "video/H264")
             results = {}
-            for name, loss, kbit in phases:
+            for ph in phases:
+                kind = "audio" if ph.drop == "audio" else "video"
                 for ns, who in ((pns, "probe"), (bns, "browser")):
-                    ns.set_loss(loss, ssrc[who])
-                    ns.set_rate(kbit)
+                    ns.set_loss(ph.loss_pct, only_media=ph.drop == "audio",
+                                **streams[who][kind])
+                    ns.set_rate(ph.rate_kbit)
                     ns.reset_counters()
                 t0 = time.time()
                 b0 = await evaluate(cdp, page, "stats()")
-                s0 = await origin.sender_stats()
+                s0 = await o.sender_stats()
                 await asyncio.sleep(phase_s)
                 squeezed = {"probe": pns.rate_dropped(), "browser": bns.rate_dropped()}
-                for ns in (pns, bns):
-                    ns.set_loss(0, ssrc["probe" if ns is pns else "browser"])
+                for ns, who in ((pns, "probe"), (bns, "browser")):
+                    ns.set_loss(0, **streams[who][kind])
                     ns.set_rate(None)
                 await asyncio.sleep(TAIL_S)
                 b1 = await evaluate(cdp, page, "stats()")
-                s1 = await origin.sender_stats()
+                s1 = await o.sender_stats()
                 t1 = time.time()
-                results[name] = figures(
-                    probe_samples(out_file, t0, t1), b0, b1, s0, s1, probe_sid, browser_sid,
-                    pns.counters(), bns.counters(), t1 - t0)
-                results[name]["tbf_dropped_packets"] = squeezed
-                report(name, results[name])
+                f = figures(probe_samples(out_file, t0, t1), b0, b1, s0, s1,
+                            o.sessions if isinstance(o, _Libwebrtc) else None,
+                            pns.counters(), bns.counters(), t1 - t0, kind)
+                f["tbf_dropped_packets"] = squeezed
+                f["verdicts"] = verdicts(ph, f)
+                results[ph.name] = f
+                report(ph.name, f)
     finally:
         if probe.returncode is None:
             probe.terminate()
             await asyncio.wait_for(probe.wait(), 20)
-    return {"codec": codec_name, "phase_s": phase_s, "tail_s": TAIL_S, "phases": results}
+    return {"origin": o.name, "codec": codec_name, "phase_s": phase_s, "tail_s": TAIL_S,
+            "max_kbps": MAX_KBPS if isinstance(o, _Libwebrtc) else None, "phases": results}
 
 
 def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any],
-            s0: list[dict[str, Any]], s1: list[dict[str, Any]], probe_sid: str,
-            browser_sid: str, pc: Any, bc: Any, window_s: float) -> dict[str, Any]:
+            s0: list[dict[str, Any]], s1: list[dict[str, Any]],
+            sessions: dict[str, str] | None, pc: Any, bc: Any, window_s: float,
+            counted: str = "video") -> dict[str, Any]:
+    """The figures of one window. ``counted`` is the stream whose packets
+    the firewall counted apart (and dropped, in an audio-only phase)."""
     bv0, bv1 = b0.get("video", {}), b1.get("video", {})
+    ba0, ba1 = b0.get("audio", {}), b1.get("audio", {})
     bdt = b1["ts"] - b0["ts"]
     expected = sum(s["packets_expected"] or 0 for s in samples)
     received = sum(s["packets_received"] or 0 for s in samples)
     lost_b = delta(bv0, bv1, "packetsLost")
     recv_b = delta(bv0, bv1, "packetsReceived")
+    alost_b = delta(ba0, ba1, "packetsLost")
+    arecv_b = delta(ba0, ba1, "packetsReceived")
 
-    def sender_kbps(sid: str) -> float:
-        a, b = by_session(s0, sid), by_session(s1, sid)
-        return round(delta(a, b, "bytesSent") * 8 / window_s / 1000, 1)
+    def sender_kbps(who: str, key: str = "bytesSent") -> float | None:
+        if sessions is None:
+            return None
+        a, b = by_session(s0, sessions[who]), by_session(s1, sessions[who])
+        return round(delta(a, b, key) * 8 / window_s / 1000, 1)
+
+    def sender_count(who: str, key: str) -> float | None:
+        if sessions is None:
+            return None
+        return delta(by_session(s0, sessions[who]), by_session(s1, sessions[who]), key)
 
     def mean(key: str) -> float | None:
         vals = [s[key] for s in samples if s.get(key) is not None]
         return round(sum(vals) / len(vals), 2) if vals else None
 
+    def browser_kbps(key: str, a: dict[str, Any] = bv0, b: dict[str, Any] = bv1) -> float:
+        return round(delta(a, b, key) * 8 / bdt / 1000, 1)
+
+    def truth(c: Any) -> float:
+        return round(100 * c.media_dropped / max(1, c.media_in), 2)
+
     probe_frozen = sum((s.get("freeze_ms") or 0) + (s.get("pause_ms") or 0)
                        for s in samples) / 1000
     browser_frozen = (delta(bv0, bv1, "totalFreezesDuration")
                       + delta(bv0, bv1, "totalPausesDuration"))
-    out = {
+    video_truth = (truth(pc), truth(bc)) if counted == "video" else (0.0, 0.0)
+    out: dict[str, Any] = {
         "samples": len(samples),
-        "truth_loss_pct_probe_path": round(100 * pc.media_dropped / max(1, pc.media_in), 2),
+        "truth_loss_pct_probe_path": video_truth[0],
         "probe_loss_pct": round(100 * (expected - received) / max(1, expected), 2),
-        "truth_loss_pct_browser_path": round(100 * bc.media_dropped / max(1, bc.media_in), 2),
+        "truth_loss_pct_browser_path": video_truth[1],
         "browser_loss_pct": round(100 * lost_b / max(1, lost_b + recv_b), 2),
+        "truth_packets_probe_path": pc.media_in,
+        "probe_residual_loss_pct": mean("residual_loss_pct"),
+        # Received bitrate: payload bytes, retransmissions included, on both.
+        "probe_received_kbps": mean("received_kbps"),
+        "browser_kbps": browser_kbps("bytesReceived"),
+        "probe_rtx_kbps": mean("rtx_kbps"),
+        "browser_rtx_kbps": browser_kbps("retransmittedBytesReceived"),
+        "browser_header_kbps": browser_kbps("headerBytesReceived"),
         "probe_bitrate_kbps": mean("bitrate_kbps"),
-        "sender_kbps_to_probe": sender_kbps(probe_sid),
-        "browser_kbps": round(delta(bv0, bv1, "bytesReceived") * 8 / bdt / 1000, 1),
-        "sender_kbps_to_browser": sender_kbps(browser_sid),
+        "probe_goodput_kbps": mean("goodput_kbps"),
+        "sender_kbps_to_probe": sender_kbps("probe"),
+        "sender_kbps_to_browser": sender_kbps("browser"),
+        # What each viewer asked of its own session (libwebrtc): NACKs
+        # received and bytes retransmitted by the sender.
+        "sender_nacks_from_probe": sender_count("probe", "nackCount"),
+        "sender_nacks_from_browser": sender_count("browser", "nackCount"),
+        "sender_rtx_kbps_to_probe": sender_kbps("probe", "retransmittedBytesSent"),
+        "sender_rtx_kbps_to_browser": sender_kbps("browser", "retransmittedBytesSent"),
         "probe_fps": mean("fps"),
         "browser_fps": round(delta(bv0, bv1, "framesDecoded") / bdt, 2),
         "probe_frozen_s": round(probe_frozen, 2),
         "browser_frozen_s": round(browser_frozen, 2),
-        "browser_freezes": delta(bv0, bv1, "freezeCount"),
         "probe_freezes": sum(s.get("freeze_count") or 0 for s in samples),
+        "browser_freezes": delta(bv0, bv1, "freezeCount"),
+        "probe_pauses": sum(s.get("pause_count") or 0 for s in samples),
+        "browser_pauses": delta(bv0, bv1, "pauseCount"),
+        # How long the browser held frames before showing them: a repair that
+        # comes within that hold shows no freeze.
+        "browser_jitter_buffer_ms": round(
+            1000 * delta(bv0, bv1, "jitterBufferDelay")
+            / max(1.0, delta(bv0, bv1, "jitterBufferEmittedCount")), 1),
+        "browser_jitter_buffer_target_ms": round(
+            1000 * delta(bv0, bv1, "jitterBufferTargetDelay")
+            / max(1.0, delta(bv0, bv1, "jitterBufferEmittedCount")), 1),
         "browser_nack": delta(bv0, bv1, "nackCount"),
         "browser_pli": delta(bv0, bv1, "pliCount"),
+        "probe_audio_loss_pct": mean("audio_loss_pct"),
+        "browser_audio_loss_pct": round(100 * alost_b / max(1, alost_b + arecv_b), 2),
     }
-    # Figures the probe may carry beyond the basic set (received bitrate
-    # with retransmissions, goodput...), reported when present.
-    for key in ("received_kbps", "rtx_kbps", "goodput_kbps", "stuck_ms"):
-        if any(key in s for s in samples):
-            out[f"probe_{key}"] = mean(key)
-    out["probe_vs_browser_kbps_pct"] = pct(out["probe_bitrate_kbps"] or 0, out["browser_kbps"])
-    out["probe_vs_browser_fps_pct"] = pct(out["probe_fps"] or 0, out["browser_fps"])
+    if counted == "audio":
+        out["truth_audio_loss_pct_probe_path"] = truth(pc)
+        out["truth_audio_loss_pct_browser_path"] = truth(bc)
+    out["probe_vs_browser_kbps_pct"] = pct(out["probe_received_kbps"], out["browser_kbps"])
+    out["probe_vs_browser_fps_pct"] = pct(out["probe_fps"], out["browser_fps"])
     out["probe_loss_error_pp"] = round(out["probe_loss_pct"] - out["truth_loss_pct_probe_path"],
                                        2)
+    # Each viewer's received share of what its own session sent (libwebrtc:
+    # two sessions): the same meaning measured on both sides whatever the
+    # two encoders made of their bandwidth estimates.
+    sp, sb = out["sender_kbps_to_probe"], out["sender_kbps_to_browser"]
+    if sp and sb and out["probe_received_kbps"] is not None:
+        out["received_share_pct_probe"] = round(100 * out["probe_received_kbps"] / sp, 1)
+        out["received_share_pct_browser"] = round(100 * out["browser_kbps"] / sb, 1)
     return out
 
 
+def verdicts(phase: Phase, f: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each figure of the definition of done that applies to ``phase``:
+    its value, target and whether it is met."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def judge(name: str, value: float | None, target: str, ok: bool) -> None:
+        out[name] = {"value": value, "target": target, "pass": bool(ok and value is not None)}
+
+    if phase.loss_pct and phase.drop == "all":
+        err = f["probe_loss_error_pp"]
+        judge("path_loss_error_pp", err, f"|x| <= {LOSS_PP}", abs(err) <= LOSS_PP)
+    if phase.drop == "all":
+        kbps = f["probe_vs_browser_kbps_pct"]
+        judge("received_kbps_vs_browser_pct", kbps, f"|x| <= {KBPS_PCT}",
+              kbps is not None and abs(kbps) <= KBPS_PCT)
+        fps = f["probe_vs_browser_fps_pct"]
+        judge("fps_vs_browser_pct", fps, f"|x| <= {FPS_PCT}",
+              fps is not None and abs(fps) <= FPS_PCT)
+    if (phase.loss_pct and phase.drop == "all") or phase.rate_kbit:
+        p, b = f["probe_frozen_s"], f["browser_frozen_s"]
+        allowed = max(FROZEN_PCT / 100 * b, FROZEN_S)
+        judge("frozen_s_vs_browser", round(p - b, 2), f"|x| <= {allowed:.2f}",
+              abs(p - b) <= allowed)
+    if phase.drop == "audio":
+        a, t = f["probe_audio_loss_pct"], f.get("truth_audio_loss_pct_probe_path")
+        err = None if a is None or t is None else round(a - t, 2)
+        judge("audio_loss_error_pp", err, f"|x| <= {LOSS_PP} (truth > 1 %)",
+              err is not None and abs(err) <= LOSS_PP and (t or 0) > 1.0)
+        judge("video_loss_pct_when_audio_dropped", f["probe_loss_pct"], "<= 0.5",
+              f["probe_loss_pct"] <= 0.5)
+    return out

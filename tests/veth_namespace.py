@@ -35,7 +35,11 @@ class VethNamespace:
     table: ClassVar[str]
     media_counter: ClassVar[str]
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, peer_ns: str | None = None) -> None:
+        # The namespace holding the other end of the veth: the root
+        # namespace (None), or another test namespace (e.g. Janus's, so a
+        # viewer reaches it without any forwarding in the root namespace).
+        self.peer_ns = peer_ns
         tag = f"{os.getpid() % 10000}{index}"
         self.ns = f"{self.prefix}{self.ns_letter}{tag}"
         self.veth_root = f"{self.prefix}r{tag}"
@@ -49,6 +53,12 @@ class VethNamespace:
 
     def netns(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run("ip", "netns", "exec", self.ns, *cmd, check=check)
+
+    def peer(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` where the other end of the veth (``veth_root``) is."""
+        if self.peer_ns is None:
+            return run(*cmd, check=check)
+        return run("ip", "netns", "exec", self.peer_ns, *cmd, check=check)
 
     def __enter__(self) -> VethNamespace:
         try:
@@ -72,8 +82,10 @@ class VethNamespace:
         run("ip", "link", "add", self.veth_root, "type", "veth", "peer", "name", self.veth_ns)
         self._made_veth = True
         run("ip", "link", "set", self.veth_ns, "netns", self.ns)
-        run("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.veth_root)
-        run("ip", "link", "set", self.veth_root, "up")
+        if self.peer_ns is not None:
+            run("ip", "link", "set", self.veth_root, "netns", self.peer_ns)
+        self.peer("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.veth_root)
+        self.peer("ip", "link", "set", self.veth_root, "up")
         self.netns("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.veth_ns)
         self.netns("ip", "link", "set", self.veth_ns, "up")
         self.netns("ip", "link", "set", "lo", "up")
@@ -81,28 +93,39 @@ class VethNamespace:
         path.write_text(rules)
         self.netns("nft", "-f", str(path))
 
-    def set_loss(self, percent: int, media_ssrc: int | None = None) -> None:
+    def set_loss(self, percent: int, media_ssrc: int | None = None,
+                 only_media: bool = False, media_pt: int | None = None) -> None:
         """Drop ``percent`` % of the UDP packets the ``impair`` chain sees.
 
         With ``media_ssrc``, packets of that RTP stream (SRTP leaves the RTP
         header in the clear: the SSRC is bytes 8-11 after the UDP header) are
         counted apart, in :attr:`media_counter` and ``media_dropped``, so
         those are the exact truth for that stream's path loss; the rest (RTX,
-        RTCP, STUN) is dropped at the same rate and counted in ``dropped``.
+        RTCP, STUN) is dropped at the same rate and counted in ``dropped``,
+        unless ``only_media``: then only that stream loses packets (e.g. only
+        the audio of a show). ``media_pt`` instead picks the stream by its
+        RTP payload type (RTP version 2, payload type without the marker bit:
+        never a STUN, DTLS or RTCP packet), for senders whose SSRCs differ
+        from one viewer to the next.
         """
         for chain in ("impair", "media"):
             self.netns("nft", "flush", "chain", "inet", self.table, chain)
         drop = ("numgen", "random", "mod", "100", "<", str(percent), "counter", "name")
+        match: tuple[str, ...] = ()
         if media_ssrc is not None:
-            self.netns("nft", "add", "rule", "inet", self.table, "impair",
-                       "@th,128,32", f"0x{media_ssrc:08x}", "jump", "media")
+            match = ("@th,128,32", f"0x{media_ssrc:08x}")
+        elif media_pt is not None:
+            match = ("@th,64,2", "2", "@th,73,7", str(media_pt))
+        if match:
+            self.netns("nft", "add", "rule", "inet", self.table, "impair", *match,
+                       "jump", "media")
             self.netns("nft", "add", "rule", "inet", self.table, "media",
                        "counter", "name", self.media_counter)
             if percent > 0:
                 self.netns("nft", "add", "rule", "inet", self.table, "media",
                            *drop, "media_dropped", "drop")
             self.netns("nft", "add", "rule", "inet", self.table, "media", "accept")
-        if percent > 0:
+        if percent > 0 and not (only_media and match):
             self.netns("nft", "add", "rule", "inet", self.table, "impair",
                        *drop, "dropped", "drop")
 
@@ -111,7 +134,10 @@ class VethNamespace:
 
     def close(self) -> None:
         if self._made_veth:
+            # Wherever the root end is now (deleting either end removes both).
             run("ip", "link", "del", self.veth_root, check=False)
+            if self.peer_ns is not None:
+                self.peer("ip", "link", "del", self.veth_root, check=False)
         if self._made_ns:
             run("ip", "netns", "del", self.ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)

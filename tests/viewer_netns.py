@@ -1,5 +1,6 @@
 """A viewer's own network namespace, for comparing viewers under known
-impairments: joined to the root namespace by a veth pair (addresses from
+impairments: joined to the root namespace (or, with ``peer_ns``, straight
+to the origin's own test namespace, e.g. Janus's) by a veth pair (addresses from
 10.212.0.0/16, which exists only on these veths; no default route, no
 forwarding), with nftables in the namespace counting (and, on demand,
 randomly dropping) the UDP packets that reach the viewer, and a tc tbf on
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.veth_namespace import VethNamespace, run
+from tests.veth_namespace import VethNamespace
 
 
 def skip_unless_netns_possible() -> None:
@@ -83,14 +84,15 @@ table inet qv {{
     def set_rate(self, kbit: int | None) -> None:
         """Squeeze what the viewer receives (tbf on the root end's egress)."""
         if kbit is None:
-            run("tc", "qdisc", "del", "dev", self.veth_root, "root", check=False)
+            self.peer("tc", "qdisc", "del", "dev", self.veth_root, "root", check=False)
         else:
-            run("tc", "qdisc", "replace", "dev", self.veth_root, "root", "tbf",
+            self.peer("tc", "qdisc", "replace", "dev", self.veth_root, "root", "tbf",
                 "rate", f"{kbit}kbit", "burst", "16kb", "latency", "200ms")
 
     def rate_dropped(self) -> int:
         """Packets the squeeze (tbf) dropped since it was set."""
-        out = json.loads(run("tc", "-s", "-j", "qdisc", "show", "dev", self.veth_root).stdout)
+        out = json.loads(self.peer("tc", "-s", "-j", "qdisc", "show", "dev",
+                                   self.veth_root).stdout)
         return sum(int(q.get("drops", 0)) for q in out if q.get("kind") == "tbf")
 
     def counters(self) -> ViewerCounters:

@@ -1,0 +1,75 @@
+"""When a browser would show each frame (probes/playout.py), and what that
+does to freeze counting: pure, times passed in."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from probes.meter import StreamMeter
+from probes.playout import PLAYOUT_DELAY_MS, Playout
+
+TICKS = 3600  # 40 ms at 90 kHz: 25 fps
+
+
+def test_frames_on_time_are_shown_a_fixed_hold_after_the_fastest_transit() -> None:
+    p = Playout()
+    shown = [p.show_ms(1000.0 + 40 * i + (5 if i % 2 else 0), i * TICKS) for i in range(10)]
+    assert shown[0] == 1000.0 + PLAYOUT_DELAY_MS
+    # Jitter of 5 ms inside the hold: shown at an even pace.
+    assert [b - a for a, b in pairwise(shown)] == [40.0] * 9
+
+
+def test_a_late_frame_is_shown_when_complete_and_never_before_the_last() -> None:
+    p = Playout()
+    for i in range(5):
+        p.show_ms(40.0 * i, i * TICKS)
+    assert p.show_ms(40.0 * 5 + 60, 5 * TICKS) == 40.0 * 5 + PLAYOUT_DELAY_MS  # within the hold
+    late = p.show_ms(40.0 * 6 + 400, 6 * TICKS)  # repaired 400 ms late
+    assert late == 40.0 * 6 + 400
+    # The frame after it was complete on time, but is shown after it.
+    assert p.show_ms(40.0 * 7, 7 * TICKS) == late
+
+
+def test_timestamps_wrap_and_a_new_timeline_starts_over() -> None:
+    p = Playout()
+    base = (1 << 32) - 2 * TICKS
+    shown = [p.show_ms(40.0 * i, (base + i * TICKS) % (1 << 32)) for i in range(5)]
+    assert [b - a for a, b in pairwise(shown)] == [40.0] * 4
+    # The sender restarts its timestamps: shown at once plus the hold again.
+    assert p.show_ms(400.0, 2_000_000_000) == 400.0 + PLAYOUT_DELAY_MS
+
+
+def _run(repair_delay_ms: float) -> tuple[int, float]:
+    """25 fps for 4 s; frame 50 completes ``repair_delay_ms`` late (its lost
+    packet repaired then), the frames behind it wait for it, as a decoder's
+    do. Freeze count and duration."""
+    m = StreamMeter(start_ms=0.0)
+    held: list[int] = []
+    for i in range(100):
+        now = 40.0 * i
+        if i == 50:
+            held.append(i)
+            continue
+        if held and now >= 40.0 * 50 + repair_delay_ms:
+            for j in [*held, i]:
+                m.frame(now, 1000, rtp_timestamp=j * TICKS)
+            held.clear()
+        elif held:
+            held.append(i)
+        else:
+            m.frame(now, 1000, rtp_timestamp=i * TICKS)
+    s = m.take(4000.0)
+    return s.freeze_count, s.freeze_ms
+
+
+def test_a_repair_within_the_hold_shows_no_freeze_a_late_one_does() -> None:
+    assert _run(200.0) == (0, 0.0)  # judged on completion, this were a 240 ms freeze
+    count, ms = _run(400.0)
+    assert count == 1 and 350 <= ms <= 450, (count, ms)
+
+
+def test_frames_without_timestamps_are_judged_when_complete() -> None:
+    m = StreamMeter(start_ms=0.0)
+    for i in range(50):
+        m.frame(40.0 * i + (160 if i == 30 else 0), 1000)
+    assert m.take(3000.0).freeze_count == 1
