@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.nack import MAX_RETRIES, MIN_RETRY_MS, NackScheduler
+from probes.nack import FIRST_NACK_WAIT_MS, MAX_RETRIES, MIN_RETRY_MS, NackScheduler
 
 
 def test_a_gap_is_asked_for_at_once_then_every_100_ms_on_a_short_path() -> None:
@@ -44,3 +44,29 @@ def test_a_repair_stops_the_requests() -> None:
     assert n.due(0.0, None) == [2]
     n.repaired(2)
     assert n.due(500.0, None) == []
+
+
+def test_a_path_that_reorders_delays_the_first_request_by_its_median_distance() -> None:
+    n = NackScheduler()
+    seq = 100
+    n.media(seq, 0.0)
+    # Four times a packet comes two places late: 101 after 103.
+    t = 0.0
+    for _ in range(4):
+        n.media(seq + 2, t)
+        n.media(seq + 3, t)
+        assert n.due(t, None) == [(seq + 1) & 0xFFFF]  # no history yet: asked at once
+        n.media(seq + 1, t + 1)
+        seq += 3
+        t += 40.0
+    # Now a new gap is not asked for while it may still be a late packet...
+    n.media(seq + 2, t)
+    assert n.due(t, None) == []
+    assert n.due(t + FIRST_NACK_WAIT_MS - 1, None) == []
+    # ...but once the newest packet is the median distance past it,
+    n.media(seq + 3, t + 2)
+    assert n.due(t + 2, None) == [(seq + 1) & 0xFFFF]
+    # or, with no packet coming, after the wait.
+    n.media(seq + 5, t + 40)
+    assert n.due(t + 40, None) == []
+    assert n.due(t + 40 + FIRST_NACK_WAIT_MS, None) == [(seq + 4) & 0xFFFF]

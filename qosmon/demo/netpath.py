@@ -46,6 +46,9 @@ class PathCounters:
     dropped_outage: int = 0
 
 
+_TICK_S = 1e-6  # deliveries on one link are at least this far apart
+
+
 class LinkShaper:
     """Decides the fate of each packet on one direction of a link.
 
@@ -78,7 +81,10 @@ class LinkShaper:
         # Jitter without reordering, as on most real paths: a packet never
         # overtakes the one before it (netem-style reordering would show up
         # as loss in per-second windows and is not what the demo injects).
-        deliver = max(now + wait + max(0.0, delay) / 1000, self._last_delivery)
+        # Strictly after it, too: the event loop's timer heap does not keep
+        # the order of timers due at the same instant, so packets clamped to
+        # one delivery time would leave in any order.
+        deliver = max(now + wait + max(0.0, delay) / 1000, self._last_delivery + _TICK_S)
         self._last_delivery = deliver
         return deliver - now
 
@@ -149,7 +155,8 @@ class RegionPath:
             out, dest, shaper = session.a, session.viewer_addr, self._down
         if out is None or out.transport is None or dest is None:
             return
-        fate = shaper.admit(self.impairment, len(data) + 28, loop.time(), shaped=not upstream)
+        now = loop.time()
+        fate = shaper.admit(self.impairment, len(data) + 28, now, shaped=not upstream)
         if isinstance(fate, str):
             if fate == "loss":
                 self.counters.dropped_loss += 1
@@ -163,7 +170,9 @@ class RegionPath:
         if fate <= 0:
             transport.sendto(data, dest)
         else:
-            loop.call_later(fate, _send_if_open, transport, data, dest)
+            # At the instant admit() chose: call_later would add the time
+            # passed since, differently for each packet.
+            loop.call_at(now + fate, _send_if_open, transport, data, dest)
 
     def close_session(self, session: _Session) -> None:
         for ep in (session.a, session.b):
