@@ -370,7 +370,10 @@ ZH: dict[str, str] = {
     "each report is a single self-contained file.": "每份报告都是一个自包含的文件。",
     # the report's words (vocabulary.py): what each cause means
     "an edge or origin node stopped serving media": "边缘或源站节点停止提供媒体",
-    "bitrate down, queueing RTT up, frame rate down": "码率下降、排队时延上升、帧率下降",
+    "the path carries less: bitrate down with queueing RTT up or frame rate down, or the sender lowered its bitrate without loss":
+        "链路承载能力下降：码率下降并伴随排队时延上升或帧率下降，或发送端在无丢包时主动降低码率",
+    "the host cannot be heard: no audio while video flows; everywhere at once it is the source, not the network":
+        "听不到主播声音：视频正常而没有音频；所有地区同时出现则是源端问题，不是网络",
     "loss on the path with latency normal": "链路丢包而时延正常",
     "RTT high while media kept flowing": "RTT 偏高但媒体仍在传输",
     "the interaction channel failed; media fine": "互动通道故障；媒体正常",
@@ -385,6 +388,11 @@ ZH: dict[str, str] = {
     "bitrate": "码率",
     "frame rate": "帧率",
     "time since last frame": "距上一帧的时间",
+    "received with retransmissions": "接收码率（含重传）",
+    "retransmissions": "重传",
+    "picture stuck": "画面卡住",
+    "no audio": "无音频",
+    "audio packet loss": "音频丢包",
     "time to first frame": "首帧时间",
     "chat delivery time": "互动消息送达时间",
     "chat messages lost": "互动消息丢失",
@@ -417,6 +425,7 @@ ZH: dict[str, str] = {
     "packet loss": "丢包",
     "high latency": "高延迟",
     "chat channel": "互动通道故障",
+    "audio stalled": "音频中断",
     "stock-out": "缺货",
     "low stock": "库存偏低",
     "stale inventory": "库存数据过期",
