@@ -324,6 +324,7 @@ ZH: dict[str, str] = {
     "latest sample": "最新样本",
     "connection": "连接",
     "heartbeat": "心跳",
+    "now": "当前",
     "down": "异常",
     "no samples": "无样本",
     "never": "从未",
