@@ -149,3 +149,44 @@ def test_stall_shows_in_the_evidence_while_it_lasts() -> None:
     (inc,) = eng.incidents
     stuck = [e for e in inc.evidence if e.metric is Metric.STUCK_MS]
     assert stuck and stuck[0].observed is not None and stuck[0].observed >= 1800
+
+
+def test_a_sender_ramping_up_after_a_rejoin_is_not_a_squeeze() -> None:
+    v = view(bitrate_kbps=350.0, received_kbps=350.0, rtx_kbps=0.0)
+    assert classify_media(v, BASE, CFG) is Cause.BANDWIDTH
+    assert classify_media(view(bitrate_kbps=350.0, received_kbps=350.0, rtx_kbps=0.0,
+                               settling=True), BASE, CFG) is None
+
+
+def test_outage_then_ramp_up_is_one_node_failure() -> None:
+    """Both probes of a region lose their edge node for 15 s and rejoin; the
+    libwebrtc sender starts each new session at ~300 kbps and ramps up over
+    20 s: that is the node failure ending, not a bandwidth squeeze after it."""
+    from qosmon.model import ProbeSample, Show
+
+    t0 = 1_800_000_000.0
+    show = Show(show_id="s", start_ts=t0, regions=["ID", "TH"])
+    eng = DiagnosisEngine(show)
+    probes = [("id-1", "ID"), ("id-2", "ID"), ("th-1", "TH"), ("th-2", "TH")]
+    for k in range(150):
+        batch = []
+        for pid, region in probes:
+            down = region == "ID" and 60 <= k < 75
+            ramp = region == "ID" and 75 <= k < 95
+            rate = 300.0 + (k - 75) * 24.0 if ramp else 780.0
+            batch.append(ProbeSample(
+                ts=t0 + k + 0.3, show_id="s", stream_id="m", probe_id=pid, region=region,
+                edge_node=f"{region}-edge",
+                state=ConnectionState.DISCONNECTED if down else ConnectionState.CONNECTED,
+                ttff_ms=(450.0 if k >= 75 and region == "ID" else 300.0),
+                rtt_ms=None if down else 40.0, loss_pct=None if down else 0.0,
+                bitrate_kbps=0.0 if down else rate, received_kbps=0.0 if down else rate,
+                rtx_kbps=0.0, fps=0.0 if down else 18.0,
+                no_frame_ms=(k - 59) * 1000.0 if down else 40.0,
+            ))
+        eng.add_probe_samples(batch)
+        eng.step(t0 + k + 1.0)
+    got = [(i.cause, i.scope.get("region")) for i in eng.incidents]
+    assert got == [(Cause.NODE_FAILURE, "ID")]
+    (inc,) = eng.incidents
+    assert inc.end_ts is not None and inc.end_ts < t0 + 90

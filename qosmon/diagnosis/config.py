@@ -40,6 +40,10 @@ class MediaThresholds(_Section):
     # rate holding is a lossy path repaired by retransmission (packet loss).
     received_drop_ratio: float = Field(default=0.7, gt=0, lt=1)
     rtx_share_max: float = Field(default=0.1, ge=0, le=1)
+    # A sender with congestion control starts each session low and ramps up
+    # (libwebrtc: ~300 kbps, full rate after ~20 s): for this long after a
+    # session starts or media stopped, a thin link is not read as a squeeze.
+    ramp_s: int = Field(default=30, ge=0, le=300)
     # Audio stalled (no audio packet for 1 s, counted while it lasts) for at
     # least this many ms of the window: the host cannot be heard.
     audio_stalled_ms: float = Field(default=1500.0, gt=0)

@@ -93,6 +93,9 @@ class MediaView:
     stuck_ms: float | None = None
     audio_stalled_ms: float | None = None
     audio_loss_pct: float | None = None
+    # A session started, or media stopped, within ``ramp_s``: the sender may
+    # still be ramping its rate up.
+    settling: bool = False
 
     @property
     def rtx_share(self) -> float | None:
@@ -166,7 +169,8 @@ def classify_media(view: MediaView, base: Baseline, cfg: DiagnosisConfig) -> Cau
     # A sender with congestion control (libwebrtc) meets a squeeze by
     # lowering its rate: no loss, no queue, few repairs, only less arriving.
     share = view.rtx_share
-    if thin and not lossy and share is not None and share <= m.rtx_share_max:
+    if (thin and not lossy and share is not None and share <= m.rtx_share_max
+            and not view.settling):
         return Cause.BANDWIDTH
     # A full bottleneck queue drops the RTT checks too: no answer at all,
     # heavy loss and a fraction of the bitrate is a squeeze, not random loss
@@ -221,7 +225,8 @@ class ProbeTracker:
         self._base_rtt: deque[float] = deque(maxlen=n)
         self._base_received: deque[float] = deque(maxlen=n)
         self._last_data: int | None = None
-        self._keep_s = max(cfg.media.window_s, cfg.media.rtt_window_s, cfg.chat.window_s) + 30
+        self._keep_s = max(cfg.media.window_s, cfg.media.rtt_window_s, cfg.chat.window_s,
+                           cfg.media.ramp_s) + 30
 
     def add(self, sample: ProbeSample) -> None:
         s = second_of(sample.ts)
@@ -261,6 +266,13 @@ class ProbeTracker:
             if s in self._samples
         ]
         last = win[-1]
+        settling = any(
+            x.state != ConnectionState.CONNECTED
+            or x.ttff_ms != last.ttff_ms
+            or (x.bitrate_kbps is not None and x.bitrate_kbps <= m.stopped_bitrate_kbps)
+            for s in range(second - m.ramp_s + 1, second + 1)
+            if (x := self._samples.get(s)) is not None
+        )
         received = [x.received_kbps for x in win if x.received_kbps is not None]
         stalls = [x.audio_stalled_ms for x in win if x.audio_stalled_ms is not None]
         audio_loss = [x.audio_loss_pct for x in win if x.audio_loss_pct is not None]
@@ -288,6 +300,7 @@ class ProbeTracker:
             stuck_ms=sum(x.stuck_ms for x in win),
             audio_stalled_ms=sum(stalls) if stalls else None,
             audio_loss_pct=_median(audio_loss),
+            settling=settling,
         )
 
     def evaluate(self, second: int) -> ProbeStatus:
