@@ -2,7 +2,9 @@
 Bearer WHEP endpoint, tests/libwebrtc_origin.py) meets a 600 kbit/s tc tbf
 on its viewers' path by lowering its bitrate instead of losing packets, and
 the collector's live diagnosis must still call that bandwidth, in the
-squeezed region only.
+squeezed region only. The same sender on a path that drops 15 % of packets
+(nftables random drop) lowers its rate too, but there loss is the fault:
+that must stay packet loss, not become bandwidth.
 
 Two probes of region "lab" (``qosmon probe --config``, each its own process
 in its own network namespace, tests/viewer_netns.py, a tbf on each path)
@@ -43,6 +45,7 @@ SHOW = "squeeze-e2e"
 WARMUP_S = 50.0
 SQUEEZE_S = 40.0
 RATE_KBIT = 600
+LOSS_PCT = 15
 
 
 def _probe_config(path: Path, probe_id: str, region: str, collector: str, token: str,
@@ -74,9 +77,11 @@ async def _incidents(http: aiohttp.ClientSession, url: str) -> list[dict[str, An
 
 
 @pytest.mark.timeout(300)
-async def test_sender_adapting_to_a_squeeze_is_bandwidth(
-    namespaces: tuple[ViewerNetns, ViewerNetns], tmp_path: Path,
+@pytest.mark.parametrize("impairment", ["squeeze", "loss"])
+async def test_squeeze_is_bandwidth_and_loss_is_packet_loss(
+    namespaces: tuple[ViewerNetns, ViewerNetns], tmp_path: Path, impairment: str,
 ) -> None:
+    cause = "bandwidth" if impairment == "squeeze" else "packet_loss"
     a, b = namespaces
     tokens = {p: secrets.token_urlsafe(24) for p in ("lab-1", "lab-2", "ref-1")}
     feed = secrets.token_urlsafe(24)
@@ -125,19 +130,25 @@ async def test_sender_adapting_to_a_squeeze_is_bandwidth(
             await asyncio.sleep(WARMUP_S)
             before = await _incidents(http, collector.url)
             squeeze_ts = time.time()
-            a.set_rate(RATE_KBIT)
-            b.set_rate(RATE_KBIT)
+            for ns in (a, b):
+                if impairment == "squeeze":
+                    ns.set_rate(RATE_KBIT)
+                else:
+                    ns.set_loss(LOSS_PCT)
             found: list[dict[str, Any]] = []
             deadline = time.monotonic() + SQUEEZE_S
             while time.monotonic() < deadline and not found:
                 await asyncio.sleep(2)
                 found = [i for i in await _incidents(http, collector.url)
-                         if i["cause"] == "bandwidth"]
+                         if i["cause"] == cause]
             detected_s = time.time() - squeeze_ts
+            # A wrong name could come later in the impairment: watch it all.
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             after = await _incidents(http, collector.url)
             dropped = a.rate_dropped() + b.rate_dropped()
-            a.set_rate(None)
-            b.set_rate(None)
+            for ns in (a, b):
+                ns.set_rate(None)
+                ns.set_loss(0)
     finally:
         for p in procs:
             if p.returncode is None:
@@ -153,16 +164,21 @@ async def test_sender_adapting_to_a_squeeze_is_bandwidth(
     assert inc["scope"].get("region") == "lab", inc
     assert set(inc["probes"]) == {"lab-1", "lab-2"}, inc
     assert inc["start_ts"] >= squeeze_ts - 3, (inc, squeeze_ts)
+    ev = {e["metric"]: e for e in inc["evidence"]}
+    others = [i for i in after if i["incident_id"] != inc["incident_id"]]
+    print(f"{cause} found {detected_s:.1f} s after the impairment; tbf dropped {dropped} "
+          f"packets; {inc['summary']}")
+    # Nothing else was called: no other cause, nothing in the clean region.
+    assert not [i for i in others if i["cause"] != "probe_local"], [
+        (i["cause"], i["scope"], i["start_ts"] - squeeze_ts, i["summary"]) for i in others]
+    if impairment == "loss":
+        assert inc["evidence"][0]["metric"] == "loss_pct", inc["evidence"]
+        assert ev["loss_pct"]["observed"] > 5.0, ev
+        return
     # Named for what the sender did: the received rate fell against the
     # probes' own baseline while the path lost next to nothing.
-    ev = {e["metric"]: e for e in inc["evidence"]}
     assert inc["evidence"][0]["metric"] == "received_kbps", inc["evidence"]
     rx = ev["received_kbps"]
     assert rx["observed"] < rx["threshold"] < rx["baseline"], rx
     assert ev["loss_pct"]["observed"] is not None and ev["loss_pct"]["observed"] <= 5.0, ev
     assert "lowered its bitrate" in inc["summary"], inc["summary"]
-    # Nothing else was called: no loss incident, nothing in the clean region.
-    others = [i for i in after if i["incident_id"] != inc["incident_id"]]
-    assert not [i for i in others if i["cause"] != "probe_local"], others
-    print(f"bandwidth found {detected_s:.1f} s after the squeeze; tbf dropped {dropped} "
-          f"packets; {inc['summary']}")
