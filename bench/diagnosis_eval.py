@@ -25,7 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qosmon.diagnosis.engine import DiagnosisEngine
 from qosmon.model import Incident, ProbeSample
-from tests.synthetic_shows import Scenario, clean_shows, generate, scenarios
+from tests.synthetic_shows import (
+    Scenario,
+    clean_shows,
+    generate,
+    new_figure_scenarios,
+    scenarios,
+)
 
 
 def run(sc: Scenario) -> list[Incident]:
@@ -65,11 +71,14 @@ def main() -> int:
     ap.add_argument("--verbose", action="store_true", help="print every miss")
     args = ap.parse_args()
     t0 = time.monotonic()
-    faults = scenarios(seeds=args.seeds)
+    classic = scenarios(seeds=args.seeds)
+    faults = classic + new_figure_scenarios(seeds=args.seeds)
     per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     ttds: list[float] = []
     extra = 0
-    for sc in faults:
+    # The scenarios of earlier runs alone, so figures compare across versions.
+    old: dict[str, list[float]] = defaultdict(list)
+    for n_sc, sc in enumerate(faults):
         incidents = run(sc)
         lo, hi = sc.onset_ts - 5, sc.onset_ts + sc.fault_s + 30
         window = [i for i in incidents if lo <= (i.detected_ts or i.start_ts) <= hi]
@@ -80,16 +89,23 @@ def main() -> int:
 
         primary = max(window, key=overlap) if window else None
         extra += max(0, len(window) - 1)
-        label = sc.cause.value if sc.cause else "clean"
-        key = label + ("(all)" if sc.region is None else "")
+        label = sc.key
+        key = label + ("(all)" if sc.region is None else "") + ("+new" if n_sc >= len(classic)
+                                                                 else "")
         ok_cause = primary is not None and primary.cause == sc.cause
         ok_scope = primary is not None and primary.scope == sc.expected_scope
         per[key]["cause"].append(float(ok_cause))
         per[key]["scope"].append(float(ok_scope))
+        if n_sc < len(classic):
+            old["cause"].append(float(ok_cause))
+            old["scope"].append(float(ok_scope))
+            old["extra"].append(max(0, len(window) - 1))
         if primary is not None and primary.detected_ts is not None:
             ttd = primary.detected_ts - sc.onset_ts
             per[key]["ttd"].append(ttd)
             ttds.append(ttd)
+            if n_sc < len(classic):
+                old["ttd"].append(ttd)
         if args.verbose:
             for i in window:
                 if i is not primary:
@@ -131,6 +147,12 @@ def main() -> int:
         "ttd_p95_s": round(percentile(ttds, 95), 2),
         "false_incidents_per_clean_hour": round(false_incidents / hours, 3),
         "extra_incidents_in_fault_scenarios": extra,
+        "classic_scenarios": len(classic),
+        "classic_cause_accuracy": round(statistics.mean(old["cause"]), 4),
+        "classic_localization_accuracy": round(statistics.mean(old["scope"]), 4),
+        "classic_ttd_p50_s": round(percentile(old["ttd"], 50), 2),
+        "classic_ttd_p95_s": round(percentile(old["ttd"], 95), 2),
+        "classic_extra_incidents": int(sum(old["extra"])),
         "runtime_s": round(time.monotonic() - t0, 1),
     }
     print(

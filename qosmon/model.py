@@ -239,10 +239,18 @@ class Cause(StrEnum):
     """What diagnosis names as the reason for an incident."""
 
     NODE_FAILURE = "node_failure"  # edge or origin node stopped serving media
-    BANDWIDTH = "bandwidth"  # bitrate down + queueing RTT up + fps down
+    # Bitrate down with queueing RTT up or fps down, or what the link carries
+    # (retransmissions included) down with little loss: the sender lowered
+    # its rate to fit the path.
+    BANDWIDTH = "bandwidth"
     PACKET_LOSS = "packet_loss"  # loss on the path, latency normal
     HIGH_LATENCY = "high_latency"  # RTT high, media otherwise flowing
     CHAT_CHANNEL = "chat_channel"  # interaction channel degraded, media fine
+    # The host cannot be heard: no audio packet for seconds while video
+    # flows and the path is clean. Everywhere at once it is the source
+    # (microphone, encoder, origin); in one place, that edge node or path.
+    # Audio stalling on a lossy path is that path's packet loss.
+    AUDIO_STALLED = "audio_stalled"
     STOCK_OUT = "stock_out"  # a SKU on screen sold out where viewers buy
     LOW_STOCK = "low_stock"
     STALE_INVENTORY = "stale_inventory"  # warehouse data too old / sync fault
@@ -253,7 +261,8 @@ class Cause(StrEnum):
 
 # Causes that concern the media path / on-call, as opposed to merchandising.
 STREAM_CAUSES = frozenset(
-    {Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL}
+    {Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL,
+     Cause.AUDIO_STALLED}
 )
 STOCK_CAUSES = frozenset({Cause.STOCK_OUT, Cause.LOW_STOCK, Cause.STALE_INVENTORY})
 
@@ -280,6 +289,14 @@ class Metric(StrEnum):
     NO_FRAME_MS = "no_frame_ms"
     TTFF_MS = "ttff_ms"
     CHAT_RTT_MS = "chat_rtt_ms"
+    # Video received with retransmissions, and the retransmitted part.
+    RECEIVED_KBPS = "received_kbps"
+    RTX_KBPS = "rtx_kbps"
+    # Picture stuck, counted while a stall lasts (ms per second).
+    STUCK_MS = "stuck_ms"
+    # Audio: time with no audio packet (ms per second), path loss.
+    AUDIO_STALLED_MS = "audio_stalled_ms"
+    AUDIO_LOSS_PCT = "audio_loss_pct"
     # Share of chat messages not seen back within the deadline, 0-1.
     CHAT_LOST_RATIO = "chat_lost_ratio"
     # Counts of probes in the incident's scope.

@@ -10,6 +10,14 @@ and adds queueing delay and drops; random loss raises loss with RTT intact;
 added delay raises RTT only; an outage stops media; a chat stall stops echoes.
 Audiences swing slowly on clean shows (that is not an incident) and leave in a
 region when its stream is bad.
+
+The figures newer probes add (received rate with retransmissions, the
+retransmitted part, goodput, picture stuck, audio) come from a second random
+stream of their own, so adding them left every older figure as it was. Two
+faults need them: a sender with congestion control under a squeeze (it
+lowers its bitrate: little loss, few repairs, what arrives falls; ``variant
+= "adaptive"`` of a bandwidth scenario) and audio stopping while video
+flows; a lossy path keeps its received rate (the sender repairs).
 """
 
 from __future__ import annotations
@@ -57,6 +65,12 @@ REGIONAL_CAUSES = (
     Cause.PROBE_LOCAL,
 )
 SHOW_WIDE_CAUSES = (Cause.NODE_FAILURE, Cause.CHAT_CHANNEL, Cause.NETWORK_FINE)
+# Faults only the newer figures tell apart: (cause, variant, show-wide too).
+NEW_FIGURE_FAULTS: tuple[tuple[Cause, str, bool], ...] = (
+    (Cause.BANDWIDTH, "adaptive", False),
+    (Cause.AUDIO_STALLED, "", True),
+    (Cause.PACKET_LOSS, "", False),
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,14 @@ class Scenario:
     duration_s: int = 260
     onset_s: int = 130
     fault_s: int = 75
+    # "adaptive": a bandwidth squeeze met by a sender that lowers its rate.
+    variant: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the scenario tests, e.g. "bandwidth/adaptive", "clean"."""
+        label = self.cause.value if self.cause else "clean"
+        return label + (f"/{self.variant}" if self.variant else "")
 
     @property
     def onset_ts(self) -> float:
@@ -163,6 +185,24 @@ def scenarios(
     return out
 
 
+def new_figure_scenarios(
+    seeds: int = 2, strengths: tuple[float, ...] = (0.2, 0.8), regions: list[str] | None = None
+) -> list[Scenario]:
+    """The faults told apart by the newer figures, in every region (and
+    show-wide where that is a fault of its own), seeds apart from
+    :func:`scenarios`'."""
+    regions = regions or list(REGIONS)
+    out: list[Scenario] = []
+    for seed in range(seeds):
+        for strength in strengths:
+            for cause, variant, show_wide in NEW_FIGURE_FAULTS:
+                for r in [*regions, *([None] if show_wide else [])]:
+                    name = f"{cause.value}{'-' + variant if variant else ''}-{r or 'all'}"
+                    out.append(Scenario(f"{name}-s{strength:g}-{seed}-new", cause, r, strength,
+                                        50_000 + seed * 1000 + len(out), variant=variant))
+    return out
+
+
 def clean_shows(n: int = 6, duration_s: int = 900) -> list[Scenario]:
     return [
         Scenario(f"clean-{i}", None, None, 0.0, 10_000 + i, duration_s=duration_s) for i in range(n)
@@ -176,6 +216,8 @@ def generate(sc: Scenario, regions: list[str] | None = None) -> tuple[Show, Iter
 
 def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
     rnd = random.Random(sc.seed)
+    # The newer figures' own stream: the older ones draw exactly as before.
+    rnd2 = random.Random(sc.seed * 7919 + 17)
     probes: list[_Probe] = []
     for r in regions:
         node, isps, _, rtt = REGIONS[r]
@@ -206,7 +248,8 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
     stock = {(s, REGIONS[r][2]): rnd.randint(4000, 8000) for s in SKUS for r in regions}
     leave = {r: 1.0 for r in regions}  # share of the audience still watching
     faulty = set()
-    if sc.cause in (Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY):
+    if sc.cause in (Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY,
+                    Cause.AUDIO_STALLED):
         faulty = {p.probe_id for p in probes if sc.region is None or p.region == sc.region}
     elif sc.cause == Cause.PROBE_LOCAL:
         faulty = {sc.local_probe}
@@ -221,7 +264,10 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
             if in_fault and p.probe_id in faulty:
                 kind = local_kind if sc.cause == Cause.PROBE_LOCAL else sc.cause
             chat_stall = in_fault and sc.cause == Cause.CHAT_CHANNEL
-            x = _probe_second(rnd, p, ts, kind, sc.strength, since, chat_stall)
+            # Faults the older figures cannot show draw those as a clean second.
+            old_kind = None if (kind == Cause.AUDIO_STALLED or sc.variant) else kind
+            x = _probe_second(rnd, p, ts, old_kind, sc.strength, since, chat_stall)
+            x = _newer_figures(rnd2, p, x, kind, sc.variant, sc.strength, since)
             sec.probes.append((ts + rnd.uniform(0.05, 1.8), x))
         # --- audience -----------------------------------------------------
         for r in regions:
@@ -315,6 +361,55 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
                     )
                 )
         yield sec
+
+
+def _newer_figures(
+    rnd: random.Random, p: _Probe, x: ProbeSample, fault: Cause | None, variant: str,
+    strength: float, since: int,
+) -> ProbeSample:
+    """The figures newer probes add, for second ``x`` (and, for the faults
+    only they show, what those do to the older ones)."""
+    bitrate, fps, loss = x.bitrate_kbps or 0.0, x.fps, x.loss_pct or 0.0
+    rtt = x.rtt_ms
+    # Repairs: most of what the path lost comes again as retransmissions.
+    rtx = bitrate * min(loss, 50.0) / 100 * rnd.uniform(0.6, 0.9)
+    if fault == Cause.PACKET_LOSS:
+        # The sender repairs a lossy path: what arrives holds near what it
+        # sent, the originals that got through fall with the loss.
+        received = p.bitrate_kbps * rnd.gauss(1, 0.05)
+        rtx = max(0.0, received - bitrate)
+    elif fault == Cause.BANDWIDTH and variant == "adaptive":
+        # Congestion control meets the squeeze: a lower rate, no queue, no
+        # loss to speak of, a few repairs; fps may give a little.
+        cap = 0.6 - 0.2 * strength
+        bitrate = p.bitrate_kbps * cap * rnd.gauss(1, 0.05)
+        fps = p.fps * (1 - 0.25 * strength) * rnd.gauss(1, 0.05)
+        loss = abs(rnd.gauss(0, 0.5))
+        rtx = bitrate * loss / 100 * rnd.uniform(0.6, 0.9)
+        if rtt is not None:
+            rtt = rtt + abs(rnd.gauss(0, 8))
+        received = bitrate + rtx
+    else:
+        received = bitrate + rtx
+    # An outage stops the audio with the video.
+    audio_stalled = fault in (Cause.AUDIO_STALLED, Cause.NODE_FAILURE) and since >= 1
+    audio_loss = None if audio_stalled else min(100.0, loss * rnd.uniform(0.6, 1.2))
+    stuck = 1000.0 if fault == Cause.NODE_FAILURE and since >= 1 else x.freeze_ms
+    return x.model_copy(update={
+        "bitrate_kbps": max(0.0, bitrate),
+        "fps": None if fps is None else max(0.0, fps),
+        "loss_pct": min(100.0, max(0.0, loss)),
+        "rtt_ms": rtt,
+        "received_kbps": max(0.0, received),
+        "rtx_kbps": max(0.0, rtx),
+        "goodput_kbps": max(0.0, bitrate * rnd.uniform(0.97, 1.0)),
+        "stuck_ms": stuck,
+        "audio_kbps": 0.0 if audio_stalled else 32.0 * rnd.gauss(1, 0.03),
+        "audio_loss_pct": audio_loss,
+        "audio_jitter_ms": None if audio_stalled else abs(rnd.gauss(2, 0.5)),
+        "audio_stalled": audio_stalled,
+        "audio_stalled_ms": 1000.0 if audio_stalled else 0.0,
+    })
 
 
 def _level(on_hand: int, forecast: float) -> StockLevel:

@@ -100,5 +100,7 @@ def test_probe_signal_metrics_can_be_asked_of_the_collector() -> None:
 
     probe_metrics = {m for m in Metric if m.value in ProbeSample.model_fields}
     assert probe_metrics == {Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS,
-                             Metric.NO_FRAME_MS, Metric.TTFF_MS, Metric.CHAT_RTT_MS}
+                             Metric.NO_FRAME_MS, Metric.TTFF_MS, Metric.CHAT_RTT_MS,
+                             Metric.RECEIVED_KBPS, Metric.RTX_KBPS, Metric.STUCK_MS,
+                             Metric.AUDIO_STALLED_MS, Metric.AUDIO_LOSS_PCT}
     assert {m.value for m in probe_metrics} <= set(SERIES_METRICS)

@@ -33,6 +33,20 @@ class MediaThresholds(_Section):
     # Below both, media has stopped even if the connection still says connected.
     stopped_bitrate_kbps: float = Field(default=50.0, ge=0)
     stopped_fps: float = Field(default=1.0, ge=0)
+    # What the link carries (received_kbps, retransmissions included) below
+    # this fraction of the probe's baseline is a thin path: with loss within
+    # the SLO and retransmissions at most ``rtx_share_max`` of it, the
+    # sender adapted to a squeeze (bandwidth), and loss with the received
+    # rate holding is a lossy path repaired by retransmission (packet loss).
+    received_drop_ratio: float = Field(default=0.7, gt=0, lt=1)
+    rtx_share_max: float = Field(default=0.1, ge=0, le=1)
+    # A sender with congestion control starts each session low and ramps up
+    # (libwebrtc: ~300 kbps, full rate after ~20 s): for this long after a
+    # session starts or media stopped, a thin link is not read as a squeeze.
+    ramp_s: int = Field(default=30, ge=0, le=300)
+    # Audio stalled (no audio packet for 1 s, counted while it lasts) for at
+    # least this many ms of the window: the host cannot be heard.
+    audio_stalled_ms: float = Field(default=1500.0, gt=0)
     window_s: int = Field(default=3, ge=1, le=30)  # medians over this many seconds
     rtt_window_s: int = Field(default=5, ge=1, le=60)  # RTT answers are sparse
     baseline_s: int = Field(default=120, ge=10)  # healthy seconds kept per probe

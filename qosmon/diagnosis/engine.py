@@ -893,7 +893,8 @@ def severity(
         return Severity.INFO
     if cause == Cause.NODE_FAILURE:
         return Severity.CRITICAL
-    if cause in (Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL):
+    if cause in (Cause.BANDWIDTH, Cause.PACKET_LOSS, Cause.HIGH_LATENCY, Cause.CHAT_CHANNEL,
+                 Cause.AUDIO_STALLED):
         return Severity.CRITICAL if (not scope or long) else Severity.WARNING
     if cause == Cause.STOCK_OUT:
         return Severity.CRITICAL if long else Severity.WARNING

@@ -75,6 +75,15 @@ def media_evidence(
     rtt0 = _med([b.rtt_ms for b in bases])
     loss = _med([v.loss_pct for v in views])
     no_frame = max((v.no_frame_ms or 0.0 for v in views), default=0.0)
+    received = _med([v.received_kbps for v in views])
+    received0 = _med([b.received_kbps for b in bases])
+    rtx = _med([v.rtx_kbps for v in views])
+    share = _med([v.rtx_share for v in views])
+    stuck = max((v.stuck_ms or 0.0 for v in views), default=0.0)
+    stalled = [v.audio_stalled_ms for v in views if v.audio_stalled_ms is not None]
+    audio_stalled = max(stalled, default=None)
+    hearing = sum(1 for v in views if (v.audio_stalled_ms or 0.0) >= m.audio_stalled_ms)
+    audio_loss = _med([v.audio_loss_pct for v in views])
     down = sum(
         1
         for v in views
@@ -116,6 +125,63 @@ def media_evidence(
         m.loss_pct,
         "%",
         f"packet loss {_fmt(loss, 1)}% (SLO {m.loss_pct:g}%)",
+    )
+    e_received = _ev(
+        Metric.RECEIVED_KBPS,
+        received,
+        received0,
+        None if received0 is None else m.received_drop_ratio * received0,
+        "kbps",
+        f"received {_fmt(received)} kbps with retransmissions vs {_fmt(received0)} kbps "
+        f"before{_pct_change(received, received0)}",
+    )
+    e_rtx = _ev(
+        Metric.RTX_KBPS,
+        rtx,
+        None,
+        None if received is None else m.rtx_share_max * received,
+        "kbps",
+        f"retransmissions {_fmt(rtx)} kbps"
+        + ("" if share is None else f", {share:.0%} of what was received")
+        + f" (a lossy path's sender repairs; threshold {m.rtx_share_max:.0%})",
+    )
+    e_stuck = _ev(
+        Metric.STUCK_MS,
+        stuck,
+        None,
+        None,
+        "ms",
+        f"picture stuck {stuck / 1000:.1f} s of the last {m.window_s} s",
+    )
+    e_audio = _ev(
+        Metric.AUDIO_STALLED_MS,
+        audio_stalled,
+        None,
+        m.audio_stalled_ms,
+        "ms",
+        f"no audio for {_fmt((audio_stalled or 0.0) / 1000, 1)} s of the last {m.window_s} s "
+        f"on {hearing}/{k} probes (threshold {m.audio_stalled_ms / 1000:g} s)",
+    )
+    e_audio_loss = _ev(
+        Metric.AUDIO_LOSS_PCT,
+        audio_loss,
+        None,
+        m.loss_pct,
+        "%",
+        f"audio packet loss {_fmt(audio_loss, 1)}% (SLO {m.loss_pct:g}%)",
+    )
+    # What only probes that report them can add: the received rate tells a
+    # thin link from a lossy one, stuck time shows a stall while it lasts.
+    extra: list[Evidence] = []
+    if stuck > 0:
+        extra.append(e_stuck)
+    if hearing and cause != Cause.AUDIO_STALLED:
+        extra.append(e_audio)
+    adapted = (
+        received is not None
+        and received0 is not None
+        and received < m.received_drop_ratio * received0
+        and (loss is None or loss <= m.loss_pct)
     )
     label = where(group.scope)
     if cause == Cause.NODE_FAILURE:
@@ -163,8 +229,20 @@ def media_evidence(
             f"Viewers in {label} are losing media: {what} "
             f"({k}/{n} probes, no frames for {no_frame / 1000:.0f} s)"
         )
+    elif cause == Cause.BANDWIDTH and adapted:
+        ev += [e_received, e_loss, e_rtx, e_bitrate, e_fps, e_rtt, *extra]
+        summary = (
+            f"Viewers in {label} get a squeezed stream: bandwidth shortage, the sender "
+            f"lowered its bitrate to fit (received {_fmt(received)} vs {_fmt(received0)} kbps "
+            f"before, loss {_fmt(loss, 1)}%, retransmissions "
+            f"{'unknown' if share is None else f'{share:.0%}'}, {_fmt(fps, 0)} fps; "
+            f"{k}/{n} probes)"
+        )
     elif cause == Cause.BANDWIDTH:
         ev += [e_bitrate, e_rtt, e_fps, e_loss]
+        if received is not None:
+            ev.append(e_received)
+        ev += extra
         summary = (
             f"Viewers in {label} get a squeezed stream: bandwidth shortage "
             f"(bitrate {_fmt(bitrate)} vs {_fmt(bitrate0)} kbps, queueing RTT "
@@ -172,12 +250,36 @@ def media_evidence(
         )
     elif cause == Cause.PACKET_LOSS:
         ev += [e_loss, e_rtt, e_bitrate]
+        if received is not None:
+            ev += [e_received, e_rtx]
+        if hearing:
+            ev.append(e_audio_loss)
+        ev += extra
         summary = (
             f"Viewers in {label} see stutter: {_fmt(loss, 1)}% packet loss on the path "
             f"while latency is normal ({_fmt(rtt)} ms; {k}/{n} probes)"
         )
+        if hearing:
+            summary += f"; audio stalled on {hearing}/{k} probes with it"
+    elif cause == Cause.AUDIO_STALLED:
+        ev += [e_audio, e_fps, e_loss]
+        if audio_loss is not None:
+            ev.append(e_audio_loss)
+        ev += [e for e in extra if e is not e_audio]
+        node = group.common.get("edge_node")
+        if not group.scope:
+            what = ("audio stopped at the source (microphone, encoder or origin) in every "
+                    "region at once; not the network")
+        elif node:
+            what = f"audio stopped on edge node {node}'s path while other places hear the host"
+        else:
+            what = f"audio stopped on the way to {label} while other places hear the host"
+        summary = (
+            f"Viewers in {label} cannot hear the host: {what}; video flows "
+            f"({_fmt(fps, 0)} fps, loss {_fmt(loss, 1)}%; {k}/{n} probes)"
+        )
     elif cause == Cause.HIGH_LATENCY:
-        ev += [e_rtt, e_bitrate, e_loss]
+        ev += [e_rtt, e_bitrate, e_loss, *extra]
         summary = (
             f"Viewers in {label} see high latency: RTT {_fmt(rtt)} ms vs {_fmt(rtt0)} ms "
             f"before, media still flowing at {_fmt(bitrate)} kbps ({k}/{n} probes)"
@@ -487,6 +589,9 @@ def media_strength(cause: Cause, members: Sequence[ProbeStatus]) -> float:
     elif cause == Cause.HIGH_LATENCY:
         rtt = _med([v.rtt_ms for v in views])
         magnitude = min(rtt or 0.0, 9_999.0) / 10_000
+    elif cause == Cause.AUDIO_STALLED:
+        stalled = max((v.audio_stalled_ms or 0.0 for v in views), default=0.0)
+        magnitude = min(stalled / 10_000, 0.999)
     return showing + min(max(magnitude, 0.0), 0.999)
 
 

@@ -10,8 +10,14 @@ rule reads what the signals say together:
   bitrate both ~0 while connected)            -> node_failure
 - RTT up (SLO or queueing rise over baseline) with bitrate or fps down
                                                 -> bandwidth
+- what the link carries (retransmissions included) well below its baseline,
+  loss within the SLO, few retransmissions: the sender lowered its rate to
+  a squeeze                                    -> bandwidth
 - RTT at or above the SLO, bitrate holding     -> high_latency
-- loss above the SLO with RTT normal           -> packet_loss
+- loss above the SLO with RTT normal (and, where known, the received rate
+  holding: the sender repairs, the link is not thin) -> packet_loss
+- no audio packet for most of the window while video flows on a clean path
+                                                -> audio_stalled
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ _UNKNOWN_STATES = frozenset(
 )
 
 # When the classes a probe showed are tied, the more specific explanation wins.
-CAUSE_PRIORITY = (Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.HIGH_LATENCY, Cause.PACKET_LOSS)
+CAUSE_PRIORITY = (
+    Cause.NODE_FAILURE, Cause.BANDWIDTH, Cause.HIGH_LATENCY, Cause.PACKET_LOSS,
+    Cause.AUDIO_STALLED,
+)
 
 # A probe silent this long is unknown: it neither keeps an incident open nor
 # counts as healthy.
@@ -76,6 +85,24 @@ class MediaView:
     chat_sent: int
     chat_lost: int
     chat_rtt_ms: float | None
+    # Probes that report them (None otherwise): medians of the received rate
+    # (retransmissions included) and its retransmitted part; picture-stuck
+    # and audio-stalled time summed over the window; audio path loss.
+    received_kbps: float | None = None
+    rtx_kbps: float | None = None
+    stuck_ms: float | None = None
+    audio_stalled_ms: float | None = None
+    audio_loss_pct: float | None = None
+    # A session started, or media stopped, within ``ramp_s``: the sender may
+    # still be ramping its rate up.
+    settling: bool = False
+
+    @property
+    def rtx_share(self) -> float | None:
+        """Retransmissions' share of what was received, 0-1."""
+        if self.rtx_kbps is None or not self.received_kbps:
+            return None
+        return min(1.0, self.rtx_kbps / self.received_kbps)
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,7 @@ class Baseline:
     bitrate_kbps: float | None
     fps: float | None
     rtt_ms: float | None
+    received_kbps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,15 +161,33 @@ def classify_media(view: MediaView, base: Baseline, cfg: DiagnosisConfig) -> Cau
     if rtt_up and (bitrate_low or fps_low):
         return Cause.BANDWIDTH
     lossy = view.loss_pct is not None and view.loss_pct > m.loss_pct
+    # What the link carried, retransmissions included, against its own
+    # healthy level (None: the probe does not report it, or no baseline).
+    thin: bool | None = None
+    if view.received_kbps is not None and base.received_kbps:
+        thin = view.received_kbps < m.received_drop_ratio * base.received_kbps
+    # A sender with congestion control (libwebrtc) meets a squeeze by
+    # lowering its rate: no loss, no queue, few repairs, only less arriving.
+    share = view.rtx_share
+    if (thin and not lossy and share is not None and share <= m.rtx_share_max
+            and not view.settling):
+        return Cause.BANDWIDTH
     # A full bottleneck queue drops the RTT checks too: no answer at all,
     # heavy loss and a fraction of the bitrate is a squeeze, not random loss
     # (which leaves the bitrate roughly whole and some checks answered).
-    if rtt is None and lossy and bitrate_low and (fps_low or starved):
+    # Where the received rate is known it decides: a lossy path whose
+    # sender repairs keeps the link as full as before.
+    if rtt is None and lossy and bitrate_low and (fps_low or starved) and thin is not False:
         return Cause.BANDWIDTH
     if rtt_slo:
         return Cause.HIGH_LATENCY
     if lossy:
         return Cause.PACKET_LOSS
+    if view.audio_stalled_ms is not None and view.audio_stalled_ms >= m.audio_stalled_ms:
+        # Audio loss on the path shows once its packets come back; audio
+        # stopping with the path clean is the audio itself.
+        audio_lossy = view.audio_loss_pct is not None and view.audio_loss_pct > m.loss_pct
+        return Cause.PACKET_LOSS if audio_lossy else Cause.AUDIO_STALLED
     if starved:
         return Cause.NODE_FAILURE  # packets arrive but nothing decodable: the source
     return None
@@ -177,8 +223,10 @@ class ProbeTracker:
         self._base_bitrate: deque[float] = deque(maxlen=n)
         self._base_fps: deque[float] = deque(maxlen=n)
         self._base_rtt: deque[float] = deque(maxlen=n)
+        self._base_received: deque[float] = deque(maxlen=n)
         self._last_data: int | None = None
-        self._keep_s = max(cfg.media.window_s, cfg.media.rtt_window_s, cfg.chat.window_s) + 30
+        self._keep_s = max(cfg.media.window_s, cfg.media.rtt_window_s, cfg.chat.window_s,
+                           cfg.media.ramp_s) + 30
 
     def add(self, sample: ProbeSample) -> None:
         s = second_of(sample.ts)
@@ -193,7 +241,8 @@ class ProbeTracker:
         def med(d: deque[float]) -> float | None:
             return statistics.median(d) if len(d) >= need else None
 
-        return Baseline(med(self._base_bitrate), med(self._base_fps), med(self._base_rtt))
+        return Baseline(med(self._base_bitrate), med(self._base_fps), med(self._base_rtt),
+                        med(self._base_received))
 
     def view(self, second: int) -> MediaView | None:
         m, c = self.cfg.media, self.cfg.chat
@@ -217,6 +266,16 @@ class ProbeTracker:
             if s in self._samples
         ]
         last = win[-1]
+        settling = any(
+            x.state != ConnectionState.CONNECTED
+            or x.ttff_ms != last.ttff_ms
+            or (x.bitrate_kbps is not None and x.bitrate_kbps <= m.stopped_bitrate_kbps)
+            for s in range(second - m.ramp_s + 1, second + 1)
+            if (x := self._samples.get(s)) is not None
+        )
+        received = [x.received_kbps for x in win if x.received_kbps is not None]
+        stalls = [x.audio_stalled_ms for x in win if x.audio_stalled_ms is not None]
+        audio_loss = [x.audio_loss_pct for x in win if x.audio_loss_pct is not None]
         chat_rtts = [x.chat_rtt_ms for x in chat_win if x.chat_rtt_ms is not None]
         ttffs = [x.ttff_ms for x in win if x.ttff_ms is not None]
         return MediaView(
@@ -235,6 +294,13 @@ class ProbeTracker:
             chat_sent=sum(x.chat_sent for x in chat_win),
             chat_lost=sum(x.chat_lost for x in chat_win),
             chat_rtt_ms=_median(chat_rtts),
+            received_kbps=_median(received),
+            rtx_kbps=_median([x.rtx_kbps for x in win if x.rtx_kbps is not None])
+            if received else None,
+            stuck_ms=sum(x.stuck_ms for x in win),
+            audio_stalled_ms=sum(stalls) if stalls else None,
+            audio_loss_pct=_median(audio_loss),
+            settling=settling,
         )
 
     def evaluate(self, second: int) -> ProbeStatus:
@@ -301,6 +367,8 @@ class ProbeTracker:
             self._base_fps.append(x.fps)
         if x.rtt_ms is not None:
             self._base_rtt.append(x.rtt_ms)
+        if x.received_kbps is not None:
+            self._base_received.append(x.received_kbps)
 
     def _reset(self) -> None:
         t = self.cfg.incident

@@ -28,6 +28,7 @@ PAD_L, PAD_R, PAD_T, PAD_B = 44, 16, 14, 36
 CAUSE_COLOURS = {
     "node_failure": "#D55E00", "bandwidth": "#E69F00", "packet_loss": "#CC79A7",
     "high_latency": "#56B4E9", "chat_channel": "#0072B2", "stock_out": "#009E73",
+    "audio_stalled": "#F0E442",
     "low_stock": "#7fcfb5", "stale_inventory": "#8c959f", "network_fine": "#000000",
     "unknown": "#bbbbbb",
 }

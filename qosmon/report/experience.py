@@ -10,7 +10,10 @@ How it is made (each part 0..1, 1 = nothing a viewer would notice):
   and delivering pictures (no frame for 5 s or more counts as down). A viewer
   who cannot watch gets nothing from the rest, so the score is multiplied by it.
 - **smoothness** (weight 0.45): frozen share of the connected time; 10 % frozen
-  or more is 0. Freezes are what makes viewers leave within seconds, so they
+  or more is 0. Frozen time is the picture-stuck time, counted while a stall
+  lasts, up to where availability takes over (a second with no frame for
+  5 s or more is down, not also frozen); older probes' freezes count when
+  they end. Freezes are what makes viewers leave within seconds, so they
   weigh most.
 - **network** (0.25): share of connected seconds that break the service level
   (loss above 5 % or RTT of 250 ms or more, the same figures as the report's
@@ -33,7 +36,8 @@ import numpy as np
 
 from qosmon.report.signals import ProbeTable, session_ttffs
 
-SCORE_VERSION = 1
+# 2: frozen time counted while a stall lasts, and not in seconds already down.
+SCORE_VERSION = 2
 WEIGHTS = {"smoothness": 0.45, "network": 0.25, "startup": 0.15, "chat": 0.15}
 FROZEN_ZERO_SHARE = 0.10  # frozen share of watch time at which smoothness is 0
 STARTUP_GOOD_MS = 1000.0
@@ -96,7 +100,7 @@ def score_rows(table: ProbeTable, rows: np.ndarray, region: str) -> ExperienceSc
         n_conn = int(connected.sum())
         smoothness = network = None
         if n_conn:
-            frozen_s = float(np.nansum(table.freeze_ms[rows][connected])) / 1000.0
+            frozen_s = float(np.nansum(table.frozen_ms[rows][up])) / 1000.0
             smoothness = _clip01(1.0 - (frozen_s / n_conn) / FROZEN_ZERO_SHARE)
             loss = table.loss_pct[rows][connected]
             rtt = table.rtt_ms[rows][connected]

@@ -56,6 +56,8 @@ class ProbeRow:
     sample_age: str  # since its latest sample for this show
     connection: str  # the WebRTC connection state it reported
     heartbeat: str  # since its last heartbeat to the collector
+    # What its latest second shows while it lasts: picture stuck, no audio.
+    now: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,14 @@ def _probe_rows(live: LiveInputs, regions: Sequence[str], t: Translate) -> list[
         hb = heard.get(p.probe_id, {})
         last_hb = hb.get("last_heartbeat")
         state = "up" if p.up else "down"
+        now = [t(w) for w, on in (("picture stuck", p.latest.stuck_ms > 0),
+                                  ("no audio", bool(p.latest.audio_stalled))) if on]
         rows.append(ProbeRow(
             probe_id=p.probe_id, region=p.region, state=state, state_text=t(state),
             sample_age=_ago(live.now, p.latest.ts, t),
             connection=t(p.latest.state.value.replace("_", " ")),
             heartbeat=_ago(live.now, last_hb if isinstance(last_hb, float) else None, t),
+            now=", ".join(now) if p.up else "",
         ))
     # Probes of the show's regions that have sent nothing for it yet.
     for pid, hb in sorted(heard.items()):

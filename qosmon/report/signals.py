@@ -29,7 +29,7 @@ BoolArray = NDArray[Any]
 # Columns read from each sample. Optional numbers become NaN (unknown).
 _FLOAT_FIELDS = (
     "ts", "rtt_ms", "loss_pct", "bitrate_kbps", "fps", "no_frame_ms", "chat_rtt_ms", "ttff_ms",
-    "freeze_ms",
+    "freeze_ms", "stuck_ms", "received_kbps", "rtx_kbps", "audio_stalled_ms", "audio_loss_pct",
 )
 _INT_FIELDS = ("freeze_count", "chat_sent", "chat_lost")
 
@@ -62,6 +62,14 @@ class ProbeTable:
     ttff_ms: FloatArray
     freeze_ms: FloatArray
     freeze_count: IntArray
+    # Picture stuck, counted while a stall lasts; ``frozen_ms`` is what the
+    # report counts as frozen (see ``frozen_per_second``).
+    stuck_ms: FloatArray
+    received_kbps: FloatArray
+    rtx_kbps: FloatArray
+    audio_stalled_ms: FloatArray
+    audio_loss_pct: FloatArray
+    frozen_ms: FloatArray
     chat_sent: IntArray
     chat_lost: IntArray
     sec: IntArray  # second of the show, aligned per probe (see second_slots)
@@ -126,6 +134,13 @@ class ProbeTable:
             ttff_ms=floats["ttff_ms"][order],
             freeze_ms=floats["freeze_ms"][order],
             freeze_count=ints["freeze_count"][order],
+            stuck_ms=floats["stuck_ms"][order],
+            received_kbps=floats["received_kbps"][order],
+            rtx_kbps=floats["rtx_kbps"][order],
+            audio_stalled_ms=floats["audio_stalled_ms"][order],
+            audio_loss_pct=floats["audio_loss_pct"][order],
+            frozen_ms=frozen_per_second(floats["freeze_ms"][order], floats["stuck_ms"][order],
+                                        p_sorted),
             chat_sent=ints["chat_sent"][order],
             chat_lost=ints["chat_lost"][order],
             sec=second_slots(ts, p_sorted, start),
@@ -140,12 +155,29 @@ class ProbeTable:
         for name in (
             "ts", "probe_idx", "region_idx", "connected", "rtt_ms", "loss_pct", "bitrate_kbps",
             "fps", "no_frame_ms", "chat_rtt_ms", "ttff_ms", "freeze_ms", "freeze_count",
-            "chat_sent", "chat_lost", "sec",
+            "stuck_ms", "received_kbps", "rtx_kbps", "audio_stalled_ms", "audio_loss_pct",
+            "frozen_ms", "chat_sent", "chat_lost", "sec",
         ):
             kw[name] = getattr(self, name)[mask]
         return ProbeTable(
             **kw, probes=self.probes, regions=self.regions, probe_labels=self.probe_labels
         )
+
+
+def frozen_per_second(freeze_ms: FloatArray, stuck_ms: FloatArray,
+                      probe_idx: IntArray) -> FloatArray:
+    """Frozen time per sample, in ms: the picture-stuck time, counted while a
+    stall lasts, for probes that report it (a 24 s stall shows over its 24
+    seconds, not in the second it ends); for older probes, which report
+    only freezes that ended, the freeze time of that second. A probe
+    reports stuck time if any of its samples holds some: otherwise the two
+    are the same (nothing stalled)."""
+    n = int(probe_idx.max()) + 1 if len(probe_idx) else 0
+    stuck = np.nan_to_num(stuck_ms, nan=0.0)
+    reports = np.bincount(probe_idx, weights=stuck, minlength=n) > 0 if n else np.zeros(0, bool)
+    out: FloatArray = np.where(reports[probe_idx] if n else np.zeros(0, bool), stuck,
+                               np.nan_to_num(freeze_ms, nan=0.0))
+    return out
 
 
 @dataclass

@@ -65,6 +65,7 @@ def sample_status(table: ProbeTable, th: ReportThresholds) -> IntArray:
         degraded = (
             (table.freeze_count > 0)
             | (table.freeze_ms > 0)
+            | (table.stuck_ms > 0)  # a stall while it lasts, not only once it ended
             | (table.loss_pct > th.loss_degraded_pct)
             | (table.rtt_ms >= th.rtt_degraded_ms)
             | (table.bitrate_kbps < th.bitrate_degraded_kbps)

@@ -10,10 +10,13 @@ from qosmon.model import Cause, Metric, StockLevel
 # cause -> (short label, what it means)
 CAUSE_TEXT: dict[Cause, tuple[str, str]] = {
     Cause.NODE_FAILURE: ("node failure", "an edge or origin node stopped serving media"),
-    Cause.BANDWIDTH: ("bandwidth", "bitrate down, queueing RTT up, frame rate down"),
+    Cause.BANDWIDTH: ("bandwidth", "the path carries less: bitrate down with queueing RTT up or "
+                      "frame rate down, or the sender lowered its bitrate without loss"),
     Cause.PACKET_LOSS: ("packet loss", "loss on the path with latency normal"),
     Cause.HIGH_LATENCY: ("high latency", "RTT high while media kept flowing"),
     Cause.CHAT_CHANNEL: ("chat channel", "the interaction channel failed; media fine"),
+    Cause.AUDIO_STALLED: ("audio stalled", "the host cannot be heard: no audio while video "
+                          "flows; everywhere at once it is the source, not the network"),
     Cause.STOCK_OUT: ("stock-out", "a SKU on screen sold out where viewers buy"),
     Cause.LOW_STOCK: ("low stock", "a SKU on screen ran low"),
     Cause.STALE_INVENTORY: ("stale inventory", "warehouse data too old or a sync fault"),
@@ -29,6 +32,11 @@ METRIC_TEXT: dict[Metric, tuple[str, str]] = {
     Metric.BITRATE_KBPS: ("bitrate", "kbps"),
     Metric.FPS: ("frame rate", "fps"),
     Metric.NO_FRAME_MS: ("time since last frame", "ms"),
+    Metric.RECEIVED_KBPS: ("received with retransmissions", "kbps"),
+    Metric.RTX_KBPS: ("retransmissions", "kbps"),
+    Metric.STUCK_MS: ("picture stuck", "ms"),
+    Metric.AUDIO_STALLED_MS: ("no audio", "ms"),
+    Metric.AUDIO_LOSS_PCT: ("audio packet loss", "%"),
     Metric.TTFF_MS: ("time to first frame", "ms"),
     Metric.CHAT_RTT_MS: ("chat delivery time", "ms"),
     Metric.CHAT_LOST_RATIO: ("chat messages lost", "% of sent"),

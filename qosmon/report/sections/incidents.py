@@ -41,7 +41,8 @@ from qosmon.report.vocabulary import CAUSE_TEXT, METRIC_TEXT
 # probe table's column of that name.
 _PROBE_METRICS = frozenset({
     Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS, Metric.NO_FRAME_MS,
-    Metric.CHAT_RTT_MS, Metric.CHAT_LOST_RATIO,
+    Metric.CHAT_RTT_MS, Metric.CHAT_LOST_RATIO, Metric.RECEIVED_KBPS, Metric.RTX_KBPS,
+    Metric.STUCK_MS, Metric.AUDIO_STALLED_MS, Metric.AUDIO_LOSS_PCT,
 })
 # Counts of probes: drawn as how many of the incident's probes had no media.
 _MEDIA_COUNT_METRICS = frozenset({Metric.PROBES_WITHOUT_MEDIA, Metric.DISCONNECTED_PROBES})
@@ -54,11 +55,12 @@ _STOCK_METRICS = frozenset({Metric.ON_HAND, Metric.DATA_AGE_S})
 # Ratios diagnosis reports as 0-1 but charts show in %.
 _RATIO_METRICS = frozenset({Metric.CHAT_LOST_RATIO})
 # Which end of a signal is bad: the worst second is its max or its min.
-_LOW_IS_BAD = frozenset({Metric.BITRATE_KBPS, Metric.FPS})
+_LOW_IS_BAD = frozenset({Metric.BITRATE_KBPS, Metric.FPS, Metric.RECEIVED_KBPS})
 # Probe signals whose whole-incident median and worst second are worth a line.
 _DURING_METRICS = frozenset({
     Metric.RTT_MS, Metric.LOSS_PCT, Metric.BITRATE_KBPS, Metric.FPS, Metric.NO_FRAME_MS,
-    Metric.CHAT_RTT_MS,
+    Metric.CHAT_RTT_MS, Metric.RECEIVED_KBPS, Metric.RTX_KBPS, Metric.STUCK_MS,
+    Metric.AUDIO_STALLED_MS, Metric.AUDIO_LOSS_PCT,
 })
 # Resolves are sent after an incident ends (flap cool-off, group interval).
 ALERT_AFTER_END_S = 300.0

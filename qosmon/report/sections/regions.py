@@ -69,8 +69,9 @@ def _region_charts(
             thresholds=[limit], width=charts.W_HALF, height=190, y_max=y_max, t=t,
         )
 
-    # A freeze is reported in the second it ends, with its whole length.
-    frozen = bucket_ratio(sec, np.minimum(table.freeze_ms[m], 1000.0),
+    # Frozen while it lasts (a stall's seconds as they pass; older probes
+    # report a freeze in the second it ends, with its whole length).
+    frozen = bucket_ratio(sec, np.minimum(table.frozen_ms[m], 1000.0),
                           np.full(int(m.sum()), 1000.0), grid)
     chat_lost = bucket_ratio(sec, table.chat_lost[m].astype(float),
                              table.chat_sent[m].astype(float), grid)
