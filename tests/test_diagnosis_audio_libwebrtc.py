@@ -35,14 +35,10 @@ WHEP_TOKEN = "audio-test-whep-token"
 SHOW = "audio-e2e"
 WARMUP_S = 25.0
 MUTE_S = 30.0
-# Every audio sender of the page stops sending (replaceTrack(null): no RTP
-# at all), or sends the tone again.
-STOP_AUDIO = ("Promise.all([...sessions.values()].flatMap(pc => pc.getSenders()"
-              ".filter(s => s.track && s.track.kind === 'audio')"
-              ".map(s => s.replaceTrack(null)))).then(r => r.length)")
-RESUME_AUDIO = ("Promise.all([...sessions.values()].flatMap(pc => pc.getTransceivers()"
-                ".filter(t => t.receiver.track.kind === 'audio')"
-                ".map(t => t.sender.replaceTrack(audio)))).then(r => r.length)")
+# Every audio sender of the page stops sending (no RTP at all), or sends the
+# tone again (the origin page's setAudio).
+STOP_AUDIO = "setAudio(false)"
+RESUME_AUDIO = "setAudio(true)"
 
 
 async def _incidents(http: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
