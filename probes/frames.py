@@ -37,6 +37,9 @@ class ShownFrame:
     height: int | None
     rtp_timestamp: int | None = None
     repaired: bool = False  # one of its packets came by retransmission
+    # When its own last packet arrived (``at_ms`` is when it could go to the
+    # decoder: later, when it waited for a frame before it).
+    arrived_ms: float | None = None
 
 
 @dataclass(slots=True)  # one per packet: slots make it cheaper to build and read
@@ -130,11 +133,13 @@ class FrameAssembler:
             width = height = None
             ts: int | None = None
             repaired = False
+            arrived = 0.0
             for s in range(self._next, frame + 1):
                 p = self._packets.pop(s)
                 size += p.size
                 keyframe = keyframe or p.keyframe
                 repaired = repaired or p.repaired
+                arrived = max(arrived, p.at_ms)
                 if ts is None:
                     ts = p.ts
                 if p.width and p.height:
@@ -145,7 +150,8 @@ class FrameAssembler:
                 self._decodable = True
                 self._broken = False
             if self._decodable:
-                shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts, repaired))
+                shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts, repaired,
+                                        arrived))
             else:
                 self.frames_undecodable += 1
                 self._broken = True

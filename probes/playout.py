@@ -11,7 +11,8 @@ browser's does on the frames it renders.
 
 The hold adapts to the path's jitter as libwebrtc's does (its jitter
 estimator and timing), kept simple: each frame's excess transit (its
-transit less the fastest of the window) feeds a running mean and variance
+own last packet's arrival, less its timestamp and the fastest such transit
+of the window) feeds a running mean and variance
 whose weight grows to 1/``JITTER_FRAMES`` (about 16 s at 25 fps: fast at the
 start, slow to forget after), and the hold is::
 
@@ -95,18 +96,22 @@ class Playout:
         self._ext = max(self._ext, ext)
         return ext
 
-    def show_ms(self, complete_ms: float, rtp_timestamp: int, repaired: bool = False) -> float:
+    def show_ms(self, complete_ms: float, rtp_timestamp: int, repaired: bool = False,
+                arrived_ms: float | None = None) -> float:
         """When the frame completed at ``complete_ms`` is shown (never
         before the frame shown last). ``repaired``: one of its packets came
         by retransmission (its transit then says nothing of the path's
-        jitter, and it leaves the fastest transit and the estimate alone)."""
+        jitter, and it leaves the fastest transit and the estimate alone).
+        ``arrived_ms``: when its own last packet came, if it then waited for
+        a frame before it: its transit is taken from that (as libwebrtc
+        takes a frame's receive time), not from when it could be shown."""
         ext = self._unwrap(rtp_timestamp)
         if ext is None:  # the sender started over: so does the reference
             self._ext = rtp_timestamp
             self._transits.clear()
             ext = rtp_timestamp
         ts_ms = ext / self._per_ms
-        transit = complete_ms - ts_ms
+        transit = (complete_ms if arrived_ms is None else min(arrived_ms, complete_ms)) - ts_ms
         if not repaired or not self._transits:
             while self._transits and self._transits[-1][1] >= transit:
                 self._transits.pop()

@@ -128,3 +128,28 @@ def test_a_frame_with_a_retransmitted_packet_is_marked_repaired() -> None:
     assert a.packet(3, True, True, False, 900, 80.0, rtp_timestamp=2 * TICKS) == []
     shown = a.packet(2, True, True, False, 900, 90.0, rtp_timestamp=TICKS, repaired=True)
     assert [f.repaired for f in shown] == [True, False]
+
+
+def test_frames_held_behind_a_late_one_keep_their_own_arrival_time() -> None:
+    """A repair 300 ms late holds 7 good frames behind it, over and over:
+    those arrived on time, and the path's jitter estimate stays where it is."""
+    m = StreamMeter(start_ms=0.0)
+    a = FrameAssembler()
+    for i in range(400):
+        seq = i
+        now = 40.0 * i
+        if i % 25 == 10:  # lost, repaired 300 ms later
+            lost = (seq, i)
+        else:
+            for f in a.packet(seq, True, True, i % 25 == 0, 900, now, rtp_timestamp=i * TICKS):
+                m.frame(f.at_ms, f.size_bytes, rtp_timestamp=f.rtp_timestamp,
+                        repaired=f.repaired, arrived_ms=f.arrived_ms)
+        if i % 25 == 17:
+            s, j = lost
+            for f in a.packet(s, True, True, False, 900, now + 20, rtp_timestamp=j * TICKS,
+                              repaired=True):
+                m.frame(f.at_ms, f.size_bytes, rtp_timestamp=f.rtp_timestamp,
+                        repaired=f.repaired, arrived_ms=f.arrived_ms)
+    assert m._playout.hold_ms == PLAYOUT_DELAY_MS
+    # Each repair is a freeze the hold did not cover.
+    assert m.take(16000.0).freeze_count >= 14
