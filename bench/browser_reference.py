@@ -4,8 +4,9 @@ the probe's figures agree with ground truth and with what Chromium reports,
 and by how much. The set-up is described in tests/reference_viewer.py (needs
 root: network namespaces, nftables, tc).
 
-Phases: clean, 5 % and 15 % random loss, a 600 kbit/s squeeze, 15 % loss of
-the audio packets only; each for ``--phase`` seconds plus 6 s clean,
+Phases: clean, 5 % and 15 % random loss, a squeeze (600 kbit/s on Janus,
+300 on the libwebrtc sender: 60 % of its cap), 15 % loss of the audio
+packets only; each for ``--phase`` seconds plus 6 s clean,
 counted as one window.
 
     sudo python bench/browser_reference.py [--origin libwebrtc|janus]
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reference_viewer import ORIGINS, PHASES, compare
+from tests.reference_viewer import ORIGINS, compare, phases_for
 
 
 def show(name: str, f: dict[str, Any]) -> None:
@@ -56,7 +57,9 @@ def main() -> None:
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, nftables, tc)")
-    phases = PHASES[:3] if args.quick else PHASES
+    phases = phases_for(args.origin)
+    if args.quick:
+        phases = phases[:3]
     result = asyncio.run(compare(args.origin, args.codec, args.phase, phases, show))
     verdicts = [(n, k, v["pass"]) for n, f in result["phases"].items()
                 for k, v in f["verdicts"].items()]

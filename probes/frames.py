@@ -36,6 +36,10 @@ class ShownFrame:
     width: int | None
     height: int | None
     rtp_timestamp: int | None = None
+    repaired: bool = False  # one of its packets came by retransmission
+    # When its own last packet arrived (``at_ms`` is when it could go to the
+    # decoder: later, when it waited for a frame before it).
+    arrived_ms: float | None = None
 
 
 @dataclass(slots=True)  # one per packet: slots make it cheaper to build and read
@@ -48,6 +52,7 @@ class _Packet:
     height: int | None
     at_ms: float
     ts: int | None  # RTP timestamp, when known
+    repaired: bool = False
 
 
 # Packets held at most, so a broken stream cannot grow memory without bound.
@@ -86,8 +91,10 @@ class FrameAssembler:
         width: int | None = None,
         height: int | None = None,
         rtp_timestamp: int | None = None,
+        repaired: bool = False,
     ) -> list[ShownFrame]:
-        """Add one packet (original or RTX-repaired); frames it made showable."""
+        """Add one packet (original, or RTX-repaired: ``repaired``); frames it
+        made showable."""
         ext = self._extend(seq)
         in_order = self._max_ext is not None and ext == self._max_ext + 1
         if self._max_ext is None or ext > self._max_ext:
@@ -99,7 +106,7 @@ class FrameAssembler:
                 return []  # joined mid-frame: wait for a frame's beginning
             self._next = ext
         self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height, now_ms,
-                                                rtp_timestamp))
+                                                rtp_timestamp, repaired))
         if len(self._packets) > MAX_HELD:
             self._skip(now_ms, force=True)
         elif in_order and not end and not self._new_timestamp(ext):
@@ -125,10 +132,14 @@ class FrameAssembler:
             keyframe = False
             width = height = None
             ts: int | None = None
+            repaired = False
+            arrived = 0.0
             for s in range(self._next, frame + 1):
                 p = self._packets.pop(s)
                 size += p.size
                 keyframe = keyframe or p.keyframe
+                repaired = repaired or p.repaired
+                arrived = max(arrived, p.at_ms)
                 if ts is None:
                     ts = p.ts
                 if p.width and p.height:
@@ -139,7 +150,8 @@ class FrameAssembler:
                 self._decodable = True
                 self._broken = False
             if self._decodable:
-                shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts))
+                shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts, repaired,
+                                        arrived))
             else:
                 self.frames_undecodable += 1
                 self._broken = True

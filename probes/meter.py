@@ -177,13 +177,16 @@ class StreamMeter:
         width: int | None = None,
         height: int | None = None,
         rtp_timestamp: int | None = None,
+        repaired: bool = False,
     ) -> None:
         """A packet of a codec whose frames the probe assembles itself (VP8,
-        H.264), original or RTX-repaired (then ``ssrc`` is the media SSRC)."""
+        H.264), original or RTX-repaired (``repaired``; then ``ssrc`` is the
+        media SSRC)."""
         s = self._ssrcs.get(ssrc) or self._ssrc(ssrc)
         for f in s.frames.packet(seq, start, end, keyframe, size, now_ms, width, height,
-                                 rtp_timestamp):
-            self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp)
+                                 rtp_timestamp, repaired):
+            self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp, f.repaired,
+                       f.arrived_ms)
 
     def frame(
         self,
@@ -192,15 +195,20 @@ class StreamMeter:
         width: int | None = None,
         height: int | None = None,
         rtp_timestamp: int | None = None,
+        repaired: bool = False,
+        arrived_ms: float | None = None,
     ) -> None:
         """A frame a decoder could show, complete at ``now_ms``. With its RTP
         timestamp, stalls are judged at the time a browser would show it
-        (:mod:`probes.playout`), else at ``now_ms``."""
+        (:mod:`probes.playout`), else at ``now_ms``. ``repaired``: one of
+        its packets came by retransmission; ``arrived_ms``: when its own last
+        packet came, if before ``now_ms`` (it waited for a frame before it)."""
         if self.first_frame_ms is None:
             self.first_frame_ms = now_ms
         if width and height:
             self.width, self.height = width, height
-        shown = now_ms if rtp_timestamp is None else self._playout.show_ms(now_ms, rtp_timestamp)
+        shown = (now_ms if rtp_timestamp is None
+                 else self._playout.show_ms(now_ms, rtp_timestamp, repaired, arrived_ms))
         self._frames.frame(shown)
         self._frames_this_interval += 1
         self._frame_bytes_this_interval += size_bytes
@@ -254,7 +262,8 @@ class StreamMeter:
         busiest = -1
         for s in self._ssrcs.values():
             for f in s.frames.advance(now_ms):  # frames given up unblock later ones
-                self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp)
+                self.frame(f.at_ms, f.size_bytes, f.width, f.height, f.rtp_timestamp,
+                           f.repaired, f.arrived_ms)
         for s in self._ssrcs.values():
             li = s.loss.take(now_ms)
             expected += li.expected

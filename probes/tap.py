@@ -109,7 +109,7 @@ class ReceiverTap:
                 nacks.repaired(osn)
             if name is not None:
                 self._assemble(name, media_ssrc, osn, packet.marker, packet.timestamp,
-                               payload[2:], now)
+                               payload[2:], now, repaired=True)
         else:
             ssrc = packet.ssrc
             seq = packet.sequence_number
@@ -147,13 +147,13 @@ class ReceiverTap:
         return Feedback(media_ssrc, seqs or [], pli)
 
     def _assemble(self, codec: str, ssrc: int, seq: int, marker: int, ts: int,
-                  payload: bytes, now: float) -> None:
+                  payload: bytes, now: float, repaired: bool = False) -> None:
         if codec == "VP8":
             info = parse_vp8_packet(payload)
             if info is None:
                 return
             self._meter.video_packet(ssrc, seq, info.frame_start, bool(marker), info.keyframe,
-                                     len(payload), now, info.width, info.height, ts)
+                                     len(payload), now, info.width, info.height, ts, repaired)
         elif codec == "H264":
             h = parse_h264_packet(payload)
             if h is None:
@@ -164,7 +164,7 @@ class ReceiverTap:
                 self._h264_pps.add(ssrc)
             keyframe = h.idr and ssrc in self._h264_sps and ssrc in self._h264_pps
             self._meter.video_packet(ssrc, seq, h.frame_start, bool(marker), keyframe,
-                                     len(payload), now, h.width, h.height, ts)
+                                     len(payload), now, h.width, h.height, ts, repaired)
 
     def _frame(self, codec: Any, encoded: Any) -> None:
         if codec.name.upper() in _OWN_FRAMES:
