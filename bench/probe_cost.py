@@ -12,7 +12,8 @@ with packets (bitrate), a decoder's with pixels. The 720p rows use fewer
 streams (4) because the decoding viewer, on one core, must still keep up
 with every frame: one that falls behind spends less CPU than decoding all
 would, so its figure (and the ratio) would be understated; the table says
-so when it happens.
+so when it happens. The ramp also has one 720p step: one probe process
+with 30 H.264 + Opus streams (10, 20, 30 without --quick).
 "H.264 alone" is the same mountpoint joined without audio (the join answers
 the audio m-line inactive, so Janus sends none); "H.264 + Opus" takes both,
 as a viewer of a live show does: the probe taps the audio packets, the
@@ -306,6 +307,7 @@ def main() -> int:
 
     seconds = 8.0 if args.quick else 15.0
     ramp = [50, 60] if args.quick else [10, 25, 40, 50, 60]
+    hd_ramp = [30] if args.quick else [10, 20, 30]
     cores = sorted(os.sched_getaffinity(0))
     core = cores[-1]
     sd = {"size": SD_SIZE, "kbps": CLIP_KBPS, "n": 10, "ramp": ramp}
@@ -317,8 +319,9 @@ def main() -> int:
         "h264_opus": {"label": "H.264 + Opus", "mountpoint": H264_MOUNTPOINT, "audio": True,
                       **sd},
         "vp8_720p": {"label": "VP8", "mountpoint": VP8_HD_MOUNTPOINT, "audio": False, **hd},
+        # One ramp step at 720p: 2.5 times the packets per stream of the 360p ramp.
         "h264_opus_720p": {"label": "H.264 + Opus", "mountpoint": H264_HD_MOUNTPOINT,
-                           "audio": True, **hd},
+                           "audio": True, **hd, "ramp": hd_ramp},
     }
     figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -376,6 +379,7 @@ def main() -> int:
         "decoding_viewer_capped_720p": any(not figures[k]["decoding_viewer_keeps_up"]
                                            for k in hd_keys),
         "min_streams_per_process": min(figures[k]["streams_per_process"] for k in sd_keys),
+        "streams_per_process_720p": figures["h264_opus_720p"]["streams_per_process"],
         "stream_kbps": CLIP_KBPS,
         "stream_kbps_720p": HD_KBPS,
         "window_s": seconds,
