@@ -53,6 +53,18 @@ H264_SSRC = 0x2345BCDE
 OPUS_RTP_PORT = 5008
 OPUS_PT = 111
 OPUS_SSRC = 0x3456CDEF
+# The same two at a live show's resolution (the cost bench feeds them 720p
+# at 2.5 Mbps), on mountpoints of their own so they run beside the ones above.
+VP8_HD_MOUNTPOINT = 3
+VP8_HD_RTP_PORT = 5030
+H264_HD_MOUNTPOINT = 4
+H264_HD_RTP_PORT = 5032
+OPUS_HD_RTP_PORT = 5034
+# mountpoint -> (video RTP port, SSRC) and, for H.264 + Opus ones, (Opus port, SSRC)
+_VP8_FEEDS = {MOUNTPOINT: (RTP_PORT, VIDEO_SSRC), VP8_HD_MOUNTPOINT: (VP8_HD_RTP_PORT, 0x1234ABCE)}
+_H264_FEEDS = {H264_MOUNTPOINT: ((H264_RTP_PORT, H264_SSRC), (OPUS_RTP_PORT, OPUS_SSRC)),
+               H264_HD_MOUNTPOINT: ((H264_HD_RTP_PORT, 0x2345BCDF),
+                                    (OPUS_HD_RTP_PORT, 0x3456CDF0))}
 
 
 def skip_unless_janus_possible() -> None:
@@ -158,8 +170,7 @@ class JanusNetns(VethNamespace):
         # looks at the interfaces again for each new peer connection).
         self.ice_interfaces = ice_interfaces
         self.janus: subprocess.Popen[bytes] | None = None
-        self.feed: subprocess.Popen[bytes] | None = None
-        self.h264_feed: subprocess.Popen[bytes] | None = None
+        self.feeds: dict[int, subprocess.Popen[bytes]] = {}  # mountpoint -> ffmpeg
         self.debug_level = 3
 
     @property
@@ -272,6 +283,33 @@ probe-h264: {{
   videofmtp = "profile-level-id=42e01f;packetization-mode=1"
   videobufferkf = true
 }}
+probe-vp8-hd: {{
+  type = "rtp"
+  id = {VP8_HD_MOUNTPOINT}
+  description = "probe test vp8 720p"
+  audio = false
+  video = true
+  videoport = {VP8_HD_RTP_PORT}
+  videopt = {VIDEO_PT}
+  videocodec = "vp8"
+  videobufferkf = true
+}}
+probe-h264-hd: {{
+  type = "rtp"
+  id = {H264_HD_MOUNTPOINT}
+  description = "probe test h264 + opus 720p"
+  audio = true
+  audioport = {OPUS_HD_RTP_PORT}
+  audiopt = {OPUS_PT}
+  audiocodec = "opus"
+  audiortpmap = "opus/48000/2"
+  video = true
+  videoport = {H264_HD_RTP_PORT}
+  videopt = {H264_PT}
+  videocodec = "h264"
+  videofmtp = "profile-level-id=42e01f;packetization-mode=1"
+  videobufferkf = true
+}}
 """)
         (conf / "janus.plugin.textroom.jcfg").write_text(f"""
 general: {{ json = "plain" }}
@@ -304,39 +342,41 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
         except OSError:
             return "(no log)"
 
-    def start_feed(self, clip: Path) -> None:
-        """Loop the clip into the mountpoint as RTP, copying (no encoding)."""
-        self.stop_feed()
-        self.feed = subprocess.Popen(
+    def start_feed(self, clip: Path, mountpoint: int = MOUNTPOINT) -> None:
+        """Loop the clip into a VP8 mountpoint as RTP, copying (no encoding)."""
+        self.stop_feed(mountpoint)
+        port, ssrc = _VP8_FEEDS[mountpoint]
+        self.feeds[mountpoint] = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
              "-re", "-stream_loop", "-1", "-i", str(clip), "-an", "-c:v", "copy",
-             "-f", "rtp", "-payload_type", str(VIDEO_PT), "-ssrc", str(VIDEO_SSRC),
-             f"rtp://127.0.0.1:{RTP_PORT}?pkt_size=1200"],
+             "-f", "rtp", "-payload_type", str(VIDEO_PT), "-ssrc", str(ssrc),
+             f"rtp://127.0.0.1:{port}?pkt_size=1200"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
-    def stop_feed(self) -> None:
-        if self.feed is not None:
-            _stop(self.feed)
-            self.feed = None
+    def stop_feed(self, mountpoint: int = MOUNTPOINT) -> None:
+        feed = self.feeds.pop(mountpoint, None)
+        if feed is not None:
+            _stop(feed)
 
-    def start_h264_feed(self, clip: Path, audio: bool = True) -> None:
-        """Loop the H.264 + Opus clip into the H.264 mountpoint, copying."""
-        self.stop_h264_feed()
+    def start_h264_feed(self, clip: Path, audio: bool = True,
+                        mountpoint: int = H264_MOUNTPOINT) -> None:
+        """Loop the H.264 + Opus clip into an H.264 mountpoint, copying."""
+        self.stop_h264_feed(mountpoint)
+        (video_port, video_ssrc), (audio_port, audio_ssrc) = _H264_FEEDS[mountpoint]
         cmd = ["ip", "netns", "exec", self.ns, "ffmpeg", "-nostdin", "-loglevel", "error",
                "-re", "-stream_loop", "-1", "-i", str(clip),
                "-map", "0:v", "-c:v", "copy", "-f", "rtp", "-payload_type", str(H264_PT),
-               "-ssrc", str(H264_SSRC), f"rtp://127.0.0.1:{H264_RTP_PORT}?pkt_size=1200"]
+               "-ssrc", str(video_ssrc), f"rtp://127.0.0.1:{video_port}?pkt_size=1200"]
         if audio:
             cmd += ["-map", "0:a", "-c:a", "copy", "-f", "rtp", "-payload_type", str(OPUS_PT),
-                    "-ssrc", str(OPUS_SSRC), f"rtp://127.0.0.1:{OPUS_RTP_PORT}"]
-        self.h264_feed = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True)
+                    "-ssrc", str(audio_ssrc), f"rtp://127.0.0.1:{audio_port}"]
+        self.feeds[mountpoint] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL,
+                                                  start_new_session=True)
 
-    def stop_h264_feed(self) -> None:
-        if self.h264_feed is not None:
-            _stop(self.h264_feed)
-            self.h264_feed = None
+    def stop_h264_feed(self, mountpoint: int = H264_MOUNTPOINT) -> None:
+        self.stop_feed(mountpoint)
 
     # -- impairments -------------------------------------------------------
 
@@ -363,8 +403,8 @@ room-{TEXTROOM}: {{ description = "probe chat" }}
     # -- teardown ----------------------------------------------------------
 
     def close(self) -> None:
-        self.stop_feed()
-        self.stop_h264_feed()
+        for mountpoint in list(self.feeds):
+            self.stop_feed(mountpoint)
         if self.janus is not None:
             _stop(self.janus)
             self.janus = None
