@@ -21,16 +21,19 @@ import asyncio
 import logging
 import queue
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import aioice
 import aioice.ice
+import aiortc.clock
 import aiortc.rtcrtpreceiver
+import pylibsrtp
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcicetransport import (
     ICE_TRANSPORT_POLICIES,
     RTCIceGatherer,
@@ -38,7 +41,7 @@ from aiortc.rtcicetransport import (
     connection_kwargs,
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,13 @@ def check_seams() -> None:
         missing.append("aiortc RTCIceGatherer._connection")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         missing.append("aioice ice.get_host_addresses()")
+    for name in ("_handle_rtp_data", "_handle_rtcp_data"):
+        if not callable(getattr(RTCDtlsTransport, name, None)):
+            missing.append(f"aiortc RTCDtlsTransport.{name}()")
+    dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
+    for name in ("_rx_srtp", _DTLS_PREFIX + "rx_bytes", _DTLS_PREFIX + "rx_packets"):
+        if not hasattr(dtls, name):
+            missing.append(f"aiortc RTCDtlsTransport.{name.replace(_DTLS_PREFIX, '__')}")
     conn = aioice.Connection(ice_controlling=False)
     for name in ("_nominated", "remote_password", "_queue", "_protocols"):
         if not hasattr(conn, name):
@@ -425,6 +435,89 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BY
                     log.debug("could not enlarge a receive buffer: %s", exc)
             granted.append(int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
     return min(granted, default=0)
+
+
+# -- aiortc/aioice: media handled as it arrives ----------------------------------
+
+# What aiortc does with each SRTP datagram, for the probe: aioice first tries
+# to parse it as STUN (an exception per packet), queues it, and aiortc's DTLS
+# task wakes to take it from the queue, decrypt it and hand it on, one event
+# loop round trip per packet. The probe, which has hundreds of streams' packets
+# a second to take in on one loop, does the same work in the socket's own
+# callback: a datagram whose first byte says RTP/RTCP (128-191, never STUN
+# or DTLS) is decrypted and routed at once; DTLS (the chat's SCTP) and STUN
+# take aioice's and aiortc's own path as before.
+_DTLS_PREFIX = "_RTCDtlsTransport__"
+_MEDIA_HOOKED = "_qosmon_media_on_arrival"
+_carrying: set[asyncio.Future[None]] = set()  # packets whose handling had to wait
+
+
+def _drive(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` now, as far as it goes without waiting (handling one
+    packet never waits: sending feedback is a plain ``sendto``); if it does
+    wait, a task carries it on from there."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return
+    except Exception:  # as aiortc's DTLS task would, say so; the next packet goes on
+        log.exception("handling a media packet failed")
+        return
+    task = asyncio.ensure_future(_carry_on(coro, waiting))
+    _carrying.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_carrying.discard)
+
+
+async def _carry_on(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait([waiting])  # its result is taken by ``coro`` itself
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+
+
+def _hook_protocol(protocol: Any, dtls: Any) -> None:
+    original: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        srtp = dtls._rx_srtp
+        if not data or not 127 < data[0] < 192 or srtp is None or dtls.state != "connected":
+            original(data, addr)
+            return
+        rx_bytes = _DTLS_PREFIX + "rx_bytes"
+        setattr(dtls, rx_bytes, getattr(dtls, rx_bytes) + len(data))
+        rx_packets = _DTLS_PREFIX + "rx_packets"
+        setattr(dtls, rx_packets, getattr(dtls, rx_packets) + 1)
+        try:
+            if is_rtcp(data):
+                _drive(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
+            else:
+                arrival_ms = aiortc.clock.current_ms()
+                _drive(dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_ms))
+        except pylibsrtp.Error as exc:
+            log.debug("SRTP unprotect failed: %s", exc)
+
+    protocol.datagram_received = datagram_received
+    setattr(protocol, _MEDIA_HOOKED, True)
+
+
+def handle_media_on_arrival(pc: RTCPeerConnection) -> int:
+    """Handle ``pc``'s SRTP in the socket callbacks (see above), on every
+    socket its ICE agents have now (call again after an ICE restart).
+    Returns how many sockets were newly hooked."""
+    hooked = 0
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        connection = ice_connection(transceiver.receiver)
+        for protocol in list(connection._protocols):
+            if not getattr(protocol, _MEDIA_HOOKED, False):
+                _hook_protocol(protocol, dtls)
+                hooked += 1
+    return hooked
 
 
 # -- aiortc/aioice: ICE restart ------------------------------------------------

@@ -31,6 +31,7 @@ from probes.rtc_seams import (
     RECEIVE_BUFFER_BYTES,
     ReceiverSeam,
     enlarge_receive_buffers,
+    handle_media_on_arrival,
     ice_connection,
 )
 from probes.rtt import run_rtt_checks
@@ -228,6 +229,7 @@ class StreamWatcher:
         self._joined = joined
         self._state = ConnectionState.CONNECTED  # refined from pc state per sample
         _note_receive_buffer(enlarge_receive_buffers(joined.pc))
+        handle_media_on_arrival(joined.pc)
         tasks: list[asyncio.Task[None]] = []
         try:
             if receivers:
@@ -319,6 +321,7 @@ class StreamWatcher:
             return
         self.ice_restarts += 1
         _note_receive_buffer(enlarge_receive_buffers(joined.pc))  # the new path's sockets
+        handle_media_on_arrival(joined.pc)
         log.info("%s: ICE restarted after %.1f s without media (took %.2f s)",
                  where, silent_ms / 1000, time.monotonic() - started)
 
