@@ -40,6 +40,22 @@ def listening_url(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
     return None
 
 
+def live_collector_config(tmp: Path, tokens: dict[str, str], feed: str,
+                          host: str = "127.0.0.1") -> Path:
+    """A collector running live diagnosis on SQLite, no alerting: its config
+    file, with one token per probe id and ``feed`` for business data."""
+    cfg = tmp / "collector.toml"
+    cfg.write_text(
+        f'host = "{host}"\nport = 0\nstore = "sqlite:///{tmp / "q.db"}"\n'
+        f'feed_tokens = ["{feed}"]\n'
+        "[rate_limit]\nrequests_per_s = 1000\nburst = 1000\n"
+        f'[live]\ndiagnosis_config = "{REPO / "config" / "diagnosis.toml"}"\n'
+        f'report_dir = "{tmp / "reports"}"\n'
+        + "".join(f'[[probes]]\nprobe_id = "{p}"\ntoken = "{t}"\n' for p, t in tokens.items())
+    )
+    return cfg
+
+
 class CollectorProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None,
                  preexec: Callable[[], None] | None = None) -> None:

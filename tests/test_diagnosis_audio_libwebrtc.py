@@ -26,7 +26,7 @@ import pytest
 from qosmon.model import Show
 from tests.chromium import chromium_path
 from tests.libwebrtc_origin import LibwebrtcOrigin
-from tests.serve_process import CollectorProcess
+from tests.serve_process import CollectorProcess, live_collector_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -55,15 +55,7 @@ async def test_audio_stopped_at_the_source_is_audio_stalled_everywhere(tmp_path:
     probes = {"a-1": "A", "b-1": "B"}
     tokens = {p: secrets.token_urlsafe(24) for p in probes}
     feed = secrets.token_urlsafe(24)
-    cfg = tmp_path / "collector.toml"
-    cfg.write_text(
-        f'host = "127.0.0.1"\nport = 0\nstore = "sqlite:///{tmp_path / "q.db"}"\n'
-        f'feed_tokens = ["{feed}"]\n'
-        "[rate_limit]\nrequests_per_s = 1000\nburst = 1000\n"
-        f'[live]\ndiagnosis_config = "{REPO / "config" / "diagnosis.toml"}"\n'
-        f'report_dir = "{tmp_path / "reports"}"\n'
-        + "".join(f'[[probes]]\nprobe_id = "{p}"\ntoken = "{t}"\n' for p, t in tokens.items())
-    )
+    cfg = live_collector_config(tmp_path, tokens, feed)
     collector = CollectorProcess(cfg)
     procs: list[asyncio.subprocess.Process] = []
     files = contextlib.ExitStack()

@@ -32,7 +32,7 @@ import pytest
 from qosmon.model import Show
 from tests.chromium import chromium_path
 from tests.libwebrtc_origin import LibwebrtcOrigin
-from tests.serve_process import CollectorProcess
+from tests.serve_process import CollectorProcess, live_collector_config
 from tests.viewer_netns import ViewerNetns, skip_unless_netns_possible
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.server]
@@ -85,15 +85,7 @@ async def test_squeeze_is_bandwidth_and_loss_is_packet_loss(
     a, b = namespaces
     tokens = {p: secrets.token_urlsafe(24) for p in ("lab-1", "lab-2", "ref-1")}
     feed = secrets.token_urlsafe(24)
-    cfg = tmp_path / "collector.toml"
-    cfg.write_text(
-        f'host = "{a.root_ip}"\nport = 0\nstore = "sqlite:///{tmp_path / "q.db"}"\n'
-        f'feed_tokens = ["{feed}"]\n'
-        "[rate_limit]\nrequests_per_s = 1000\nburst = 1000\n"
-        f'[live]\ndiagnosis_config = "{REPO / "config" / "diagnosis.toml"}"\n'
-        f'report_dir = "{tmp_path / "reports"}"\n'
-        + "".join(f'[[probes]]\nprobe_id = "{p}"\ntoken = "{t}"\n' for p, t in tokens.items())
-    )
+    cfg = live_collector_config(tmp_path, tokens, feed, host=a.root_ip)
     collector = CollectorProcess(cfg)
     procs: list[asyncio.subprocess.Process] = []
     files = contextlib.ExitStack()
