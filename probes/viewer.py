@@ -179,8 +179,12 @@ class StreamWatcher:
             start_ms=monotonic_ms(), chat_deadline_ms=cfg.chat_deadline_s * 1000.0
         )
         self._meter = meter
-        self._state = ConnectionState.CONNECTING
-        self._error = None
+        # A rejoin after a failure keeps saying that failure until the join
+        # resolves: the stream is still not watchable, and a "connecting"
+        # sample between retries would read as unknown to the diagnosis.
+        if self._state not in (ConnectionState.JOIN_FAILED, ConnectionState.FAILED):
+            self._state = ConnectionState.CONNECTING
+            self._error = None
         self._joined = None
         receivers: list[RTCRtpReceiver] = []
         tapped: list[RTCRtpReceiver] = []  # every receiver the join handed over
@@ -228,6 +232,7 @@ class StreamWatcher:
             return
         self._joined = joined
         self._state = ConnectionState.CONNECTED  # refined from pc state per sample
+        self._error = None
         _note_receive_buffer(enlarge_receive_buffers(joined.pc))
         handle_media_on_arrival(joined.pc)
         tasks: list[asyncio.Task[None]] = []

@@ -114,6 +114,11 @@ class WhepOrigin:
                             content_type="application/sdp",
                             headers={"Location": f"/whep/resource/{sid}"})
 
+    async def overloaded(self, request: web.Request) -> web.Response:
+        # Slow to refuse, so samples fall while a retry is in flight.
+        await asyncio.sleep(0.7)
+        raise web.HTTPServiceUnavailable(text="overloaded")
+
     async def delete(self, request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
         pc = self.pcs.pop(sid, None)
@@ -127,6 +132,7 @@ class WhepOrigin:
         app = web.Application()
         app.router.add_post("/whep", self.post)
         app.router.add_delete("/whep/resource/{sid}", self.delete)
+        app.router.add_post("/busy", self.overloaded)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -250,18 +256,25 @@ async def test_failed_join_is_a_sample_and_other_streams_go_on(origin: WhepOrigi
          "url": origin.url.replace("/whep", "/nope")},
         {"show_id": "show", "stream_id": "refused", "join": "whep",
          "url": "http://127.0.0.1:9/whep"},
+        {"show_id": "show", "stream_id": "busy", "join": "whep",
+         "url": origin.url.replace("/whep", "/busy")},
     ]), sink)
-    await run_for(agent, 3.5)
+    await run_for(agent, 4.5)
     by = {sid: [s for s in sink.samples if s.stream_id == sid]
-          for sid in ("good", "missing", "refused")}
+          for sid in ("good", "missing", "refused", "busy")}
     assert all(len(v) >= 3 for v in by.values()), {k: len(v) for k, v in by.items()}
     assert by["good"][-1].state == ConnectionState.CONNECTED
     assert (by["good"][-1].fps or 0) > 15
-    for sid in ("missing", "refused"):
-        last = by[sid][-1]
-        assert last.state == ConnectionState.JOIN_FAILED
-        assert last.error
+    for sid in ("missing", "refused", "busy"):
+        states = [s.state for s in by[sid]]
+        assert ConnectionState.CONNECTED not in states, states
+        # Once failed, the stream reads as failed through its retries, with
+        # the reason, never as "connecting" between them.
+        failing = by[sid][states.index(ConnectionState.JOIN_FAILED):]
+        assert all(s.state == ConnectionState.JOIN_FAILED and s.error for s in failing), \
+            [(s.state, s.error) for s in by[sid]]
     assert "404" in (by["missing"][-1].error or "")
+    assert "503" in (by["busy"][-1].error or "")
 
 
 @pytest.mark.timeout(60)
