@@ -16,6 +16,9 @@ from probes.playout import Playout
 
 # How long one RTT measurement stands in for seconds without a new answer.
 RTT_HOLD_MS = 3000.0
+# A check in flight this long (or twice the last answer, if longer) ends the
+# hold: scheduling alone can delay an answer by tens of ms on a busy probe.
+RTT_WAIT_FLOOR_MS = 200.0
 
 
 @dataclass
@@ -89,6 +92,7 @@ class StreamMeter:
         self.chat = ChatLedger(deadline_ms=chat_deadline_ms)
         self._rtts_ms: list[float] = []
         self._last_rtt: tuple[float, float] | None = None  # (measured at, rtt)
+        self._rtt_asked_ms: float | None = None  # the check in flight, if any
         self.packets_total = 0
         self.last_packet_ms: float | None = None
         self._rtx_bytes_this_interval = 0
@@ -216,6 +220,11 @@ class StreamMeter:
     def rtt(self, rtt_ms: float, now_ms: float) -> None:
         self._rtts_ms.append(rtt_ms)
         self._last_rtt = (now_ms, rtt_ms)
+        self._rtt_asked_ms = None
+
+    def rtt_asked(self, now_ms: float) -> None:
+        """An RTT check went out at ``now_ms`` (answered: :meth:`rtt`)."""
+        self._rtt_asked_ms = now_ms
 
     @property
     def last_rtt_ms(self) -> float | None:
@@ -285,8 +294,12 @@ class StreamMeter:
         if rtt is None and self._last_rtt is not None:
             # A check still in flight: the last answer stands for a while, but
             # a path that stopped answering must read as unknown, not as fine.
+            # A check waiting longer than twice the last answer (a queue has
+            # built up, or it was dropped) says that answer no longer holds.
             at, last = self._last_rtt
-            if now_ms - at <= RTT_HOLD_MS:
+            asked = self._rtt_asked_ms
+            waiting = 0.0 if asked is None else now_ms - asked
+            if now_ms - at <= RTT_HOLD_MS and waiting <= max(2 * last, RTT_WAIT_FLOOR_MS):
                 rtt = last
         frames = self._frames_this_interval
         frame_bytes = self._frame_bytes_this_interval

@@ -34,10 +34,14 @@ async def run_rtt_checks(
     on_rtt: Callable[[float], None],
     interval_s: float = 1.0,
     timeout_s: float = 3.0,
+    on_asked: Callable[[], None] | None = None,
 ) -> None:
-    """Check until cancelled; ``on_rtt`` gets each answered RTT in ms."""
+    """Check until cancelled; ``on_rtt`` gets each answered RTT in ms,
+    ``on_asked`` is told as each check goes out."""
     while True:
         started = time.monotonic()
+        if on_asked is not None:
+            on_asked()
         rtt = await measure_once(connection, timeout_s)
         if rtt is not None:
             on_rtt(rtt)

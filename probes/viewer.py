@@ -239,7 +239,8 @@ class StreamWatcher:
         try:
             if receivers:
                 rtt_task = asyncio.create_task(run_rtt_checks(
-                    ice_connection(receivers[0]), lambda rtt: meter.rtt(rtt, monotonic_ms())))
+                    ice_connection(receivers[0]), lambda rtt: meter.rtt(rtt, monotonic_ms()),
+                    on_asked=lambda: meter.rtt_asked(monotonic_ms())))
                 rtt_task.add_done_callback(lambda t: self._rtt_ended(t, meter))
                 tasks.append(rtt_task)
                 if cfg.decode_video:

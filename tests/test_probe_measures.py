@@ -101,6 +101,19 @@ def test_meter_second() -> None:
     assert s3.no_frame_ms == pytest.approx(5000 - 961)
 
 
+def test_rtt_check_waiting_long_ends_the_hold() -> None:
+    """Under a squeeze the next check waits in the queue (or is dropped):
+    the answer from before the queue built up must not stand for it."""
+    m = StreamMeter(start_ms=0.0)
+    m.rtt(40.0, 900.0)
+    m.take(1000.0)
+    m.rtt_asked(1900.0)
+    assert m.take(2000.0).rtt_ms == 40.0  # waiting 100 ms: within the hold
+    assert m.take(3000.0).rtt_ms is None  # waiting 1.1 s: no longer
+    m.rtt(700.0, 3100.0)  # the queued answer arrives
+    assert m.take(4000.0).rtt_ms == 700.0
+
+
 def test_meter_before_any_frame_counts_from_start() -> None:
     m = StreamMeter(start_ms=100.0)
     assert m.no_frame_ms(1100.0) == 1000.0 and m.ttff_ms is None
