@@ -2,8 +2,9 @@
 
 The probe measures below aiortc's public API: it sees each RTP packet before
 aiortc unwraps retransmissions, keeps encoded frames away from the decoder,
-sends its own NACKs and PLIs, skips aiortc's per-packet work it replaces
-(keeping what the sender relies on: receiver reports and REMB), times ICE
+sends its own NACKs and PLIs and transport-wide feedback, skips aiortc's
+per-packet work it replaces (keeping what the sender relies on: receiver
+reports and REMB where no transport-wide feedback is sent), times ICE
 consent checks for RTT, pins the host addresses aioice offers, enlarges the
 receive buffers of aioice's sockets and restarts ICE under a running session.
 None of that is public API, so a new aiortc or aioice may rename what it
@@ -21,6 +22,8 @@ import asyncio
 import logging
 import queue
 import socket
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -29,7 +32,9 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc.clock
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
+import aiortc.rtp
 import pylibsrtp
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
@@ -42,6 +47,8 @@ from aiortc.rtcicetransport import (
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
+
+from probes.twcc import FEEDBACK_INTERVAL_MS, TransportFeedbackLog
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +171,13 @@ def check_seams() -> None:
     for name in ("protocol", "remote_addr"):
         if not hasattr(pair, name):
             missing.append(f"aioice CandidatePair.{name}")
+    tables = getattr(aiortc.codecs, "HEADER_EXTENSIONS", None)
+    if not isinstance(tables, dict) or not all(
+            isinstance(tables.get(kind), list) for kind in ("audio", "video")):
+        missing.append("aiortc codecs.HEADER_EXTENSIONS (per-kind lists)")
+    if "transport_sequence_number" not in getattr(aiortc.rtp.HeaderExtensions,
+                                                  "__dataclass_fields__", {}):
+        missing.append("aiortc rtp.HeaderExtensions.transport_sequence_number")
     if missing:
         raise _refuse(missing)
     _checked = True
@@ -309,8 +323,12 @@ class ReceiverSeam:
         codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _PREFIX + "codecs")
         by_probe: dict[int, bool] = {}  # payload type -> measured by the probe alone
         feedback_only = self._sender_feedback
+        arrivals = _TransportArrivals(receiver)
 
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
+            transport_seq = packet.extensions.transport_sequence_number
+            if transport_seq is not None:
+                arrivals.note(transport_seq, packet.ssrc)
             feedback = on_packet(packet)
             probe_only = by_probe.get(packet.payload_type)
             if probe_only is None:
@@ -319,7 +337,10 @@ class ReceiverSeam:
                 if codec is not None:  # known once the receiver started
                     by_probe[packet.payload_type] = probe_only
             if probe_only:
-                await feedback_only(packet, arrival_time_ms)
+                # A packet the sender gets transport-wide feedback for is
+                # left out of REMB, as a browser's receiver does: a REMB from
+                # another estimator would cap the sender's own estimate.
+                await feedback_only(packet, arrival_time_ms, remb=transport_seq is None)
             else:
                 await original(packet, arrival_time_ms)
             if feedback is not None:
@@ -331,28 +352,30 @@ class ReceiverSeam:
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
 
-    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int,
+                               remb: bool = True) -> None:
         """What aiortc's ``_handle_rtp_packet`` does for a packet that the
-        sender relies on, and nothing else: REMB from abs-send-time (a
-        libwebrtc sender lowers its rate from it under a squeeze) and the
-        per-SSRC statistics its RTCP receiver reports are made of (RTX
-        SSRCs included, as aiortc counts them before unwrapping)."""
+        sender relies on, and nothing else: REMB from abs-send-time (if
+        ``remb``; a libwebrtc sender without transport-wide feedback lowers
+        its rate from it under a squeeze) and the per-SSRC statistics its
+        RTCP receiver reports are made of (RTX SSRCs included, as aiortc
+        counts them before unwrapping)."""
         receiver = self.receiver
         if not receiver._enabled:
             return
         estimator = getattr(receiver, _PREFIX + "remote_bitrate_estimator")
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
+        if remb and estimator is not None and packet.extensions.abs_send_time is not None:
+            estimate = estimator.add(
                 abs_send_time=packet.extensions.abs_send_time,
                 arrival_time_ms=arrival_time_ms,
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
             rtcp_ssrc = getattr(receiver, _PREFIX + "rtcp_ssrc")
-            if rtcp_ssrc is not None and remb is not None:
+            if rtcp_ssrc is not None and estimate is not None:
                 await receiver._send_rtcp(RtcpPsfbPacket(
                     fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                    fci=pack_remb_fci(*remb)))
+                    fci=pack_remb_fci(*estimate)))
         streams: dict[int, Any] = getattr(receiver, _PREFIX + "remote_streams")
         stats = streams.get(packet.ssrc)
         if stats is None:
@@ -435,6 +458,71 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BY
                     log.debug("could not enlarge a receive buffer: %s", exc)
             granted.append(int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
     return min(granted, default=0)
+
+
+# -- aiortc: transport-wide congestion control feedback ----------------------
+
+# One feedback log per transport: under BUNDLE the audio and video receivers
+# share a DTLS transport and its transport-wide sequence numbers.
+_feedback_logs: weakref.WeakKeyDictionary[Any, _FeedbackSender] = weakref.WeakKeyDictionary()
+
+
+class _RawRtcp:
+    """An RTCP packet aiortc has no class for, as ``_send_rtcp`` takes one."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class _FeedbackSender:
+    """Reports one transport's arrivals every feedback interval, through the
+    receiver that saw its first packet, while the transport is up."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self.receiver = receiver
+        self.log = TransportFeedbackLog()
+        self.media_ssrc = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(FEEDBACK_INTERVAL_MS / 1000, self._send)
+
+    def _send(self) -> None:
+        transport = self.receiver.transport
+        if transport.state in ("closed", "failed") or not self.receiver._enabled:
+            self._timer = None
+            return
+        rtcp_ssrc = getattr(self.receiver, _PREFIX + "rtcp_ssrc")
+        if rtcp_ssrc is not None and transport.state == "connected":
+            for data in self.log.take(rtcp_ssrc, self.media_ssrc):
+                _drive(self.receiver._send_rtcp(_RawRtcp(data)))  # type: ignore[arg-type]
+        self.start()
+
+
+class _TransportArrivals:
+    """Where a tapped receiver notes the transport-wide sequence numbers of
+    its packets: the feedback log of the transport it is on (looked up
+    again if aiortc moved it onto a bundled one)."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self.receiver = receiver
+        self.transport: Any = None
+        self.sender: _FeedbackSender | None = None
+
+    def note(self, transport_seq: int, ssrc: int) -> None:
+        transport = self.receiver.transport
+        if transport is not self.transport or self.sender is None:
+            sender = _feedback_logs.get(transport)
+            if sender is None:
+                sender = _feedback_logs[transport] = _FeedbackSender(self.receiver)
+                sender.start()
+            self.transport, self.sender = transport, sender
+        self.sender.media_ssrc = ssrc
+        self.sender.log.arrived(transport_seq, time.monotonic_ns() // 1000)
 
 
 # -- aiortc/aioice: media handled as it arrives ----------------------------------

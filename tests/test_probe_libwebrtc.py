@@ -113,6 +113,46 @@ async def test_sender_codec_follows_the_endpoint(origin: LibwebrtcOrigin) -> Non
 
 
 @pytest.mark.timeout(90)
+async def test_sender_rate_follows_the_probes_transport_feedback(
+        origin: LibwebrtcOrigin) -> None:
+    """The probe offers transport-cc as a browser does, so the sender runs its
+    own congestion control on the probe's arrival reports: they must parse
+    and say the path is clear, or its rate stays low. (Reports that did not
+    parse left the encoder at 40-90 kbit/s; REMB alone, the probe before it
+    sent them, at about 300 after 8 s; with them it was 700-800, the rate a
+    browser viewer is sent.)"""
+    from probes.agent import ProbeAgent
+    from probes.config import ProbeConfig
+    from probes.ice_host_pin import pin_host_addresses
+    from probes.sinks import MemorySink
+
+    before = {s["id"] for s in await origin.sender_stats()}
+    os.environ["QOSMON_TEST_WHEP_TOKEN"] = TOKEN
+    cfg = ProbeConfig.model_validate({
+        "labels": {"probe_id": "lw", "region": "lab"},
+        "ice_host_addresses": ["127.0.0.1"],
+        "streams": [{"show_id": "s", "stream_id": "bwe", "join": "whep",
+                     "url": origin.url("h264", max_kbps="1500"),
+                     "token_env": "QOSMON_TEST_WHEP_TOKEN"}],
+    })
+    sink = MemorySink()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ProbeAgent(cfg, sink).run(stop))
+    try:
+        await asyncio.sleep(8)
+        sent = [s for s in await origin.sender_stats()
+                if s["id"] not in before and s["kind"] == "video"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        pin_host_addresses(None)
+    assert len(sent) == 1, sent
+    assert sent[0]["targetBitrate"] >= 400_000, sent
+    got = [s for s in sink.samples if s.state == "connected" and s.received_kbps]
+    assert got and max(s.received_kbps or 0 for s in got[-4:]) > 300, got[-4:]
+
+
+@pytest.mark.timeout(90)
 @pytest.mark.parametrize(("path", "token", "status"), [
     ("h264", "not-the-token", "403 Forbidden"),
     ("h264", None, "401 Unauthorized"),  # no token configured at all

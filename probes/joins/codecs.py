@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from aiortc import RTCRtpSender
-from aiortc.codecs import CODECS
+from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcrtpparameters import (
     RTCRtcpFeedback,
     RTCRtpCodecCapability,
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
 )
+
+from probes.twcc import EXTENSION_URI as TRANSPORT_CC_URI
 
 # (packetization-mode, profile-level-id) the probe offers for H.264, most
 # common first; aiortc has the first two of mode 1 already.
@@ -38,8 +41,33 @@ def _h264_key(params: Mapping[str, object]) -> tuple[str, str]:
             str(params.get("profile-level-id", "42e01f")).lower())
 
 
+# Not one aiortc uses for its own extensions (1-3), the same in both kinds:
+# under BUNDLE one URI has one id across the media sections.
+_TRANSPORT_CC_ID = 5
+_TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
+
+
+def offer_transport_cc() -> None:
+    """Offer transport-wide congestion control feedback as a browser does:
+    the sequence-number extension on audio and video, and ``transport-cc``
+    on every media codec, so a libwebrtc sender runs the same controller for
+    the probe as for a browser (see :mod:`probes.twcc`). Process-wide and
+    idempotent."""
+    for kind in ("audio", "video"):
+        extensions = HEADER_EXTENSIONS[kind]
+        if all(e.uri != TRANSPORT_CC_URI for e in extensions):
+            extensions.append(RTCRtpHeaderExtensionParameters(
+                id=_TRANSPORT_CC_ID, uri=TRANSPORT_CC_URI))
+        for codec in CODECS[kind]:
+            if codec.mimeType.lower() == f"{kind}/rtx":
+                continue
+            if _TRANSPORT_CC not in codec.rtcpFeedback:
+                codec.rtcpFeedback.append(_TRANSPORT_CC)
+
+
 def register_probe_codecs() -> None:
-    """Add the H.264 variants aiortc lacks to its codec table (once)."""
+    """Add the H.264 variants aiortc lacks to its codec table (once), and
+    transport-wide feedback to what it offers."""
     video = CODECS["video"]
     have = {_h264_key(c.parameters) for c in video if c.mimeType.lower() == "video/h264"}
     used = {c.payloadType for kind in CODECS.values() for c in kind}
@@ -63,6 +91,7 @@ def register_probe_codecs() -> None:
             mimeType="video/rtx", clockRate=90000, payloadType=pt + 1,
             parameters={"apt": pt}))
         used.update((pt, pt + 1))
+    offer_transport_cc()
 
 
 def _h264_rank(codec: RTCRtpCodecCapability) -> int:
@@ -89,6 +118,7 @@ def video_preferences(codecs: Iterable[str]) -> list[RTCRtpCodecCapability]:
 
 def audio_preferences() -> list[RTCRtpCodecCapability]:
     """Opus only: the audio codec of live shows, and the one the probe accounts for."""
+    register_probe_codecs()
     return [c for c in RTCRtpSender.getCapabilities("audio").codecs
             if c.mimeType.lower() == "audio/opus"]
 
