@@ -337,10 +337,7 @@ class ReceiverSeam:
                 if codec is not None:  # known once the receiver started
                     by_probe[packet.payload_type] = probe_only
             if probe_only:
-                # A packet the sender gets transport-wide feedback for is
-                # left out of REMB, as a browser's receiver does: a REMB from
-                # another estimator would cap the sender's own estimate.
-                await feedback_only(packet, arrival_time_ms, remb=transport_seq is None)
+                await feedback_only(packet, arrival_time_ms)
             else:
                 await original(packet, arrival_time_ms)
             if feedback is not None:
@@ -352,19 +349,18 @@ class ReceiverSeam:
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
 
-    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int,
-                               remb: bool = True) -> None:
+    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """What aiortc's ``_handle_rtp_packet`` does for a packet that the
-        sender relies on, and nothing else: REMB from abs-send-time (if
-        ``remb``; a libwebrtc sender without transport-wide feedback lowers
-        its rate from it under a squeeze) and the per-SSRC statistics its
-        RTCP receiver reports are made of (RTX SSRCs included, as aiortc
-        counts them before unwrapping)."""
+        sender relies on, and nothing else: REMB from abs-send-time (a
+        libwebrtc sender without transport-wide feedback lowers its rate
+        from it under a squeeze) and the per-SSRC statistics its RTCP
+        receiver reports are made of (RTX SSRCs included, as aiortc counts
+        them before unwrapping)."""
         receiver = self.receiver
         if not receiver._enabled:
             return
         estimator = getattr(receiver, _PREFIX + "remote_bitrate_estimator")
-        if remb and estimator is not None and packet.extensions.abs_send_time is not None:
+        if estimator is not None and packet.extensions.abs_send_time is not None:
             estimate = estimator.add(
                 abs_send_time=packet.extensions.abs_send_time,
                 arrival_time_ms=arrival_time_ms,
@@ -516,6 +512,11 @@ class _TransportArrivals:
     def note(self, transport_seq: int, ssrc: int) -> None:
         transport = self.receiver.transport
         if transport is not self.transport or self.sender is None:
+            # The sender gets transport-wide feedback for this receiver's
+            # packets: no REMB from them, as a browser's receiver sends one
+            # or the other (a REMB from a second estimator would cap the
+            # sender's own estimate). Decoding or not.
+            setattr(self.receiver, _PREFIX + "remote_bitrate_estimator", None)
             sender = _feedback_logs.get(transport)
             if sender is None:
                 sender = _feedback_logs[transport] = _FeedbackSender(self.receiver)
