@@ -46,7 +46,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: venv sysdeps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 check: venv lint
 	$(BIN)/python -m pytest -q -m "$(CHECK_MARKERS)"
