@@ -241,11 +241,12 @@ class LivePipeline:
             prev = state.latest.get(s.probe_id)
             if prev is None or s.ts >= prev.ts:
                 state.latest[s.probe_id] = s
-            if s.freeze_ms or s.chat_sent or s.chat_lost:
-                tot = state.totals.setdefault(s.probe_id, [0.0, 0.0, 0.0])
+            if s.freeze_ms or s.chat_sent or s.chat_lost or s.stuck_ms:
+                tot = state.totals.setdefault(s.probe_id, [0.0, 0.0, 0.0, 0.0])
                 tot[0] += s.freeze_ms / 1000.0
                 tot[1] += s.chat_sent
                 tot[2] += s.chat_lost
+                tot[3] += s.stuck_ms / 1000.0
             if (state.hold_until is not None and state.replayed_until is not None
                     and s.ts > state.replayed_until
                     and (state.resume_ts is None or s.ts < state.resume_ts)):
@@ -343,11 +344,12 @@ class LivePipeline:
                 if inc.end_ts is None:
                     qos.open_incidents[inc.cause] += 1
             for probe_id, s in sorted(state.latest.items()):
-                tot = state.totals.get(probe_id, [0.0, 0.0, 0.0])
+                tot = state.totals.get(probe_id, [0.0, 0.0, 0.0, 0.0])
                 qos.probes.append(ProbeQos(
                     probe_id=probe_id, region=s.region, latest=s,
                     up=s.state == "connected" and now - s.ts <= PROBE_UP_WITHIN_S,
                     frozen_s=tot[0], chat_sent=int(tot[1]), chat_lost=int(tot[2]),
+                    stuck_s=tot[3],
                 ))
             out.append(qos)
         return out

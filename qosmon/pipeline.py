@@ -34,6 +34,7 @@ class ProbeQos:
     latest: ProbeSample
     up: bool  # its latest sample is recent and its connection is up
     frozen_s: float = 0.0  # W3C freezes that ended, summed
+    stuck_s: float = 0.0  # freezes and pauses, counted while they last
     chat_sent: int = 0
     chat_lost: int = 0
 

@@ -47,6 +47,7 @@ def sample(probe: str, ts: float, broken: bool) -> ProbeSample:
         residual_loss_pct=None if broken else 0.5,
         bitrate_kbps=0.0 if broken else 720.0, fps=0.0 if broken else 25.0,
         no_frame_ms=4000.0 if broken else 40.0, freeze_ms=0.0 if broken else 250.0,
+        stuck_ms=1000.0 if broken else 250.0,
         chat_sent=2, chat_lost=2 if broken else 0, chat_rtt_ms=None if broken else 90.0,
     )
 
@@ -157,12 +158,17 @@ async def test_qos_of_a_live_show_in_metrics_and_gone_when_it_ends(running: Runn
         assert value(m, "qosmon_probe_bitrate_bits_per_second", **th) == 720_000
         assert value(m, "qosmon_probe_frames_per_second", **th) == 25
         assert value(m, "qosmon_probe_frozen_seconds_total", **th) == pytest.approx(40 * 0.25)
+        assert value(m, "qosmon_probe_stuck_seconds_total", **th) == pytest.approx(40 * 0.25)
         assert value(m, "qosmon_probe_chat_messages_sent_total", **th) == 80
         assert value(m, "qosmon_probe_chat_messages_lost_total", **th) == 0
         assert value(m, "qosmon_probe_chat_delivery_seconds", **th) == pytest.approx(0.090)
         idn = {"show": "m-1", "region": "ID", "probe": "id-1"}
         assert value(m, "qosmon_probe_chat_messages_lost_total", **idn) == 40
         assert value(m, "qosmon_probe_no_frame_seconds", **idn) == 4.0
+        # The 20 s stall still going on: in the stuck counter, not yet frozen.
+        assert value(m, "qosmon_probe_stuck_seconds_total", **idn) == pytest.approx(
+            20 * 0.25 + 20 * 1.0)
+        assert value(m, "qosmon_probe_frozen_seconds_total", **idn) == pytest.approx(20 * 0.25)
         # Not measured in the latest second: absent, not 0.
         assert ("qosmon_probe_rtt_seconds", tuple(sorted(idn.items()))) not in {
             (n, k) for n, series in m.items() for k in series}

@@ -66,6 +66,11 @@ class QosCollector(Collector):
         frozen = CounterMetricFamily("qosmon_probe_frozen_seconds",
                                      "Seconds of frozen picture (W3C freezes that ended)",
                                      labels=_PROBE_LABELS)
+        # Counted while a stall lasts, so a rate over a minute shows a stall
+        # in progress; the frozen counter above moves only when one ends.
+        stuck = CounterMetricFamily("qosmon_probe_stuck_seconds",
+                                    "Seconds the picture was stuck (freezes and pauses), "
+                                    "counted while they last", labels=_PROBE_LABELS)
         chat_sent = CounterMetricFamily("qosmon_probe_chat_messages_sent",
                                         "Chat messages the probe sent", labels=_PROBE_LABELS)
         chat_lost = CounterMetricFamily("qosmon_probe_chat_messages_lost",
@@ -90,6 +95,7 @@ class QosCollector(Collector):
                         gauges[name].add_metric(labels, float(value) * factor)
                 up.add_metric(labels, 1.0 if p.up else 0.0)
                 frozen.add_metric(labels, p.frozen_s)
+                stuck.add_metric(labels, p.stuck_s)
                 chat_sent.add_metric(labels, float(p.chat_sent))
                 chat_lost.add_metric(labels, float(p.chat_lost))
                 counts = per_region.setdefault(p.region, [0, 0])
@@ -102,7 +108,7 @@ class QosCollector(Collector):
                 incidents.add_metric([show.show_id, cause.value], float(n))
         yield live
         yield from gauges.values()
-        yield from (up, frozen, chat_sent, chat_lost, region_up, region_known, incidents)
+        yield from (up, frozen, stuck, chat_sent, chat_lost, region_up, region_known, incidents)
 
         deliveries = self._deliveries()
         sent = CounterMetricFamily("qosmon_alert_notifications_sent",
