@@ -243,7 +243,12 @@ async def timed_binding_request(
     try:
         sent = clock()
         protocol.send_stun(request, pair.remote_addr)
-        answered = await asyncio.wait_for(tx.future, timeout_s)
+        # Not asyncio.wait_for: on Python 3.11, when the answer lands in the
+        # same loop turn as a cancel of this task, wait_for returns the answer
+        # and drops the cancel, and the RTT task (and the session waiting for
+        # it to end) then runs on for ever.
+        async with asyncio.timeout(timeout_s):
+            answered = await tx.future
         return sent, answered
     except (TimeoutError, OSError):
         return None
