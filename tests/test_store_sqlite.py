@@ -239,6 +239,34 @@ def test_retention_downsamples_old_shows(store: SqliteStore) -> None:
     assert store.probe_samples("s1") == [] and store.get_show("s1") is None
 
 
+def test_minutes_keep_the_probe_health_and_an_older_minute_table_gains_it(
+    tmp_path: Path,
+) -> None:
+    s = SqliteStore(tmp_path / "q.db")
+    s.close()
+    # As a version from before the probe reported its own health made it.
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("ALTER TABLE probe_minutes DROP COLUMN probe_lag_ms")
+    conn.execute("ALTER TABLE probe_minutes DROP COLUMN socket_drops")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(tmp_path / "q.db")
+    try:
+        # 40 s in the first minute (T0 is 20 s into one), starved in two.
+        first = [ps(T0 + i, probe_lag_ms=2.0, socket_drops=0) for i in range(40)]
+        first[5] = ps(T0 + 5, probe_lag_ms=450.0, socket_drops=12)
+        first[6] = ps(T0 + 6, probe_lag_ms=80.0, socket_drops=30)
+        older = [ps(T0 + 40 + i) for i in range(20)]  # an older probe: unknown
+        s.write_probe_batch("p1/b", first + older)
+        s.apply_retention(now=T0 + 40 * 86400, raw_days=30, keep_days=None)
+        starved, unknown = s.probe_samples("s1")
+        assert starved.probe_lag_ms == 450.0 and starved.socket_drops == 42
+        assert unknown.probe_lag_ms is None and unknown.socket_drops is None
+        assert s.probe_series("s1", "socket_drops", T0, None, None, None, 10).points
+    finally:
+        s.close()
+
+
 def test_open_store_urls(tmp_path: Path) -> None:
     s = open_store(f"sqlite://{tmp_path}/a.db?synchronous=normal")
     assert isinstance(s, SqliteStore)
