@@ -74,30 +74,6 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def own_udp_drops() -> int:
-    """Datagrams the kernel dropped at this process's UDP sockets (receive
-    buffer full), from the drops column of /proc/net/udp."""
-    inodes = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    drops = 0
-    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) > 12 and cols[9] in inodes:
-                drops += int(cols[12])
-    return drops
-
-
 class LoopLag:
     """How late a 5 ms timer fires: the event loop's scheduling delay."""
 
@@ -127,14 +103,19 @@ class Window:
         self.janus_pid = janus_pid
         self.start = self._read()
 
-    def _read(self) -> tuple[float, float, int, float]:
+    def _read(self) -> tuple[float, float, int | None, float]:
+        # The probe's own reading of the kernel's drop counters (the one
+        # the samples' socket_drops come from), over the whole process.
+        from probes.starvation import own_udp_drops
+
         return cpu_s(), time.monotonic(), own_udp_drops(), process_cpu_s(self.janus_pid)
 
-    def close(self) -> dict[str, float]:
+    def close(self) -> dict[str, Any]:
         c1, t1, d1, j1 = self._read()
         c0, t0, d0, j0 = self.start
         wall = t1 - t0
-        return {"wall_s": wall, "cpu_pct": 100 * (c1 - c0) / wall, "socket_drops": d1 - d0,
+        return {"wall_s": wall, "cpu_pct": 100 * (c1 - c0) / wall,
+                "socket_drops": None if d0 is None or d1 is None else d1 - d0,
                 "janus_cpu_pct": 100 * (j1 - j0) / wall}
 
 
@@ -184,6 +165,10 @@ async def probe_worker(args: argparse.Namespace) -> dict[str, float]:
         "kbps_mean": sum(s.bitrate_kbps or 0 for s in samples) / max(1, len(samples)),
         "audio_kbps_mean": sum(s.audio_kbps or 0 for s in samples) / max(1, len(samples)),
         "path_loss_pct": 100 * (expected - received) / expected if expected else 0.0,
+        # The same drops as the samples tell them, stream by stream (to set
+        # against the process-wide count of the window).
+        "sample_socket_drops": sum(s.socket_drops or 0 for s in samples),
+        "sample_probe_lag_max_ms": max((s.probe_lag_ms or 0.0 for s in samples), default=0.0),
         **lag.figures(),
     }
 
@@ -393,9 +378,13 @@ def main() -> int:
 def _ramp_line(n: int, r: dict[str, float], ok: bool) -> str:
     return (f"    {n:>3} streams: CPU {r['cpu_pct']:5.1f} %, min fps {r['min_stream_fps']:4.1f},"
             f" samples {100 * r['samples_ratio']:5.1f} %, {r['kbps_mean']:.0f} kbps,"
-            f" path loss {r['path_loss_pct']:.2f} %, socket drops {r['socket_drops']:.0f},"
+            f" path loss {r['path_loss_pct']:.2f} %, socket drops {_count(r['socket_drops'])},"
             f" loop lag p99 {r['loop_lag_p99_ms']:.1f} / max {r['loop_lag_max_ms']:.0f} ms,"
             f" Janus {r['janus_cpu_pct']:.0f} % -> {'keeps up' if ok else 'behind'}")
+
+
+def _count(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:.0f}"
 
 
 def measure(stream: dict[str, Any], janus: dict[str, Any], seconds: float,
@@ -434,8 +423,8 @@ def measure(stream: dict[str, Any], janus: dict[str, Any], seconds: float,
         r = run_worker("probe", n, stream, janus, seconds, core, lag=True)
         ok = keeps_up(r)
         print(_ramp_line(n, r, ok))
-        steps.append({"n": n, "keeps_up": ok, **{k: round(v, 3) for k, v in r.items()
-                                                  if k != "n"}})
+        steps.append({"n": n, "keeps_up": ok, **{k: v if v is None else round(v, 3)
+                                                  for k, v in r.items() if k != "n"}})
         if not ok:
             break
         held = n

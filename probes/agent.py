@@ -32,6 +32,7 @@ from probes.joins.janus import JanusJoiner
 from probes.joins.whep import WhepJoiner
 from probes.rtc_seams import check_seams
 from probes.sinks import SampleSink
+from probes.starvation import ProbeHealth
 from probes.uplink import CollectorUplink
 from probes.viewer import StreamWatcher
 
@@ -66,6 +67,9 @@ class ProbeAgent:
         self._running: dict[StreamKey, _Running] = {}
         self._ending: set[asyncio.Task[None]] = set()
         self._static = {(s.show_id, s.stream_id) for s in config.streams}
+        # One loop-lag timer and one read of the socket counters a second
+        # serve every stream this agent watches.
+        self.health = ProbeHealth()
 
     @property
     def watching(self) -> list[StreamKey]:
@@ -78,6 +82,13 @@ class ProbeAgent:
         check_seams()
         if self.config.ice_host_addresses is not None:
             pin_host_addresses(self.config.ice_host_addresses)
+        self.health.start()
+        try:
+            await self._watch(stop)
+        finally:
+            await self.health.stop()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:
             for target in self.config.streams:
                 self._start(target, http)
@@ -96,7 +107,7 @@ class ProbeAgent:
 
     def _start(self, target: StreamTarget, http: aiohttp.ClientSession) -> None:
         watcher = StreamWatcher(target, self.config.labels, self.config,
-                                self.joiners[target.join], self.sink, http)
+                                self.joiners[target.join], self.sink, http, self.health)
         stop = asyncio.Event()
         task = asyncio.create_task(watcher.run(stop))
         self.watchers.append(watcher)

@@ -243,7 +243,12 @@ async def timed_binding_request(
     try:
         sent = clock()
         protocol.send_stun(request, pair.remote_addr)
-        answered = await asyncio.wait_for(tx.future, timeout_s)
+        # Not asyncio.wait_for: on Python 3.11, when the answer lands in the
+        # same loop turn as a cancel of this task, wait_for returns the answer
+        # and drops the cancel, and the RTT task (and the session waiting for
+        # it to end) then runs on for ever.
+        async with asyncio.timeout(timeout_s):
+            answered = await tx.future
         return sent, answered
     except (TimeoutError, OSError):
         return None
@@ -456,6 +461,21 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BY
     return min(granted, default=0)
 
 
+def socket_filenos(pc: RTCPeerConnection) -> list[int]:
+    """The file descriptors of every socket aioice opened for ``pc`` (the
+    current ones: after an ICE restart, the new path's), for reading their
+    kernel counters."""
+    out: list[int] = []
+    for transceiver in pc.getTransceivers():
+        connection = ice_connection(transceiver.receiver)
+        for protocol in list(getattr(connection, "_protocols", ())):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None and sock.fileno() >= 0 and sock.fileno() not in out:
+                out.append(sock.fileno())
+    return out
+
+
 # -- aiortc: transport-wide congestion control feedback ----------------------
 
 # One feedback log per transport: under BUNDLE the audio and video receivers
@@ -524,8 +544,6 @@ class _TransportArrivals:
             self.transport, self.sender = transport, sender
         self.sender.media_ssrc = ssrc
         self.sender.log.arrived(transport_seq, time.monotonic_ns() // 1000)
-
-
 # -- aiortc/aioice: media handled as it arrives ----------------------------------
 
 # What aiortc does with each SRTP datagram, for the probe: aioice first tries

@@ -33,9 +33,11 @@ from probes.rtc_seams import (
     enlarge_receive_buffers,
     handle_media_on_arrival,
     ice_connection,
+    socket_filenos,
 )
 from probes.rtt import run_rtt_checks
 from probes.sinks import SampleSink
+from probes.starvation import ProbeHealth, StreamDrops, socket_inode
 from probes.tap import AudioTap, ReceiverTap, monotonic_ms
 from qosmon.model import ConnectionState, ProbeLabels, ProbeSample
 
@@ -78,6 +80,7 @@ class StreamWatcher:
         joiner: Joiner,
         sink: SampleSink,
         http: aiohttp.ClientSession,
+        health: ProbeHealth | None = None,
     ) -> None:
         self.target = target
         self.labels = labels
@@ -85,6 +88,10 @@ class StreamWatcher:
         self.joiner = joiner
         self.sink = sink
         self.http = http
+        # The probe's own health (shared by every stream of the process):
+        # None leaves probe_lag_ms and socket_drops unknown.
+        self.health = health
+        self._drops = StreamDrops()
         self._meter: StreamMeter | None = None
         self._state = ConnectionState.NEW
         self._error: str | None = None
@@ -111,8 +118,10 @@ class StreamWatcher:
             ConnectionState.FAILED,
             ConnectionState.CLOSED,
         ):
-            fields = vars(meter.take(now_ms))
+            fields = dict(vars(meter.take(now_ms)))
             fields["ttff_ms"] = meter.ttff_ms
+        if self.health is not None:
+            fields.update(self._own_health(now_ms))
         return ProbeSample(
             ts=wall_ts,
             show_id=self.target.show_id,
@@ -125,6 +134,19 @@ class StreamWatcher:
             error=self._error[:500] if self._error else None,
             **fields,
         )
+
+    def _own_health(self, now_ms: float) -> dict[str, object]:
+        """How late the loop ran in this second and how many datagrams the
+        kernel dropped at this session's sockets since the last sample."""
+        assert self.health is not None
+        lag = self.health.lag.lag_ms(now_ms)
+        out: dict[str, object] = {"probe_lag_ms": None if lag is None else round(lag, 1)}
+        joined = self._joined
+        if joined is not None:
+            inodes = [i for fd in socket_filenos(joined.pc)
+                      if (i := socket_inode(fd)) is not None]
+            out["socket_drops"] = self._drops.take(inodes, self.health.drops.drops(now_ms))
+        return out
 
     async def _tick(self, stop: asyncio.Event) -> None:
         next_at = time.monotonic() + 1.0

@@ -290,6 +290,12 @@ ZH: dict[str, str] = {
     "Probe-local problems (left out of the verdict)": "仅单个探针的问题（不计入结论）",
     "{clock} for {duration}": "开播后 {clock}，持续 {duration}",
     "None: every problem seen was shared by other probes.": "无：所见问题都有其他探针同时出现。",
+    "own health": "自身状况",
+    "probe overloaded": "探针过载",
+    "kept up": "运行正常",
+    "{drop_s} s with kernel drops ({drops} datagrams), {late_s} s with its loop ≥ {ms} ms late": "{drop_s} 秒内核在其套接字上丢包（{drops} 个数据报），{late_s} 秒事件循环延迟 ≥ {ms} 毫秒",
+    "“own health”: seconds in which the probe itself fell behind (the kernel dropped packets at its sockets, or its event loop ran late). Their loss and stalls are the probe's, not the region's: they are left out of the verdict and of diagnosis.":
+        "“自身状况”：探针自身跟不上的秒数（内核在其套接字上丢弃了数据包，或其事件循环运行延迟）。这些秒的丢包和卡顿属于探针自身，而非该地区：不计入判定和诊断。",
     "Found vs injected": "发现与注入对比",
     "fault injected": "注入的故障",
     "found as": "识别为",

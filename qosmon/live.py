@@ -107,6 +107,9 @@ class _ShowState:
     # probe_id -> [frozen seconds, chat messages sent, chat messages lost],
     # summed over every sample accepted (duplicates never reach the pipeline).
     totals: dict[str, list[float]] = field(default_factory=dict)
+    # probe_id -> datagrams the kernel dropped at its sockets, summed over
+    # the samples that reported the figure.
+    socket_drops: dict[str, int] = field(default_factory=dict)
     finished: bool = False
     # Identity of replayed incidents: the stored incident each continues.
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -247,6 +250,9 @@ class LivePipeline:
                 tot[1] += s.chat_sent
                 tot[2] += s.chat_lost
                 tot[3] += s.stuck_ms / 1000.0
+            if s.socket_drops is not None:
+                state.socket_drops[s.probe_id] = (
+                    state.socket_drops.get(s.probe_id, 0) + s.socket_drops)
             if (state.hold_until is not None and state.replayed_until is not None
                     and s.ts > state.replayed_until
                     and (state.resume_ts is None or s.ts < state.resume_ts)):
@@ -349,7 +355,7 @@ class LivePipeline:
                     probe_id=probe_id, region=s.region, latest=s,
                     up=s.state == "connected" and now - s.ts <= PROBE_UP_WITHIN_S,
                     frozen_s=tot[0], chat_sent=int(tot[1]), chat_lost=int(tot[2]),
-                    stuck_s=tot[3],
+                    stuck_s=tot[3], socket_drops=state.socket_drops.get(probe_id),
                 ))
             out.append(qos)
         return out

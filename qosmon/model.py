@@ -139,6 +139,13 @@ class ProbeSample(_Model):
     # Video arriving later (+) or earlier (-) than the audio captured with
     # it, from both streams' RTCP sender reports, in ms.
     av_skew_ms: float | None = None
+    # The probe's own health in this second (None: not measured, e.g. an
+    # older probe or no /proc): the worst lateness of its event loop, and the
+    # datagrams the kernel dropped at this stream's sockets because the
+    # probe did not read them in time. Either means the second's loss and
+    # stalls may be the probe's own starvation, not the path's.
+    probe_lag_ms: float | None = Field(default=None, ge=0)
+    socket_drops: int | None = Field(default=None, ge=0)
 
 
 class ProbeBatch(_Model):

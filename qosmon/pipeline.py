@@ -35,6 +35,9 @@ class ProbeQos:
     up: bool  # its latest sample is recent and its connection is up
     frozen_s: float = 0.0  # W3C freezes that ended, summed
     stuck_s: float = 0.0  # freezes and pauses, counted while they last
+    # Datagrams the kernel dropped at the probe's sockets, summed; None
+    # while the probe has not reported the figure (an older probe).
+    socket_drops: int | None = None
     chat_sent: int = 0
     chat_lost: int = 0
 

@@ -203,6 +203,24 @@ def new_figure_scenarios(
     return out
 
 
+def starved_scenarios(
+    seeds: int = 2, strengths: tuple[float, ...] = (0.2, 0.8), regions: list[str] | None = None
+) -> list[Scenario]:
+    """No fault at all: the probes of one region (or of every region) are
+    starved on their own hosts for the fault's span. Their samples show the
+    loss a lossy path would, and the kernel drops at their sockets that
+    caused it; nothing should be raised."""
+    regions = regions or list(REGIONS)
+    out: list[Scenario] = []
+    for seed in range(seeds):
+        for strength in strengths:
+            for r in [*regions, None]:
+                out.append(Scenario(f"starved-{r or 'all'}-s{strength:g}-{seed}", None, r,
+                                    strength, 70_000 + seed * 1000 + len(out),
+                                    variant="starved"))
+    return out
+
+
 def clean_shows(n: int = 6, duration_s: int = 900) -> list[Scenario]:
     return [
         Scenario(f"clean-{i}", None, None, 0.0, 10_000 + i, duration_s=duration_s) for i in range(n)
@@ -218,6 +236,8 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
     rnd = random.Random(sc.seed)
     # The newer figures' own stream: the older ones draw exactly as before.
     rnd2 = random.Random(sc.seed * 7919 + 17)
+    # And the probe's own health, from a third one.
+    rnd3 = random.Random(sc.seed * 104_729 + 5)
     probes: list[_Probe] = []
     for r in regions:
         node, isps, _, rtt = REGIONS[r]
@@ -263,11 +283,19 @@ def _stream(sc: Scenario, regions: list[str]) -> Iterator[Second]:
             kind = None
             if in_fault and p.probe_id in faulty:
                 kind = local_kind if sc.cause == Cause.PROBE_LOCAL else sc.cause
+            # A starved probe loses packets at its own socket: drawn as loss.
+            starve = (sc.variant == "starved" and sc.onset_s <= k < sc.onset_s + sc.fault_s
+                      and sc.region in (None, p.region))
+            if starve:
+                kind = Cause.PACKET_LOSS
             chat_stall = in_fault and sc.cause == Cause.CHAT_CHANNEL
             # Faults the older figures cannot show draw those as a clean second.
-            old_kind = None if (kind == Cause.AUDIO_STALLED or sc.variant) else kind
+            old_kind = None if (kind == Cause.AUDIO_STALLED or (sc.variant and not starve)) \
+                else kind
             x = _probe_second(rnd, p, ts, old_kind, sc.strength, since, chat_stall)
-            x = _newer_figures(rnd2, p, x, kind, sc.variant, sc.strength, since)
+            x = _newer_figures(rnd2, p, x, kind, "" if starve else sc.variant, sc.strength,
+                               since)
+            x = _own_health(rnd3, x, starve)
             sec.probes.append((ts + rnd.uniform(0.05, 1.8), x))
         # --- audience -----------------------------------------------------
         for r in regions:
@@ -410,6 +438,18 @@ def _newer_figures(
         "audio_stalled": audio_stalled,
         "audio_stalled_ms": 1000.0 if audio_stalled else 0.0,
     })
+
+
+def _own_health(rnd: random.Random, x: ProbeSample, starved: bool) -> ProbeSample:
+    """The probe's own health: a few ms of loop lateness and no drops when
+    it keeps up; when starved, the loop late (not always past diagnosis's
+    threshold) and the kernel dropping most of what the second lost."""
+    if not starved:
+        return x.model_copy(update={"probe_lag_ms": abs(rnd.gauss(3, 2)), "socket_drops": 0})
+    packets = (x.received_kbps or x.bitrate_kbps or 0.0) * 1000 / 8 / 1100
+    lost = packets * (x.loss_pct or 0.0) / 100
+    return x.model_copy(update={"probe_lag_ms": rnd.uniform(60, 900),
+                                "socket_drops": max(1, round(lost * rnd.uniform(0.85, 1.0)))})
 
 
 def _level(on_hand: int, forecast: float) -> StockLevel:

@@ -37,7 +37,7 @@ PROBES = {"id-1": ("ID", "jkt-1"), "id-2": ("ID", "jkt-1"),
           "th-1": ("TH", "bkk-1"), "th-2": ("TH", "bkk-1")}
 
 
-def sample(probe: str, ts: float, broken: bool) -> ProbeSample:
+def sample(probe: str, ts: float, broken: bool, drops: int = 0) -> ProbeSample:
     region, node = PROBES[probe]
     return ProbeSample(
         ts=ts, show_id="m-1", stream_id="main", probe_id=probe, region=region, edge_node=node,
@@ -48,6 +48,9 @@ def sample(probe: str, ts: float, broken: bool) -> ProbeSample:
         bitrate_kbps=0.0 if broken else 720.0, fps=0.0 if broken else 25.0,
         no_frame_ms=4000.0 if broken else 40.0, freeze_ms=0.0 if broken else 250.0,
         stuck_ms=1000.0 if broken else 250.0,
+        # The probe's own health: TH's host busier (not starved), and
+        # dropping datagrams at its sockets in its first seconds.
+        probe_lag_ms=150.0 if probe.startswith("th") else 2.0, socket_drops=drops,
         chat_sent=2, chat_lost=2 if broken else 0, chat_rtt_ms=None if broken else 90.0,
     )
 
@@ -98,7 +101,8 @@ async def post_show(r: Running, http: aiohttp.ClientSession) -> None:
                         headers={"Authorization": f"Bearer {r.feed}"}) as resp:
         assert resp.status == 200, await resp.text()
     for probe in PROBES:
-        samples = [sample(probe, r.start + k, broken=probe.startswith("id") and k >= 20)
+        samples = [sample(probe, r.start + k, broken=probe.startswith("id") and k >= 20,
+                          drops=5 if probe.startswith("th") and k < 3 else 0)
                    for k in range(40)]
         batch = ProbeBatch(batch_id=f"{probe}-0001", probe_id=probe, sent_ts=time.time(),
                            samples=samples)
@@ -169,6 +173,10 @@ async def test_qos_of_a_live_show_in_metrics_and_gone_when_it_ends(running: Runn
         assert value(m, "qosmon_probe_stuck_seconds_total", **idn) == pytest.approx(
             20 * 0.25 + 20 * 1.0)
         assert value(m, "qosmon_probe_frozen_seconds_total", **idn) == pytest.approx(20 * 0.25)
+        assert value(m, "qosmon_probe_loop_lag_seconds", **th) == pytest.approx(0.150)
+        assert value(m, "qosmon_probe_loop_lag_seconds", **idn) == pytest.approx(0.002)
+        assert value(m, "qosmon_probe_socket_drops_total", **th) == 3 * 5
+        assert value(m, "qosmon_probe_socket_drops_total", **idn) == 0
         # Not measured in the latest second: absent, not 0.
         assert ("qosmon_probe_rtt_seconds", tuple(sorted(idn.items()))) not in {
             (n, k) for n, series in m.items() for k in series}

@@ -190,3 +190,73 @@ def test_outage_then_ramp_up_is_one_node_failure() -> None:
     assert got == [(Cause.NODE_FAILURE, "ID")]
     (inc,) = eng.incidents
     assert inc.end_ts is not None and inc.end_ts < t0 + 90
+
+
+# --- a probe starved on its own host ------------------------------------------------
+
+
+def _without_starvation(sc: Scenario) -> DiagnosisEngine:
+    """The same show with the probes' own-health figures saying they kept
+    up: the very same loss, now only the path's to explain."""
+    show, seconds = generate(sc)
+    eng = DiagnosisEngine(show)
+    for sec in seconds:
+        sec.probes = [(a, x.model_copy(update={"socket_drops": 0, "probe_lag_ms": 2.0}))
+                      for a, x in sec.probes]
+        sec.feed(eng)
+        eng.step(sec.ts + 1.0)
+    return eng
+
+
+@pytest.mark.parametrize("region", ["ID", None])
+def test_loss_a_starved_probe_caused_is_no_network_incident(region: str | None) -> None:
+    """Every probe of a region (or of the show) reports 25 % loss together
+    with the kernel's drops at its own sockets: the probes' hosts fell behind,
+    not the network. The same loss from probes that kept up is the region's
+    (or the origin's) packet loss."""
+    sc = Scenario(f"starved-{region}", None, region, 0.8, seed=11, variant="starved")
+    _, seconds = generate(sc)
+    lossy = [x for sec in seconds for _, x in sec.probes
+             if (x.socket_drops or 0) > 0 and (x.loss_pct or 0) > 5]
+    assert len(lossy) >= 60  # the scenario does show the loss, with drops
+    assert _diagnose(sc).incidents == []
+    path = _without_starvation(sc)
+    got = [(i.cause, i.scope) for i in path.incidents]
+    assert got == [(Cause.PACKET_LOSS, {"region": region} if region else {})]
+
+
+def test_a_late_loop_alone_starves_a_second_and_a_slightly_late_one_does_not() -> None:
+    from qosmon.diagnosis.probe_health import Labels, ProbeTracker, starved
+    from qosmon.model import ProbeSample
+
+    def sample(k: int, **kw: object) -> ProbeSample:
+        base: dict[str, object] = dict(
+            ts=1_800_000_000.0 + k + 0.5, show_id="s", stream_id="m", probe_id="p",
+            region="ID", state=ConnectionState.CONNECTED, rtt_ms=40.0, loss_pct=0.0,
+            bitrate_kbps=780.0, fps=18.0, no_frame_ms=40.0)
+        base.update(kw)
+        return ProbeSample.model_validate(base)
+
+    m = CFG.media
+    assert not starved(sample(0), m)  # an older probe: no figures, counted as before
+    assert not starved(sample(0, probe_lag_ms=m.probe_lag_ms - 1, socket_drops=0), m)
+    assert starved(sample(0, probe_lag_ms=m.probe_lag_ms, socket_drops=0), m)
+    assert starved(sample(0, probe_lag_ms=1.0, socket_drops=3), m)
+    tr = ProbeTracker(Labels("p", "ID", "", ""), CFG)
+    t0 = 1_800_000_000
+    # Two seconds of 30 % loss with drops, then one of 30 % loss without:
+    # the window's median is that of the seconds the probe kept up in
+    # (all three counted, it would be 30 % at second 3).
+    for k, (loss, drops) in enumerate([(0.0, 0), (30.0, 40), (30.0, 35), (0.0, 0),
+                                       (30.0, 0)]):
+        tr.add(sample(k, loss_pct=loss, socket_drops=drops))
+    v = tr.view(t0 + 3)
+    assert v is not None and v.loss_pct == 0.0
+    v = tr.view(t0 + 4)
+    assert v is not None and v.loss_pct == 15.0  # seconds 3 and 4: path loss counts
+    # A window of starved seconds only is no data, not a healthy window.
+    tr2 = ProbeTracker(Labels("p", "ID", "", ""), CFG)
+    for k in range(5):
+        tr2.add(sample(k, loss_pct=30.0, probe_lag_ms=450.0))
+    assert tr2.view(t0 + 4) is None
+    assert tr2.evaluate(t0 + 4).media_known is False

@@ -153,3 +153,44 @@ async def test_a_dead_rtt_task_is_logged_and_reported(
     assert (last.fps or 0) > 15  # the rest of the measuring goes on
     assert any("RTT checks stopped" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
+
+
+@pytest.mark.timeout(30)
+async def test_rtt_checks_end_when_cancelled_as_an_answer_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two real aioice agents on loopback; the RTT task is cancelled in the
+    very loop turn its answer arrives (as a session closing while checks
+    run). The cancel must end the task: a lost cancel left the task, and the
+    session that waits for it, running for ever."""
+    pin_host_addresses(["127.0.0.1"])
+    a = aioice.Connection(ice_controlling=True)
+    b = aioice.Connection(ice_controlling=False)
+    try:
+        await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+        for x, y in ((a, b), (b, a)):
+            for c in y.local_candidates:
+                await x.add_remote_candidate(c)
+            await x.add_remote_candidate(None)
+            x.remote_username, x.remote_password = y.local_username, y.local_password
+        await asyncio.gather(a.connect(), b.connect())
+        answers: list[float] = []
+        task = asyncio.create_task(rtt.run_rtt_checks(a, answers.append, interval_s=0.05))
+        original = rtc_seams._TimedTransaction.response_received
+        cancelled = False
+
+        def answered_then_cancelled(self: Any, message: Any, addr: Any) -> None:
+            nonlocal cancelled
+            original(self, message, addr)
+            if not cancelled and self.future.done():
+                cancelled = True
+                task.cancel()  # in the same loop turn as the answer
+
+        monkeypatch.setattr(rtc_seams._TimedTransaction, "response_received",
+                            answered_then_cancelled)
+        done, _ = await asyncio.wait([task], timeout=3)
+        assert cancelled
+        assert done and task.cancelled(), f"still checking after the cancel: {answers}"
+    finally:
+        await asyncio.gather(a.close(), b.close())
+        pin_host_addresses(None)

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,51 @@ def test_reports_written_at_once_all_reach_the_index(tmp_path: Path) -> None:
         t.join()
     index = json.loads((tmp_path / "index.json").read_text())
     assert sorted(r["show_id"] for r in index["reports"]) == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_starved_probe_is_said_and_left_out_of_the_verdict() -> None:
+    """Both probes of one region lose 30 % for 100 s while the kernel drops
+    datagrams at their own sockets and their loops run late: the probes
+    section says they were overloaded, and the region's verdict does not
+    call those seconds failed; the same loss from probes that kept up is."""
+    data = generate_show(duration_s=300, n_regions=2, probes_per_region=2)
+    region = data.show.regions[0]
+    t0 = data.show.start_ts
+
+    def with_health(starved: bool, lossy: bool = True) -> list[object]:
+        out = []
+        for s in data.probe_samples:
+            hit = lossy and s.region == region and 100 <= s.ts - t0 < 200
+            out.append(s.model_copy(update={
+                "loss_pct": 30.0 if hit else s.loss_pct,
+                "socket_drops": 40 if hit and starved else 0,
+                "probe_lag_ms": 300.0 if hit and starved else 2.0}))
+        return out
+
+    def failed_s(starved: bool, lossy: bool = True) -> int:
+        d = replace(data, probe_samples=with_health(starved, lossy), incidents=[])
+        views = build_sections(d, only=["regions", "probes"])
+        (v,) = [v for v in views.context.verdicts if v.region == region]
+        return v.seconds.get("failed", 0)
+
+    starved = replace(data, probe_samples=with_health(True), incidents=[])
+    views = build_sections(starved, only=["regions", "probes"])
+    assert views.probes is not None
+    rows = {p.probe: p for p in views.probes.probes}
+    hit = [p for p in rows.values() if p.region == region]
+    assert len(hit) == 2
+    for p in hit:
+        assert p.overloaded and p.drop_s == p.late_s == 100 and p.drops == 4000
+        assert p.excluded_s == 100
+    assert all(not p.overloaded and p.health_known for p in rows.values() if p.region != region)
+    # The show's own faults elsewhere in the region stay what they were.
+    starved_failed = failed_s(True)
+    assert starved_failed <= failed_s(False, lossy=False)
+    # The same loss from probes that kept up fails (nearly) all its seconds.
+    assert failed_s(False) >= starved_failed + 90
+    (en,) = render_sections(views, ["probes"])
+    assert "probe overloaded" in en
+    assert "100 s with kernel drops (4k datagrams), 100 s with its loop ≥ 200 ms late" in en
+    zh = build_sections(starved, only=["probes"], lang="zh")
+    (page,) = render_sections(zh, ["probes"])
+    assert "探针过载" in page and "自身状况" in page

@@ -82,3 +82,19 @@ def test_live_page_row_says_what_is_stuck_now() -> None:
                       probes=[ProbeQos("new", "ID", fine, up=True)], stock=[])
     assert _probe_rows(live, ["ID"], translator("en"))[0].now == ""
     assert np.isfinite(fine.stuck_ms)
+
+
+def test_live_page_row_says_the_probe_is_overloaded_now() -> None:
+    fine = samples("new", True)[5]
+
+    def row_now(**update: object) -> str:
+        latest = fine.model_copy(update=update)
+        live = LiveInputs(now=latest.ts + 1, running=True, fleet=[],
+                          probes=[ProbeQos("new", "ID", latest, up=True)], stock=[])
+        (row,) = _probe_rows(live, ["ID"], translator("en"))
+        return row.now
+
+    assert row_now(socket_drops=12, probe_lag_ms=3.0) == "probe overloaded"
+    assert row_now(socket_drops=0, probe_lag_ms=450.0) == "probe overloaded"
+    assert row_now(socket_drops=0, probe_lag_ms=3.0) == ""
+    assert row_now() == ""  # an older probe says nothing of its health

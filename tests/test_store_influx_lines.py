@@ -52,3 +52,12 @@ def test_a_value_of_an_unexpected_type_is_still_written_as_its_type() -> None:
     s.__dict__["rtt_ms"] = 7  # an int where a float is declared (bypassing validation)
     assert probe_line(s) == reference_line(s)
     assert ",rtt_ms=7i," in (probe_line(s) or "")
+
+
+def test_the_probe_health_fields_are_series() -> None:
+    s = ProbeSample(ts=1_700_000_000.0, show_id="s", stream_id="m", probe_id="p", region="ID",
+                    state=ConnectionState.CONNECTED, probe_lag_ms=312.5, socket_drops=17)
+    line = probe_line(s) or ""
+    assert ",probe_lag_ms=312.5" in line and ",socket_drops=17i" in line
+    unknown = probe_line(s.model_copy(update={"probe_lag_ms": None, "socket_drops": None})) or ""
+    assert "probe_lag_ms" not in unknown and "socket_drops" not in unknown

@@ -192,6 +192,30 @@ def test_a_store_from_before_new_sample_fields_keeps_its_rows(tmp_path: Path) ->
         s.close()
 
 
+def test_probe_health_fields_round_trip_and_reach_an_older_store(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "q.db")
+    s.write_probe_batch("p1/b1", [ps(T0)])
+    s.close()
+    # As a version from before the probe reported its own health left it.
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("ALTER TABLE probe_samples DROP COLUMN probe_lag_ms")
+    conn.execute("ALTER TABLE probe_samples DROP COLUMN socket_drops")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(tmp_path / "q.db")
+    try:
+        assert s.write_probe_batch("p1/b2", [ps(T0 + 1, probe_lag_ms=312.5, socket_drops=17),
+                                             ps(T0 + 2, probe_lag_ms=1.5, socket_drops=0)])
+        old, starved, fine = s.probe_samples("s1")
+        # Unknown stays unknown: not 0 ms late, not 0 drops.
+        assert old.probe_lag_ms is None and old.socket_drops is None
+        assert starved.probe_lag_ms == 312.5 and starved.socket_drops == 17
+        assert isinstance(starved.socket_drops, int)
+        assert fine.probe_lag_ms == 1.5 and fine.socket_drops == 0
+    finally:
+        s.close()
+
+
 def test_retention_downsamples_old_shows(store: SqliteStore) -> None:
     old = [ps(T0 + i, freeze_count=1 if i == 10 else 0, rtt_ms=float(i)) for i in range(120)]
     old[59] = ps(T0 + 59, state=ConnectionState.DISCONNECTED, rtt_ms=59.0)
@@ -213,6 +237,34 @@ def test_retention_downsamples_old_shows(store: SqliteStore) -> None:
     store.put_show(Show(show_id="s1", start_ts=T0))
     done = store.apply_retention(now=T0 + 400 * 86400, raw_days=30, keep_days=365)
     assert store.probe_samples("s1") == [] and store.get_show("s1") is None
+
+
+def test_minutes_keep_the_probe_health_and_an_older_minute_table_gains_it(
+    tmp_path: Path,
+) -> None:
+    s = SqliteStore(tmp_path / "q.db")
+    s.close()
+    # As a version from before the probe reported its own health made it.
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("ALTER TABLE probe_minutes DROP COLUMN probe_lag_ms")
+    conn.execute("ALTER TABLE probe_minutes DROP COLUMN socket_drops")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(tmp_path / "q.db")
+    try:
+        # 40 s in the first minute (T0 is 20 s into one), starved in two.
+        first = [ps(T0 + i, probe_lag_ms=2.0, socket_drops=0) for i in range(40)]
+        first[5] = ps(T0 + 5, probe_lag_ms=450.0, socket_drops=12)
+        first[6] = ps(T0 + 6, probe_lag_ms=80.0, socket_drops=30)
+        older = [ps(T0 + 40 + i) for i in range(20)]  # an older probe: unknown
+        s.write_probe_batch("p1/b", first + older)
+        s.apply_retention(now=T0 + 40 * 86400, raw_days=30, keep_days=None)
+        starved, unknown = s.probe_samples("s1")
+        assert starved.probe_lag_ms == 450.0 and starved.socket_drops == 42
+        assert unknown.probe_lag_ms is None and unknown.socket_drops is None
+        assert s.probe_series("s1", "socket_drops", T0, None, None, None, 10).points
+    finally:
+        s.close()
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ _PROBE_GAUGES = (
      1e-3, "no_frame_ms"),
     ("qosmon_probe_chat_delivery_seconds", "Mean time for a chat message to be seen back, "
      "latest second", 1e-3, "chat_rtt_ms"),
+    ("qosmon_probe_loop_lag_seconds", "How late the probe's own event loop ran at worst, "
+     "latest second (the probe falling behind, not the path)", 1e-3, "probe_lag_ms"),
 )
 
 
@@ -71,6 +73,12 @@ class QosCollector(Collector):
         stuck = CounterMetricFamily("qosmon_probe_stuck_seconds",
                                     "Seconds the picture was stuck (freezes and pauses), "
                                     "counted while they last", labels=_PROBE_LABELS)
+        # Datagrams the kernel dropped at the probe's own sockets: loss that
+        # is the probe's host falling behind, not the path.
+        socket_drops = CounterMetricFamily("qosmon_probe_socket_drops",
+                                           "Datagrams the kernel dropped at the probe's own "
+                                           "sockets (it did not read them in time)",
+                                           labels=_PROBE_LABELS)
         chat_sent = CounterMetricFamily("qosmon_probe_chat_messages_sent",
                                         "Chat messages the probe sent", labels=_PROBE_LABELS)
         chat_lost = CounterMetricFamily("qosmon_probe_chat_messages_lost",
@@ -96,6 +104,8 @@ class QosCollector(Collector):
                 up.add_metric(labels, 1.0 if p.up else 0.0)
                 frozen.add_metric(labels, p.frozen_s)
                 stuck.add_metric(labels, p.stuck_s)
+                if p.socket_drops is not None:  # an older probe: unknown, left out
+                    socket_drops.add_metric(labels, float(p.socket_drops))
                 chat_sent.add_metric(labels, float(p.chat_sent))
                 chat_lost.add_metric(labels, float(p.chat_lost))
                 counts = per_region.setdefault(p.region, [0, 0])
@@ -108,7 +118,8 @@ class QosCollector(Collector):
                 incidents.add_metric([show.show_id, cause.value], float(n))
         yield live
         yield from gauges.values()
-        yield from (up, frozen, stuck, chat_sent, chat_lost, region_up, region_known, incidents)
+        yield from (up, frozen, stuck, socket_drops, chat_sent, chat_lost, region_up,
+                    region_known, incidents)
 
         deliveries = self._deliveries()
         sent = CounterMetricFamily("qosmon_alert_notifications_sent",

@@ -47,6 +47,13 @@ class MediaThresholds(_Section):
     # Audio stalled (no audio packet for 1 s, counted while it lasts) for at
     # least this many ms of the window: the host cannot be heard.
     audio_stalled_ms: float = Field(default=1500.0, gt=0)
+    # A probe second is starved (its loss, stalls and RTT are the probe's
+    # own, not the path's) when the kernel dropped datagrams at the probe's
+    # sockets, or its event loop ran this late: at 25 fps a frame handled
+    # 200 ms late already passes the W3C freeze threshold (max(3 x 40 ms,
+    # 40 + 150 ms) = 190 ms), so from here a late loop alone makes freezes
+    # no viewer saw. Healthy probes stay under 10 ms.
+    probe_lag_ms: float = Field(default=200.0, gt=0)
     window_s: int = Field(default=3, ge=1, le=30)  # medians over this many seconds
     rtt_window_s: int = Field(default=5, ge=1, le=60)  # RTT answers are sparse
     baseline_s: int = Field(default=120, ge=10)  # healthy seconds kept per probe

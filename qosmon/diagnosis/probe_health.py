@@ -18,6 +18,11 @@ rule reads what the signals say together:
   holding: the sender repairs, the link is not thin) -> packet_loss
 - no audio packet for most of the window while video flows on a clean path
                                                 -> audio_stalled
+
+Seconds in which the probe itself was starved (:func:`starved`: the kernel
+dropped datagrams at its sockets, or its event loop ran late) say nothing of
+the path: they are left out of the window, and a window with only such
+seconds is no data (unknown), as if the probe had been silent.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from qosmon.detection.persistence import Persistence
-from qosmon.diagnosis.config import DiagnosisConfig
+from qosmon.diagnosis.config import DiagnosisConfig, MediaThresholds
 from qosmon.model import Cause, ConnectionState, ProbeSample
 
 # States in which the viewer certainly gets no media. CLOSED is a viewer that
@@ -53,6 +58,14 @@ _SILENT_S = 10
 
 def second_of(ts: float) -> int:
     return math.floor(ts)
+
+
+def starved(x: ProbeSample, m: MediaThresholds) -> bool:
+    """The probe could not keep up in this second: what it reports of loss,
+    stalls and RTT is (at least partly) its own doing. Older probes report
+    neither figure (None): their seconds count as before."""
+    return bool(x.socket_drops) or (x.probe_lag_ms is not None
+                                    and x.probe_lag_ms >= m.probe_lag_ms)
 
 
 def _median(values: list[float]) -> float | None:
@@ -244,26 +257,29 @@ class ProbeTracker:
         return Baseline(med(self._base_bitrate), med(self._base_fps), med(self._base_rtt),
                         med(self._base_received))
 
+    def _trusted(self, second: int) -> ProbeSample | None:
+        """The sample of ``second`` unless the probe was starved in it."""
+        x = self._samples.get(second)
+        return None if x is None or starved(x, self.cfg.media) else x
+
     def view(self, second: int) -> MediaView | None:
         m, c = self.cfg.media, self.cfg.chat
-        if second not in self._samples and not any(
-            (second - i) in self._samples for i in range(1, m.window_s)
-        ):
-            return None
         win = [
-            self._samples[s]
+            x
             for s in range(second - m.window_s + 1, second + 1)
-            if s in self._samples
+            if (x := self._trusted(s)) is not None
         ]
+        if not win:
+            return None
         rtt_win = [
             x.rtt_ms
             for s in range(second - m.rtt_window_s + 1, second + 1)
-            if (x := self._samples.get(s)) is not None and x.rtt_ms is not None
+            if (x := self._trusted(s)) is not None and x.rtt_ms is not None
         ]
         chat_win = [
-            self._samples[s]
+            x
             for s in range(second - c.window_s + 1, second + 1)
-            if s in self._samples
+            if (x := self._trusted(s)) is not None
         ]
         last = win[-1]
         settling = any(
@@ -358,7 +374,7 @@ class ProbeTracker:
         return next(c for c in CAUSE_PRIORITY if counts.get(c, 0) == best)
 
     def _learn(self, second: int) -> None:
-        x = self._samples.get(second)
+        x = self._trusted(second)
         if x is None or x.state != ConnectionState.CONNECTED:
             return
         if x.bitrate_kbps is not None:

@@ -28,6 +28,7 @@ from qosmon.report.render import environment, render_sections
 from qosmon.report.sections import build_sections
 from qosmon.report.sections.incidents import IncidentView
 from qosmon.report.timing import Translate, duration_text, utc, utc_time
+from qosmon.report.verdict import ReportThresholds
 from qosmon.report.vocabulary import LEVEL_TEXT
 
 # The report's sections the live page shows under its own blocks, in order.
@@ -115,8 +116,12 @@ def _probe_rows(live: LiveInputs, regions: Sequence[str], t: Translate) -> list[
         hb = heard.get(p.probe_id, {})
         last_hb = hb.get("last_heartbeat")
         state = "up" if p.up else "down"
+        # The probe's own host fell behind: what it shows now is its own.
+        overloaded = bool(p.latest.socket_drops) or (
+            (p.latest.probe_lag_ms or 0.0) >= ReportThresholds().probe_lag_ms)
         now = [t(w) for w, on in (("picture stuck", p.latest.stuck_ms > 0),
-                                  ("no audio", bool(p.latest.audio_stalled))) if on]
+                                  ("no audio", bool(p.latest.audio_stalled)),
+                                  ("probe overloaded", overloaded)) if on]
         rows.append(ProbeRow(
             probe_id=p.probe_id, region=p.region, state=state, state_text=t(state),
             sample_age=_ago(live.now, p.latest.ts, t),

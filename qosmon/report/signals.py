@@ -30,6 +30,7 @@ BoolArray = NDArray[Any]
 _FLOAT_FIELDS = (
     "ts", "rtt_ms", "loss_pct", "bitrate_kbps", "fps", "no_frame_ms", "chat_rtt_ms", "ttff_ms",
     "freeze_ms", "stuck_ms", "received_kbps", "rtx_kbps", "audio_stalled_ms", "audio_loss_pct",
+    "probe_lag_ms", "socket_drops",
 )
 _INT_FIELDS = ("freeze_count", "chat_sent", "chat_lost")
 
@@ -70,6 +71,11 @@ class ProbeTable:
     audio_stalled_ms: FloatArray
     audio_loss_pct: FloatArray
     frozen_ms: FloatArray
+    # The probe's own health (NaN: not reported): its loop's lateness, and
+    # datagrams the kernel dropped at its sockets (a count, as a float so
+    # unknown stays NaN).
+    probe_lag_ms: FloatArray
+    socket_drops: FloatArray
     chat_sent: IntArray
     chat_lost: IntArray
     sec: IntArray  # second of the show, aligned per probe (see second_slots)
@@ -141,6 +147,8 @@ class ProbeTable:
             audio_loss_pct=floats["audio_loss_pct"][order],
             frozen_ms=frozen_per_second(floats["freeze_ms"][order], floats["stuck_ms"][order],
                                         p_sorted),
+            probe_lag_ms=floats["probe_lag_ms"][order],
+            socket_drops=floats["socket_drops"][order],
             chat_sent=ints["chat_sent"][order],
             chat_lost=ints["chat_lost"][order],
             sec=second_slots(ts, p_sorted, start),
@@ -156,7 +164,7 @@ class ProbeTable:
             "ts", "probe_idx", "region_idx", "connected", "rtt_ms", "loss_pct", "bitrate_kbps",
             "fps", "no_frame_ms", "chat_rtt_ms", "ttff_ms", "freeze_ms", "freeze_count",
             "stuck_ms", "received_kbps", "rtx_kbps", "audio_stalled_ms", "audio_loss_pct",
-            "frozen_ms", "chat_sent", "chat_lost", "sec",
+            "frozen_ms", "probe_lag_ms", "socket_drops", "chat_sent", "chat_lost", "sec",
         ):
             kw[name] = getattr(self, name)[mask]
         return ProbeTable(

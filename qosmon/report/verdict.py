@@ -50,6 +50,10 @@ class ReportThresholds(BaseModel):
     ttff_ms: float = Field(default=2000.0, ge=0)  # a first frame slower than this is slow
     # A region is as bad as at least this share of its reporting probes.
     min_probe_share: float = Field(default=0.5, gt=0, le=1)
+    # A probe second with kernel drops at its sockets, or its loop this late,
+    # is the probe's own starvation, left out as diagnosis leaves it out
+    # (diagnosis' media.probe_lag_ms).
+    probe_lag_ms: float = Field(default=200.0, gt=0)
 
 
 def sample_status(table: ProbeTable, th: ReportThresholds) -> IntArray:
@@ -74,6 +78,15 @@ def sample_status(table: ProbeTable, th: ReportThresholds) -> IntArray:
         )
     out = np.where(failed, FAILED, np.where(degraded, DEGRADED, GOOD))
     return out.astype(np.int64)
+
+
+def starved_mask(table: ProbeTable, th: ReportThresholds) -> BoolArray:
+    """Samples of seconds in which the probe itself could not keep up: the
+    kernel dropped datagrams at its sockets, or its loop ran late. Unknown
+    (an older probe) is not starved."""
+    with np.errstate(invalid="ignore"):
+        out: BoolArray = (table.socket_drops > 0) | (table.probe_lag_ms >= th.probe_lag_ms)
+    return out
 
 
 def excluded_mask(

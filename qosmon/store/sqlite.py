@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS probe_minutes (
     loss_pct REAL, residual_loss_pct REAL, jitter_ms REAL, bitrate_kbps REAL, fps REAL,
     width INTEGER, height INTEGER, freeze_count INTEGER, freeze_ms REAL,
     pause_count INTEGER, pause_ms REAL, no_frame_ms REAL, chat_sent INTEGER,
-    chat_lost INTEGER, chat_rtt_ms REAL, error TEXT, received_ts REAL
+    chat_lost INTEGER, chat_rtt_ms REAL, error TEXT, received_ts REAL,
+    probe_lag_ms REAL, socket_drops INTEGER
 );
 CREATE INDEX IF NOT EXISTS probe_minutes_show ON probe_minutes (show_id, minute);
 -- A business sample is the platform's figure for one interval of one
@@ -196,7 +197,12 @@ _MINUTE_AGGREGATES: dict[str, str] = {
     "height": "max", "freeze_count": "sum", "freeze_ms": "sum", "pause_count": "sum",
     "pause_ms": "sum", "no_frame_ms": "max", "chat_sent": "sum", "chat_lost": "sum",
     "chat_rtt_ms": "avg", "error": "max", "received_ts": "max",
+    # The probe's own health: its worst lateness and every drop of the
+    # minute, so a minute it was starved in still says so once pruned.
+    "probe_lag_ms": "max", "socket_drops": "sum",
 }
+# Minute columns added since the table was first made (older files lack them).
+_MINUTE_COLUMNS_ADDED = (("probe_lag_ms", "REAL"), ("socket_drops", "INTEGER"))
 
 
 _sample_values = operator.itemgetter(*SAMPLE_COLUMNS)
@@ -436,6 +442,10 @@ class SqliteStore:
         for column in SAMPLE_COLUMNS:
             if column not in have:
                 conn.execute(f"ALTER TABLE probe_samples ADD COLUMN {column}")
+        have = {r[1] for r in conn.execute("PRAGMA table_info(probe_minutes)")}
+        for column, decl in _MINUTE_COLUMNS_ADDED:
+            if column not in have:
+                conn.execute(f"ALTER TABLE probe_minutes ADD COLUMN {column} {decl}")
         cols = {row[1] for row in conn.execute("PRAGMA table_info(probe_batches)")}
         for col, decl in (("digest", "TEXT"), ("stored_ts", "REAL")):
             if col not in cols:

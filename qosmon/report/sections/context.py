@@ -24,7 +24,13 @@ from qosmon.report.signals import (
     second_slots,
 )
 from qosmon.report.timing import Span, Translate, english, show_span, utc_and_local
-from qosmon.report.verdict import RegionVerdict, ReportThresholds, excluded_mask, region_verdicts
+from qosmon.report.verdict import (
+    RegionVerdict,
+    ReportThresholds,
+    excluded_mask,
+    region_verdicts,
+    starved_mask,
+)
 from qosmon.report.vocabulary import cause_label
 
 N_BUCKETS = 320  # points per chart: about two per pixel column at full width
@@ -95,10 +101,13 @@ class ReportContext:
     incidents: list[Incident]  # in order of start; numbered from 1 in this order
     numbers: dict[str, int]  # incident id -> its number on the page
     local: list[Incident]  # probe-local incidents, left out of the verdicts
-    excluded: BoolArray  # probe samples inside a probe-local incident
+    # Probe samples left out of the verdicts: inside a probe-local incident,
+    # or of a second in which the probe itself was starved (``starved``).
+    excluded: BoolArray
     verdicts: list[RegionVerdict]
     business: BusinessFigures
     bands: list[Band]  # every incident, for charts of the whole show
+    starved: BoolArray
     lang: str = DEFAULT_LANGUAGE
     zones: dict[str, str] = field(default_factory=dict)  # region -> zone, over the defaults
 
@@ -180,13 +189,14 @@ def report_context(data: ShowData, now: float | None = None,
         (p, i.start_ts, i.end_ts if i.end_ts is not None else span.t1)
         for i in local for p in i.probes
     ]
-    excluded = excluded_mask(table, windows)
+    starved = starved_mask(table, th)
+    excluded = excluded_mask(table, windows) | starved
     return ReportContext(
         data=data, th=th, span=span, live=show.end_ts is None, table=table, regions=regions,
         incidents=incidents, numbers=numbers, local=local, excluded=excluded,
         verdicts=region_verdicts(table, span.t0, span.t1, regions, th, excluded),
         business=business_figures(data.business, span, regions),
         bands=incident_bands(incidents, numbers, span.t1, t=translator(lang)),
-        lang=lang, zones=dict(zones or {}),
+        starved=starved, lang=lang, zones=dict(zones or {}),
     )
 
