@@ -544,6 +544,8 @@ class _TransportArrivals:
             self.transport, self.sender = transport, sender
         self.sender.media_ssrc = ssrc
         self.sender.log.arrived(transport_seq, time.monotonic_ns() // 1000)
+
+
 # -- aiortc/aioice: media handled as it arrives ----------------------------------
 
 # What aiortc does with each SRTP datagram, for the probe: aioice first tries
