@@ -248,6 +248,7 @@ def test_minutes_keep_the_probe_health_and_an_older_minute_table_gains_it(
     conn = sqlite3.connect(tmp_path / "q.db")
     conn.execute("ALTER TABLE probe_minutes DROP COLUMN probe_lag_ms")
     conn.execute("ALTER TABLE probe_minutes DROP COLUMN socket_drops")
+    conn.execute("ALTER TABLE probe_minutes DROP COLUMN stuck_ms")
     conn.commit()
     conn.close()
     s = SqliteStore(tmp_path / "q.db")
@@ -265,6 +266,20 @@ def test_minutes_keep_the_probe_health_and_an_older_minute_table_gains_it(
         assert s.probe_series("s1", "socket_drops", T0, None, None, None, 10).points
     finally:
         s.close()
+
+
+def test_minutes_keep_what_the_report_reads(store: SqliteStore) -> None:
+    """A stall still going on at the end of a minute is in its stuck time
+    (the report's frozen time) though no freeze ended in it."""
+    stalled = [ps(T0 + i, stuck_ms=1000.0 if i >= 10 else 0.0, received_kbps=800.0,
+                  rtx_kbps=40.0 if i % 2 else 0.0, audio_loss_pct=2.0,
+                  audio_stalled_ms=500.0 if i >= 30 else 0.0) for i in range(40)]
+    store.write_probe_batch("p1/stuck", stalled)
+    store.apply_retention(now=T0 + 40 * 86400, raw_days=30, keep_days=None)
+    [minute] = store.probe_samples("s1")
+    assert minute.stuck_ms == 30_000.0 and minute.freeze_ms == 0.0
+    assert minute.received_kbps == 800.0 and minute.rtx_kbps == 20.0
+    assert minute.audio_loss_pct == 2.0 and minute.audio_stalled_ms == 5000.0
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS probe_minutes (
     width INTEGER, height INTEGER, freeze_count INTEGER, freeze_ms REAL,
     pause_count INTEGER, pause_ms REAL, no_frame_ms REAL, chat_sent INTEGER,
     chat_lost INTEGER, chat_rtt_ms REAL, error TEXT, received_ts REAL,
-    probe_lag_ms REAL, socket_drops INTEGER
+    probe_lag_ms REAL, socket_drops INTEGER, stuck_ms REAL, received_kbps REAL,
+    rtx_kbps REAL, audio_loss_pct REAL, audio_stalled_ms REAL
 );
 CREATE INDEX IF NOT EXISTS probe_minutes_show ON probe_minutes (show_id, minute);
 -- A business sample is the platform's figure for one interval of one
@@ -200,9 +201,18 @@ _MINUTE_AGGREGATES: dict[str, str] = {
     # The probe's own health: its worst lateness and every drop of the
     # minute, so a minute it was starved in still says so once pruned.
     "probe_lag_ms": "max", "socket_drops": "sum",
+    # What the report reads of a pruned show besides: the stuck picture
+    # counted while it lasted (the report's frozen time), the rate as the
+    # browser counts it and its repaired part, and audio.
+    "stuck_ms": "sum", "received_kbps": "avg", "rtx_kbps": "avg",
+    "audio_loss_pct": "avg", "audio_stalled_ms": "sum",
 }
 # Minute columns added since the table was first made (older files lack them).
-_MINUTE_COLUMNS_ADDED = (("probe_lag_ms", "REAL"), ("socket_drops", "INTEGER"))
+_MINUTE_COLUMNS_ADDED = (
+    ("probe_lag_ms", "REAL"), ("socket_drops", "INTEGER"), ("stuck_ms", "REAL"),
+    ("received_kbps", "REAL"), ("rtx_kbps", "REAL"), ("audio_loss_pct", "REAL"),
+    ("audio_stalled_ms", "REAL"),
+)
 
 
 _sample_values = operator.itemgetter(*SAMPLE_COLUMNS)
