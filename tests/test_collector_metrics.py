@@ -317,3 +317,54 @@ def test_rule_file_is_valid_for_prometheus() -> None:
                          text=True, timeout=30)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout
+
+
+def test_overloaded_probe_left_out_of_region_loss_and_alerted(tmp_path: Path) -> None:
+    """Prometheus itself evaluates the rules (promtool's rule unit tests): a
+    probe dropping datagrams at its own sockets is not the region's loss,
+    and it raises its own alert instead of the region's loss alert."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    th1 = 'show="m-1", region="TH", probe="th-1"'
+    th2 = 'show="m-1", region="TH", probe="th-2"'
+    cases = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "15s",
+        "tests": [{
+            "interval": "15s",
+            "input_series": [
+                # th-1: 2 % loss, its own sockets clean; th-2: 30 % "loss"
+                # while its kernel drops 40 datagrams every 15 s.
+                {"series": f"qosmon_probe_loss_ratio{{{th1}}}", "values": "0.02x12"},
+                {"series": f"qosmon_probe_loss_ratio{{{th2}}}", "values": "0.30x12"},
+                {"series": f"qosmon_probe_socket_drops_total{{{th1}}}", "values": "0x12"},
+                {"series": f"qosmon_probe_socket_drops_total{{{th2}}}", "values": "0+40x12"},
+                {"series": f"qosmon_probe_loop_lag_seconds{{{th1}}}", "values": "0.002x12"},
+                {"series": f"qosmon_probe_loop_lag_seconds{{{th2}}}", "values": "0.05x12"},
+            ],
+            "promql_expr_test": [{
+                "expr": "qosmon:region_loss_ratio:avg",
+                "eval_time": "2m",
+                "exp_samples": [{"labels": 'qosmon:region_loss_ratio:avg{show="m-1", region="TH"}',
+                                 "value": 0.02}],
+            }],
+            "alert_rule_test": [
+                {"eval_time": "2m", "alertname": "QosmonRegionPacketLoss", "exp_alerts": []},
+                {"eval_time": "2m", "alertname": "QosmonProbeOverloaded", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "show": "m-1", "region": "TH",
+                                   "probe": "th-2"},
+                    "exp_annotations": {
+                        "summary": "probe th-2 (TH) cannot keep up",
+                        "description": "Probe th-2 drops datagrams at its own sockets or runs "
+                                       "late: give it CPU or fewer streams. Its figures for show "
+                                       "m-1 are not the network's."},
+                }]},
+            ],
+        }],
+    }
+    path = tmp_path / "rules_test.yml"
+    path.write_text(yaml.safe_dump(cases))
+    run = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
