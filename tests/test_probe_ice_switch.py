@@ -17,7 +17,9 @@ from probes.joins.sdpfrag import (
     FragmentError,
     IceCredentials,
     parse_fragment,
+    parse_ice,
     restart_fragment,
+    with_ice,
 )
 from probes.rtc_seams import SwitchableIce
 
@@ -116,3 +118,56 @@ async def test_a_switch_carries_a_waiting_receive_over_to_the_new_path(loopback:
     finally:
         for c in (old_probe, old_server, new_probe, new_server):
             await c.close()
+
+
+ANSWER = (
+    "v=0\r\no=- 3901 7 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE v a\r\n"
+    "m=video 40000 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 10.0.0.2\r\na=recvonly\r\na=mid:v\r\n"
+    "a=rtpmap:100 VP8/90000\r\n"
+    "a=candidate:old1 1 udp 2130706431 10.0.0.2 40000 typ host\r\n"
+    "a=candidate:old2 1 udp 1694498815 192.0.2.1 40000 typ srflx raddr 10.0.0.2 rport 40000\r\n"
+    "a=end-of-candidates\r\na=ice-ufrag:olduf\r\na=ice-pwd:oldpasswordoldpassword\r\n"
+    "a=fingerprint:sha-256 AB:CD\r\na=setup:active\r\n"
+    "m=audio 40000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 10.0.0.2\r\na=recvonly\r\na=mid:a\r\n"
+    "a=candidate:old1 1 udp 2130706431 10.0.0.2 40000 typ host\r\n"
+    "a=end-of-candidates\r\na=ice-ufrag:olduf\r\na=ice-pwd:oldpasswordoldpassword\r\n"
+    "a=fingerprint:sha-256 AB:CD\r\na=setup:active\r\n"
+)
+
+
+def test_with_ice_puts_new_credentials_and_candidates_in_and_nothing_else() -> None:
+    new = IceCredentials("newuf", "n" * 24, (CANDIDATE, "2 1 udp 5 10.0.0.9 41000 typ host"))
+    text = with_ice(ANSWER, new)
+    assert "olduf" not in text and "oldpassword" not in text and "old1" not in text
+    assert text.count("a=ice-ufrag:newuf") == 2 and text.count("a=ice-pwd:" + "n" * 24) == 2
+    assert text.count(f"a=candidate:{CANDIDATE}") == 2  # in each section that had some
+    assert text.count("a=end-of-candidates") == 2
+    # A renegotiated description: the o= version goes up, the session id stays.
+    assert "o=- 3901 8 IN IP4 0.0.0.0" in text
+    # DTLS is not restarted: fingerprint and role as they were; so is the rest.
+    kept = [line for line in ANSWER.split("\r\n")
+            if not line.startswith(("a=candidate:", "a=ice-", "o="))]
+    assert [line for line in text.split("\r\n")
+            if not line.startswith(("a=candidate:", "a=ice-", "o="))] == kept
+    # What the probe sends, it (and the server) reads back.
+    assert parse_ice(text) == new
+    # Candidates stay where they were, before the section's end-of-candidates.
+    lines = text.split("\r\n")
+    first = lines.index(f"a=candidate:{CANDIDATE}")
+    assert lines[first + 1].startswith("a=candidate:2 ") and \
+        lines[first + 2] == "a=end-of-candidates"
+
+
+def test_with_ice_refuses_a_description_without_ice() -> None:
+    with pytest.raises(FragmentError):
+        with_ice("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 100\r\n",
+                 IceCredentials("u", "p" * 22, (CANDIDATE,)))
+
+
+def test_parse_ice_reads_an_offer_bundled_on_its_first_section() -> None:
+    offer = ANSWER.replace("olduf", "janusuf").replace("a=setup:active", "a=setup:actpass")
+    got = parse_ice(offer)
+    assert got.ufrag == "janusuf" and got.pwd == "oldpasswordoldpassword"
+    assert got.candidates == ("old1 1 udp 2130706431 10.0.0.2 40000 typ host",
+                              "old2 1 udp 1694498815 192.0.2.1 40000 typ srflx raddr 10.0.0.2 "
+                              "rport 40000")
