@@ -1,17 +1,22 @@
 """The pieces of the probe's ICE restart that need no browser: the SDP
-fragments of the WHEP PATCH, and the connection switch under a running
-session, tried on real aioice connections over loopback."""
+fragments of the WHEP PATCH, the Janus answer with new credentials (and its
+requests, against a stand-in for the Janus session), and the connection
+switch under a running session, tried on real aioice connections over
+loopback."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aioice
 import pytest
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 
 from probes.ice_host_pin import pin_host_addresses
+from probes.joins.base import JoinError
+from probes.joins.janus import _answer_exchange
 from probes.joins.sdpfrag import (
     MAX_FRAGMENT_CHARS,
     FragmentError,
@@ -171,3 +176,49 @@ def test_parse_ice_reads_an_offer_bundled_on_its_first_section() -> None:
     assert got.candidates == ("old1 1 udp 2130706431 10.0.0.2 40000 typ host",
                               "old2 1 udp 1694498815 192.0.2.1 40000 typ srflx raddr 10.0.0.2 "
                               "rport 40000")
+
+
+class _JanusStandIn:
+    """Answers plugin messages as the Janus session would: a restart request
+    with ``offer``, anything else with an empty event; keeps what was sent."""
+
+    def __init__(self, offer: str) -> None:
+        self.offer = offer
+        self.sent: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
+
+    async def message(self, handle: int, body: dict[str, Any],
+                      jsep: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sent.append((handle, body, jsep))
+        if body.get("request") in ("watch", "restart"):
+            return {"janus": "event", "jsep": {"type": "offer", "sdp": self.offer}}
+        return {"janus": "event"}
+
+
+JANUS_OFFER = ANSWER.replace("olduf", "janusuf").replace("a=setup:active", "a=setup:actpass")
+
+
+async def test_janus_restart_answers_the_new_offer_on_the_same_handle() -> None:
+    janus = _JanusStandIn(JANUS_OFFER.replace("janusuf", "janusuf2"))
+    watch = {"request": "watch", "id": 7, "restart": True}
+    exchange = _answer_exchange(janus, 42, watch, {"request": "start"},  # type: ignore[arg-type]
+                                [ANSWER], JANUS_OFFER, "watch (ICE restart)")
+    first = IceCredentials("uf1", "p" * 22, (CANDIDATE,))
+    remote = await exchange(first)
+    assert remote.ufrag == "janusuf2"
+    (h1, b1, j1), (h2, b2, j2) = janus.sent
+    assert (h1, b1, j1) == (42, watch, None)
+    assert (h2, b2) == (42, {"request": "start"}) and j2 is not None
+    assert j2["type"] == "answer" and parse_ice(j2["sdp"]) == first
+    assert "o=- 3901 8 " in j2["sdp"]
+    # A second restart answers from the last answer Janus took.
+    await exchange(IceCredentials("uf2", "q" * 22, (CANDIDATE,)))
+    assert "o=- 3901 9 " in janus.sent[-1][2]["sdp"]  # type: ignore[index]
+
+
+async def test_janus_restart_refuses_an_offer_with_a_new_dtls_fingerprint() -> None:
+    janus = _JanusStandIn(JANUS_OFFER.replace("AB:CD", "EF:01"))
+    exchange = _answer_exchange(janus, 42, {"request": "restart"},  # type: ignore[arg-type]
+                                {"request": "ack"}, [ANSWER], JANUS_OFFER, "textroom restart")
+    with pytest.raises(JoinError, match="new DTLS fingerprint"):
+        await exchange(IceCredentials("uf1", "p" * 22, (CANDIDATE,)))
+    assert [b for _, b, _ in janus.sent] == [{"request": "restart"}]  # no answer sent

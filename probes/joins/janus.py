@@ -53,6 +53,11 @@ KEEPALIVE_S = 25.0  # Janus drops a session after 60 s without a request
 EVENT_TIMEOUT_S = 8.0
 
 
+def _fingerprints(sdp: str) -> set[str]:
+    return {line.split(":", 1)[1].strip().lower() for line in sdp.splitlines()
+            if line.startswith("a=fingerprint:")}
+
+
 # The chat PeerConnection's ICE and its side of a restart.
 _ChatRestart = tuple[SwitchableIce, Exchange]
 
@@ -197,12 +202,14 @@ def _answer_exchange(
     request: dict[str, Any],
     answer_with: dict[str, Any],
     last_answer: list[str],
+    first_offer: str,
     what: str,
 ) -> Exchange:
     """One plugin's side of an ICE restart: ``request`` asks the plugin for an
     offer that restarts ICE, ``answer_with`` carries the answer back: the
     session's last answer (``last_answer[0]``, updated once Janus took the
     new one) with the new local credentials and candidates."""
+    fingerprints = _fingerprints(first_offer)
 
     async def exchange(local: IceCredentials) -> IceCredentials:
         offer = _jsep(await janus.message(handle, request), what).sdp
@@ -211,6 +218,10 @@ def _answer_exchange(
             answer = with_ice(last_answer[0], local)
         except FragmentError as exc:
             raise JoinError(f"Janus {what}: {exc}") from None
+        if _fingerprints(offer) != fingerprints:
+            # The running DTLS session cannot move to a new certificate: that
+            # is a new session, which only a rejoin makes.
+            raise JoinError(f"Janus {what}: the offer has a new DTLS fingerprint")
         await janus.message(handle, answer_with, {"type": "answer", "sdp": answer})
         last_answer[0] = answer
         return remote
@@ -274,7 +285,8 @@ class JanusJoiner:
             )
             media_restart = _answer_exchange(
                 janus, handle, {"request": "watch", "id": target.mountpoint, "restart": True},
-                {"request": "start"}, [pc.localDescription.sdp], "watch (ICE restart)")
+                {"request": "start"}, [pc.localDescription.sdp], pc.remoteDescription.sdp,
+                "watch (ICE restart)")
             send_chat = None
             chat_restart: _ChatRestart | None = None
             if target.chat and target.textroom_room is not None:
@@ -352,5 +364,6 @@ class JanusJoiner:
                                          "room": room, "text": text, "ack": False}))
 
         restart = _answer_exchange(janus, handle, {"request": "restart"}, {"request": "ack"},
-                                   [pc.localDescription.sdp], "textroom restart")
+                                   [pc.localDescription.sdp], pc.remoteDescription.sdp,
+                                   "textroom restart")
         return send_chat, (ice, restart)
