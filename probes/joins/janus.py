@@ -330,6 +330,8 @@ class JanusJoiner:
         pc = RTCPeerConnection(hooks.rtc_config)
         pcs.append(pc)
         await pc.setRemoteDescription(_jsep(event, "textroom setup"))
+        if pc.sctp is None:
+            raise JoinError("Janus textroom setup: the offer has no DataChannel section")
         ice = restartable_data_ice(pc)
         channel = pc.createDataChannel("JanusDataChannel")
         username = f"probe-{secrets.token_hex(4)}"
