@@ -32,12 +32,14 @@ from probes.ice_host_pin import pin_host_addresses
 from probes.sinks import MemorySink
 from qosmon.model import ConnectionState, ProbeSample
 from tests.janus_harness import (
+    H264_MOUNTPOINT,
     MOUNTPOINT,
     TEXTROOM,
     JanusApiProxy,
     JanusAuth,
     JanusNetns,
     encode_clip,
+    encode_h264_clip,
     skip_unless_janus_possible,
 )
 from tests.veth_namespace import run
@@ -51,10 +53,12 @@ BREAK_AFTER_S = 6.0
 @pytest.fixture(scope="module")
 def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusNetns]:
     skip_unless_janus_possible()
-    clip = encode_clip(tmp_path_factory.mktemp("clip") / "clip.webm", seconds=4,
-                       bitrate_kbps=300, size="320x180")
+    clips = tmp_path_factory.mktemp("clip")
+    clip = encode_clip(clips / "clip.webm", seconds=4, bitrate_kbps=300, size="320x180")
+    h264 = encode_h264_clip(clips / "clip.ts", seconds=4, bitrate_kbps=300, size="320x180")
     with JanusNetns(index=6, auth=JanusAuth(api_secret=API_SECRET)) as j:
         j.start_feed(clip)
+        j.start_h264_feed(h264)
         # The break's rules: a set of the probe's ports, and chains in both
         # directions in Janus's namespace that drop UDP to and from them (or,
         # with ``all``, every UDP packet to and from the probe's address).
@@ -98,13 +102,14 @@ def _probe_ports(janus: JanusNetns) -> list[int]:
     return sorted(ports)
 
 
-def _config(janus: JanusNetns, url: str, monkeypatch: pytest.MonkeyPatch) -> ProbeConfig:
+def _config(janus: JanusNetns, url: str, monkeypatch: pytest.MonkeyPatch,
+            mountpoint: int = MOUNTPOINT) -> ProbeConfig:
     monkeypatch.setenv("QOSMON_TEST_RESTART_APISECRET", API_SECRET)
     return ProbeConfig.model_validate({
         "labels": {"probe_id": "restart", "region": "lab"},
         "ice_host_addresses": [janus.root_ip],
         "streams": [{"show_id": "show", "stream_id": "mp1", "join": "janus", "url": url,
-                     "mountpoint": MOUNTPOINT, "textroom_room": TEXTROOM, "chat": True,
+                     "mountpoint": mountpoint, "textroom_room": TEXTROOM, "chat": True,
                      "chat_interval_s": 0.5,
                      "apisecret_env": "QOSMON_TEST_RESTART_APISECRET"}],
     })
@@ -133,14 +138,16 @@ def _frames_back_after(samples: list[ProbeSample], broke: int) -> int:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("mountpoint", [MOUNTPOINT, H264_MOUNTPOINT], ids=["vp8", "h264-opus"])
 async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
     janus: JanusNetns, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    mountpoint: int,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     proxy = JanusApiProxy(janus.api_url)
     await proxy.start()
     sink = MemorySink()
-    agent = ProbeAgent(_config(janus, proxy.url, monkeypatch), sink)
+    agent = ProbeAgent(_config(janus, proxy.url, monkeypatch, mountpoint), sink)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
@@ -175,6 +182,10 @@ async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
     assert gap <= 8, (gap, states)
     tail = samples[-5:]
     assert all(s.state == ConnectionState.CONNECTED and (s.fps or 0) > 5 for s in tail), states
+    if mountpoint == H264_MOUNTPOINT:
+        # The audio, bundled on the video's transport, came back with it.
+        assert all((s.audio_kbps or 0) > 10 and not s.audio_stalled for s in tail), \
+            [(s.audio_kbps, s.audio_stalled) for s in tail]
     # The chat came back over its own restarted path.
     assert sum(s.chat_sent for s in tail) >= 5
     assert sum(s.chat_lost for s in tail) == 0, [(s.chat_sent, s.chat_lost) for s in tail]
