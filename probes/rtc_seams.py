@@ -685,9 +685,25 @@ class SwitchableIce:
 
 def restartable_ice(receiver: RTCRtpReceiver) -> SwitchableIce:
     """Put a :class:`SwitchableIce` under the receiver's ICE transport. Call
-    before the offer is made (the gatherer gathers through it); with BUNDLE,
-    on the first transceiver's receiver, whose transport carries them all."""
-    transport = receiver.transport.transport
+    before the local description is made (the gatherer gathers through it):
+    when offering, on the first transceiver's receiver; when answering, after
+    the remote offer is applied (aiortc has moved every bundled receiver onto
+    the bundle's transport by then, so any receiver names it)."""
+    return _restartable(receiver.transport.transport)
+
+
+def restartable_data_ice(pc: RTCPeerConnection) -> SwitchableIce:
+    """The same under the ICE transport of ``pc``'s DataChannels (a
+    PeerConnection that carries nothing else, as a Janus TextRoom's). Call
+    after the remote offer is applied and before the answer is made."""
+    if pc.sctp is None:
+        raise RuntimeError("no DataChannel transport yet: apply the remote offer first")
+    return _restartable(pc.sctp.transport.transport)
+
+
+def _restartable(transport: RTCIceTransport) -> SwitchableIce:
+    if isinstance(transport._connection, SwitchableIce):
+        return transport._connection
     switchable = SwitchableIce(transport)
     # Duck-typed: it answers for the connection in everything aiortc calls.
     transport.iceGatherer._connection = switchable  # type: ignore[assignment]

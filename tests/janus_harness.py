@@ -494,13 +494,16 @@ def _send(transport: asyncio.DatagramTransport, data: bytes, to: tuple[str, int]
 class JanusApiProxy:
     """Forwards the Janus REST API and rewrites the SDP candidates in it so
     that the media goes through a :class:`DelayRelay` (as a NAT or TURN relay
-    would make it). The probe is not told: it talks to this URL."""
+    would make it). The probe is not told: it talks to this URL. Without a
+    relay it only forwards, keeping every request body it forwarded in
+    :attr:`requests` (what the probe asked Janus, in order)."""
 
-    def __init__(self, janus_url: str, relay: DelayRelay) -> None:
+    def __init__(self, janus_url: str, relay: DelayRelay | None = None) -> None:
         self.janus_url = janus_url.rstrip("/")
         self.relay = relay
         self.runner: web.AppRunner | None = None
         self.url = ""
+        self.requests: list[dict[str, object]] = []
 
     async def start(self) -> None:
         app = web.Application()
@@ -518,6 +521,8 @@ class JanusApiProxy:
             await self.runner.cleanup()
 
     def _fix(self, obj: object, from_janus: bool) -> object:
+        if self.relay is None:
+            return obj
         if isinstance(obj, list):
             return [self._fix(x, from_janus) for x in obj]
         if isinstance(obj, dict):
@@ -530,7 +535,10 @@ class JanusApiProxy:
         url = self.janus_url + request.match_info["tail"]
         body = await request.read()
         if body:
-            body = json.dumps(self._fix(json.loads(body), from_janus=False)).encode()
+            sent = json.loads(body)
+            if isinstance(sent, dict):
+                self.requests.append(sent)
+            body = json.dumps(self._fix(sent, from_janus=False)).encode()
         async with self._http.request(request.method, url, data=body or None,
                                       params=request.query,
                                       timeout=aiohttp.ClientTimeout(total=40)) as resp:

@@ -1,23 +1,30 @@
 """The pieces of the probe's ICE restart that need no browser: the SDP
-fragments of the WHEP PATCH, and the connection switch under a running
-session, tried on real aioice connections over loopback."""
+fragments of the WHEP PATCH, the Janus answer with new credentials (and its
+requests, against a stand-in for the Janus session), and the connection
+switch under a running session, tried on real aioice connections over
+loopback."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aioice
 import pytest
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 
 from probes.ice_host_pin import pin_host_addresses
+from probes.joins.base import JoinError
+from probes.joins.janus import _answer_exchange
 from probes.joins.sdpfrag import (
     MAX_FRAGMENT_CHARS,
     FragmentError,
     IceCredentials,
     parse_fragment,
+    parse_ice,
     restart_fragment,
+    with_ice,
 )
 from probes.rtc_seams import SwitchableIce
 
@@ -116,3 +123,102 @@ async def test_a_switch_carries_a_waiting_receive_over_to_the_new_path(loopback:
     finally:
         for c in (old_probe, old_server, new_probe, new_server):
             await c.close()
+
+
+ANSWER = (
+    "v=0\r\no=- 3901 7 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE v a\r\n"
+    "m=video 40000 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 10.0.0.2\r\na=recvonly\r\na=mid:v\r\n"
+    "a=rtpmap:100 VP8/90000\r\n"
+    "a=candidate:old1 1 udp 2130706431 10.0.0.2 40000 typ host\r\n"
+    "a=candidate:old2 1 udp 1694498815 192.0.2.1 40000 typ srflx raddr 10.0.0.2 rport 40000\r\n"
+    "a=end-of-candidates\r\na=ice-ufrag:olduf\r\na=ice-pwd:oldpasswordoldpassword\r\n"
+    "a=fingerprint:sha-256 AB:CD\r\na=setup:active\r\n"
+    "m=audio 40000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 10.0.0.2\r\na=recvonly\r\na=mid:a\r\n"
+    "a=candidate:old1 1 udp 2130706431 10.0.0.2 40000 typ host\r\n"
+    "a=end-of-candidates\r\na=ice-ufrag:olduf\r\na=ice-pwd:oldpasswordoldpassword\r\n"
+    "a=fingerprint:sha-256 AB:CD\r\na=setup:active\r\n"
+)
+
+
+def test_with_ice_puts_new_credentials_and_candidates_in_and_nothing_else() -> None:
+    new = IceCredentials("newuf", "n" * 24, (CANDIDATE, "2 1 udp 5 10.0.0.9 41000 typ host"))
+    text = with_ice(ANSWER, new)
+    assert "olduf" not in text and "oldpassword" not in text and "old1" not in text
+    assert text.count("a=ice-ufrag:newuf") == 2 and text.count("a=ice-pwd:" + "n" * 24) == 2
+    assert text.count(f"a=candidate:{CANDIDATE}") == 2  # in each section that had some
+    assert text.count("a=end-of-candidates") == 2
+    # A renegotiated description: the o= version goes up, the session id stays.
+    assert "o=- 3901 8 IN IP4 0.0.0.0" in text
+    # DTLS is not restarted: fingerprint and role as they were; so is the rest.
+    kept = [line for line in ANSWER.split("\r\n")
+            if not line.startswith(("a=candidate:", "a=ice-", "o="))]
+    assert [line for line in text.split("\r\n")
+            if not line.startswith(("a=candidate:", "a=ice-", "o="))] == kept
+    # What the probe sends, it (and the server) reads back.
+    assert parse_ice(text) == new
+    # Candidates stay where they were, before the section's end-of-candidates.
+    lines = text.split("\r\n")
+    first = lines.index(f"a=candidate:{CANDIDATE}")
+    assert lines[first + 1].startswith("a=candidate:2 ") and \
+        lines[first + 2] == "a=end-of-candidates"
+
+
+def test_with_ice_refuses_a_description_without_ice() -> None:
+    with pytest.raises(FragmentError):
+        with_ice("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 100\r\n",
+                 IceCredentials("u", "p" * 22, (CANDIDATE,)))
+
+
+def test_parse_ice_reads_an_offer_bundled_on_its_first_section() -> None:
+    offer = ANSWER.replace("olduf", "janusuf").replace("a=setup:active", "a=setup:actpass")
+    got = parse_ice(offer)
+    assert got.ufrag == "janusuf" and got.pwd == "oldpasswordoldpassword"
+    assert got.candidates == ("old1 1 udp 2130706431 10.0.0.2 40000 typ host",
+                              "old2 1 udp 1694498815 192.0.2.1 40000 typ srflx raddr 10.0.0.2 "
+                              "rport 40000")
+
+
+class _JanusStandIn:
+    """Answers plugin messages as the Janus session would: a restart request
+    with ``offer``, anything else with an empty event; keeps what was sent."""
+
+    def __init__(self, offer: str) -> None:
+        self.offer = offer
+        self.sent: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
+
+    async def message(self, handle: int, body: dict[str, Any],
+                      jsep: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sent.append((handle, body, jsep))
+        if body.get("request") in ("watch", "restart"):
+            return {"janus": "event", "jsep": {"type": "offer", "sdp": self.offer}}
+        return {"janus": "event"}
+
+
+JANUS_OFFER = ANSWER.replace("olduf", "janusuf").replace("a=setup:active", "a=setup:actpass")
+
+
+async def test_janus_restart_answers_the_new_offer_on_the_same_handle() -> None:
+    janus = _JanusStandIn(JANUS_OFFER.replace("janusuf", "janusuf2"))
+    watch = {"request": "watch", "id": 7, "restart": True}
+    exchange = _answer_exchange(janus, 42, watch, {"request": "start"},  # type: ignore[arg-type]
+                                [ANSWER], JANUS_OFFER, "watch (ICE restart)")
+    first = IceCredentials("uf1", "p" * 22, (CANDIDATE,))
+    remote = await exchange(first)
+    assert remote.ufrag == "janusuf2"
+    (h1, b1, j1), (h2, b2, j2) = janus.sent
+    assert (h1, b1, j1) == (42, watch, None)
+    assert (h2, b2) == (42, {"request": "start"}) and j2 is not None
+    assert j2["type"] == "answer" and parse_ice(j2["sdp"]) == first
+    assert "o=- 3901 8 " in j2["sdp"]
+    # A second restart answers from the last answer Janus took.
+    await exchange(IceCredentials("uf2", "q" * 22, (CANDIDATE,)))
+    assert "o=- 3901 9 " in janus.sent[-1][2]["sdp"]  # type: ignore[index]
+
+
+async def test_janus_restart_refuses_an_offer_with_a_new_dtls_fingerprint() -> None:
+    janus = _JanusStandIn(JANUS_OFFER.replace("AB:CD", "EF:01"))
+    exchange = _answer_exchange(janus, 42, {"request": "restart"},  # type: ignore[arg-type]
+                                {"request": "ack"}, [ANSWER], JANUS_OFFER, "textroom restart")
+    with pytest.raises(JoinError, match="new DTLS fingerprint"):
+        await exchange(IceCredentials("uf1", "p" * 22, (CANDIDATE,)))
+    assert [b for _, b, _ in janus.sent] == [{"request": "restart"}]  # no answer sent

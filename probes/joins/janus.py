@@ -11,6 +11,19 @@ Auth: with a ``token`` (Janus ``token_auth``, stored or HMAC-signed tokens)
 and/or an ``apisecret`` (Janus ``api_secret``) configured, every request
 carries them, the long poll as query parameters. Janus answers a wrong or
 missing one with its error 403, reported as the join failure.
+
+ICE restart (when the media stops, see ``Joined.restart_ice``): the
+streaming plugin restarts ICE for a viewer that sends ``watch`` again on
+the same handle with ``"restart": true``; Janus answers with a new offer
+(new credentials and candidates), the probe answers it with ``start`` and
+its session's answer with new credentials and candidates
+(:func:`probes.joins.sdpfrag.with_ice`), and moves the running DTLS/SRTP
+session onto the new path (:mod:`probes.joins.icerestart`). The chat's
+PeerConnection is restarted alongside, by the TextRoom plugin's own
+``restart`` request (answered with ``ack``): it is a second path from the
+same host, which whatever broke the media's (a NAT mapping, a handover) has
+broken too. A chat restart that fails is logged and leaves the media's
+alone: the chat figures then show the chat's loss until the next join.
 """
 
 from __future__ import annotations
@@ -29,11 +42,24 @@ from probes.config import StreamTarget
 from probes.joins.base import Joined, JoinError, JoinHooks
 from probes.joins.codecs import accountable, register_probe_codecs
 from probes.joins.credentials import CredentialError, redact
+from probes.joins.icerestart import Exchange
+from probes.joins.icerestart import restart_ice as restart_ice_under
+from probes.joins.sdpfrag import FragmentError, IceCredentials, parse_ice, with_ice
+from probes.rtc_seams import SwitchableIce, restartable_data_ice, restartable_ice
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 25.0  # Janus drops a session after 60 s without a request
 EVENT_TIMEOUT_S = 8.0
+
+
+def _fingerprints(sdp: str) -> set[str]:
+    return {line.split(":", 1)[1].strip().lower() for line in sdp.splitlines()
+            if line.startswith("a=fingerprint:")}
+
+
+# The chat PeerConnection's ICE and its side of a restart.
+_ChatRestart = tuple[SwitchableIce, Exchange]
 
 
 def _tid() -> str:
@@ -74,7 +100,7 @@ class JanusSession:
             raise JoinError(f"Janus {body.get('janus')} failed: {reason}") from None
         if data.get("janus") == "error":
             err = data.get("error", {})
-            raise JoinError(f"Janus error {err.get('code')}: {err.get('reason')}")
+            raise JoinError(self._redact(f"Janus error {err.get('code')}: {err.get('reason')}"))
         return data
 
     async def create(self) -> None:
@@ -164,9 +190,43 @@ class JanusSession:
 
 def _jsep(event: dict[str, Any], what: str) -> RTCSessionDescription:
     jsep = event.get("jsep")
-    if not isinstance(jsep, dict) or jsep.get("type") != "offer":
+    if not isinstance(jsep, dict) or jsep.get("type") != "offer" \
+            or not isinstance(jsep.get("sdp"), str):
         raise JoinError(f"Janus {what}: no SDP offer in its answer")
     return RTCSessionDescription(jsep["sdp"], "offer")
+
+
+def _answer_exchange(
+    janus: JanusSession,
+    handle: int,
+    request: dict[str, Any],
+    answer_with: dict[str, Any],
+    last_answer: list[str],
+    first_offer: str,
+    what: str,
+) -> Exchange:
+    """One plugin's side of an ICE restart: ``request`` asks the plugin for an
+    offer that restarts ICE, ``answer_with`` carries the answer back: the
+    session's last answer (``last_answer[0]``, updated once Janus took the
+    new one) with the new local credentials and candidates."""
+    fingerprints = _fingerprints(first_offer)
+
+    async def exchange(local: IceCredentials) -> IceCredentials:
+        offer = _jsep(await janus.message(handle, request), what).sdp
+        try:
+            remote = parse_ice(offer)
+            answer = with_ice(last_answer[0], local)
+        except FragmentError as exc:
+            raise JoinError(f"Janus {what}: {exc}") from None
+        if _fingerprints(offer) != fingerprints:
+            # The running DTLS session cannot move to a new certificate: that
+            # is a new session, which only a rejoin makes.
+            raise JoinError(f"Janus {what}: the offer has a new DTLS fingerprint")
+        await janus.message(handle, answer_with, {"type": "answer", "sdp": answer})
+        last_answer[0] = answer
+        return remote
+
+    return exchange
 
 
 class JanusJoiner:
@@ -207,6 +267,9 @@ class JanusJoiner:
                 raise JoinError(f"mountpoint {target.mountpoint} sends no video codec in "
                                 f"video_codecs ({', '.join(target.video_codecs)})")
             hooks.on_receiver(video[0].receiver)
+            # After the offer (every bundled receiver is on the bundle's
+            # transport now), before the answer (which gathers through it).
+            ice = restartable_ice(video[0].receiver)
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             for t in audio:
                 if target.audio and hooks.on_audio_receiver is not None and any(
@@ -220,13 +283,40 @@ class JanusJoiner:
                 {"request": "start"},
                 {"type": "answer", "sdp": pc.localDescription.sdp},
             )
+            media_restart = _answer_exchange(
+                janus, handle, {"request": "watch", "id": target.mountpoint, "restart": True},
+                {"request": "start"}, [pc.localDescription.sdp], pc.remoteDescription.sdp,
+                "watch (ICE restart)")
             send_chat = None
+            chat_restart: _ChatRestart | None = None
             if target.chat and target.textroom_room is not None:
-                send_chat = await self._textroom(janus, target.textroom_room, hooks, pcs)
+                send_chat, chat_restart = await self._textroom(
+                    janus, target.textroom_room, hooks, pcs)
         except BaseException:
             await close()
             raise
-        return Joined(pc=pc, send_chat=send_chat, close=close, other_pcs=pcs[1:])
+        where = f"{target.show_id}/{target.stream_id}"
+
+        async def restart_ice() -> None:
+            media = restart_ice_under(ice, hooks.rtc_config, media_restart, "ICE restart")
+            if chat_restart is None:
+                await media
+                return
+            chat = restart_ice_under(chat_restart[0], hooks.rtc_config, chat_restart[1],
+                                     "chat ICE restart")
+            media_result, chat_result = await asyncio.gather(media, chat,
+                                                             return_exceptions=True)
+            if isinstance(chat_result, Exception):
+                log.warning("%s: %s", where, chat_result)
+            elif isinstance(chat_result, BaseException):
+                raise chat_result
+            else:
+                log.info("%s: chat ICE restarted", where)
+            if isinstance(media_result, BaseException):
+                raise media_result
+
+        return Joined(pc=pc, send_chat=send_chat, close=close, other_pcs=pcs[1:],
+                      restart_ice=restart_ice)
 
     async def _textroom(
         self,
@@ -234,12 +324,15 @@ class JanusJoiner:
         room: int,
         hooks: JoinHooks,
         pcs: list[RTCPeerConnection],
-    ) -> Any:
+    ) -> tuple[Any, _ChatRestart]:
         handle = await janus.attach("janus.plugin.textroom")
         event = await janus.message(handle, {"request": "setup"})
         pc = RTCPeerConnection(hooks.rtc_config)
         pcs.append(pc)
         await pc.setRemoteDescription(_jsep(event, "textroom setup"))
+        if pc.sctp is None:
+            raise JoinError("Janus textroom setup: the offer has no DataChannel section")
+        ice = restartable_data_ice(pc)
         channel = pc.createDataChannel("JanusDataChannel")
         username = f"probe-{secrets.token_hex(4)}"
 
@@ -272,4 +365,7 @@ class JanusJoiner:
                 channel.send(json.dumps({"textroom": "message", "transaction": _tid(),
                                          "room": room, "text": text, "ack": False}))
 
-        return send_chat
+        restart = _answer_exchange(janus, handle, {"request": "restart"}, {"request": "ack"},
+                                   [pc.localDescription.sdp], pc.remoteDescription.sdp,
+                                   "textroom restart")
+        return send_chat, (ice, restart)

@@ -24,13 +24,14 @@ import logging
 from urllib.parse import urljoin
 
 import aiohttp
-import aioice
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from probes.config import StreamTarget
 from probes.joins.base import Joined, JoinError, JoinHooks
 from probes.joins.codecs import accountable, audio_preferences, video_preferences
 from probes.joins.credentials import CredentialError, redact
+from probes.joins.icerestart import Exchange
+from probes.joins.icerestart import restart_ice as restart_ice_under
 from probes.joins.sdpfrag import (
     MAX_FRAGMENT_CHARS,
     MEDIA_TYPE,
@@ -39,14 +40,13 @@ from probes.joins.sdpfrag import (
     parse_fragment,
     restart_fragment,
 )
-from probes.rtc_seams import SwitchableIce, new_ice_connection, restartable_ice
+from probes.rtc_seams import restartable_ice
 
 log = logging.getLogger(__name__)
 
 POST_TIMEOUT_S = 10.0
 ERROR_BODY_CHARS = 200
 ANSWER_MAX_BYTES = 256 * 1024  # an SDP answer is a few KB
-ICE_RESTART_TIMEOUT_S = 8.0  # gather, PATCH and checks, together
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> str:
@@ -158,31 +158,20 @@ class WhepJoiner:
             await asyncio.gather(pc.close(), _delete(http, location, auth))
 
         async def restart_ice() -> None:
-            try:
-                await asyncio.wait_for(
-                    _restart_ice(ice, hooks, http, location, auth, video.mid or "0"),
-                    ICE_RESTART_TIMEOUT_S)
-            except TimeoutError:
-                raise JoinError(f"ICE restart took longer than {ICE_RESTART_TIMEOUT_S:g} s")\
-                    from None
+            await restart_ice_under(
+                ice, hooks.rtc_config,
+                _patch_exchange(http, location, auth, video.mid or "0"), "ICE restart")
 
         return Joined(pc=pc, send_chat=send_chat, close=close,
                       restart_ice=restart_ice if patchable else None)
 
 
-async def _restart_ice(
-    ice: SwitchableIce,
-    hooks: JoinHooks,
-    http: aiohttp.ClientSession,
-    location: str,
-    auth: dict[str, str],
-    mid: str,
-) -> None:
-    new = new_ice_connection(hooks.rtc_config, controlling=ice.ice_controlling)
-    try:
-        await new.gather_candidates()
-        local = IceCredentials(new.local_username, new.local_password,
-                               tuple(c.to_sdp() for c in new.local_candidates))
+def _patch_exchange(
+    http: aiohttp.ClientSession, location: str, auth: dict[str, str], mid: str
+) -> Exchange:
+    """The WHEP side of an ICE restart: PATCH ours, read the server's."""
+
+    async def exchange(local: IceCredentials) -> IceCredentials:
         try:
             async with http.patch(
                 location,
@@ -196,23 +185,8 @@ async def _restart_ice(
         except aiohttp.ClientError as exc:
             raise JoinError(f"WHEP PATCH (ICE restart) failed: {type(exc).__name__}") from None
         try:
-            remote = parse_fragment(text)
-            candidates = [aioice.Candidate.from_sdp(c) for c in remote.candidates]
-        except (FragmentError, ValueError, IndexError) as exc:
+            return parse_fragment(text)
+        except FragmentError as exc:
             raise JoinError(f"WHEP PATCH (ICE restart) answer not usable: {exc}") from None
-        log.debug("ICE restart: %d local, %d remote candidates", len(local.candidates),
-                  len(candidates))
-        new.remote_username = remote.ufrag
-        new.remote_password = remote.pwd
-        new.remote_is_lite = remote.lite
-        for candidate in candidates:
-            await new.add_remote_candidate(candidate)
-        await new.add_remote_candidate(None)
-        try:
-            await new.connect()
-        except ConnectionError:
-            raise JoinError("ICE restart: no candidate pair answered") from None
-    except BaseException:
-        await new.close()
-        raise
-    await ice.switch(new)
+
+    return exchange
