@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import sys
@@ -106,7 +107,7 @@ async def test_audio_stopped_at_the_source_is_audio_stalled_everywhere(tmp_path:
         files.close()
         collector.stop()
     logs = "".join((tmp_path / f"{p}.log").read_text()[-800:] for p in probes)
-    assert before == [], before
+    assert before == [], json.dumps(before, indent=1)[:4000]
     assert found, (after, logs)
     (inc,) = found
     assert inc["scope"] == {} and set(inc["probes"]) == set(probes), inc
