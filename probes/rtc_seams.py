@@ -437,43 +437,42 @@ RECEIVE_BUFFER_BYTES = 1 << 20
 _SO_RCVBUFFORCE = 33  # Linux; Python's socket module does not name it
 
 
+def _sockets(pc: RTCPeerConnection) -> list[socket.socket]:
+    """Every socket aioice has open for ``pc`` now (after an ICE restart, the
+    new path's), once each: bundled transceivers share one connection."""
+    out: list[socket.socket] = []
+    for transceiver in pc.getTransceivers():
+        connection = ice_connection(transceiver.receiver)
+        for protocol in list(connection._protocols):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None and sock.fileno() >= 0 and sock not in out:
+                out.append(sock)
+    return out
+
+
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> int:
     """Ask for ``size`` bytes of receive buffer on every socket aioice opened
     for ``pc`` (SO_RCVBUFFORCE where the process may, else SO_RCVBUF, which
     net.core.rmem_max caps). Returns the smallest size the kernel granted
     (it reports twice what it holds for data), 0 when there was no socket."""
     granted: list[int] = []
-    for transceiver in pc.getTransceivers():
-        connection = ice_connection(transceiver.receiver)
-        for protocol in list(connection._protocols):
-            transport = getattr(protocol, "transport", None)
-            sock = transport.get_extra_info("socket") if transport is not None else None
-            if sock is None:
-                continue
+    for sock in _sockets(pc):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+        except OSError:  # not allowed (no CAP_NET_ADMIN): capped by rmem_max
             try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
-            except OSError:  # not allowed (no CAP_NET_ADMIN): capped by rmem_max
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-                except OSError as exc:
-                    log.debug("could not enlarge a receive buffer: %s", exc)
-            granted.append(int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            except OSError as exc:
+                log.debug("could not enlarge a receive buffer: %s", exc)
+        granted.append(int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
     return min(granted, default=0)
 
 
 def socket_filenos(pc: RTCPeerConnection) -> list[int]:
-    """The file descriptors of every socket aioice opened for ``pc`` (the
-    current ones: after an ICE restart, the new path's), for reading their
-    kernel counters."""
-    out: list[int] = []
-    for transceiver in pc.getTransceivers():
-        connection = ice_connection(transceiver.receiver)
-        for protocol in list(getattr(connection, "_protocols", ())):
-            transport = getattr(protocol, "transport", None)
-            sock = transport.get_extra_info("socket") if transport is not None else None
-            if sock is not None and sock.fileno() >= 0 and sock.fileno() not in out:
-                out.append(sock.fileno())
-    return out
+    """The file descriptors of :func:`_sockets`, for reading their kernel
+    counters."""
+    return [sock.fileno() for sock in _sockets(pc)]
 
 
 # -- aiortc: transport-wide congestion control feedback ----------------------
