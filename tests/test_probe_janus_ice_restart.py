@@ -19,10 +19,11 @@ logged and the probe joins again once the session is dead, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -137,13 +138,12 @@ def _frames_back_after(samples: list[ProbeSample], broke: int) -> int:
     return len(samples) - broke
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("mountpoint", [MOUNTPOINT, H264_MOUNTPOINT], ids=["vp8", "h264-opus"])
-async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
-    janus: JanusNetns, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
-    mountpoint: int,
-) -> None:
-    caplog.set_level(logging.DEBUG)
+@contextlib.asynccontextmanager
+async def _probe_through_proxy(
+    janus: JanusNetns, monkeypatch: pytest.MonkeyPatch, mountpoint: int,
+) -> AsyncIterator[tuple[JanusApiProxy, ProbeAgent, MemorySink]]:
+    """A probe watching ``mountpoint`` through a request-recording proxy;
+    stopped, the proxy closed and the path healed on the way out."""
     proxy = JanusApiProxy(janus.api_url)
     await proxy.start()
     sink = MemorySink()
@@ -151,6 +151,23 @@ async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
+        yield proxy, agent, sink
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        pin_host_addresses(None)
+        await proxy.stop()
+        _heal(janus)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mountpoint", [MOUNTPOINT, H264_MOUNTPOINT], ids=["vp8", "h264-opus"])
+async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
+    janus: JanusNetns, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    mountpoint: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _probe_through_proxy(janus, monkeypatch, mountpoint) as (proxy, agent, sink):
         await asyncio.sleep(BREAK_AFTER_S)
         ports = _probe_ports(janus)
         # The media's and the chat's PeerConnections: one socket each.
@@ -158,12 +175,6 @@ async def test_janus_ice_restart_keeps_the_session_through_a_path_break(
         broke = len(sink.samples)
         _cut(janus, ports)
         await asyncio.sleep(16.0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-        pin_host_addresses(None)
-        await proxy.stop()
-        _heal(janus)
     samples = sink.samples
     states = [(s.state.value, s.fps, s.error) for s in samples]
     kinds = _kinds(proxy)
@@ -202,13 +213,7 @@ async def test_when_no_new_path_works_the_probe_joins_again(
     tried once, fails (no pair answers), is logged, and the session is called
     dead after ``dead_after_s`` (10 s) and joined anew once the path is back."""
     caplog.set_level(logging.INFO)
-    proxy = JanusApiProxy(janus.api_url)
-    await proxy.start()
-    sink = MemorySink()
-    agent = ProbeAgent(_config(janus, proxy.url, monkeypatch), sink)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
+    async with _probe_through_proxy(janus, monkeypatch, MOUNTPOINT) as (proxy, agent, sink):
         await asyncio.sleep(BREAK_AFTER_S)
         _cut_everything(janus, True)
         # Heal once the probe has given the session up (its second create).
@@ -218,12 +223,6 @@ async def test_when_no_new_path_works_the_probe_joins_again(
             await asyncio.sleep(0.2)
         _heal(janus)
         await asyncio.sleep(8.0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-        pin_host_addresses(None)
-        await proxy.stop()
-        _heal(janus)
     samples = sink.samples
     states = [(s.state.value, s.fps, s.error) for s in samples]
     kinds = _kinds(proxy)
