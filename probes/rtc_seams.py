@@ -31,7 +31,6 @@ from typing import Any
 
 import aioice
 import aioice.ice
-import aiortc.clock
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtp
@@ -39,6 +38,7 @@ import pylibsrtp
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import (
     ICE_TRANSPORT_POLICIES,
     RTCIceGatherer,
@@ -48,6 +48,8 @@ from aiortc.rtcicetransport import (
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
 
+from probes.remb import RembThrottle
+from probes.sliding_rate import SlidingRate
 from probes.twcc import FEEDBACK_INTERVAL_MS, TransportFeedbackLog
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ _RECEIVER_STATE = (
     "rtcp_ssrc",
 )
 _PREFIX = "_RTCRtpReceiver__"
+_ESTIMATOR = _PREFIX + "remote_bitrate_estimator"
+_REMOTE_STREAMS = _PREFIX + "remote_streams"
 
 
 class SeamError(RuntimeError):
@@ -137,6 +141,9 @@ def check_seams() -> None:
         rbe = getattr(receiver, _PREFIX + "remote_bitrate_estimator", None)
         if rbe is not None and not callable(getattr(rbe, "add", None)):
             missing.append("aiortc RemoteBitrateEstimator.add()")
+        if rbe is not None and not callable(getattr(getattr(rbe, "incoming_bitrate", None),
+                                                    "rate", None)):
+            missing.append("aiortc RemoteBitrateEstimator.incoming_bitrate")
     stats_class = getattr(aiortc.rtcrtpreceiver, "StreamStatistics", None)
     if not callable(getattr(stats_class, "add", None)):
         missing.append("aiortc rtcrtpreceiver.StreamStatistics.add()")
@@ -152,9 +159,14 @@ def check_seams() -> None:
         if not callable(getattr(RTCDtlsTransport, name, None)):
             missing.append(f"aiortc RTCDtlsTransport.{name}()")
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
-    for name in ("_rx_srtp", _DTLS_PREFIX + "rx_bytes", _DTLS_PREFIX + "rx_packets"):
+    for name in ("_rx_srtp", "_state", "_rtp_header_extensions_map", "_rtp_router",
+                 _DTLS_PREFIX + "rx_bytes", _DTLS_PREFIX + "rx_packets"):
         if not hasattr(dtls, name):
             missing.append(f"aiortc RTCDtlsTransport.{name.replace(_DTLS_PREFIX, '__')}")
+    if not callable(getattr(getattr(dtls, "_rtp_router", None), "route_rtp", None)):
+        missing.append("aiortc RtpRouter.route_rtp()")
+    if not isinstance(getattr(DtlsState, "CONNECTED", None), DtlsState):
+        missing.append("aiortc rtcdtlstransport.State.CONNECTED")
     conn = aioice.Connection(ice_controlling=False)
     for name in ("_nominated", "remote_password", "_queue", "_protocols"):
         if not hasattr(conn, name):
@@ -306,6 +318,7 @@ class ReceiverSeam:
         if getattr(receiver, _PREFIX + "started"):
             raise RuntimeError("install the tap before the receiver starts")
         self.receiver = receiver
+        self._remb = RembThrottle()
 
     def tap(
         self,
@@ -329,8 +342,26 @@ class ReceiverSeam:
         by_probe: dict[int, bool] = {}  # payload type -> measured by the probe alone
         feedback_only = self._sender_feedback
         arrivals = _TransportArrivals(receiver)
+        estimator = getattr(receiver, _ESTIMATOR)
+        if estimator is not None:
+            # The same figures for a fraction of the per-packet work.
+            estimator.incoming_bitrate = SlidingRate(1000, 8000)
 
-        async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
+        async def send_feedback(remb: Any, feedback: Feedback | None) -> None:
+            if remb is not None:
+                await receiver._send_rtcp(remb)
+            if feedback is not None:
+                if feedback.nack:
+                    await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
+                if feedback.pli:
+                    await receiver._send_rtcp_pli(feedback.media_ssrc)
+
+        async def handled_by_aiortc(packet: RtpPacket, arrival_time_ms: int,
+                                    feedback: Feedback | None) -> None:
+            await original(packet, arrival_time_ms)
+            await send_feedback(None, feedback)
+
+        def on_arrival(packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None] | None:
             transport_seq = packet.extensions.transport_sequence_number
             if transport_seq is not None:
                 arrivals.note(transport_seq, packet.ssrc)
@@ -341,49 +372,56 @@ class ReceiverSeam:
                 probe_only = alone is not None and codec is not None and alone(codec)
                 if codec is not None:  # known once the receiver started
                     by_probe[packet.payload_type] = probe_only
-            if probe_only:
-                await feedback_only(packet, arrival_time_ms)
-            else:
-                await original(packet, arrival_time_ms)
-            if feedback is not None:
-                if feedback.nack:
-                    await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
-                if feedback.pli:
-                    await receiver._send_rtcp_pli(feedback.media_ssrc)
+            if not probe_only:
+                return handled_by_aiortc(packet, arrival_time_ms, feedback)
+            remb = feedback_only(packet, arrival_time_ms)
+            if remb is None and feedback is None:
+                return None  # most packets: nothing to wait for
+            return send_feedback(remb, feedback)
 
+        async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
+            rest = on_arrival(packet, arrival_time_ms)
+            if rest is not None:
+                await rest
+
+        setattr(receiver, _ON_ARRIVAL, on_arrival)
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
 
-    async def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> Any:
         """What aiortc's ``_handle_rtp_packet`` does for a packet that the
         sender relies on, and nothing else: REMB from abs-send-time (a
         libwebrtc sender without transport-wide feedback lowers its rate
-        from it under a squeeze) and the per-SSRC statistics its RTCP
-        receiver reports are made of (RTX SSRCs included, as aiortc counts
-        them before unwrapping)."""
+        from it under a squeeze), throttled as a browser's receiver does
+        (:mod:`probes.remb`), and the per-SSRC statistics its RTCP receiver
+        reports are made of (RTX SSRCs included, as aiortc counts them
+        before unwrapping). Returns the REMB packet to send, if one is due."""
         receiver = self.receiver
         if not receiver._enabled:
-            return
-        estimator = getattr(receiver, _PREFIX + "remote_bitrate_estimator")
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            estimate = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            rtcp_ssrc = getattr(receiver, _PREFIX + "rtcp_ssrc")
-            if rtcp_ssrc is not None and estimate is not None:
-                await receiver._send_rtcp(RtcpPsfbPacket(
-                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                    fci=pack_remb_fci(*estimate)))
-        streams: dict[int, Any] = getattr(receiver, _PREFIX + "remote_streams")
+            return None
+        streams: dict[int, Any] = getattr(receiver, _REMOTE_STREAMS)
         stats = streams.get(packet.ssrc)
         if stats is None:
             codec = getattr(receiver, _PREFIX + "codecs")[packet.payload_type]
             stats = streams[packet.ssrc] = aiortc.rtcrtpreceiver.StreamStatistics(
                 codec.clockRate)
         stats.add(packet)
+        estimator = getattr(receiver, _ESTIMATOR)
+        abs_send_time = packet.extensions.abs_send_time
+        if estimator is None or abs_send_time is None:
+            return None
+        estimate = estimator.add(
+            abs_send_time=abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+        rtcp_ssrc = getattr(receiver, _PREFIX + "rtcp_ssrc")
+        if (rtcp_ssrc is None or estimate is None
+                or not self._remb.send(estimate[0], arrival_time_ms)):
+            return None
+        return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                              fci=pack_remb_fci(*estimate))
 
     def tap_rtcp(self, on_rtcp: Callable[[Any], None]) -> None:
         """``on_rtcp`` sees every RTCP packet routed to this receiver (sender
@@ -535,7 +573,7 @@ class _TransportArrivals:
             # packets: no REMB from them, as a browser's receiver sends one
             # or the other (a REMB from a second estimator would cap the
             # sender's own estimate). Decoding or not.
-            setattr(self.receiver, _PREFIX + "remote_bitrate_estimator", None)
+            setattr(self.receiver, _ESTIMATOR, None)
             sender = _feedback_logs.get(transport)
             if sender is None:
                 sender = _feedback_logs[transport] = _FeedbackSender(self.receiver)
@@ -556,7 +594,20 @@ class _TransportArrivals:
 # or DTLS) is decrypted and routed at once; DTLS (the chat's SCTP) and STUN
 # take aioice's and aiortc's own path as before.
 _DTLS_PREFIX = "_RTCDtlsTransport__"
+_RX_BYTES = _DTLS_PREFIX + "rx_bytes"
+_RX_PACKETS = _DTLS_PREFIX + "rx_packets"
 _MEDIA_HOOKED = "_qosmon_media_on_arrival"
+# A tapped receiver's synchronous handling of one packet (see ``tap``).
+_ON_ARRIVAL = "_qosmon_on_arrival"
+# Milliseconds between 1900 (the NTP epoch) and 1970.
+_NTP_UNIX_MS = 2_208_988_800_000
+
+
+def ntp_ms() -> int:
+    """What ``aiortc.clock.current_ms`` answers (milliseconds since 1900:
+    the arrival times aiortc's REMB estimator is fed) without building two
+    datetimes for every packet."""
+    return time.time_ns() // 1_000_000 + _NTP_UNIX_MS
 _carrying: set[asyncio.Future[None]] = set()  # packets whose handling had to wait
 
 
@@ -588,24 +639,45 @@ async def _carry_on(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
             return
 
 
+def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
+    """What aiortc's ``RTCDtlsTransport._handle_rtp_data`` does with a
+    decrypted packet (parse it, route it to its receiver, let that handle
+    it), without a coroutine per packet where the receiver is tapped: its
+    handling runs here and only feedback to send, if any, is driven on."""
+    try:
+        packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
+    except ValueError as exc:
+        log.debug("RTP parsing failed: %s", exc)
+        return
+    receiver = dtls._rtp_router.route_rtp(packet)
+    if receiver is None:
+        return
+    on_arrival = getattr(receiver, _ON_ARRIVAL, None)
+    if on_arrival is None:
+        _drive(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+        return
+    rest = on_arrival(packet, arrival_ms)
+    if rest is not None:
+        _drive(rest)
+
+
 def _hook_protocol(protocol: Any, dtls: Any) -> None:
     original: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         srtp = dtls._rx_srtp
-        if not data or not 127 < data[0] < 192 or srtp is None or dtls.state != "connected":
+        # ``dtls.state`` would make a string from the enum on every packet.
+        if (not data or not 127 < data[0] < 192 or srtp is None
+                or dtls._state is not DtlsState.CONNECTED):
             original(data, addr)
             return
-        rx_bytes = _DTLS_PREFIX + "rx_bytes"
-        setattr(dtls, rx_bytes, getattr(dtls, rx_bytes) + len(data))
-        rx_packets = _DTLS_PREFIX + "rx_packets"
-        setattr(dtls, rx_packets, getattr(dtls, rx_packets) + 1)
+        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
+        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
         try:
             if is_rtcp(data):
                 _drive(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
             else:
-                arrival_ms = aiortc.clock.current_ms()
-                _drive(dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_ms))
+                _route_rtp(dtls, srtp.unprotect(data), ntp_ms())
         except pylibsrtp.Error as exc:
             log.debug("SRTP unprotect failed: %s", exc)
 

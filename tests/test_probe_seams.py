@@ -88,6 +88,34 @@ async def test_a_renamed_statistics_class_refuses_the_start(
     assert "StreamStatistics" in message
 
 
+async def test_a_renamed_estimator_counter_refuses_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probe swaps the REMB estimator's bitrate counter for a cheaper one
+    # with the same figures: on an estimator without it, the swap would set a
+    # dead attribute and the REMB would be computed from nothing new.
+    import aiortc.rate
+
+    original = aiortc.rate.RemoteBitrateEstimator.__init__
+
+    def renamed(self: Any) -> None:
+        original(self)
+        del self.incoming_bitrate
+
+    monkeypatch.setattr(aiortc.rate.RemoteBitrateEstimator, "__init__", renamed)
+    message = await _start_fails(_config())
+    assert "RemoteBitrateEstimator.incoming_bitrate" in message
+
+
+def test_the_arrival_clock_is_aiortcs() -> None:
+    import aiortc.clock
+
+    before = aiortc.clock.current_ms()
+    ours = rtc_seams.ntp_ms()
+    after = aiortc.clock.current_ms()
+    assert before - 1 <= ours <= after + 1
+
+
 async def test_a_renamed_aioice_attribute_refuses_the_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
