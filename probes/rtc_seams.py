@@ -46,9 +46,17 @@ from aiortc.rtcicetransport import (
     connection_kwargs,
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+)
 
 from probes.remb import RembThrottle
+from probes.rtp_parse import RTP_PACKET_FIELDS, Reader, extension_table, parse_rtp
 from probes.sliding_rate import SlidingRate
 from probes.twcc import FEEDBACK_INTERVAL_MS, TransportFeedbackLog
 
@@ -163,6 +171,10 @@ def check_seams() -> None:
                  _DTLS_PREFIX + "rx_bytes", _DTLS_PREFIX + "rx_packets"):
         if not hasattr(dtls, name):
             missing.append(f"aiortc RTCDtlsTransport.{name.replace(_DTLS_PREFIX, '__')}")
+    if not isinstance(getattr(HeaderExtensionsMap(), _IDS, None), aiortc.rtp.HeaderExtensions):
+        missing.append("aiortc HeaderExtensionsMap.__ids")
+    if set(vars(RtpPacket())) != RTP_PACKET_FIELDS:
+        missing.append(f"aiortc RtpPacket fields {sorted(RTP_PACKET_FIELDS)}")
     if not callable(getattr(getattr(dtls, "_rtp_router", None), "route_rtp", None)):
         missing.append("aiortc RtpRouter.route_rtp()")
     if not isinstance(getattr(DtlsState, "CONNECTED", None), DtlsState):
@@ -639,13 +651,39 @@ async def _carry_on(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
             return
 
 
+_IDS = "_HeaderExtensionsMap__ids"
+
+
+class _TabledExtensionsMap(HeaderExtensionsMap):
+    """aiortc's map of a transport's negotiated header extension ids that
+    also keeps them as the table :func:`probes.rtp_parse.parse_rtp` reads,
+    made again whenever aiortc configures it."""
+
+    table: dict[int, Reader]
+
+    def configure(self, parameters: Any) -> None:
+        super().configure(parameters)
+        self.table = extension_table(getattr(self, _IDS))
+
+
+def _extension_table(dtls: Any) -> dict[int, Reader]:
+    ext_map = dtls._rtp_header_extensions_map
+    if not isinstance(ext_map, _TabledExtensionsMap):
+        tabled = _TabledExtensionsMap()
+        setattr(tabled, _IDS, getattr(ext_map, _IDS))  # what was negotiated so far
+        tabled.table = extension_table(getattr(tabled, _IDS))
+        dtls._rtp_header_extensions_map = ext_map = tabled
+    return ext_map.table
+
+
 def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
     """What aiortc's ``RTCDtlsTransport._handle_rtp_data`` does with a
     decrypted packet (parse it, route it to its receiver, let that handle
-    it), without a coroutine per packet where the receiver is tapped: its
-    handling runs here and only feedback to send, if any, is driven on."""
+    it), with a leaner parser (:mod:`probes.rtp_parse`) and without a
+    coroutine per packet where the receiver is tapped: its handling runs
+    here and only feedback to send, if any, is driven on."""
     try:
-        packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
+        packet = parse_rtp(data, _extension_table(dtls))
     except ValueError as exc:
         log.debug("RTP parsing failed: %s", exc)
         return
