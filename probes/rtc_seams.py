@@ -611,6 +611,7 @@ _RX_PACKETS = _DTLS_PREFIX + "rx_packets"
 _MEDIA_HOOKED = "_qosmon_media_on_arrival"
 # A tapped receiver's synchronous handling of one packet (see ``tap``).
 _ON_ARRIVAL = "_qosmon_on_arrival"
+_carrying: set[asyncio.Future[None]] = set()  # packets whose handling had to wait
 # Milliseconds between 1900 (the NTP epoch) and 1970.
 _NTP_UNIX_MS = 2_208_988_800_000
 
@@ -620,7 +621,6 @@ def ntp_ms() -> int:
     the arrival times aiortc's REMB estimator is fed) without building two
     datetimes for every packet."""
     return time.time_ns() // 1_000_000 + _NTP_UNIX_MS
-_carrying: set[asyncio.Future[None]] = set()  # packets whose handling had to wait
 
 
 def _drive(coro: Coroutine[Any, Any, None]) -> None:
@@ -694,7 +694,11 @@ def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
     if on_arrival is None:
         _drive(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
         return
-    rest = on_arrival(packet, arrival_ms)
+    try:
+        rest = on_arrival(packet, arrival_ms)
+    except Exception:  # as in _drive: say so, and the next packet goes on
+        log.exception("handling a media packet failed")
+        return
     if rest is not None:
         _drive(rest)
 

@@ -222,3 +222,29 @@ async def test_rtt_checks_end_when_cancelled_as_an_answer_lands(
     finally:
         await asyncio.gather(a.close(), b.close())
         pin_host_addresses(None)
+
+
+def test_a_failure_handling_one_packet_is_logged_and_the_next_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Packets are handled in the socket callback: an exception there must not
+    # reach asyncio's callback (which would log it without saying what failed)
+    # nor stop the packets after it.
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    seen: list[int] = []
+
+    def on_arrival(packet: RtpPacket, arrival_ms: int) -> None:
+        if packet.sequence_number == 1:
+            raise RuntimeError("meter bug")
+        seen.append(packet.sequence_number)
+
+    receiver = type("Receiver", (), {rtc_seams._ON_ARRIVAL: staticmethod(on_arrival)})()
+    router = type("Router", (), {"route_rtp": staticmethod(lambda packet: receiver)})()
+    dtls = type("Dtls", (), {"_rtp_header_extensions_map": HeaderExtensionsMap(),
+                             "_rtp_router": router})()
+    with caplog.at_level(logging.ERROR, logger="probes.rtc_seams"):
+        for seq in (1, 2):
+            rtc_seams._route_rtp(dtls, bytes(RtpPacket(sequence_number=seq).serialize()), 0)
+    assert seen == [2]
+    assert "handling a media packet failed" in caplog.text and "meter bug" in caplog.text
