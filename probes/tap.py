@@ -103,7 +103,8 @@ class ReceiverTap:
             if media_ssrc is None or len(payload) < 2:
                 return None
             osn = (payload[0] << 8) | payload[1]
-            self._meter.rtx_packet(media_ssrc, osn, len(payload), now)
+            if self._meter.rtx_packet(media_ssrc, osn, len(payload), now):
+                self.seam.count_repaired(media_ssrc)
             nacks = self._nacks.get(media_ssrc)
             if nacks is not None:
                 nacks.repaired(osn)
