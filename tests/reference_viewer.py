@@ -389,6 +389,16 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
             return None
         return delta(by_session(s0, sessions[who]), by_session(s1, sessions[who]), key)
 
+    def rr_loss_pct(who: str) -> float | None:
+        lost, sent = sender_count(who, "remotePacketsLost"), sender_count(who, "packetsSent")
+        return None if lost is None or not sent else round(100 * lost / sent, 2)
+
+    def sender_target_kbps(who: str) -> float | None:
+        if sessions is None:
+            return None
+        target = by_session(s1, sessions[who]).get("targetBitrate")
+        return None if target is None else round(target / 1000, 1)
+
     def mean(key: str) -> float | None:
         vals = [s[key] for s in samples if s.get(key) is not None]
         return round(sum(vals) / len(vals), 2) if vals else None
@@ -428,6 +438,12 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "sender_nacks_from_browser": sender_count("browser", "nackCount"),
         "sender_rtx_kbps_to_probe": sender_kbps("probe", "retransmittedBytesSent"),
         "sender_rtx_kbps_to_browser": sender_kbps("browser", "retransmittedBytesSent"),
+        # Loss as each viewer's RTCP receiver reports told the sender (a
+        # libwebrtc sender lowers its rate on it), per packet it sent.
+        "rr_loss_pct_probe": rr_loss_pct("probe"),
+        "rr_loss_pct_browser": rr_loss_pct("browser"),
+        "sender_target_kbps_probe": sender_target_kbps("probe"),
+        "sender_target_kbps_browser": sender_target_kbps("browser"),
         "probe_fps": mean("fps"),
         "browser_fps": round(delta(bv0, bv1, "framesDecoded") / bdt, 2),
         "probe_frozen_s": round(probe_frozen, 2),
