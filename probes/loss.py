@@ -94,17 +94,14 @@ class LossAccounting:
             self._count_received(payload_bytes)
         # else: duplicate, ignored
 
-    def rtx(self, original_seq: int, now_ms: float) -> bool:
-        """A retransmission (RTX SSRC) carrying ``original_seq``: whether it
-        repaired a packet still missing."""
+    def rtx(self, original_seq: int, now_ms: float) -> None:
+        """A retransmission (RTX SSRC) carrying ``original_seq``."""
         if self._max_ext is None:
-            return False
+            return
         ext = self._extend(original_seq)
         if ext in self._missing:
             del self._missing[ext]
             self._cur.repaired += 1
-            return True
-        return False
 
     def _count_received(self, payload_bytes: int) -> None:
         self._cur.received += 1

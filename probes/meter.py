@@ -157,15 +157,13 @@ class StreamMeter:
 
     def rtx_packet(
         self, media_ssrc: int, original_seq: int, payload_bytes: int, now_ms: float
-    ) -> bool:
+    ) -> None:
         """A retransmission; ``payload_bytes`` is the RTX payload, whose first
-        two bytes are the original sequence number. Whether it repaired a
-        packet still missing."""
+        two bytes are the original sequence number."""
         self._check_active(now_ms)
-        repaired = self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
+        self._ssrc(media_ssrc).loss.rtx(original_seq, now_ms)
         self._rtx_bytes_this_interval += max(0, payload_bytes - 2)
         self.last_packet_ms = now_ms
-        return repaired
 
     def _check_active(self, now_ms: float) -> None:
         if self.last_packet_ms is not None and now_ms - self.last_packet_ms >= INACTIVE_MS:

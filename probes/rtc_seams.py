@@ -155,8 +155,6 @@ def check_seams() -> None:
     stats_class = getattr(aiortc.rtcrtpreceiver, "StreamStatistics", None)
     if not callable(getattr(stats_class, "add", None)):
         missing.append("aiortc rtcrtpreceiver.StreamStatistics.add()")
-    elif not isinstance(getattr(stats_class(90000), "packets_received", None), int):
-        missing.append("aiortc StreamStatistics.packets_received")
     ice = RTCIceTransport(RTCIceGatherer())
     for name in ("_connection", "_recv", "_send"):
         if not hasattr(ice, name):
@@ -436,18 +434,6 @@ class ReceiverSeam:
             return None
         return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
                               fci=pack_remb_fci(*estimate))
-
-    def count_repaired(self, media_ssrc: int) -> None:
-        """A retransmission repaired a packet of ``media_ssrc`` that was
-        missing: the receiver reports then count it as received, as a
-        browser's do (libwebrtc counts the packet a retransmission recovers,
-        so its reports tell the loss left after repairs). aiortc counts a
-        retransmission only on the RTX SSRC, so its reports would tell the
-        sender the path's loss before repairs, and a libwebrtc sender lowers
-        its rate on reported loss."""
-        stats = getattr(self.receiver, _REMOTE_STREAMS).get(media_ssrc)
-        if stats is not None:
-            stats.packets_received += 1
 
     def tap_rtcp(self, on_rtcp: Callable[[Any], None]) -> None:
         """``on_rtcp`` sees every RTCP packet routed to this receiver (sender

@@ -103,8 +103,7 @@ class ReceiverTap:
             if media_ssrc is None or len(payload) < 2:
                 return None
             osn = (payload[0] << 8) | payload[1]
-            if self._meter.rtx_packet(media_ssrc, osn, len(payload), now):
-                self.seam.count_repaired(media_ssrc)
+            self._meter.rtx_packet(media_ssrc, osn, len(payload), now)
             nacks = self._nacks.get(media_ssrc)
             if nacks is not None:
                 nacks.repaired(osn)
