@@ -359,7 +359,7 @@ class ReceiverSeam:
             # The same figures for a fraction of the per-packet work.
             estimator.incoming_bitrate = SlidingRate(1000, 8000)
 
-        async def send_feedback(remb: Any, feedback: Feedback | None) -> None:
+        async def send_feedback(remb: RtcpPsfbPacket | None, feedback: Feedback | None) -> None:
             if remb is not None:
                 await receiver._send_rtcp(remb)
             if feedback is not None:
@@ -400,7 +400,8 @@ class ReceiverSeam:
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
 
-    def _sender_feedback(self, packet: RtpPacket, arrival_time_ms: int) -> Any:
+    def _sender_feedback(self, packet: RtpPacket,
+                         arrival_time_ms: int) -> RtcpPsfbPacket | None:
         """What aiortc's ``_handle_rtp_packet`` does for a packet that the
         sender relies on, and nothing else: REMB from abs-send-time (a
         libwebrtc sender without transport-wide feedback lowers its rate
@@ -666,14 +667,15 @@ class _TabledExtensionsMap(HeaderExtensionsMap):
         self.table = extension_table(getattr(self, _IDS))
 
 
-def _extension_table(dtls: Any) -> dict[int, Reader]:
+def _tabled_extensions(dtls: Any) -> None:
+    """Put a :class:`_TabledExtensionsMap` under ``dtls``, with what was
+    negotiated so far (once per transport, when its sockets are hooked)."""
     ext_map = dtls._rtp_header_extensions_map
     if not isinstance(ext_map, _TabledExtensionsMap):
         tabled = _TabledExtensionsMap()
-        setattr(tabled, _IDS, getattr(ext_map, _IDS))  # what was negotiated so far
+        setattr(tabled, _IDS, getattr(ext_map, _IDS))
         tabled.table = extension_table(getattr(tabled, _IDS))
-        dtls._rtp_header_extensions_map = ext_map = tabled
-    return ext_map.table
+        dtls._rtp_header_extensions_map = tabled
 
 
 def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
@@ -683,7 +685,7 @@ def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
     coroutine per packet where the receiver is tapped: its handling runs
     here and only feedback to send, if any, is driven on."""
     try:
-        packet = parse_rtp(data, _extension_table(dtls))
+        packet = parse_rtp(data, dtls._rtp_header_extensions_map.table)
     except ValueError as exc:
         log.debug("RTP parsing failed: %s", exc)
         return
@@ -704,6 +706,7 @@ def _route_rtp(dtls: Any, data: bytes, arrival_ms: int) -> None:
 
 
 def _hook_protocol(protocol: Any, dtls: Any) -> None:
+    _tabled_extensions(dtls)
     original: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:

@@ -243,6 +243,7 @@ def test_a_failure_handling_one_packet_is_logged_and_the_next_goes_on(
     router = type("Router", (), {"route_rtp": staticmethod(lambda packet: receiver)})()
     dtls = type("Dtls", (), {"_rtp_header_extensions_map": HeaderExtensionsMap(),
                              "_rtp_router": router})()
+    rtc_seams._tabled_extensions(dtls)  # as hooking its sockets does
     with caplog.at_level(logging.ERROR, logger="probes.rtc_seams"):
         for seq in (1, 2):
             rtc_seams._route_rtp(dtls, bytes(RtpPacket(sequence_number=seq).serialize()), 0)
