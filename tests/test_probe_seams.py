@@ -249,3 +249,43 @@ def test_a_failure_handling_one_packet_is_logged_and_the_next_goes_on(
             rtc_seams._route_rtp(dtls, bytes(RtpPacket(sequence_number=seq).serialize()), 0)
     assert seen == [2]
     assert "handling a media packet failed" in caplog.text and "meter bug" in caplog.text
+
+
+def test_remb_only_for_packets_without_transport_wide_numbers() -> None:
+    # A browser's receiver feeds a packet with a transport-wide sequence
+    # number to the transport-wide feedback, not to its REMB estimator: a
+    # libwebrtc sender caps its rate at any REMB it gets, so one the browser
+    # would not have sent gives the probe's session another rate.
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from aiortc.rtp import RtpPacket
+
+    dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()),
+                            [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("video", dtls)
+    seam = rtc_seams.ReceiverSeam(receiver)
+    getattr(receiver, rtc_seams._PREFIX + "codecs")[96] = RTCRtpCodecParameters(
+        mimeType="video/H264", clockRate=90000, payloadType=96)
+    setattr(receiver, rtc_seams._PREFIX + "rtcp_ssrc", 1234)
+    estimated: list[int] = []
+
+    class Estimator:
+        def add(self, **kw: Any) -> tuple[int, list[int]]:
+            estimated.append(kw["ssrc"])
+            return 500_000, [kw["ssrc"]]
+
+    setattr(receiver, rtc_seams._ESTIMATOR, Estimator())
+
+    def packet(seq: int, transport_seq: int | None) -> RtpPacket:
+        p = RtpPacket(payload_type=96, sequence_number=seq, ssrc=5, payload=b"x" * 100)
+        p.extensions.abs_send_time = seq * 1000
+        p.extensions.transport_sequence_number = transport_seq
+        return p
+
+    assert seam._sender_feedback(packet(1, 1), 1000) is None
+    assert estimated == []
+    assert seam._sender_feedback(packet(2, None), 1010) is not None  # a REMB
+    assert estimated == [5]
+    # Either way the packet counts in the receiver reports.
+    stats = getattr(receiver, rtc_seams._REMOTE_STREAMS)[5]
+    assert stats.packets_received == 2
