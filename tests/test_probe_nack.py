@@ -70,3 +70,68 @@ def test_a_path_that_reorders_delays_the_first_request_by_its_median_distance() 
     n.media(seq + 5, t + 40)
     assert n.due(t + 40, None) == []
     assert n.due(t + 40 + FIRST_NACK_WAIT_MS, None) == [(seq + 4) & 0xFFFF]
+
+
+def test_the_next_request_is_due_when_due_gives_it() -> None:
+    # The receiver asks at this time whether packets arrive or not: a retry
+    # waiting for the next packet came up to a frame interval late (60 ms at
+    # 17 fps), and a packet whose repair was lost twice froze the picture
+    # where a browser's 20 ms NACK timer had it back in time.
+    n = NackScheduler(deadline_ms=1000.0)
+    assert n.next_due_ms() is None
+    n.media(1, 0.0)
+    n.media(3, 0.0)
+    assert n.next_due_ms() == 0.0
+    assert n.due(0.0, rtt_ms=1.0) == [2]
+    assert n.next_due_ms() == MIN_RETRY_MS
+    assert n.due(MIN_RETRY_MS - 1, rtt_ms=1.0) == []
+    assert n.due(MIN_RETRY_MS, rtt_ms=1.0) == [2]
+    assert n.due(150.0, rtt_ms=300.0) == []
+    assert n.next_due_ms() == MIN_RETRY_MS + 300.0
+    # A later gap is due sooner than the first one's retry.
+    n.media(5, 160.0)
+    assert n.next_due_ms() == 160.0
+    n.repaired(2)
+    assert n.due(160.0, rtt_ms=1.0) == [4]
+    n.repaired(4)
+    assert n.next_due_ms() is None
+
+
+def test_following_next_due_asks_each_retry_then_gives_up() -> None:
+    n = NackScheduler(deadline_ms=1000.0)
+    n.media(1, 0.0)
+    n.media(3, 0.0)
+    asked: list[float] = []
+    now = n.next_due_ms()
+    for _ in range(50):  # bounded: each step is due or gives up
+        if now is None:
+            break
+        if n.due(now, None):
+            asked.append(now)
+        now = n.next_due_ms()
+    assert now is None and not n.waiting
+    assert asked == [i * MIN_RETRY_MS for i in range(MAX_RETRIES)]
+
+
+def test_the_frame_deadline_ends_the_requests_on_time() -> None:
+    n = NackScheduler(deadline_ms=250.0)
+    n.media(1, 0.0)
+    n.media(3, 0.0)
+    assert n.due(0.0, rtt_ms=200.0) == [2]
+    assert n.next_due_ms() == 200.0
+    assert n.due(200.0, rtt_ms=200.0) == [2]
+    assert n.next_due_ms() == 250.0  # the deadline, before a third try
+    assert n.due(250.0, rtt_ms=200.0) == []
+    assert n.next_due_ms() is None
+
+
+def test_a_gap_that_may_be_reordering_is_due_after_the_wait() -> None:
+    n = NackScheduler()
+    n.media(100, 0.0)
+    n.media(102, 0.0)
+    n.media(103, 0.0)
+    n.media(101, 1.0)  # two places late: later gaps wait for two packets
+    n.media(105, 10.0)
+    assert n.due(10.0, None) == []
+    assert n.next_due_ms() == 10.0 + FIRST_NACK_WAIT_MS
+    assert n.due(10.0 + FIRST_NACK_WAIT_MS, None) == [104]
