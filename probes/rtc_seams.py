@@ -422,14 +422,7 @@ class ReceiverSeam:
         from it under a squeeze), throttled as a browser's receiver does
         (:mod:`probes.remb`), and the per-SSRC statistics its RTCP receiver
         reports are made of (RTX SSRCs included, as aiortc counts them
-        before unwrapping). Returns the REMB packet to send, if one is due.
-
-        A packet with a transport-wide sequence number gets no REMB, as in a
-        browser's receiver: its arrival goes into the transport-wide
-        feedback instead. A libwebrtc sender caps its rate at any REMB it
-        gets, on top of its own estimate from that feedback, so a REMB the
-        browser would not have sent gives the probe's session another rate
-        than a browser's."""
+        before unwrapping). Returns the REMB packet to send, if one is due."""
         receiver = self.receiver
         if not receiver._enabled:
             return None
@@ -442,8 +435,7 @@ class ReceiverSeam:
         stats.add(packet)
         estimator = getattr(receiver, _ESTIMATOR)
         abs_send_time = packet.extensions.abs_send_time
-        if (estimator is None or abs_send_time is None
-                or packet.extensions.transport_sequence_number is not None):
+        if estimator is None or abs_send_time is None:
             return None
         estimate = estimator.add(
             abs_send_time=abs_send_time,
