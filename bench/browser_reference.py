@@ -10,10 +10,17 @@ packets only; each for ``--phase`` seconds plus 6 s clean,
 counted as one window.
 
     sudo python bench/browser_reference.py [--origin libwebrtc|janus]
-        [--codec h264|vp8] [--phase 20] [--quick]
+        [--codec h264|vp8] [--phase 20] [--quick] [--control]
 
 Prints the figures of each phase and every target of the definition of done
 that applies to it, PASS or MISS; the last line is one JSON object.
+
+``--control`` (libwebrtc sender only) puts a second Chromium viewer where
+the probe was, and prints how far apart the two browsers' received rate,
+frame rate and frozen time are in each phase: the spread of the reference
+itself. Each viewer of that sender has a session and a congestion
+controller of its own, so their rates differ under loss even between two
+browsers.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reference_viewer import ORIGINS, compare, phases_for
+from tests.reference_viewer import ORIGINS, compare, control, phases_for
 
 
 def show(name: str, f: dict[str, Any]) -> None:
@@ -50,6 +57,13 @@ def show(name: str, f: dict[str, Any]) -> None:
     print(json.dumps({name: f}))
 
 
+def show_control(name: str, f: dict[str, Any]) -> None:
+    print(f"{name}: received kbps {f['a_kbps']} / {f['b_kbps']} ({f['kbps_a_vs_b_pct']} %),"
+          f" fps {f['a_fps']} / {f['b_fps']} ({f['fps_a_vs_b_pct']} %),"
+          f" frozen s {f['a_frozen_s']} / {f['b_frozen_s']}")
+    print(json.dumps({name: f}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--origin", choices=ORIGINS, default="libwebrtc")
@@ -57,12 +71,21 @@ def main() -> None:
                    help="libwebrtc origin only (Janus's mountpoint is H.264)")
     p.add_argument("--phase", type=float, default=20.0, help="seconds of each impairment")
     p.add_argument("--quick", action="store_true", help="clean, 5 %% and 15 %% loss only")
+    p.add_argument("--control", action="store_true",
+                   help="two browsers instead of the probe and a browser (libwebrtc only)")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, nftables, tc)")
+    if args.control and args.origin != "libwebrtc":
+        raise SystemExit("--control: only on the libwebrtc sender (on Janus both"
+                         " viewers get the same packets)")
     phases = phases_for(args.origin)
     if args.quick:
         phases = phases[:3]
+    if args.control:
+        result = asyncio.run(control(args.codec, args.phase, phases, show_control))
+        print(json.dumps(result, separators=(",", ":")))
+        return
     result = asyncio.run(compare(args.origin, args.codec, args.phase, phases, show))
     verdicts = [(n, k, v["pass"]) for n, f in result["phases"].items()
                 for k, v in f["verdicts"].items()]

@@ -299,6 +299,67 @@ async def _wait_probe_joined(o: _Origin, probe: asyncio.subprocess.Process,
     raise RuntimeError("the probe did not join in 30 s")
 
 
+def _browser_flags(ns: ViewerNetns) -> list[str]:
+    return [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {ns.root_ip}, EXCLUDE 127.0.0.1",
+            "--disable-features=WebRtcHideLocalIpsWithMdns",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
+
+
+async def control(codec: str = "h264", phase_s: float = 20.0, phases: list[Phase] | None = None,
+                  report: Callable[[str, dict[str, Any]], None] = lambda n, f: None,
+                  ) -> dict[str, Any]:
+    """The reference against itself: two Chromium viewers of the libwebrtc
+    sender, each in the namespace (and with the session of its own) that
+    the probe and the browser have in :func:`compare`, under the same
+    phases. How far apart two browsers' figures are is the most a
+    comparison of the probe with one browser can resolve; on this sender
+    each session has its own congestion controller, and so its own rate."""
+    binary = chromium_path()
+    if binary is None:
+        raise RuntimeError("no Chromium installed")
+    results: dict[str, Any] = {}
+    async with _origin("libwebrtc", codec) as (o, ans, bns):
+        assert isinstance(o, _Libwebrtc)
+        async with chromium(binary, extra_flags=_browser_flags(ans), netns=ans.ns) as ca, \
+                chromium(binary, extra_flags=_browser_flags(bns), netns=bns.ns) as cb:
+            pa = await o.browser_join(ca, ans)
+            o.sessions["probe"] = o.sessions["browser"]  # the probe's place: "a"
+            pb = await o.browser_join(cb, bns)
+            await asyncio.sleep(WARMUP_S)
+            sent = await o.sender_stats()
+            for ph in phases or phases_for("libwebrtc"):
+                kind = "audio" if ph.drop == "audio" else "video"
+                for ns, who in ((ans, "probe"), (bns, "browser")):
+                    ns.set_loss(ph.loss_pct, only_media=ph.drop == "audio",
+                                **o.streams(who, sent, {})[kind])
+                    ns.set_rate(ph.rate_kbit)
+                    ns.reset_counters()
+                a0, b0 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
+                await asyncio.sleep(phase_s)
+                for ns, who in ((ans, "probe"), (bns, "browser")):
+                    ns.set_loss(0, **o.streams(who, sent, {})[kind])
+                    ns.set_rate(None)
+                await asyncio.sleep(TAIL_S)
+                a1, b1 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
+                f = {}
+                for who, x0, x1 in (("a", a0, a1), ("b", b0, b1)):
+                    v0, v1 = x0.get("video", {}), x1.get("video", {})
+                    f[f"{who}_kbps"] = round(delta(v0, v1, "bytesReceived") * 8
+                                             / (x1["ts"] - x0["ts"]) / 1000, 1)
+                    f[f"{who}_fps"] = round(delta(v0, v1, "framesDecoded")
+                                            / (x1["ts"] - x0["ts"]), 2)
+                    f[f"{who}_frozen_s"] = round(delta(v0, v1, "totalFreezesDuration")
+                                                 + delta(v0, v1, "totalPausesDuration"), 2)
+                f["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
+                f["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
+                f["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
+                results[ph.name] = f
+                report(ph.name, f)
+    return {"origin": "libwebrtc", "control": "browser_vs_browser", "phase_s": phase_s,
+            "tail_s": TAIL_S, "max_kbps": MAX_KBPS, "phases": results}
+
+
 async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
                    report: Callable[[str, dict[str, Any]], None], binary: str,
                    pns: ViewerNetns, bns: ViewerNetns) -> dict[str, Any]:
@@ -313,12 +374,7 @@ async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
         start_new_session=True)
     try:
         await _wait_probe_joined(o, probe, out_file)
-        flags = [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {bns.root_ip},"
-                 " EXCLUDE 127.0.0.1",
-                 "--disable-features=WebRtcHideLocalIpsWithMdns",
-                 "--autoplay-policy=no-user-gesture-required",
-                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
-        async with chromium(binary, extra_flags=flags, netns=bns.ns) as cdp:
+        async with chromium(binary, extra_flags=_browser_flags(bns), netns=bns.ns) as cdp:
             page = await o.browser_join(cdp, bns)
             await asyncio.sleep(WARMUP_S)
             sent = await o.sender_stats()
@@ -453,6 +509,10 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "rr_loss_pct_browser": rr_loss_pct("browser"),
         "sender_target_kbps_probe": sender_target_kbps("probe"),
         "sender_target_kbps_browser": sender_target_kbps("browser"),
+        # The probe's own lateness (its event loop's worst timer delay per
+        # second): arrival times it reports to the sender carry it.
+        "probe_lag_ms_max": max((s["probe_lag_ms"] for s in samples
+                                 if s.get("probe_lag_ms") is not None), default=None),
         "probe_fps": mean("fps"),
         "browser_fps": round(delta(bv0, bv1, "framesDecoded") / bdt, 2),
         "probe_frozen_s": round(probe_frozen, 2),
@@ -471,6 +531,9 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
             / max(1.0, delta(bv0, bv1, "jitterBufferEmittedCount")), 1),
         "browser_nack": delta(bv0, bv1, "nackCount"),
         "browser_pli": delta(bv0, bv1, "pliCount"),
+        # Packets the browser's session recovered by FEC, if it negotiated
+        # any (the probe's does not).
+        "browser_fec_packets": delta(bv0, bv1, "fecPacketsReceived"),
         "probe_audio_loss_pct": mean("audio_loss_pct"),
         "browser_audio_loss_pct": round(100 * alost_b / max(1, alost_b + arecv_b), 2),
     }
