@@ -14,9 +14,7 @@ viewer would and its frozen time is the viewer's.
   spends them all in a fraction of that, and a sender that ignores repeated
   NACKs for a while after a retransmission (Janus: 200 ms) then never
   repairs a packet whose retransmission was lost, where the browser asks
-  again in time. aiortc on its own asks once per gap. The receiver asks
-  when a request is due (:meth:`NackScheduler.next_due_ms`), not only when
-  a packet arrives, as the browser's NACK module runs on its own timer.
+  again in time. aiortc on its own asks once per gap.
 - Reordering: a packet that arrives after later ones is remembered with how
   many packets late it was (the last ``REORDER_KEPT``). A new gap is asked
   for once the newest packet is that many past it, the median of those
@@ -35,7 +33,6 @@ Pure: times and RTT are passed in (ms on a monotonic clock).
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -67,7 +64,6 @@ class NackScheduler:
         self._missing: OrderedDict[int, _Missing] = OrderedDict()
         self._last_pli_ms: float | None = None
         self._reorders: deque[int] = deque(maxlen=REORDER_KEPT)
-        self._next_ms = math.inf  # see next_due_ms
         self.nacks_sent = 0  # sequence numbers asked for, retries included
         self.plis_sent = 0
 
@@ -87,9 +83,6 @@ class NackScheduler:
             wait = self._reorder_wait()
             for missing in range(self._max_ext + 1, ext):
                 self._missing[missing] = _Missing(now_ms, missing + wait)
-            if ext > self._max_ext + 1:
-                first_ask = now_ms + (FIRST_NACK_WAIT_MS if wait else 0.0)
-                self._next_ms = min(self._next_ms, first_ask)
             while len(self._missing) > MAX_TRACKED:
                 self._missing.popitem(last=False)
             self._max_ext = ext
@@ -117,40 +110,23 @@ class NackScheduler:
         retry_ms = max(MIN_RETRY_MS, rtt_ms if rtt_ms is not None else DEFAULT_RTT_MS)
         out: list[int] = []
         expired: list[int] = []
-        soonest = math.inf
         for ext, m in self._missing.items():
-            give_up_ms = m.found_ms + self._deadline_ms
-            if now_ms >= give_up_ms or m.retries >= MAX_RETRIES:
+            if now_ms - m.found_ms >= self._deadline_ms or m.retries >= MAX_RETRIES:
                 expired.append(ext)
                 continue
             if m.sent_ms is None:
                 if (self._max_ext is not None and self._max_ext < m.ask_at_ext
                         and now_ms - m.found_ms < FIRST_NACK_WAIT_MS):
-                    # May still be a late packet, not a lost one.
-                    soonest = min(soonest, m.found_ms + FIRST_NACK_WAIT_MS, give_up_ms)
-                    continue
+                    continue  # may still be a late packet, not a lost one
             elif now_ms - m.sent_ms < retry_ms:
-                soonest = min(soonest, m.sent_ms + retry_ms, give_up_ms)
                 continue
             m.sent_ms = now_ms
             m.retries += 1
             out.append(ext & 0xFFFF)
-            # After the last try: given up once a retry would have been due.
-            soonest = min(soonest, now_ms + retry_ms, give_up_ms)
         for ext in expired:
             del self._missing[ext]
-        self._next_ms = soonest
         self.nacks_sent += len(out)
         return out
-
-    def next_due_ms(self) -> float | None:
-        """When :meth:`due` next has work (a request to send, or one to give
-        up), as of the last call to it and the gaps found since; None while
-        nothing is missing. A browser's NACK module looks every 20 ms
-        whether packets arrive or not: the probe's receiver asks at this
-        time, so a retry is not held back until the next packet comes. (It
-        may come early, after a repair: :meth:`due` then has nothing.)"""
-        return self._next_ms if self._missing and self._next_ms < math.inf else None
 
     def pli_due(self, needs_keyframe: bool, now_ms: float) -> bool:
         """Whether to send a PLI now, given whether the picture needs a keyframe."""

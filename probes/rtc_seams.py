@@ -359,12 +359,19 @@ class ReceiverSeam:
             # The same figures for a fraction of the per-packet work.
             estimator.incoming_bitrate = SlidingRate(1000, 8000)
 
-        send = self._send
+        async def send_feedback(remb: RtcpPsfbPacket | None, feedback: Feedback | None) -> None:
+            if remb is not None:
+                await receiver._send_rtcp(remb)
+            if feedback is not None:
+                if feedback.nack:
+                    await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
+                if feedback.pli:
+                    await receiver._send_rtcp_pli(feedback.media_ssrc)
 
         async def handled_by_aiortc(packet: RtpPacket, arrival_time_ms: int,
                                     feedback: Feedback | None) -> None:
             await original(packet, arrival_time_ms)
-            await send(None, feedback)
+            await send_feedback(None, feedback)
 
         def on_arrival(packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None] | None:
             transport_seq = packet.extensions.transport_sequence_number
@@ -382,7 +389,7 @@ class ReceiverSeam:
             remb = feedback_only(packet, arrival_time_ms)
             if remb is None and feedback is None:
                 return None  # most packets: nothing to wait for
-            return send(remb, feedback)
+            return send_feedback(remb, feedback)
 
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
             rest = on_arrival(packet, arrival_time_ms)
@@ -392,27 +399,6 @@ class ReceiverSeam:
         setattr(receiver, _ON_ARRIVAL, on_arrival)
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         setattr(receiver, _PREFIX + "decoder_queue", _FrameTapQueue(on_frame, decode))
-
-    async def _send(self, remb: RtcpPsfbPacket | None, feedback: Feedback | None) -> None:
-        receiver = self.receiver
-        if remb is not None:
-            await receiver._send_rtcp(remb)
-        if feedback is not None:
-            if feedback.nack:
-                await receiver._send_rtcp_nack(feedback.media_ssrc, feedback.nack)
-            if feedback.pli:
-                await receiver._send_rtcp_pli(feedback.media_ssrc)
-
-    def send_feedback(self, feedback: Feedback) -> None:
-        """Send NACKs and/or a PLI now, outside a packet's handling (a
-        retry whose time came while no packet arrived)."""
-        _drive(self._send(None, feedback))
-
-    @property
-    def receiving(self) -> bool:
-        """The receiver is on and its transport not closed: feedback can go."""
-        state = self.receiver.transport.state
-        return bool(self.receiver._enabled) and state not in ("closed", "failed")
 
     def _sender_feedback(self, packet: RtpPacket,
                          arrival_time_ms: int) -> RtcpPsfbPacket | None:

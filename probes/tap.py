@@ -13,7 +13,6 @@ completes their frames. Every private name of aiortc used for this lives in
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -61,9 +60,6 @@ class ReceiverTap:
         # itself, per media SSRC, as a browser would.
         self._nacks: dict[int, NackScheduler] = {}
         self._nack_deadline_ms = meter.settle_ms
-        # Per media SSRC: when the next request is due, and the timer that
-        # asks then if no packet came first.
-        self._retry_timers: dict[int, tuple[float, asyncio.TimerHandle]] = {}
         # Per payload type: (RTX?, the media codec's name): looked up once.
         self._pts: dict[int, tuple[bool, str | None]] = {}
         self.seam.tap(self._packet, self._frame, decode,
@@ -146,32 +142,9 @@ class ReceiverTap:
             return None
         seqs = nacks.due(now, self._meter.last_rtt_ms) if nacks.waiting else None
         pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now)
-        self._arm_retry(media_ssrc, nacks, now)
         if not seqs and not pli:
             return None
         return Feedback(media_ssrc, seqs or [], pli)
-
-    def _arm_retry(self, ssrc: int, nacks: NackScheduler, now: float) -> None:
-        """Ask again when the next request is due, whether or not a packet
-        comes by then (as a browser's NACK module, on its own timer)."""
-        at = nacks.next_due_ms()
-        armed = self._retry_timers.get(ssrc)
-        if at is None or (armed is not None and armed[0] <= at):
-            return  # nothing to ask, or a timer fires first (and re-arms)
-        if armed is not None:
-            armed[1].cancel()
-        handle = asyncio.get_running_loop().call_later(
-            max(0.0, at - now) / 1000.0, self._retry, ssrc)
-        self._retry_timers[ssrc] = (at, handle)
-
-    def _retry(self, ssrc: int) -> None:
-        self._retry_timers.pop(ssrc, None)
-        if not self.seam.receiving:
-            return
-        now = self._now_ms = self._clock_ms()
-        feedback = self._feedback(ssrc, now)
-        if feedback is not None:
-            self.seam.send_feedback(feedback)
 
     def _assemble(self, codec: str, ssrc: int, seq: int, marker: int, ts: int,
                   payload: bytes, now: float, repaired: bool = False) -> None:

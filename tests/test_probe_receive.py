@@ -300,35 +300,6 @@ async def test_nack_is_repeated_until_the_packet_comes(loopbacks: Any) -> None:
 
 @pytest.mark.server  # a real WebRTC session over aiortc loopback
 @pytest.mark.timeout(60)
-async def test_a_retry_goes_out_on_time_while_no_packet_comes(loopbacks: Any) -> None:
-    # A browser's NACK module asks again on its own timer. Asking only as
-    # packets arrived held each retry back to the next frame (up to 60 ms at
-    # 17 fps), and a packet whose repair was lost twice froze the picture
-    # where the browser next to the probe had it back in time.
-    stall: dict[str, float] = {}
-    lb: Loopback = await loopbacks(ClipTrack(h264_clip(), stall), "video/H264")
-    await wait_for(lambda: lb.meter.first_frame_ms is not None, 10)
-    await asyncio.sleep(0.5)
-    before = len(lb.sent_seq)
-    await asyncio.sleep(0.6)
-    sent_in_running = len(lb.sent_seq) - before
-    seq = (lb.next_seq() + 2) & 0xFFFF
-    lb.dropper.media_drop = {seq}
-    lb.dropper.rtx_drops = {seq: 2}
-    lb.dropper.armed = True
-    await wait_for(lambda: (seq + 1) & 0xFFFF in lb.sent_seq[-50:], 5)
-    # The packet after the lost one is out (the gap shows): now the sender
-    # sends nothing new for 0.8 s but the retransmissions asked for.
-    stall["until"] = time.monotonic() + 0.8
-    before = len(lb.sent_seq)
-    await asyncio.sleep(0.6)
-    assert len(lb.sent_seq) - before < sent_in_running / 4  # at most a frame in flight
-    assert lb.nacked.get(seq, 0) >= 3, lb.nacked
-    assert lb.dropper.rtx_sent.get(seq, 0) >= 3
-
-
-@pytest.mark.server  # a real WebRTC session over aiortc loopback
-@pytest.mark.timeout(60)
 async def test_receiver_reports_tell_the_loss_before_repairs(loopbacks: Any) -> None:
     # A libwebrtc sender sets its rate partly from the loss receiver reports
     # tell it. A browser's tell the path's loss: a packet recovered by a
