@@ -494,9 +494,9 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "sender_nacks_from_browser": sender_count("browser", "nackCount"),
         "sender_rtx_kbps_to_probe": sender_kbps("probe", "retransmittedBytesSent"),
         "sender_rtx_kbps_to_browser": sender_kbps("browser", "retransmittedBytesSent"),
-        # Keyframes each viewer asked for and got (a keyframe costs several
-        # frames' worth of bytes), and headers with padding (the sender's
-        # bandwidth probes).
+        # The PLIs each viewer sent and the keyframes its session's encoder
+        # made (a keyframe costs several frames' worth of bytes), and
+        # headers with padding (the sender's padding-only bandwidth probes).
         "sender_plis_from_probe": sender_count("probe", "pliCount"),
         "sender_plis_from_browser": sender_count("browser", "pliCount"),
         "sender_keyframes_to_probe": sender_count("probe", "keyFramesEncoded"),
