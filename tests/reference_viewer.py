@@ -299,6 +299,33 @@ async def _wait_probe_joined(o: _Origin, probe: asyncio.subprocess.Process,
     raise RuntimeError("the probe did not join in 30 s")
 
 
+def _impair(paths: list[tuple[ViewerNetns, dict[str, dict[str, int]]]], ph: Phase,
+            on: bool) -> None:
+    """Start (``on``) or end ``ph``'s impairment on each viewer's path;
+    each path comes with how its firewall picks out each stream."""
+    kind = "audio" if ph.drop == "audio" else "video"
+    for ns, streams in paths:
+        if on:
+            ns.set_loss(ph.loss_pct, only_media=ph.drop == "audio", **streams[kind])
+            ns.set_rate(ph.rate_kbit)
+            ns.reset_counters()
+        else:
+            ns.set_loss(0, **streams[kind])
+            ns.set_rate(None)
+
+
+def browser_window(b0: dict[str, Any], b1: dict[str, Any]) -> dict[str, float]:
+    """A browser's video figures between two ``stats()`` readings: received
+    kbit/s (``bytesReceived``), frames decoded a second, and frozen time
+    (freezes + pauses, s)."""
+    v0, v1 = b0.get("video", {}), b1.get("video", {})
+    dt = b1["ts"] - b0["ts"]
+    return {"kbps": round(delta(v0, v1, "bytesReceived") * 8 / dt / 1000, 1),
+            "fps": round(delta(v0, v1, "framesDecoded") / dt, 2),
+            "frozen_s": round(delta(v0, v1, "totalFreezesDuration")
+                              + delta(v0, v1, "totalPausesDuration"), 2)}
+
+
 def _browser_flags(ns: ViewerNetns) -> list[str]:
     return [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {ns.root_ip}, EXCLUDE 127.0.0.1",
             "--disable-features=WebRtcHideLocalIpsWithMdns",
@@ -328,29 +355,16 @@ async def control(codec: str = "h264", phase_s: float = 20.0, phases: list[Phase
             pb = await o.browser_join(cb, bns)
             await asyncio.sleep(WARMUP_S)
             sent = await o.sender_stats()
+            paths = [(ans, o.streams("probe", sent, {})), (bns, o.streams("browser", sent, {}))]
             for ph in phases or phases_for("libwebrtc"):
-                kind = "audio" if ph.drop == "audio" else "video"
-                for ns, who in ((ans, "probe"), (bns, "browser")):
-                    ns.set_loss(ph.loss_pct, only_media=ph.drop == "audio",
-                                **o.streams(who, sent, {})[kind])
-                    ns.set_rate(ph.rate_kbit)
-                    ns.reset_counters()
+                _impair(paths, ph, on=True)
                 a0, b0 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
                 await asyncio.sleep(phase_s)
-                for ns, who in ((ans, "probe"), (bns, "browser")):
-                    ns.set_loss(0, **o.streams(who, sent, {})[kind])
-                    ns.set_rate(None)
+                _impair(paths, ph, on=False)
                 await asyncio.sleep(TAIL_S)
                 a1, b1 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
-                f = {}
-                for who, x0, x1 in (("a", a0, a1), ("b", b0, b1)):
-                    v0, v1 = x0.get("video", {}), x1.get("video", {})
-                    f[f"{who}_kbps"] = round(delta(v0, v1, "bytesReceived") * 8
-                                             / (x1["ts"] - x0["ts"]) / 1000, 1)
-                    f[f"{who}_fps"] = round(delta(v0, v1, "framesDecoded")
-                                            / (x1["ts"] - x0["ts"]), 2)
-                    f[f"{who}_frozen_s"] = round(delta(v0, v1, "totalFreezesDuration")
-                                                 + delta(v0, v1, "totalPausesDuration"), 2)
+                f = {f"{who}_{k}": v for who, x0, x1 in (("a", a0, a1), ("b", b0, b1))
+                     for k, v in browser_window(x0, x1).items()}
                 f["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
                 f["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
                 f["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
@@ -379,26 +393,20 @@ async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
             await asyncio.sleep(WARMUP_S)
             sent = await o.sender_stats()
             first = await evaluate(cdp, page, "stats()")
-            streams = {"probe": o.streams("probe", sent, first),
-                       "browser": o.streams("browser", sent, first)}
+            paths = [(pns, o.streams("probe", sent, first)),
+                     (bns, o.streams("browser", sent, first))]
             codec_name = (by_session(sent, o.sessions["probe"]).get("mimeType")
                           if isinstance(o, _Libwebrtc) else "video/H264")
             results = {}
             for ph in phases:
                 kind = "audio" if ph.drop == "audio" else "video"
-                for ns, who in ((pns, "probe"), (bns, "browser")):
-                    ns.set_loss(ph.loss_pct, only_media=ph.drop == "audio",
-                                **streams[who][kind])
-                    ns.set_rate(ph.rate_kbit)
-                    ns.reset_counters()
+                _impair(paths, ph, on=True)
                 t0 = time.time()
                 b0 = await evaluate(cdp, page, "stats()")
                 s0 = await o.sender_stats()
                 await asyncio.sleep(phase_s)
                 squeezed = {"probe": pns.rate_dropped(), "browser": bns.rate_dropped()}
-                for ns, who in ((pns, "probe"), (bns, "browser")):
-                    ns.set_loss(0, **streams[who][kind])
-                    ns.set_rate(None)
+                _impair(paths, ph, on=False)
                 await asyncio.sleep(TAIL_S)
                 b1 = await evaluate(cdp, page, "stats()")
                 s1 = await o.sender_stats()
@@ -467,8 +475,7 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
 
     probe_frozen = sum((s.get("freeze_ms") or 0) + (s.get("pause_ms") or 0)
                        for s in samples) / 1000
-    browser_frozen = (delta(bv0, bv1, "totalFreezesDuration")
-                      + delta(bv0, bv1, "totalPausesDuration"))
+    bw = browser_window(b0, b1)
     video_truth = (truth(pc), truth(bc)) if counted == "video" else (0.0, 0.0)
     out: dict[str, Any] = {
         "samples": len(samples),
@@ -480,7 +487,7 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "probe_residual_loss_pct": mean("residual_loss_pct"),
         # Received bitrate: payload bytes, retransmissions included, on both.
         "probe_received_kbps": mean("received_kbps"),
-        "browser_kbps": browser_kbps("bytesReceived"),
+        "browser_kbps": bw["kbps"],
         "probe_rtx_kbps": mean("rtx_kbps"),
         "browser_rtx_kbps": browser_kbps("retransmittedBytesReceived"),
         "browser_header_kbps": browser_kbps("headerBytesReceived"),
@@ -514,9 +521,9 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "probe_lag_ms_max": max((s["probe_lag_ms"] for s in samples
                                  if s.get("probe_lag_ms") is not None), default=None),
         "probe_fps": mean("fps"),
-        "browser_fps": round(delta(bv0, bv1, "framesDecoded") / bdt, 2),
+        "browser_fps": bw["fps"],
         "probe_frozen_s": round(probe_frozen, 2),
-        "browser_frozen_s": round(browser_frozen, 2),
+        "browser_frozen_s": bw["frozen_s"],
         "probe_freezes": sum(s.get("freeze_count") or 0 for s in samples),
         "browser_freezes": delta(bv0, bv1, "freezeCount"),
         "probe_pauses": sum(s.get("pause_count") or 0 for s in samples),
