@@ -10,17 +10,25 @@ packets only; each for ``--phase`` seconds plus 6 s clean,
 counted as one window.
 
     sudo python bench/browser_reference.py [--origin libwebrtc|janus]
-        [--codec h264|vp8] [--phase 20] [--quick] [--control]
+        [--codec h264|vp8] [--phase 20] [--quick] [--repeat N] [--control]
 
 Prints the figures of each phase and every target of the definition of done
 that applies to it, PASS or MISS; the last line is one JSON object.
 
-``--control`` (libwebrtc sender only) puts a second Chromium viewer where
-the probe was, and prints how far apart the two browsers' received rate,
-frame rate and frozen time are in each phase: the spread of the reference
-itself. Each viewer of that sender has a session and a congestion
-controller of its own, so their rates differ under loss even between two
-browsers.
+``--repeat N`` runs all the phases N times over in one session and holds
+the mean of each phase's N windows against the targets, saying also how
+many windows met each target on their own. Under random loss each viewer
+loses its own packets, so one window's frozen time (and, on the libwebrtc
+sender, its rate) differs between two viewers by about as much as the
+targets allow; the mean of several windows is what can tell a probe that
+reads high or low from one that met an unlucky window.
+
+``--control`` puts a second Chromium viewer where the probe was, and prints
+how far apart the two browsers' received rate, frame rate and frozen time
+are in each phase, and whether browser "a" would meet the probe's targets
+against browser "b": the spread of the reference itself. On the libwebrtc
+sender each viewer also has a session and a congestion controller of its
+own, so their rates differ under loss even between two browsers.
 """
 
 from __future__ import annotations
@@ -58,10 +66,29 @@ def show(name: str, f: dict[str, Any]) -> None:
 
 
 def show_control(name: str, f: dict[str, Any]) -> None:
+    met = ", ".join(f"{k} {'met' if ok else 'missed'}" for k, ok in f["targets_met"].items())
     print(f"{name}: received kbps {f['a_kbps']} / {f['b_kbps']} ({f['kbps_a_vs_b_pct']} %),"
           f" fps {f['a_fps']} / {f['b_fps']} ({f['fps_a_vs_b_pct']} %),"
-          f" frozen s {f['a_frozen_s']} / {f['b_frozen_s']}")
+          f" frozen s {f['a_frozen_s']} / {f['b_frozen_s']}, path loss"
+          f" {f['truth_loss_pct_a_path']} / {f['truth_loss_pct_b_path']} %; a against b: {met}")
     print(json.dumps({name: f}))
+
+
+def show_means(result: dict[str, Any]) -> None:
+    """Each phase's means over its windows (``--repeat``)."""
+    n = result["repeat"]
+    for name, f in result["phases"].items():
+        if result.get("control"):
+            print(f"mean of {n} {name}: kbps a vs b {f['kbps_a_vs_b_pct']} %, fps a vs b"
+                  f" {f['fps_a_vs_b_pct']} %, frozen s {f['a_frozen_s']} / {f['b_frozen_s']};"
+                  f" windows where a met the targets against b: {f['windows_met']} of {n}")
+            continue
+        print(f"mean of {n} {name}: kbps probe vs browser {f['probe_vs_browser_kbps_pct']} %,"
+              f" fps {f['probe_vs_browser_fps_pct']} %, frozen s probe {f['probe_frozen_s']}"
+              f" browser {f['browser_frozen_s']}, path loss error {f['probe_loss_error_pp']} pp")
+        for key, v in f["verdicts"].items():
+            print(f"  {'PASS' if v['pass'] else 'MISS'} {name} {key} = {v['value']}"
+                  f" (target {v['target']}; {f['window_passes'][key]} of {n} windows alone)")
 
 
 def main() -> None:
@@ -71,22 +98,29 @@ def main() -> None:
                    help="libwebrtc origin only (Janus's mountpoint is H.264)")
     p.add_argument("--phase", type=float, default=20.0, help="seconds of each impairment")
     p.add_argument("--quick", action="store_true", help="clean, 5 %% and 15 %% loss only")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the phases this many times over and judge their means")
     p.add_argument("--control", action="store_true",
-                   help="two browsers instead of the probe and a browser (libwebrtc only)")
+                   help="two browsers instead of the probe and a browser")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, nftables, tc)")
-    if args.control and args.origin != "libwebrtc":
-        raise SystemExit("--control: only on the libwebrtc sender (on Janus both"
-                         " viewers get the same packets)")
+    if not 1 <= args.repeat <= 20:
+        raise SystemExit("--repeat: 1 to 20")
     phases = phases_for(args.origin)
     if args.quick:
         phases = phases[:3]
     if args.control:
-        result = asyncio.run(control(args.codec, args.phase, phases, show_control))
+        result = asyncio.run(control(args.origin, args.codec, args.phase, phases, show_control,
+                                     args.repeat))
+        if args.repeat > 1:
+            show_means(result)
         print(json.dumps(result, separators=(",", ":")))
         return
-    result = asyncio.run(compare(args.origin, args.codec, args.phase, phases, show))
+    result = asyncio.run(compare(args.origin, args.codec, args.phase, phases, show,
+                                 args.repeat))
+    if args.repeat > 1:
+        show_means(result)
     verdicts = [(n, k, v["pass"]) for n, f in result["phases"].items()
                 for k, v in f["verdicts"].items()]
     result["passed"] = sum(ok for _, _, ok in verdicts)

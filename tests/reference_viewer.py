@@ -197,7 +197,7 @@ class _Janus(_Origin):
 
     def __init__(self, janus: JanusNetns) -> None:
         self.janus = janus
-        self.page_server: asyncio.subprocess.Process | None = None
+        self.page_servers: list[asyncio.subprocess.Process] = []  # one per browser
 
     def probe_args(self, ns: ViewerNetns) -> list[str]:
         return ["--janus", f"http://{ns.root_ip}:{HTTP_PORT}/janus",
@@ -210,11 +210,11 @@ class _Janus(_Origin):
         folder = ns.dir / "page"
         folder.mkdir(exist_ok=True)
         (folder / "janus_viewer.html").write_bytes(JANUS_PAGE.read_bytes())
-        self.page_server = await asyncio.create_subprocess_exec(
+        self.page_servers.append(await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", ns.ns, sys.executable, "-m", "http.server",
             str(PAGE_PORT), "--bind", "127.0.0.1", "--directory", str(folder),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True))
         url = f"http://127.0.0.1:{PAGE_PORT}/janus_viewer.html"
         await asyncio.sleep(0.5)
         page = await open_page(cdp, url)
@@ -228,9 +228,10 @@ class _Janus(_Origin):
         return page
 
     async def close(self) -> None:
-        if self.page_server is not None and self.page_server.returncode is None:
-            self.page_server.terminate()
-            await asyncio.wait_for(self.page_server.wait(), 10)
+        for server in self.page_servers:
+            if server.returncode is None:
+                server.terminate()
+                await asyncio.wait_for(server.wait(), 10)
 
     def streams(self, who: str, sent: list[dict[str, Any]],
                 browser: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -271,16 +272,19 @@ async def _origin(name: str, codec: str) -> AsyncIterator[tuple[_Origin, ViewerN
 async def compare(origin: str = "libwebrtc", codec: str = "h264", phase_s: float = 20.0,
                   phases: list[Phase] | None = None,
                   report: Callable[[str, dict[str, Any]], None] = lambda n, f: None,
-                  ) -> dict[str, Any]:
+                  repeat: int = 1) -> dict[str, Any]:
     """Run the phases on ``origin`` ("libwebrtc" or "janus"; Janus's
-    mountpoint is H.264 whatever ``codec`` says) and return the figures of
-    each; ``report`` is called as each phase ends."""
+    mountpoint is H.264 whatever ``codec`` says), all of them ``repeat``
+    times over, and return the figures of each phase; ``report`` is called
+    as each window ends. With more than one window a phase's figures are
+    the means of its windows, held against the targets, with how many of
+    the windows met each target on its own (``window_passes``)."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("no Chromium installed")
     async with _origin(origin, codec) as (o, pns, bns):
         return await _measure(o, phase_s, phases or phases_for(origin), report, binary,
-                              pns, bns)
+                              pns, bns, repeat)
 
 
 async def _wait_probe_joined(o: _Origin, probe: asyncio.subprocess.Process,
@@ -333,30 +337,36 @@ def _browser_flags(ns: ViewerNetns) -> list[str]:
             "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
 
 
-async def control(codec: str = "h264", phase_s: float = 20.0, phases: list[Phase] | None = None,
+async def control(origin: str = "libwebrtc", codec: str = "h264", phase_s: float = 20.0,
+                  phases: list[Phase] | None = None,
                   report: Callable[[str, dict[str, Any]], None] = lambda n, f: None,
-                  ) -> dict[str, Any]:
-    """The reference against itself: two Chromium viewers of the libwebrtc
-    sender, each in the namespace (and with the session of its own) that
-    the probe and the browser have in :func:`compare`, under the same
-    phases. How far apart two browsers' figures are is the most a
-    comparison of the probe with one browser can resolve; on this sender
-    each session has its own congestion controller, and so its own rate."""
+                  repeat: int = 1) -> dict[str, Any]:
+    """The reference against itself: two Chromium viewers of ``origin``,
+    each in the namespace (and, on the libwebrtc sender, with the session
+    of its own) that the probe and the browser have in :func:`compare`,
+    under the same phases, ``repeat`` times over. How far apart two
+    browsers' figures are is the most a comparison of the probe with one
+    browser can resolve: each loses its own random packets, and on the
+    libwebrtc sender each session has its own congestion controller, and
+    so its own rate. Each window also says whether browser "a" would meet
+    the probe's targets against browser "b"."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("no Chromium installed")
-    results: dict[str, Any] = {}
-    async with _origin("libwebrtc", codec) as (o, ans, bns):
-        assert isinstance(o, _Libwebrtc)
-        async with chromium(binary, extra_flags=_browser_flags(ans), netns=ans.ns) as ca, \
-                chromium(binary, extra_flags=_browser_flags(bns), netns=bns.ns) as cb:
-            pa = await o.browser_join(ca, ans)
+    phases = phases or phases_for(origin)
+    windows: list[tuple[str, dict[str, Any]]] = []
+    async with _origin(origin, codec) as (o, ans, bns), \
+            chromium(binary, extra_flags=_browser_flags(ans), netns=ans.ns) as ca, \
+            chromium(binary, extra_flags=_browser_flags(bns), netns=bns.ns) as cb:
+        pa = await o.browser_join(ca, ans)
+        if isinstance(o, _Libwebrtc):
             o.sessions["probe"] = o.sessions["browser"]  # the probe's place: "a"
-            pb = await o.browser_join(cb, bns)
-            await asyncio.sleep(WARMUP_S)
-            sent = await o.sender_stats()
-            paths = [(ans, o.streams("probe", sent, {})), (bns, o.streams("browser", sent, {}))]
-            for ph in phases or phases_for("libwebrtc"):
+        pb = await o.browser_join(cb, bns)
+        await asyncio.sleep(WARMUP_S)
+        sent = await o.sender_stats()
+        paths = [(ans, o.streams("probe", sent, {})), (bns, o.streams("browser", sent, {}))]
+        for _ in range(repeat):
+            for ph in phases:
                 _impair(paths, ph, on=True)
                 a0, b0 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
                 await asyncio.sleep(phase_s)
@@ -365,19 +375,63 @@ async def control(codec: str = "h264", phase_s: float = 20.0, phases: list[Phase
                 a1, b1 = await evaluate(ca, pa, "stats()"), await evaluate(cb, pb, "stats()")
                 f = {f"{who}_{k}": v for who, x0, x1 in (("a", a0, a1), ("b", b0, b1))
                      for k, v in browser_window(x0, x1).items()}
-                f["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
-                f["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
-                f["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
-                results[ph.name] = f
+                f["truth_loss_pct_a_path"] = _truth_pct(ans.counters())
+                f["truth_loss_pct_b_path"] = _truth_pct(bns.counters())
+                f.update(_control_compared(ph, f))
+                windows.append((ph.name, f))
                 report(ph.name, f)
-    return {"origin": "libwebrtc", "control": "browser_vs_browser", "phase_s": phase_s,
-            "tail_s": TAIL_S, "max_kbps": MAX_KBPS, "phases": results}
+    results = {}
+    for ph in phases:
+        mine = [f for n, f in windows if n == ph.name]
+        results[ph.name] = _control_compared(ph, aggregate(mine))
+        results[ph.name]["windows_met"] = {k: sum(w["targets_met"][k] for w in mine)
+                                           for k in mine[0]["targets_met"]}
+    return {"origin": origin, "control": "browser_vs_browser", "phase_s": phase_s,
+            "tail_s": TAIL_S, "max_kbps": MAX_KBPS if origin == "libwebrtc" else None,
+            "repeat": repeat, "phases": results, "windows": windows}
+
+
+def _control_compared(ph: Phase, f: dict[str, Any]) -> dict[str, Any]:
+    """Browser "a" against browser "b" as the probe is held against the
+    browser: the differences, and which targets they would meet."""
+    out = dict(f)
+    out["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
+    out["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
+    out["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
+    met = {}
+    if ph.drop == "all":
+        met["received_kbps_vs_browser_pct"] = abs(out["kbps_a_vs_b_pct"] or 0) <= KBPS_PCT
+        met["fps_vs_browser_pct"] = abs(out["fps_a_vs_b_pct"] or 0) <= FPS_PCT
+    if (ph.loss_pct and ph.drop == "all") or ph.rate_kbit:
+        met["frozen_s_vs_browser"] = (abs(out["frozen_s_a_vs_b"])
+                                      <= frozen_allowance_s(f["b_frozen_s"]))
+    out["targets_met"] = met
+    return out
+
+
+def aggregate(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several windows of one phase as one: the mean of each figure the
+    windows have (None when a window lacks it), and ``windows``, how many.
+    The comparisons are then made again from the means by the caller; the
+    windows of a phase are of one length, so a mean of rates is the rate
+    over all of them. One window comes back as it is."""
+    if len(windows) == 1:
+        return dict(windows[0])
+    out: dict[str, Any] = {"windows": len(windows)}
+    for key in windows[0]:
+        vals = [w.get(key) for w in windows]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float, type(None)))
+               for v in vals):
+            continue  # verdicts, per-path counters: not figures to average
+        nums = [float(v) for v in vals if v is not None]
+        out[key] = round(sum(nums) / len(nums), 2) if len(nums) == len(vals) else None
+    return out
 
 
 async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
                    report: Callable[[str, dict[str, Any]], None], binary: str,
-                   pns: ViewerNetns, bns: ViewerNetns) -> dict[str, Any]:
-    total = WARMUP_S + len(phases) * (phase_s + TAIL_S) + 20
+                   pns: ViewerNetns, bns: ViewerNetns, repeat: int) -> dict[str, Any]:
+    total = WARMUP_S + repeat * len(phases) * (phase_s + TAIL_S) + 20
     out_file = pns.dir / "probe.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QOSMON_WHEP_TOKEN": TOKEN}
     probe = await asyncio.create_subprocess_exec(
@@ -397,8 +451,8 @@ async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
                      (bns, o.streams("browser", sent, first))]
             codec_name = (by_session(sent, o.sessions["probe"]).get("mimeType")
                           if isinstance(o, _Libwebrtc) else "video/H264")
-            results = {}
-            for ph in phases:
+            windows: list[tuple[str, dict[str, Any]]] = []
+            for ph in [ph for _ in range(repeat) for ph in phases]:
                 kind = "audio" if ph.drop == "audio" else "video"
                 _impair(paths, ph, on=True)
                 t0 = time.time()
@@ -416,14 +470,26 @@ async def _measure(o: _Origin, phase_s: float, phases: list[Phase],
                             pns.counters(), bns.counters(), t1 - t0, kind)
                 f["tbf_dropped_packets"] = squeezed
                 f["verdicts"] = verdicts(ph, f)
-                results[ph.name] = f
+                windows.append((ph.name, f))
                 report(ph.name, f)
     finally:
         if probe.returncode is None:
             probe.terminate()
             await asyncio.wait_for(probe.wait(), 20)
+    results = {}
+    for ph in phases:
+        mine = [f for n, f in windows if n == ph.name]
+        if len(mine) == 1:
+            results[ph.name] = mine[0]
+            continue
+        f = compared(aggregate(mine))
+        f["verdicts"] = verdicts(ph, f)
+        f["window_passes"] = {k: sum(bool(w["verdicts"][k]["pass"]) for w in mine)
+                              for k in f["verdicts"]}
+        results[ph.name] = f
     return {"origin": o.name, "codec": codec_name, "phase_s": phase_s, "tail_s": TAIL_S,
-            "max_kbps": MAX_KBPS if isinstance(o, _Libwebrtc) else None, "phases": results}
+            "max_kbps": MAX_KBPS if isinstance(o, _Libwebrtc) else None, "repeat": repeat,
+            "phases": results, "windows": windows if repeat > 1 else []}
 
 
 def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any],
@@ -470,13 +536,10 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
     def browser_kbps(key: str, a: dict[str, Any] = bv0, b: dict[str, Any] = bv1) -> float:
         return round(delta(a, b, key) * 8 / bdt / 1000, 1)
 
-    def truth(c: Any) -> float:
-        return round(100 * c.media_dropped / max(1, c.media_in), 2)
-
     probe_frozen = sum((s.get("freeze_ms") or 0) + (s.get("pause_ms") or 0)
                        for s in samples) / 1000
     bw = browser_window(b0, b1)
-    video_truth = (truth(pc), truth(bc)) if counted == "video" else (0.0, 0.0)
+    video_truth = (_truth_pct(pc), _truth_pct(bc)) if counted == "video" else (0.0, 0.0)
     out: dict[str, Any] = {
         "samples": len(samples),
         "truth_loss_pct_probe_path": video_truth[0],
@@ -545,8 +608,15 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         "browser_audio_loss_pct": round(100 * alost_b / max(1, alost_b + arecv_b), 2),
     }
     if counted == "audio":
-        out["truth_audio_loss_pct_probe_path"] = truth(pc)
-        out["truth_audio_loss_pct_browser_path"] = truth(bc)
+        out["truth_audio_loss_pct_probe_path"] = _truth_pct(pc)
+        out["truth_audio_loss_pct_browser_path"] = _truth_pct(bc)
+    return compared(out)
+
+
+def compared(f: dict[str, Any]) -> dict[str, Any]:
+    """``f`` with the probe's figures held against the browser's and the
+    firewall's (one window's, or the means of several)."""
+    out = dict(f)
     out["probe_vs_browser_kbps_pct"] = pct(out["probe_received_kbps"], out["browser_kbps"])
     out["probe_vs_browser_fps_pct"] = pct(out["probe_fps"], out["browser_fps"])
     out["probe_loss_error_pp"] = round(out["probe_loss_pct"] - out["truth_loss_pct_probe_path"],
@@ -559,6 +629,16 @@ def figures(samples: list[dict[str, Any]], b0: dict[str, Any], b1: dict[str, Any
         out["received_share_pct_probe"] = round(100 * out["probe_received_kbps"] / sp, 1)
         out["received_share_pct_browser"] = round(100 * out["browser_kbps"] / sb, 1)
     return out
+
+
+def _truth_pct(c: Any) -> float:
+    """The path's loss by its firewall's counters (on the counted stream)."""
+    return round(100 * c.media_dropped / max(1, c.media_in), 2)
+
+
+def frozen_allowance_s(browser_frozen_s: float) -> float:
+    """How far the probe's frozen time may be from the browser's."""
+    return max(FROZEN_PCT / 100 * browser_frozen_s, FROZEN_S)
 
 
 def verdicts(phase: Phase, f: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -581,7 +661,7 @@ def verdicts(phase: Phase, f: dict[str, Any]) -> dict[str, dict[str, Any]]:
               fps is not None and abs(fps) <= FPS_PCT)
     if (phase.loss_pct and phase.drop == "all") or phase.rate_kbit:
         p, b = f["probe_frozen_s"], f["browser_frozen_s"]
-        allowed = max(FROZEN_PCT / 100 * b, FROZEN_S)
+        allowed = frozen_allowance_s(b)
         judge("frozen_s_vs_browser", round(p - b, 2), f"|x| <= {allowed:.2f}",
               abs(p - b) <= allowed)
     if phase.drop == "audio":
