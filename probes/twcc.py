@@ -10,9 +10,12 @@ a squeeze or loss, another rate than the browser next to it. The probe
 therefore reports arrivals the way libwebrtc's receiver does:
 
 - a report every :data:`FEEDBACK_INTERVAL_MS`, covering every sequence number
-  since the last report (lost ones marked not received); a late packet from
-  before the last report is reported again with its neighbours, as libwebrtc
-  does, rather than dropped;
+  since the last report (lost ones marked not received). A report starts
+  where the last one ended, received or not, as libwebrtc's does: packets
+  lost just after a report are the next one's first, not left out (the
+  sender would never count them lost, and would read a lower loss than the
+  path's). A late packet from before the last report is reported again
+  with its neighbours, as libwebrtc does, rather than dropped;
 - arrival deltas in 250 us ticks, relative to a reference time in 64 ms
   units taken from the first packet reported, each delta rounded and the
   running time advanced by the rounded delta so rounding never drifts;
@@ -49,7 +52,9 @@ class TransportFeedbackLog:
     sequence numbers), and the feedback that reports them."""
 
     arrivals: dict[int, int] = field(default_factory=dict)  # unwrapped seq -> us
-    next_to_report: int | None = None  # first unwrapped seq of the next report
+    # First unwrapped seq of the next report: where the last one ended (or
+    # the first packet, before any report; or a late one, reported again).
+    next_to_report: int | None = None
     highest: int | None = None
     feedback_count: int = 0
 
@@ -86,7 +91,7 @@ class TransportFeedbackLog:
         while start <= self.highest:
             packet, start = self._one(start, self.highest, sender_ssrc, media_ssrc)
             out.append(packet)
-        self.next_to_report = None
+        self.next_to_report = start
         # Only what might still be needed to report a late packet again.
         floor = self.highest - _HISTORY
         if self.arrivals and min(self.arrivals) <= floor:
@@ -98,9 +103,13 @@ class TransportFeedbackLog:
         """One feedback packet from ``start`` on; returns it and where the
         next one starts."""
         arrivals = self.arrivals
-        while start not in arrivals:  # a report starts with a received packet
-            start += 1
-        reference = arrivals[start] // _REFERENCE_US
+        # A report may start with lost packets (fewer than 2^15: a sequence
+        # number further on than that would have read as an old one), but
+        # its reference time is a received packet's.
+        first = start
+        while first not in arrivals:
+            first += 1
+        reference = arrivals[first] // _REFERENCE_US
         now_ticks = reference * (_REFERENCE_US // _TICK_US)
         symbols: list[int] = []
         deltas = bytearray()
