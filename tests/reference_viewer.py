@@ -398,10 +398,11 @@ def _control_compared(ph: Phase, f: dict[str, Any]) -> dict[str, Any]:
     out["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
     out["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
     out["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
+    kbps, fps = out["kbps_a_vs_b_pct"], out["fps_a_vs_b_pct"]
     met = {}
-    if ph.drop == "all":
-        met["received_kbps_vs_browser_pct"] = abs(out["kbps_a_vs_b_pct"] or 0) <= KBPS_PCT
-        met["fps_vs_browser_pct"] = abs(out["fps_a_vs_b_pct"] or 0) <= FPS_PCT
+    if ph.drop == "all":  # no figure (nothing received by b) meets nothing
+        met["received_kbps_vs_browser_pct"] = kbps is not None and abs(kbps) <= KBPS_PCT
+        met["fps_vs_browser_pct"] = fps is not None and abs(fps) <= FPS_PCT
     if (ph.loss_pct and ph.drop == "all") or ph.rate_kbit:
         met["frozen_s_vs_browser"] = (abs(out["frozen_s_a_vs_b"])
                                       <= frozen_allowance_s(f["b_frozen_s"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.reference_viewer import Phase, aggregate, compared, verdicts
+from tests.reference_viewer import Phase, _control_compared, aggregate, compared, verdicts
 
 LOSS15 = Phase("loss15", 15)
 
@@ -64,3 +64,20 @@ def test_a_figure_missing_from_any_window_has_no_mean() -> None:
 def test_one_window_is_its_own_figure() -> None:
     w = window(2.0, 2.5)
     assert aggregate([w]) == w
+
+
+def test_two_browsers_are_held_to_the_probe_s_targets() -> None:
+    def pair(a_kbps: float, b_kbps: float, a_frozen: float, b_frozen: float) -> dict[str, Any]:
+        return {"a_kbps": a_kbps, "b_kbps": b_kbps, "a_fps": 24.0, "b_fps": 25.0,
+                "a_frozen_s": a_frozen, "b_frozen_s": b_frozen}
+
+    met = _control_compared(LOSS15, pair(500.0, 540.0, 4.17, 5.41))["targets_met"]
+    # 7.4 % apart in rate, 1.24 s in frozen time where 1.08 s is allowed
+    assert met == {"received_kbps_vs_browser_pct": False, "fps_vs_browser_pct": True,
+                   "frozen_s_vs_browser": False}
+    # b received nothing: no figure to compare, nothing met
+    nothing = _control_compared(LOSS15, pair(500.0, 0.0, 0.0, 0.0))
+    assert nothing["kbps_a_vs_b_pct"] is None
+    assert not nothing["targets_met"]["received_kbps_vs_browser_pct"]
+    assert "frozen_s_vs_browser" not in _control_compared(Phase("clean"), pair(
+        500.0, 500.0, 0.0, 0.0))["targets_met"]
