@@ -79,6 +79,17 @@ class Phase:
     # apart); "audio": only the audio SSRC's packets are dropped.
     drop: str = "all"
 
+    @property
+    def video_judged(self) -> bool:
+        """Received rate and frame rate are held to their targets (not when
+        only audio is dropped)."""
+        return self.drop == "all"
+
+    @property
+    def frozen_judged(self) -> bool:
+        """Frozen time is held to its target: under loss of video or a squeeze."""
+        return bool((self.loss_pct and self.drop == "all") or self.rate_kbit)
+
 
 PHASES: list[Phase] = [
     Phase("clean"), Phase("loss5", 5), Phase("loss15", 15), Phase("squeeze600", rate_kbit=600),
@@ -400,10 +411,10 @@ def _control_compared(ph: Phase, f: dict[str, Any]) -> dict[str, Any]:
     out["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
     kbps, fps = out["kbps_a_vs_b_pct"], out["fps_a_vs_b_pct"]
     met = {}
-    if ph.drop == "all":  # no figure (nothing received by b) meets nothing
+    if ph.video_judged:  # no figure (nothing received by b) meets nothing
         met["received_kbps_vs_browser_pct"] = kbps is not None and abs(kbps) <= KBPS_PCT
         met["fps_vs_browser_pct"] = fps is not None and abs(fps) <= FPS_PCT
-    if (ph.loss_pct and ph.drop == "all") or ph.rate_kbit:
+    if ph.frozen_judged:
         met["frozen_s_vs_browser"] = (abs(out["frozen_s_a_vs_b"])
                                       <= frozen_allowance_s(f["b_frozen_s"]))
     out["targets_met"] = met
@@ -653,14 +664,14 @@ def verdicts(phase: Phase, f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if phase.loss_pct and phase.drop == "all":
         err = f["probe_loss_error_pp"]
         judge("path_loss_error_pp", err, f"|x| <= {LOSS_PP}", abs(err) <= LOSS_PP)
-    if phase.drop == "all":
+    if phase.video_judged:
         kbps = f["probe_vs_browser_kbps_pct"]
         judge("received_kbps_vs_browser_pct", kbps, f"|x| <= {KBPS_PCT}",
               kbps is not None and abs(kbps) <= KBPS_PCT)
         fps = f["probe_vs_browser_fps_pct"]
         judge("fps_vs_browser_pct", fps, f"|x| <= {FPS_PCT}",
               fps is not None and abs(fps) <= FPS_PCT)
-    if (phase.loss_pct and phase.drop == "all") or phase.rate_kbit:
+    if phase.frozen_judged:
         p, b = f["probe_frozen_s"], f["browser_frozen_s"]
         allowed = frozen_allowance_s(b)
         judge("frozen_s_vs_browser", round(p - b, 2), f"|x| <= {allowed:.2f}",
