@@ -6,13 +6,25 @@ before one with a new RTP timestamp) has arrived, on the media SSRC or as an
 RTX repair. It is a keyframe when any of its packets says so (the VP8 frame
 header, an H.264 IDR slice), and its size comes from any packet that has it.
 Frames are taken in order, as a decoder does: a complete frame waits for the
-one before it. A frame still incomplete ``give_up_ms`` after the first packet
-behind its gap arrived is given up; the delta frames after it cannot be
-decoded and are not shown until the next keyframe. The age counts from
-arrival, not from when the gap reached the head of the line, so after a burst
-of loss the whole backlog of broken frames is given up at once and the next
-keyframe shows at once, as in a browser. So "shown" frames are those a receiving browser
-would render, and their times feed the W3C freeze counting.
+one before it, however late the repair that completes it comes, except:
+
+- a complete keyframe held behind an incomplete frame goes to the decoder at
+  once, and the frames before it are given up (a browser's frame buffer
+  decodes the first frame whose references it has, and a keyframe has none);
+- a frame still incomplete ``give_up_ms`` after the first packet behind its
+  gap arrived is given up (default ``FRAME_WAIT_MS``, 3 s: how long a
+  browser's receiver waits without a decodable frame before it asks for a
+  keyframe); the delta frames after it cannot be decoded and are not shown
+  until the next keyframe. The age counts from arrival, not from when the
+  gap reached the head of the line, so after a burst of loss the whole
+  backlog of broken frames is given up at once.
+
+Giving up sooner (at the end of the repair requests, 1 s) threw away repairs
+that came later, which a browser still decodes: under a squeeze where each
+retransmission waits in a 200 ms queue and half are lost, that is common, and
+it left the probe's frame rate a quarter under a browser's in some windows.
+So "shown" frames are those a receiving browser would render, and their
+times feed the W3C freeze counting.
 
 Why not aiortc's own jitter buffer: one packet that never arrives stalls it
 until 512 packets later (seconds), and it cannot tell an undecodable frame
@@ -57,21 +69,29 @@ class _Packet:
 
 # Packets held at most, so a broken stream cannot grow memory without bound.
 MAX_HELD = 4096
+# A browser's receiver asks for a keyframe after this long without a
+# decodable frame (libwebrtc's kMaxWaitForFrameMs): a frame still incomplete
+# then is never going to be shown.
+FRAME_WAIT_MS = 3000.0
 
 
 class FrameAssembler:
-    def __init__(self, give_up_ms: float = 1000.0) -> None:
+    def __init__(self, give_up_ms: float = FRAME_WAIT_MS) -> None:
         self._give_up_ms = give_up_ms
         self._packets: dict[int, _Packet] = {}
         self._max_ext: int | None = None
         self._next: int | None = None  # ext seq where the next frame starts
         self._decodable = False  # a keyframe seen since the chain last broke
-        # The head packet follows a frame's last packet: it starts a frame
-        # whatever its own flags say.
+        # The head packet is known to start a frame (it follows a frame's
+        # last packet, or a skip found it as a start) whatever its own flags say.
         self._head_after_end = False
+        # The newest packet of a keyframe seen: while it is beyond the head,
+        # a complete keyframe may be held there to jump to.
+        self._newest_key: int | None = None
         # A frame was given up or could not be shown since the last keyframe:
         # only a keyframe brings the picture back.
         self._broken = False
+        self.started = False  # a keyframe was shown
         self.frames_given_up = 0
         self.frames_undecodable = 0
 
@@ -107,6 +127,8 @@ class FrameAssembler:
             self._next = ext
         self._packets.setdefault(ext, _Packet(start, end, keyframe, size, width, height, now_ms,
                                                 rtp_timestamp, repaired))
+        if keyframe and (self._newest_key is None or ext > self._newest_key):
+            self._newest_key = ext
         if len(self._packets) > MAX_HELD:
             self._skip(now_ms, force=True)
         elif in_order and not end and not self._new_timestamp(ext):
@@ -125,6 +147,10 @@ class FrameAssembler:
             if frame is None:
                 if self._max_ext is None or self._max_ext < self._next:
                     break  # nothing beyond: just waiting for the stream
+                key = self._complete_keyframe_after()
+                if key is not None:
+                    self._skip(now_ms, to=key)
+                    continue
                 if now_ms - self._head_since() < self._give_up_ms or not self._skip(now_ms):
                     break
                 continue
@@ -149,6 +175,7 @@ class FrameAssembler:
             if keyframe:
                 self._decodable = True
                 self._broken = False
+                self.started = True
             if self._decodable:
                 shown.append(ShownFrame(now_ms, size, keyframe, width, height, ts, repaired,
                                         arrived))
@@ -178,6 +205,11 @@ class FrameAssembler:
         if first is None or not (first.start or self._head_after_end
                                  or self._new_timestamp(begin)):
             return None
+        return self._frame_end(begin)
+
+    def _frame_end(self, begin: int) -> int | None:
+        """The last sequence number of the frame starting at ``begin``, when
+        all of its packets are held."""
         s = begin
         while True:
             p = self._packets.get(s)
@@ -189,6 +221,27 @@ class FrameAssembler:
             if s - begin > MAX_HELD:
                 return None
 
+    def _complete_keyframe_after(self) -> int | None:
+        """Where the first complete keyframe held beyond the head starts."""
+        assert self._next is not None
+        if self._newest_key is None or self._newest_key <= self._next:
+            return None  # the usual case: no keyframe in flight, nothing to scan
+        after_end = False
+        # Bounded: at most MAX_HELD packets are held, and the scan stops at
+        # the newest keyframe packet.
+        for s in range(self._next + 1, self._newest_key + 1):
+            p = self._packets.get(s)
+            if p is None:
+                after_end = False
+                continue
+            if p.start or after_end or self._new_timestamp(s):
+                end = self._frame_end(s)
+                if end is not None and any(self._packets[i].keyframe
+                                           for i in range(s, end + 1)):
+                    return s
+            after_end = p.end
+        return None
+
     def _new_timestamp(self, seq: int) -> bool:
         """Packet ``seq`` is held and its predecessor is held with another RTP
         timestamp: a frame boundary even where the marker bit was not set."""
@@ -197,18 +250,23 @@ class FrameAssembler:
         return (p is not None and before is not None and p.ts is not None
                 and before.ts is not None and p.ts != before.ts)
 
-    def _skip(self, now_ms: float, force: bool = False) -> bool:
-        """Give up the frame at the head: jump to the next frame start held."""
+    def _skip(self, now_ms: float, force: bool = False, to: int | None = None) -> bool:
+        """Give up the frame at the head: jump to ``to`` (a frame start), or
+        else to the next frame start held."""
         assert self._next is not None
-        starts = [s for s, p in self._packets.items()
-                  if s > self._next and (p.start or self._new_timestamp(s))]
-        if not starts and not force:
-            return False
-        target = min(starts) if starts else (self._max_ext or self._next) + 1
+        if to is None:
+            starts = [s for s, p in self._packets.items()
+                      if s > self._next and (p.start or self._new_timestamp(s))]
+            if not starts and not force:
+                return False
+            to = min(starts) if starts else None
+        target = to if to is not None else (self._max_ext or self._next) + 1
         for s in [s for s in self._packets if s < target]:
             del self._packets[s]
         self._next = target
-        self._head_after_end = False
+        # A start found among the packets held stays one once the packet
+        # before it (which may be what showed it) is dropped.
+        self._head_after_end = to is not None
         self._decodable = False
         self._broken = True
         self.frames_given_up += 1

@@ -62,7 +62,7 @@ class SecondFigures:
 class _SsrcStats:
     def __init__(self, settle_ms: float, clock_rate: int) -> None:
         self.loss = LossAccounting(settle_ms=settle_ms)
-        self.frames = FrameAssembler(give_up_ms=settle_ms)
+        self.frames = FrameAssembler()
         self.jitter = InterarrivalJitter(clock_rate)
         self.packets_this_interval = 0
 
@@ -76,7 +76,7 @@ class StreamMeter:
         clock_rate: int = 90_000,
     ) -> None:
         self._settle_ms = settle_ms
-        self.settle_ms = settle_ms  # a frame's deadline: repairs after it are too late
+        self.settle_ms = settle_ms  # repairs are asked for this long after a gap
         self._clock_rate = clock_rate
         self._ssrcs: dict[int, _SsrcStats] = {}
         self._frames = FreezeDetector()
@@ -234,6 +234,11 @@ class StreamMeter:
         """The frames of ``ssrc`` cannot be shown again without a keyframe."""
         s = self._ssrcs.get(ssrc)
         return s is not None and s.frames.needs_keyframe
+
+    def picture_started(self, ssrc: int) -> bool:
+        """A keyframe of ``ssrc`` was shown."""
+        s = self._ssrcs.get(ssrc)
+        return s is not None and s.frames.started
 
     def rtt_failed(self, reason: str) -> None:
         """RTT cannot be measured any more in this session: samples say why."""

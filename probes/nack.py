@@ -5,9 +5,9 @@ viewer would and its frozen time is the viewer's.
 - NACK: a missing sequence number is first asked for once the packets seen
   since the gap show it is not merely late (a path that reorders delays the
   first request: see below), then again every RTT, but never sooner than ``MIN_RETRY_MS`` (100 ms),
-  until it arrives (original or RTX), its frame's deadline passes
-  (``deadline_ms`` after the gap was seen: the frame assembler gives the
-  frame up then) or ``MAX_RETRIES`` requests were sent. A browser viewer
+  until it arrives (original or RTX), ``deadline_ms`` (1 s) after the gap
+  was seen or ``MAX_RETRIES`` requests were sent (a repair that comes later
+  still completes its frame: see :mod:`probes.frames`). A browser viewer
   learns no RTT from RTCP (it sends no media, so it gets no receiver
   reports) and its NACK module resends every 100 ms, its default RTT: so the
   ten tries span the frame's second. Asking every few ms on a short path
@@ -24,9 +24,13 @@ viewer would and its frozen time is the viewer's.
   reorders a frame's packets by a few ms has every late packet asked for
   and sent twice (40 % more traffic at +-5 ms jitter), which the sender pays
   and the probe's ``rtx_kbps`` reports as repairs that were never needed.
-- PLI: while the picture cannot recover without a keyframe (the chain of
-  frames broke, or no keyframe yet), ask for one, again every
-  ``PLI_RETRY_MS`` until a keyframe completes.
+- PLI: while the picture cannot recover without a keyframe, ask for one,
+  as a browser's receiver does: before the first keyframe at once and again
+  every ``FIRST_PLI_RETRY_MS``; once the picture has started, when the frame
+  assembler gives a frame up (no decodable frame for ``FRAME_WAIT_MS``) and
+  again every ``PLI_RETRY_MS`` until a keyframe completes. A request every
+  200 ms through a long outage would have the sender encode a keyframe every
+  few hundred ms for the probe alone, where a browser asks once in 3 s.
 
 Pure: times and RTT are passed in (ms on a monotonic clock).
 """
@@ -36,12 +40,14 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from probes.frames import FRAME_WAIT_MS
 from probes.sequence import SEQ_SPAN, extend_seq
 
 MIN_RETRY_MS = 100.0  # a browser viewer's resend interval (see above)
 DEFAULT_RTT_MS = 100.0  # until a round trip is measured, as libwebrtc
 MAX_RETRIES = 10
-PLI_RETRY_MS = 200.0
+FIRST_PLI_RETRY_MS = 200.0  # libwebrtc's kMaxWaitForKeyFrameMs
+PLI_RETRY_MS = FRAME_WAIT_MS
 MAX_TRACKED = 1000  # missing packets remembered at once
 MAX_GAP = 3000  # a bigger jump is a new sequence base, not loss
 FIRST_NACK_WAIT_MS = 10.0  # mean wait for libwebrtc's 20 ms process tick
@@ -128,12 +134,14 @@ class NackScheduler:
         self.nacks_sent += len(out)
         return out
 
-    def pli_due(self, needs_keyframe: bool, now_ms: float) -> bool:
-        """Whether to send a PLI now, given whether the picture needs a keyframe."""
+    def pli_due(self, needs_keyframe: bool, now_ms: float, started: bool = True) -> bool:
+        """Whether to send a PLI now, given whether the picture needs a
+        keyframe and whether it has ``started`` (a keyframe was shown)."""
         if not needs_keyframe:
             self._last_pli_ms = None
             return False
-        if self._last_pli_ms is not None and now_ms - self._last_pli_ms < PLI_RETRY_MS:
+        retry_ms = PLI_RETRY_MS if started else FIRST_PLI_RETRY_MS
+        if self._last_pli_ms is not None and now_ms - self._last_pli_ms < retry_ms:
             return False
         self._last_pli_ms = now_ms
         self.plis_sent += 1

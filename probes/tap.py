@@ -141,7 +141,8 @@ class ReceiverTap:
         if nacks is None or media_ssrc is None:
             return None
         seqs = nacks.due(now, self._meter.last_rtt_ms) if nacks.waiting else None
-        pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now)
+        pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now,
+                            self._meter.picture_started(media_ssrc))
         if not seqs and not pli:
             return None
         return Feedback(media_ssrc, seqs or [], pli)

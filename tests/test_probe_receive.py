@@ -49,6 +49,7 @@ from probes.joins.base import Joined, JoinHooks
 from probes.meter import StreamMeter
 from probes.sinks import MemorySink
 from probes.tap import AudioTap, ReceiverTap, monotonic_ms
+from probes.vp8 import parse_vp8_packet
 from qosmon.model import ConnectionState
 from tests.test_probe_h264 import encode as encode_h264
 from tests.test_probe_whep import ClipTrack
@@ -93,13 +94,22 @@ class Dropper:
     media_ssrc: int | None = None
     rtx_sent: dict[int, int] = field(default_factory=dict)  # osn -> RTX copies sent
     armed: bool = False
+    # Keyframes the sender makes of its own accord (aiortc's encoder starts
+    # over when its target bitrate moves) never arrive, until a PLI came.
+    drop_keyframes: bool = False
 
     def lost(self, data: bytes) -> bool:
         if len(data) < 12 or 192 <= data[1] <= 223:  # RTCP
             return False
         packet = RtpPacket.parse(data)
         if packet.ssrc == self.media_ssrc:
-            return self.armed and packet.sequence_number in self.media_drop
+            seq = packet.sequence_number
+            if self.armed and self.drop_keyframes:
+                vp8 = parse_vp8_packet(packet.payload)
+                if vp8 is not None and vp8.keyframe:
+                    self.rtx_drops[seq] = 1000
+                    return True
+            return self.armed and seq in self.media_drop
         if packet.ssrc == self.audio_ssrc:
             return self.armed and packet.sequence_number in self.audio_drop
         if len(packet.payload) >= 2:  # RTX: the original seq leads the payload
@@ -172,6 +182,7 @@ async def start_loopback(track: MediaStreamTrack, mime: str,
                 loop.nacked[seq] = loop.nacked.get(seq, 0) + 1
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
             loop.plis.append(monotonic_ms())
+            loop.dropper.drop_keyframes = False
         await real_rtcp(packet)
 
     sender._handle_rtcp_packet = on_rtcp
@@ -341,21 +352,28 @@ async def test_pli_brings_the_picture_back(loopbacks: Any) -> None:
     assert lb.plis == []  # a clean start asks for nothing
     lb.meter.take(monotonic_ms())
     # A packet that no retransmission can repair: its frame is given up, and
-    # aiortc's encoder sends no periodic keyframe (its interval is minutes),
-    # so only a PLI brings the picture back.
+    # no keyframe comes unasked, so only a PLI brings the picture back.
     seq = lb.next_seq() + 3
     lb.dropper.media_drop = {seq}
     lb.dropper.rtx_drops = {seq: 1000}
+    lb.dropper.drop_keyframes = True
+    armed = monotonic_ms()
     lb.dropper.armed = True
-    await asyncio.sleep(4.0)
+    await asyncio.sleep(5.0)
     s = lb.meter.take(monotonic_ms())
     assert lb.plis, "no PLI reached the sender"
+    # Asked when a browser asks: after 3 s without a decodable frame, not
+    # when the repair requests end (1 s), which would have the sender make
+    # keyframes no browser viewer asked for.
+    assert 2800 < lb.plis[0] - armed < 3800, lb.plis[0] - armed
     assert s.residual_loss_pct is not None and s.residual_loss_pct > 0
-    # one frame's deadline (1 s) plus a keyframe's trip: then frames again
-    assert 0 < s.freeze_count <= 2 and s.freeze_ms < 2000, s
+    # 3 s, plus a keyframe's trip: then frames again
+    assert s.freeze_count == 1 and 2800 < s.freeze_ms < 4500, s
+    assert len(lb.plis) == 1  # the keyframe came: not asked again
+    await asyncio.sleep(1.0)
+    s = lb.meter.take(monotonic_ms())
     assert s.fps is not None and s.fps > 15
     assert lb.meter.no_frame_ms(monotonic_ms()) < 200
-    assert len(lb.plis) <= 3  # asked again only while still waiting
 
 
 class ToneTrack(AudioStreamTrack):
