@@ -226,10 +226,6 @@ class StreamMeter:
         """An RTT check went out at ``now_ms`` (answered: :meth:`rtt`)."""
         self._rtt_asked_ms = now_ms
 
-    @property
-    def last_rtt_ms(self) -> float | None:
-        return None if self._last_rtt is None else self._last_rtt[1]
-
     def needs_keyframe(self, ssrc: int) -> bool:
         """The frames of ``ssrc`` cannot be shown again without a keyframe."""
         s = self._ssrcs.get(ssrc)

@@ -140,7 +140,7 @@ class ReceiverTap:
         nacks = self._nacks.get(media_ssrc) if media_ssrc is not None else None
         if nacks is None or media_ssrc is None:
             return None
-        seqs = nacks.due(now, self._meter.last_rtt_ms) if nacks.waiting else None
+        seqs = nacks.due(now) if nacks.waiting else None
         pli = nacks.pli_due(self._meter.needs_keyframe(media_ssrc), now,
                             self._meter.picture_started(media_ssrc))
         if not seqs and not pli:
