@@ -9,7 +9,10 @@ viewer would and its frozen time is the viewer's.
   or ``MAX_RETRIES`` requests were sent. A browser viewer learns no RTT from
   RTCP (it sends no media, so it gets no receiver reports) and its NACK
   module resends every 100 ms, its default RTT, however long the path: so
-  its ten tries span about a second. (A repair that comes later still
+  its ten tries span about a second. (Unless the sender answers RTCP XR
+  receiver reference time reports, as a libwebrtc sender does: then
+  Chromium knows the RTT and asks again every RTT. The probe sends no such
+  reports yet.) (A repair that comes later still
   completes its frame: see :mod:`probes.frames`.) The probe does know the
   RTT, but spacing its tries by it asks less often than a viewer exactly
   where it matters: under a squeeze the queue inflates the RTT (to 250 ms
