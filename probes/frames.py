@@ -21,8 +21,7 @@ one before it, however late the repair that completes it comes, except:
 
 Giving up sooner (at the end of the repair requests, 1 s) threw away repairs
 that came later, which a browser still decodes: under a squeeze where each
-retransmission waits in a 200 ms queue and half are lost, that is common, and
-it left the probe's frame rate a quarter under a browser's in some windows.
+retransmission waits in a 200 ms queue and half are lost, that is common.
 So "shown" frames are those a receiving browser would render, and their
 times feed the W3C freeze counting.
 

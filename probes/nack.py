@@ -9,21 +9,21 @@ viewer would and its frozen time is the viewer's.
   or ``MAX_RETRIES`` requests were sent. A browser viewer learns no RTT from
   RTCP (it sends no media, so it gets no receiver reports) and its NACK
   module resends every 100 ms, its default RTT, however long the path: so
-  its ten tries span about a second. (Unless the sender answers RTCP XR
-  receiver reference time reports, as a libwebrtc sender does: then
-  Chromium knows the RTT and asks again every RTT. The probe sends no such
-  reports yet.) (A repair that comes later still
-  completes its frame: see :mod:`probes.frames`.) The probe does know the
-  RTT, but spacing its tries by it asks less often than a viewer exactly
-  where it matters: under a squeeze the queue inflates the RTT (to 250 ms
-  and more behind a 200 ms queue), the probe asked half as often as a
-  browser, its path carried 4 500 dropped packets a window where the
-  browser's carried 7 600, fewer repairs got through, and its frame rate
-  read up to a quarter under the browser's. Asking every few ms on a short
-  path would spend the tries in a fraction of a second, and a sender that ignores repeated
-  NACKs for a while after a retransmission (Janus: 200 ms) then never
-  repairs a packet whose retransmission was lost, where the browser asks
-  again in time. aiortc on its own asks once per gap.
+  its ten tries span about a second; a repair that comes later still
+  completes its frame (:mod:`probes.frames`). (A sender that answers RTCP XR
+  receiver reference time reports, as a libwebrtc sender does, tells
+  Chromium the RTT, and Chromium then asks again every RTT; the probe sends
+  no such reports yet.) The probe does know the RTT, but spacing its tries
+  by it asks less often than a viewer exactly where it matters: under a
+  squeeze the queue inflates the RTT (to 250 ms and more behind a 200 ms
+  queue), the probe asked half as often as a browser, its path carried 4 500
+  dropped packets a window where the browser's carried 7 600, fewer repairs
+  got through, and its frame rate read up to a quarter under the browser's.
+  Asking every few ms on a short path would spend the tries in a fraction of
+  a second, and a sender that ignores repeated NACKs for a while after a
+  retransmission (Janus: 200 ms) would then never repair a packet whose
+  retransmission was lost, where the browser asks again in time. aiortc on
+  its own asks once per gap.
 - Reordering: a packet that arrives after later ones is remembered with how
   many packets late it was (the last ``REORDER_KEPT``). A new gap is asked
   for once the newest packet is that many past it, the median of those
