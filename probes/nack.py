@@ -141,7 +141,7 @@ class NackScheduler:
         self.nacks_sent += len(out)
         return out
 
-    def pli_due(self, needs_keyframe: bool, now_ms: float, started: bool = True) -> bool:
+    def pli_due(self, needs_keyframe: bool, now_ms: float, started: bool) -> bool:
         """Whether to send a PLI now, given whether the picture needs a
         keyframe and whether it has ``started`` (a keyframe was shown)."""
         if not needs_keyframe:

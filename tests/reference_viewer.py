@@ -409,15 +409,9 @@ def _control_compared(ph: Phase, f: dict[str, Any]) -> dict[str, Any]:
     out["kbps_a_vs_b_pct"] = pct(f["a_kbps"], f["b_kbps"])
     out["fps_a_vs_b_pct"] = pct(f["a_fps"], f["b_fps"])
     out["frozen_s_a_vs_b"] = round(f["a_frozen_s"] - f["b_frozen_s"], 2)
-    kbps, fps = out["kbps_a_vs_b_pct"], out["fps_a_vs_b_pct"]
-    met = {}
-    if ph.video_judged:  # no figure (nothing received by b) meets nothing
-        met["received_kbps_vs_browser_pct"] = kbps is not None and abs(kbps) <= KBPS_PCT
-        met["fps_vs_browser_pct"] = fps is not None and abs(fps) <= FPS_PCT
-    if ph.frozen_judged:
-        met["frozen_s_vs_browser"] = (abs(out["frozen_s_a_vs_b"])
-                                      <= frozen_allowance_s(f["b_frozen_s"]))
-    out["targets_met"] = met
+    judged = _against_browser(ph, out["kbps_a_vs_b_pct"], out["fps_a_vs_b_pct"],
+                              f["a_frozen_s"], f["b_frozen_s"])
+    out["targets_met"] = {name: v["pass"] for name, v in judged.items()}
     return out
 
 
@@ -657,30 +651,41 @@ def verdicts(phase: Phase, f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each figure of the definition of done that applies to ``phase``:
     its value, target and whether it is met."""
     out: dict[str, dict[str, Any]] = {}
-
-    def judge(name: str, value: float | None, target: str, ok: bool) -> None:
-        out[name] = {"value": value, "target": target, "pass": bool(ok and value is not None)}
-
     if phase.loss_pct and phase.drop == "all":
         err = f["probe_loss_error_pp"]
-        judge("path_loss_error_pp", err, f"|x| <= {LOSS_PP}", abs(err) <= LOSS_PP)
-    if phase.video_judged:
-        kbps = f["probe_vs_browser_kbps_pct"]
-        judge("received_kbps_vs_browser_pct", kbps, f"|x| <= {KBPS_PCT}",
-              kbps is not None and abs(kbps) <= KBPS_PCT)
-        fps = f["probe_vs_browser_fps_pct"]
-        judge("fps_vs_browser_pct", fps, f"|x| <= {FPS_PCT}",
-              fps is not None and abs(fps) <= FPS_PCT)
-    if phase.frozen_judged:
-        p, b = f["probe_frozen_s"], f["browser_frozen_s"]
-        allowed = frozen_allowance_s(b)
-        judge("frozen_s_vs_browser", round(p - b, 2), f"|x| <= {allowed:.2f}",
-              abs(p - b) <= allowed)
+        out["path_loss_error_pp"] = _verdict(err, f"|x| <= {LOSS_PP}", abs(err) <= LOSS_PP)
+    out.update(_against_browser(phase, f["probe_vs_browser_kbps_pct"],
+                                f["probe_vs_browser_fps_pct"], f["probe_frozen_s"],
+                                f["browser_frozen_s"]))
     if phase.drop == "audio":
         a, t = f["probe_audio_loss_pct"], f.get("truth_audio_loss_pct_probe_path")
         err = None if a is None or t is None else round(a - t, 2)
-        judge("audio_loss_error_pp", err, f"|x| <= {LOSS_PP} (truth > 1 %)",
-              err is not None and abs(err) <= LOSS_PP and (t or 0) > 1.0)
-        judge("video_loss_pct_when_audio_dropped", f["probe_loss_pct"], "<= 0.5",
-              f["probe_loss_pct"] <= 0.5)
+        out["audio_loss_error_pp"] = _verdict(
+            err, f"|x| <= {LOSS_PP} (truth > 1 %)",
+            err is not None and abs(err) <= LOSS_PP and (t or 0) > 1.0)
+        out["video_loss_pct_when_audio_dropped"] = _verdict(
+            f["probe_loss_pct"], "<= 0.5", f["probe_loss_pct"] <= 0.5)
+    return out
+
+
+def _verdict(value: float | None, target: str, ok: bool) -> dict[str, Any]:
+    return {"value": value, "target": target, "pass": bool(ok and value is not None)}
+
+
+def _against_browser(phase: Phase, kbps_pct: float | None, fps_pct: float | None,
+                     frozen_s: float, browser_frozen_s: float) -> dict[str, dict[str, Any]]:
+    """The targets a viewer is held to against the reference browser in
+    ``phase`` (the probe, or a second browser in the control); a figure
+    that could not be computed meets nothing."""
+    out: dict[str, dict[str, Any]] = {}
+    if phase.video_judged:
+        out["received_kbps_vs_browser_pct"] = _verdict(
+            kbps_pct, f"|x| <= {KBPS_PCT}", kbps_pct is not None and abs(kbps_pct) <= KBPS_PCT)
+        out["fps_vs_browser_pct"] = _verdict(
+            fps_pct, f"|x| <= {FPS_PCT}", fps_pct is not None and abs(fps_pct) <= FPS_PCT)
+    if phase.frozen_judged:
+        allowed = frozen_allowance_s(browser_frozen_s)
+        out["frozen_s_vs_browser"] = _verdict(
+            round(frozen_s - browser_frozen_s, 2), f"|x| <= {allowed:.2f}",
+            abs(frozen_s - browser_frozen_s) <= allowed)
     return out

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from probes.nack import FIRST_NACK_WAIT_MS, MAX_RETRIES, RETRY_MS, NackScheduler
+from probes.nack import (
+    FIRST_NACK_WAIT_MS,
+    FIRST_PLI_RETRY_MS,
+    MAX_RETRIES,
+    PLI_RETRY_MS,
+    RETRY_MS,
+    NackScheduler,
+)
 
 
 def test_a_gap_is_asked_for_at_once_then_every_100_ms() -> None:
@@ -64,3 +71,18 @@ def test_a_path_that_reorders_delays_the_first_request_by_its_median_distance() 
     n.media(seq + 5, t + 40)
     assert n.due(t + 40) == []
     assert n.due(t + 40 + FIRST_NACK_WAIT_MS) == [(seq + 4) & 0xFFFF]
+
+
+def test_keyframe_requests_as_a_browser_spaces_them() -> None:
+    n = NackScheduler()
+    # Before the first keyframe: at once, again every 200 ms.
+    assert n.pli_due(True, 0.0, started=False)
+    assert not n.pli_due(True, FIRST_PLI_RETRY_MS - 1, started=False)
+    assert n.pli_due(True, FIRST_PLI_RETRY_MS, started=False)
+    # A keyframe came: nothing asked.
+    assert not n.pli_due(False, 300.0, started=True)
+    # The picture broke (a frame given up): at once, then only every 3 s.
+    assert n.pli_due(True, 5000.0, started=True)
+    assert not n.pli_due(True, 5000.0 + 1000, started=True)
+    assert n.pli_due(True, 5000.0 + PLI_RETRY_MS, started=True)
+    assert PLI_RETRY_MS == 3000.0 and n.plis_sent == 4
